@@ -1,0 +1,51 @@
+# leasehold — build, test, demo. Targets that touch the kernel need root.
+GO       ?= go
+BIN      := bin/leasehold
+PKGS     := ./...
+# Debian packages the tests and the lab use (real peers, not mocks).
+DEB_PKGS := keepalived nftables iproute2 tcpdump
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build test test-unit deps lint bench bench-codec bench-scale bench-lease demo clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -o $(BIN) ./cmd/leasehold
+
+# deps installs what the tests need on a fresh Debian machine (idempotent).
+deps:
+	@./deploy/install-deps.sh $(DEB_PKGS)
+	$(GO) mod download
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# test: everything — unit, kernel (netns), real keepalived and real quorum
+# servers. Set LEASEHOLD_STRICT=1 to make missing facilities fail, not skip.
+test: deps lint build
+	$(GO) test -count=1 -timeout 45m -p 2 $(PKGS)
+
+test-unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+bench: bench-codec bench-scale bench-lease
+
+bench-codec:
+	$(GO) test -run '^$$' -bench . -benchmem ./vrrp/ | tee /tmp/leasehold-bench-codec.txt
+	$(GO) run ./test/benchrecord codec /tmp/leasehold-bench-codec.txt docs/benchmarks.md
+
+bench-scale: build
+	$(GO) run ./test/benchscale -bin $(BIN) -instances 200 -duration 60s -out docs/benchmarks.md
+
+bench-lease:
+	LEASEHOLD_BENCH=1 $(GO) test -count=1 -run 'TestBench' -v ./quorum/... | tee /tmp/leasehold-bench-lease.txt
+	$(GO) run ./test/benchrecord lease /tmp/leasehold-bench-lease.txt docs/benchmarks.md
+
+demo: deps build
+	./$(BIN) demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,239 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Protocol is the IP protocol number of VRRP.
+const Protocol = 112
+
+// Multicast groups of VRRP (RFC 5798 §5.1.1.2, §5.1.2.2).
+var (
+	Group4 = netip.MustParseAddr("224.0.0.18")
+	Group6 = netip.MustParseAddr("ff02::12")
+)
+
+// ErrNoAddress: the interface has no usable source address for the family.
+var ErrNoAddress = errors.New("vrrp: no source address on interface")
+
+// PacketMeta is what the kernel tells about a received packet.
+type PacketMeta struct {
+	Src, Dst netip.Addr
+	TTL      int // IPv4 TTL or IPv6 hop limit; -1 if the kernel did not say
+	IfIndex  int
+}
+
+// Conn is one raw VRRP socket (IP protocol 112) bound to one interface and
+// address family. Instances on the same interface share it and demultiplex
+// by VRID. Sent packets carry TTL/hop limit 255 (RFC 5798 §5.1.1.3).
+type Conn struct {
+	ifi  *net.Interface
+	six  bool
+	src  netip.Addr
+	p4   *ipv4.PacketConn
+	p6   *ipv6.PacketConn
+	base net.PacketConn
+}
+
+// ConnOptions configure a Conn.
+type ConnOptions struct {
+	// Src overrides the source address (keepalived unicast_src_ip). For
+	// IPv4 the default is the interface's first IPv4 address, for IPv6 its
+	// link-local address (RFC 5798 §5.1.2.1).
+	Src netip.Addr
+	// Multicast joins the VRRP group on the interface. Unicast-only
+	// instances leave it off.
+	Multicast bool
+}
+
+// Listen opens a VRRP socket on ifname for IPv4 (six false) or IPv6.
+func Listen(ifname string, six bool, opts ConnOptions) (*Conn, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: interface %q: %w", ifname, err)
+	}
+	src := opts.Src
+	if !src.IsValid() {
+		if src, err = InterfaceSource(ifi, six); err != nil {
+			return nil, err
+		}
+	}
+	network, laddr := "ip4:112", "0.0.0.0"
+	if six {
+		network, laddr = "ip6:112", "::"
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptString(int(fd), syscall.SOL_SOCKET, syscall.SO_BINDTODEVICE, ifname)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, laddr)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: listen %s on %s: %w", network, ifname, err)
+	}
+	c := &Conn{ifi: ifi, six: six, src: src, base: pc}
+	if err := c.setup(opts); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Conn) setup(opts ConnOptions) error {
+	wrap := func(what string, err error) error {
+		if err != nil {
+			return fmt.Errorf("vrrp: %s on %s: %w", what, c.ifi.Name, err)
+		}
+		return nil
+	}
+	if !c.six {
+		p := ipv4.NewPacketConn(c.base)
+		c.p4 = p
+		if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+			return wrap("control messages", err)
+		}
+		if err := p.SetTTL(255); err != nil {
+			return wrap("ttl", err)
+		}
+		if err := p.SetMulticastTTL(255); err != nil {
+			return wrap("multicast ttl", err)
+		}
+		if err := p.SetMulticastLoopback(false); err != nil {
+			return wrap("multicast loopback", err)
+		}
+		if err := p.SetMulticastInterface(c.ifi); err != nil {
+			return wrap("multicast interface", err)
+		}
+		if opts.Multicast {
+			return wrap("join 224.0.0.18", p.JoinGroup(c.ifi, &net.IPAddr{IP: Group4.AsSlice()}))
+		}
+		return nil
+	}
+	p := ipv6.NewPacketConn(c.base)
+	c.p6 = p
+	if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+		return wrap("control messages", err)
+	}
+	if err := p.SetHopLimit(255); err != nil {
+		return wrap("hop limit", err)
+	}
+	if err := p.SetMulticastHopLimit(255); err != nil {
+		return wrap("multicast hop limit", err)
+	}
+	if err := p.SetMulticastLoopback(false); err != nil {
+		return wrap("multicast loopback", err)
+	}
+	if err := p.SetMulticastInterface(c.ifi); err != nil {
+		return wrap("multicast interface", err)
+	}
+	if opts.Multicast {
+		return wrap("join ff02::12", p.JoinGroup(c.ifi, &net.IPAddr{IP: Group6.AsSlice()}))
+	}
+	return nil
+}
+
+// Src is the address adverts are sent from.
+func (c *Conn) Src() netip.Addr { return c.src }
+
+// Interface is the interface the socket is bound to.
+func (c *Conn) Interface() *net.Interface { return c.ifi }
+
+// IPv6 reports the socket's family.
+func (c *Conn) IPv6() bool { return c.six }
+
+// ReadFrom reads one VRRP payload (without the IP header) into b.
+func (c *Conn) ReadFrom(b []byte) (int, PacketMeta, error) {
+	meta := PacketMeta{TTL: -1}
+	if c.p4 != nil {
+		n, cm, src, err := c.p4.ReadFrom(b)
+		if err != nil {
+			return 0, meta, err
+		}
+		if cm != nil {
+			meta.TTL = cm.TTL
+			meta.IfIndex = cm.IfIndex
+			meta.Dst, _ = netip.AddrFromSlice(cm.Dst.To4())
+		}
+		if ia, ok := src.(*net.IPAddr); ok {
+			meta.Src, _ = netip.AddrFromSlice(ia.IP.To4())
+		}
+		return n, meta, nil
+	}
+	n, cm, src, err := c.p6.ReadFrom(b)
+	if err != nil {
+		return 0, meta, err
+	}
+	if cm != nil {
+		meta.TTL = cm.HopLimit
+		meta.IfIndex = cm.IfIndex
+		meta.Dst, _ = netip.AddrFromSlice(cm.Dst)
+	}
+	if ia, ok := src.(*net.IPAddr); ok {
+		meta.Src, _ = netip.AddrFromSlice(ia.IP)
+	}
+	return n, meta, nil
+}
+
+// WriteTo sends one VRRP payload to dst (the multicast group or a unicast
+// peer) from the Conn's source address.
+func (c *Conn) WriteTo(b []byte, dst netip.Addr) error {
+	to := &net.IPAddr{IP: dst.AsSlice()}
+	if c.p4 != nil {
+		cm := &ipv4.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index}
+		_, err := c.p4.WriteTo(b, cm, to)
+		return err
+	}
+	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
+		to.Zone = c.ifi.Name
+	}
+	cm := &ipv6.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: 255}
+	_, err := c.p6.WriteTo(b, cm, to)
+	return err
+}
+
+// Close closes the socket, unblocking ReadFrom.
+func (c *Conn) Close() error { return c.base.Close() }
+
+// InterfaceSource picks the default VRRP source address of an interface: its
+// first IPv4 address, or its IPv6 link-local address.
+func InterfaceSource(ifi *net.Interface, six bool) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("vrrp: addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if !six && ip.Is4() {
+			return ip, nil
+		}
+		if six && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip, nil
+		}
+	}
+	fam := "IPv4"
+	if six {
+		fam = "IPv6 link-local"
+	}
+	return netip.Addr{}, fmt.Errorf("%w: %s has no %s address", ErrNoAddress, ifi.Name, fam)
+}
