@@ -1,0 +1,306 @@
+// Package config reads leasehold's configuration file: YAML whose names
+// follow keepalived's vocabulary (vrrp_instance, virtual_router_id,
+// advert_int, virtual_ipaddress, unicast_peer, ...).
+//
+// Guarantees: unknown keys and bad values are errors naming the file, the
+// line and the key; cross-field rules are checked (VRID range, v2 whole
+// second intervals, v3 centisecond intervals, IPv6 implies VRRPv3, unique
+// VRIDs per interface). Nothing here touches the network.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	Node     Node                 `yaml:"node"`
+	Quorum   Quorum               `yaml:"quorum"`
+	Status   Status               `yaml:"status"`
+	StateDir string               `yaml:"state_dir"`
+	Instance map[string]*Instance `yaml:"vrrp_instance"`
+
+	file  string
+	lines map[string]int // key path → line
+	// Warnings are problems that keepalived also only warns about.
+	Warnings []string `yaml:"-"`
+}
+
+// Node names this machine.
+type Node struct {
+	Name string `yaml:"name"`
+}
+
+// Status configures the local status API.
+type Status struct {
+	// Listen is "unix:/path" (default /run/leasehold/leasehold.sock) or a
+	// loopback "127.0.0.1:port".
+	Listen string `yaml:"listen"`
+}
+
+// Quorum selects the lease backend.
+type Quorum struct {
+	// Backend is etcd, raft or none. It must be given: none (plain VRRP, no
+	// split-brain protection) is never a silent default.
+	Backend        string   `yaml:"backend"`
+	TTL            Duration `yaml:"ttl"`
+	RenewInterval  Duration `yaml:"renew_interval"`
+	Drift          Duration `yaml:"drift"`
+	Margin         Duration `yaml:"margin"`
+	DemoteBudget   Duration `yaml:"demote_budget"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+	Etcd           Etcd     `yaml:"etcd"`
+	Raft           Raft     `yaml:"raft"`
+}
+
+// Etcd is the etcd backend's connection.
+type Etcd struct {
+	Endpoints   []string `yaml:"endpoints"`
+	Prefix      string   `yaml:"prefix"`
+	CertFile    string   `yaml:"cert_file"`
+	KeyFile     string   `yaml:"key_file"`
+	CAFile      string   `yaml:"ca_file"`
+	Username    string   `yaml:"username"`
+	Password    string   `yaml:"password"`
+	DialTimeout Duration `yaml:"dial_timeout"`
+}
+
+// Raft is the embedded raft backend: this node's voter and its peers.
+type Raft struct {
+	ID         string     `yaml:"id"`
+	Bind       string     `yaml:"bind"`
+	ClientBind string     `yaml:"client_bind"`
+	DataDir    string     `yaml:"data_dir"`
+	Peers      []RaftPeer `yaml:"peers"`
+	CertFile   string     `yaml:"cert_file"`
+	KeyFile    string     `yaml:"key_file"`
+	CAFile     string     `yaml:"ca_file"`
+}
+
+// RaftPeer is one voter (a node or the witness).
+type RaftPeer struct {
+	ID     string `yaml:"id"`
+	Addr   string `yaml:"addr"`
+	Client string `yaml:"client"`
+}
+
+// Instance is one vrrp_instance.
+type Instance struct {
+	Interface         string         `yaml:"interface"`
+	State             string         `yaml:"state"`
+	VirtualRouterID   int            `yaml:"virtual_router_id"`
+	Priority          int            `yaml:"priority"`
+	AdvertInt         Duration       `yaml:"advert_int"`
+	Version           int            `yaml:"version"`
+	NoPreempt         bool           `yaml:"nopreempt"`
+	PreemptDelay      Duration       `yaml:"preempt_delay"`
+	Accept            bool           `yaml:"accept"`
+	Authentication    Authentication `yaml:"authentication"`
+	VirtualIPAddress  []string       `yaml:"virtual_ipaddress"`
+	UnicastSrcIP      string         `yaml:"unicast_src_ip"`
+	UnicastPeer       []string       `yaml:"unicast_peer"`
+	GarpMasterDelay   *Duration      `yaml:"garp_master_delay"`
+	GarpMasterRepeat  *int           `yaml:"garp_master_repeat"`
+	GarpMasterRefresh Duration       `yaml:"garp_master_refresh"`
+	// V3ChecksumPseudoHeader: VRRPv3 IPv4 checksums include the pseudo-header
+	// (RFC 5798, keepalived's default). false = keepalived's
+	// vrrp_v3_checksum_as_v2. Both are accepted on receive.
+	V3ChecksumPseudoHeader *bool `yaml:"v3_checksum_pseudo_header"`
+
+	// Resolved by Validate.
+	Name    string       `yaml:"-"`
+	VIPs    []VIP        `yaml:"-"`
+	Src     netip.Addr   `yaml:"-"`
+	Peers   []netip.Addr `yaml:"-"`
+	IPv6    bool         `yaml:"-"`
+	AuthKey [8]byte      `yaml:"-"`
+}
+
+// Authentication is keepalived's authentication block (VRRPv2 only).
+type Authentication struct {
+	AuthType string `yaml:"auth_type"`
+	AuthPass string `yaml:"auth_pass"`
+}
+
+// VIP is one virtual_ipaddress entry.
+type VIP struct {
+	Prefix netip.Prefix
+	Dev    string // interface; the instance's unless "dev X" was given
+}
+
+// Duration is a time.Duration written as seconds like keepalived ("1",
+// "0.1") or as a Go duration ("100ms").
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML accepts a number of seconds or a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want seconds or a duration like 100ms", n.Line)
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseDuration parses "1", "0.1" (seconds) or "100ms".
+func ParseDuration(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 || f > 1e6 {
+			return 0, fmt.Errorf("%q out of range", s)
+		}
+		return time.Duration(f*1e6+0.5) * time.Microsecond, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither seconds nor a duration (like 100ms)", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return v, nil
+}
+
+// Error is one problem, with its place.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Msg)
+}
+
+// Load reads and validates a file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+var lineRe = regexp.MustCompile(`line (\d+): (.*)`)
+
+// Parse decodes and validates data; file names it in errors.
+func Parse(file string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(file, err)
+	}
+	c := &Config{file: file, lines: map[string]int{}}
+	if len(root.Content) == 0 {
+		return nil, &Error{File: file, Key: "(file)", Msg: "empty configuration"}
+	}
+	indexLines(root.Content[0], "", c.lines)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// yamlError turns yaml.v3's "line N: ..." messages into file:line errors.
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var errs []error
+	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		sub := lineRe.FindStringSubmatch(m)
+		if sub == nil {
+			errs = append(errs, &Error{File: file, Key: "(syntax)", Msg: m})
+			continue
+		}
+		line, _ := strconv.Atoi(sub[1])
+		msg := sub[2]
+		key := "(value)"
+		if f := regexp.MustCompile(`field (\S+) not found in type`).FindStringSubmatch(msg); f != nil {
+			key, msg = f[1], "unknown key"
+		}
+		errs = append(errs, &Error{File: file, Line: line, Key: key, Msg: msg})
+	}
+	return errors.Join(errs...)
+}
+
+// indexLines records the line of every mapping key by dotted path.
+func indexLines(n *yaml.Node, path string, out map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			out[p] = k.Line
+			indexLines(n.Content[i+1], p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			out[p] = c.Line
+			indexLines(c, p, out)
+		}
+	}
+}
+
+// errAt builds an Error for a key path, finding its line (or its nearest
+// parent's).
+func (c *Config) errAt(path, format string, args ...any) error {
+	line := 0
+	for p := path; p != ""; {
+		if l, ok := c.lines[p]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return &Error{File: c.file, Line: line, Key: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (c *Config) warn(path, format string, args ...any) {
+	c.Warnings = append(c.Warnings, c.errAt(path, format, args...).Error())
+}
+
+// Names returns the instance names in order.
+func (c *Config) Names() []string {
+	names := make([]string, 0, len(c.Instance))
+	for n := range c.Instance {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

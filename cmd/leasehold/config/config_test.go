@@ -1,0 +1,110 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+node: {name: lb1}
+quorum: {backend: none}
+vrrp_instance:
+  VI_1:
+    interface: eth0
+    virtual_router_id: 51
+    priority: 120
+    advert_int: 1
+    authentication: {auth_type: PASS, auth_pass: "keepsync123"}
+    virtual_ipaddress: [192.168.10.100, "192.168.10.101/24 dev eth1"]
+  VI_6:
+    interface: eth0
+    virtual_router_id: 52
+    advert_int: 0.1
+    virtual_ipaddress: ["fd00::100/64"]
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("good.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := c.Instance["VI_1"]
+	if v1.Version != 2 || v1.Priority != 120 || v1.AdvertInt.D() != time.Second || v1.State != "BACKUP" {
+		t.Errorf("VI_1 = %+v", v1)
+	}
+	if string(v1.AuthKey[:]) != "keepsync" {
+		t.Errorf("auth key %q, want the first 8 bytes", v1.AuthKey)
+	}
+	if len(v1.VIPs) != 2 || v1.VIPs[0].Prefix.String() != "192.168.10.100/32" || v1.VIPs[1].Dev != "eth1" {
+		t.Errorf("VIPs = %+v", v1.VIPs)
+	}
+	v6 := c.Instance["VI_6"]
+	if v6.Version != 3 || !v6.IPv6 || v6.AdvertInt.D() != 100*time.Millisecond || v6.Priority != DefaultPriority {
+		t.Errorf("VI_6 = %+v", v6)
+	}
+	warned := strings.Join(c.Warnings, "\n")
+	for _, w := range []string{"NO split-brain protection", "truncated to \"keepsync\""} {
+		if !strings.Contains(warned, w) {
+			t.Errorf("warnings %q lack %q", warned, w)
+		}
+	}
+}
+
+func TestParseErrorsNameFileLineKey(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown key", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 5\n    priorty: 100\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:6: priorty: unknown key"},
+		{"vrid range", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 256\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:5: vrrp_instance.VI_1.virtual_router_id: 256: want 1-255"},
+		{"v2 fraction", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 5\n    advert_int: 0.5\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:6: vrrp_instance.VI_1.advert_int: 500ms: VRRPv2 needs whole seconds"},
+		{"v3 range", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    version: 3\n    virtual_router_id: 5\n    advert_int: 41\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:7: vrrp_instance.VI_1.advert_int: 41s: VRRPv3 needs 0.01-40.95 s"},
+		{"ipv6 v2", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    version: 2\n    virtual_router_id: 5\n    virtual_ipaddress: [\"fd00::1\"]\n",
+			"bad.yaml:5: vrrp_instance.VI_1.version: 2 with IPv6 addresses"},
+		{"no backend", "vrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n",
+			"quorum.backend: required"},
+		{"bad vip", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress:\n      - 10.0.0.300\n",
+			"bad.yaml:7: vrrp_instance.VI_1.virtual_ipaddress[0]: \"10.0.0.300\" is not an IP address"},
+		{"bad type", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: five\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:5: (value): cannot unmarshal !!str `five`"},
+		{"dup vrid", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n  B:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.2]\n",
+			"bad.yaml:9: vrrp_instance.B.virtual_router_id: VRID 5 on eth0 is also used by instance A"},
+		{"status not local", "quorum: {backend: none}\nstatus: {listen: \"10.0.0.1:80\"}\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:2: status.listen: 10.0.0.1 is not a loopback address"},
+		{"v3 auth", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    version: 3\n    virtual_router_id: 5\n    authentication: {auth_type: PASS, auth_pass: x}\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:7: vrrp_instance.A.authentication: VRRPv3 has no authentication"},
+		{"syntax", "quorum: {backend: none\n", "bad.yaml:"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeployExampleIsValid(t *testing.T) {
+	files, _ := filepath.Glob("../../../deploy/*.yaml")
+	more, _ := filepath.Glob("../../../deploy/examples/*.yaml")
+	files = append(files, more...)
+	if len(files) == 0 {
+		t.Fatal("no example configs found in deploy/")
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if _, err := os.Stat("../../../deploy/leasehold.yaml"); err != nil {
+		t.Error("deploy/leasehold.yaml, the annotated example, is missing")
+	}
+}

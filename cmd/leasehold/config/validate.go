@@ -1,0 +1,328 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults, as keepalived's where it has one.
+const (
+	DefaultPriority         = 100
+	DefaultAdvertInt        = time.Second
+	DefaultGarpMasterDelay  = 5 * time.Second
+	DefaultGarpMasterRepeat = 5
+	DefaultStatusListen     = "unix:/run/leasehold/leasehold.sock"
+	DefaultStateDir         = "/run/leasehold"
+)
+
+// Backends.
+const (
+	BackendNone = "none"
+	BackendEtcd = "etcd"
+	BackendRaft = "raft"
+)
+
+func (c *Config) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Node.Name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			add(c.errAt("node.name", "not set and the hostname is unknown"))
+		}
+		c.Node.Name = h
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.Status.Listen == "" {
+		c.Status.Listen = DefaultStatusListen
+	}
+	add(c.validateStatus())
+	add(c.validateQuorum())
+	if len(c.Instance) == 0 {
+		add(c.errAt("vrrp_instance", "at least one instance is required"))
+	}
+	type key struct {
+		iface string
+		six   bool
+		vrid  int
+	}
+	seen := map[key]string{}
+	for _, name := range c.Names() {
+		in := c.Instance[name]
+		if in == nil {
+			add(c.errAt("vrrp_instance."+name, "empty instance"))
+			continue
+		}
+		in.Name = name
+		add(c.validateInstance(in))
+		k := key{in.Interface, in.IPv6, in.VirtualRouterID}
+		if other, dup := seen[k]; dup {
+			add(c.errAt("vrrp_instance."+name+".virtual_router_id",
+				"VRID %d on %s is also used by instance %s", in.VirtualRouterID, in.Interface, other))
+		}
+		seen[k] = name
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateStatus() error {
+	l := c.Status.Listen
+	if path, ok := strings.CutPrefix(l, "unix:"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return c.errAt("status.listen", "unix socket path %q must be absolute", path)
+		}
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(l)
+	if err != nil {
+		return c.errAt("status.listen", "%q is neither unix:/path nor 127.0.0.1:port", l)
+	}
+	if !ap.Addr().IsLoopback() {
+		return c.errAt("status.listen", "%s is not a loopback address: the status API is local only", ap.Addr())
+	}
+	return nil
+}
+
+func (c *Config) validateQuorum() error {
+	q := &c.Quorum
+	switch q.Backend {
+	case BackendNone:
+		c.warn("quorum.backend", "none: plain VRRP with NO split-brain protection (keepalived-equivalent)")
+		return nil
+	case BackendEtcd:
+		if len(q.Etcd.Endpoints) == 0 {
+			return c.errAt("quorum.etcd.endpoints", "at least one endpoint is required")
+		}
+		if (q.Etcd.CertFile == "") != (q.Etcd.KeyFile == "") {
+			return c.errAt("quorum.etcd.cert_file", "cert_file and key_file go together")
+		}
+		if q.Etcd.Password != "" && q.Etcd.Username == "" {
+			return c.errAt("quorum.etcd.username", "password given without username")
+		}
+		return nil
+	case BackendRaft:
+		r := q.Raft
+		var errs []error
+		if r.ID == "" {
+			errs = append(errs, c.errAt("quorum.raft.id", "required"))
+		}
+		if r.Bind == "" {
+			errs = append(errs, c.errAt("quorum.raft.bind", "required (host:port of this voter)"))
+		}
+		if r.DataDir == "" {
+			errs = append(errs, c.errAt("quorum.raft.data_dir", "required"))
+		}
+		if len(r.Peers) < 3 {
+			errs = append(errs, c.errAt("quorum.raft.peers", "need at least 3 voters (two nodes and a witness), have %d", len(r.Peers)))
+		}
+		for i, p := range r.Peers {
+			if p.ID == "" || p.Addr == "" {
+				errs = append(errs, c.errAt(fmt.Sprintf("quorum.raft.peers[%d]", i), "id and addr are required"))
+			}
+		}
+		return errors.Join(errs...)
+	case "":
+		return c.errAt("quorum.backend", "required: etcd, raft, or none (none = plain VRRP without split-brain protection)")
+	default:
+		return c.errAt("quorum.backend", "%q: want etcd, raft or none", q.Backend)
+	}
+}
+
+func (c *Config) validateInstance(in *Instance) error {
+	p := "vrrp_instance." + in.Name + "."
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, c.errAt(p+key, format, args...))
+	}
+	if in.Interface == "" {
+		bad("interface", "required")
+	} else if len(in.Interface) > 15 {
+		bad("interface", "%q is longer than 15 characters", in.Interface)
+	}
+	switch strings.ToUpper(in.State) {
+	case "", "BACKUP":
+		in.State = "BACKUP"
+	case "MASTER":
+		in.State = "MASTER"
+	default:
+		bad("state", "%q: want MASTER or BACKUP", in.State)
+	}
+	if in.VirtualRouterID < 1 || in.VirtualRouterID > 255 {
+		bad("virtual_router_id", "%d: want 1-255", in.VirtualRouterID)
+	}
+	if _, set := c.lines[p+"priority"]; !set {
+		in.Priority = DefaultPriority
+	}
+	if in.Priority < 1 || in.Priority > 255 {
+		bad("priority", "%d: want 1-255 (255 = address owner; 0 is reserved for release)", in.Priority)
+	}
+	if in.Priority == 255 && in.State == "BACKUP" {
+		c.warn(p+"priority", "255 (address owner) with state BACKUP: it will become master at once")
+	}
+	if in.NoPreempt && in.State == "MASTER" {
+		c.warn(p+"nopreempt", "nopreempt only takes effect with state BACKUP (as in keepalived)")
+	}
+
+	// Addresses decide the family.
+	var has4, has6 bool
+	for i, s := range in.VirtualIPAddress {
+		v, err := parseVIP(s, in.Interface)
+		if err != nil {
+			bad(fmt.Sprintf("virtual_ipaddress[%d]", i), "%v", err)
+			continue
+		}
+		has4 = has4 || v.Prefix.Addr().Is4()
+		has6 = has6 || v.Prefix.Addr().Is6()
+		in.VIPs = append(in.VIPs, v)
+	}
+	if len(in.VirtualIPAddress) == 0 {
+		bad("virtual_ipaddress", "at least one address is required")
+	}
+	if has4 && has6 {
+		bad("virtual_ipaddress", "mixes IPv4 and IPv6: use one instance per family (RFC 5798)")
+	}
+	in.IPv6 = has6
+	switch {
+	case in.Version == 0 && has6:
+		in.Version = 3
+	case in.Version == 0:
+		in.Version = 2
+	case in.Version == 2 && has6:
+		bad("version", "2 with IPv6 addresses: IPv6 needs VRRPv3")
+	case in.Version != 2 && in.Version != 3:
+		bad("version", "%d: want 2 or 3", in.Version)
+	}
+
+	if _, set := c.lines[p+"advert_int"]; !set {
+		in.AdvertInt = Duration(DefaultAdvertInt)
+	}
+	ai := in.AdvertInt.D()
+	switch in.Version {
+	case 2:
+		if ai < time.Second || ai > 255*time.Second || ai%time.Second != 0 {
+			bad("advert_int", "%v: VRRPv2 needs whole seconds 1-255", ai)
+		}
+	case 3:
+		if ai < 10*time.Millisecond || ai > 40950*time.Millisecond || ai%(10*time.Millisecond) != 0 {
+			bad("advert_int", "%v: VRRPv3 needs 0.01-40.95 s in centiseconds", ai)
+		}
+	}
+	if in.PreemptDelay.D() > time.Hour {
+		bad("preempt_delay", "%v: at most 1h", in.PreemptDelay.D())
+	}
+
+	switch strings.ToUpper(in.Authentication.AuthType) {
+	case "":
+		if in.Authentication.AuthPass != "" {
+			bad("authentication.auth_type", "auth_pass given without auth_type PASS")
+		}
+	case "PASS":
+		in.Authentication.AuthType = "PASS"
+		if in.Version != 2 {
+			bad("authentication", "VRRPv3 has no authentication (RFC 5798 §9); remove the block or use version 2")
+		}
+		if in.Authentication.AuthPass == "" {
+			bad("authentication.auth_pass", "required with auth_type PASS")
+		}
+		if len(in.Authentication.AuthPass) > 8 {
+			c.warn(p+"authentication.auth_pass", "longer than 8 characters: truncated to %q as keepalived does",
+				in.Authentication.AuthPass[:8])
+		}
+		copy(in.AuthKey[:], in.Authentication.AuthPass)
+	case "AH":
+		bad("authentication.auth_type", "AH is not supported (it was removed from VRRPv3 and is rarely interoperable); use PASS or none")
+	default:
+		bad("authentication.auth_type", "%q: want PASS", in.Authentication.AuthType)
+	}
+
+	if in.UnicastSrcIP != "" {
+		a, err := netip.ParseAddr(in.UnicastSrcIP)
+		switch {
+		case err != nil:
+			bad("unicast_src_ip", "%q is not an IP address", in.UnicastSrcIP)
+		case a.Is6() != in.IPv6:
+			bad("unicast_src_ip", "%s is not of the instance's address family", a)
+		default:
+			in.Src = a
+		}
+	}
+	for i, s := range in.UnicastPeer {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		switch {
+		case err != nil:
+			bad(fmt.Sprintf("unicast_peer[%d]", i), "%q is not an IP address", s)
+		case a.Is6() != in.IPv6:
+			bad(fmt.Sprintf("unicast_peer[%d]", i), "%s is not of the instance's address family", a)
+		case a.IsMulticast():
+			bad(fmt.Sprintf("unicast_peer[%d]", i), "%s is multicast", a)
+		default:
+			in.Peers = append(in.Peers, a)
+		}
+	}
+	if in.GarpMasterDelay == nil {
+		d := Duration(DefaultGarpMasterDelay)
+		in.GarpMasterDelay = &d
+	}
+	if in.GarpMasterRepeat == nil {
+		r := DefaultGarpMasterRepeat
+		in.GarpMasterRepeat = &r
+	}
+	if *in.GarpMasterRepeat < 0 || *in.GarpMasterRepeat > 100 {
+		bad("garp_master_repeat", "%d: want 0-100", *in.GarpMasterRepeat)
+	}
+	if in.V3ChecksumPseudoHeader == nil {
+		t := true
+		in.V3ChecksumPseudoHeader = &t
+	}
+	return errors.Join(errs...)
+}
+
+// parseVIP parses keepalived's "ADDR[/LEN] [dev IFACE]".
+func parseVIP(s, iface string) (VIP, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return VIP{}, errors.New("empty address")
+	}
+	v := VIP{Dev: iface}
+	for i := 1; i < len(f); i += 2 {
+		if i+1 >= len(f) {
+			return VIP{}, fmt.Errorf("%q: %q needs a value", s, f[i])
+		}
+		switch f[i] {
+		case "dev":
+			v.Dev = f[i+1]
+		default:
+			return VIP{}, fmt.Errorf("%q: option %q is not supported (only dev)", s, f[i])
+		}
+	}
+	var err error
+	if strings.Contains(f[0], "/") {
+		v.Prefix, err = netip.ParsePrefix(f[0])
+	} else {
+		var a netip.Addr
+		a, err = netip.ParseAddr(f[0])
+		v.Prefix = netip.PrefixFrom(a, a.BitLen())
+	}
+	if err != nil || !v.Prefix.Addr().IsValid() {
+		return VIP{}, fmt.Errorf("%q is not an IP address or prefix", f[0])
+	}
+	a := v.Prefix.Addr()
+	if a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() || net.IP(a.AsSlice()).Equal(net.IPv4bcast) {
+		return VIP{}, fmt.Errorf("%s cannot be a virtual address", a)
+	}
+	if a.Is4In6() {
+		return VIP{}, fmt.Errorf("%s: write IPv4 addresses plainly", a)
+	}
+	return v, nil
+}
