@@ -189,17 +189,21 @@ func (c *Conn) ReadFrom(b []byte) (int, PacketMeta, error) {
 
 // WriteTo sends one VRRP payload to dst (the multicast group or a unicast
 // peer) from the Conn's source address.
-func (c *Conn) WriteTo(b []byte, dst netip.Addr) error {
+func (c *Conn) WriteTo(b []byte, dst netip.Addr) error { return c.WriteFrom(b, c.src, dst) }
+
+// WriteFrom sends one VRRP payload to dst from src (an address of the
+// interface; instances sharing a Conn may use different unicast sources).
+func (c *Conn) WriteFrom(b []byte, src, dst netip.Addr) error {
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if c.p4 != nil {
-		cm := &ipv4.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index}
+		cm := &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index}
 		_, err := c.p4.WriteTo(b, cm, to)
 		return err
 	}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
 		to.Zone = c.ifi.Name
 	}
-	cm := &ipv6.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: 255}
+	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: 255}
 	_, err := c.p6.WriteTo(b, cm, to)
 	return err
 }

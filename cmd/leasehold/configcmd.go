@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/leasehold/leasehold/cmd/leasehold/config"
+)
+
+func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: leasehold config check FILE")
+		return 2
+	}
+	c, err := config.Load(args[1])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "%s: ok: node %s, quorum %s, %d instance(s)\n", args[1], c.Node.Name, c.Quorum.Backend, len(c.Instance))
+	for _, n := range c.Names() {
+		in := c.Instance[n]
+		mode := "multicast"
+		if len(in.Peers) > 0 {
+			mode = fmt.Sprintf("unicast to %v", in.Peers)
+		}
+		fmt.Fprintf(stdout, "  %s: %s vrid %d prio %d VRRPv%d every %v, %s, %d VIP(s)\n",
+			n, in.Interface, in.VirtualRouterID, in.Priority, in.Version, in.AdvertInt.D(), mode, len(in.VIPs))
+	}
+	return 0
+}

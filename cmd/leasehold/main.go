@@ -1,0 +1,75 @@
+// Command leasehold keeps a virtual IP on exactly one machine.
+//
+//	leasehold version
+//	leasehold run -c FILE            run the daemon
+//	leasehold config check FILE      validate a configuration file
+//	leasehold vrrp dump --iface X    print VRRP adverts seen on an interface
+//	leasehold status                 print the daemon's state
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = ""
+
+type command struct {
+	name, args, help string
+	run              func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"version", "", "print the version", cmdVersion},
+		{"run", "-c FILE", "run the daemon", cmdRun},
+		{"config", "check FILE", "validate a configuration file", cmdConfig},
+		{"vrrp", "dump --iface IFACE", "print VRRP adverts seen on an interface, with drop reasons", cmdVRRP},
+		{"status", "[--socket PATH] [--json]", "print the running daemon's state", cmdStatus},
+	}
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "leasehold: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: leasehold COMMAND [ARGS]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %-28s %s\n", c.name, c.args, c.help)
+	}
+}
+
+func cmdVersion(_ []string, stdout, _ io.Writer) int {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	fmt.Fprintf(stdout, "leasehold %s\n", v)
+	return 0
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/vrrp"
+	"github.com/leasehold/leasehold/vrrp/vipaddr"
+)
+
+// stopBudget bounds the graceful shutdown (priority-0 adverts, VIP removal).
+const stopBudget = 3 * time.Second
+
+func cmdRun(args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("c", "/etc/leasehold/leasehold.yaml", "configuration file")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "leasehold run: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := newDaemon(cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	if err := d.run(ctx); err != nil {
+		log.Error("daemon failed", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+type daemon struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	vips  *vipaddr.Manager
+	muxes []*vrrp.Mux
+	insts []*vrrp.Instance
+	anns  []*vrrp.Announcer
+}
+
+func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
+	if cfg.Quorum.Backend != config.BackendNone {
+		return nil, fmt.Errorf("quorum backend %q: lease-gated ownership is not implemented in `leasehold run` yet; "+
+			"only `backend: none` runs today (the etcd and raft backends are usable by `leasehold lease`)", cfg.Quorum.Backend)
+	}
+	log.Warn("QUORUM IS NONE: plain VRRP with NO split-brain protection. If this node is cut off or frozen, " +
+		"two nodes may hold the VIP at once (as with keepalived). Use it for interop and migration only.")
+	return &daemon{cfg: cfg, log: log, vips: vipaddr.New(filepath.Join(cfg.StateDir, "vips.json"))}, nil
+}
+
+// addrEffects adds and removes an instance's VIPs (quorum none).
+type addrEffects struct {
+	m    *vipaddr.Manager
+	vips []vipaddr.VIP
+	log  *slog.Logger
+}
+
+func (e *addrEffects) Up(context.Context) error {
+	for _, v := range e.vips {
+		if err := e.m.Add(v, 0); err != nil {
+			return err
+		}
+		e.log.Info("vip added", "vip", v.String())
+	}
+	return nil
+}
+
+func (e *addrEffects) Down(context.Context) error {
+	var errs []error
+	for _, v := range e.vips {
+		if err := e.m.Remove(v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *daemon) setup() error {
+	removed, err := d.vips.RemoveOrphans()
+	for _, v := range removed {
+		d.log.Warn("removed orphan VIP left by an earlier run", "vip", v.String())
+	}
+	if err != nil {
+		return fmt.Errorf("orphan cleanup: %w", err)
+	}
+	type sockKey struct {
+		iface string
+		six   bool
+	}
+	muxes := map[sockKey]*vrrp.Mux{}
+	anns := map[string]*vrrp.Announcer{}
+	for _, name := range d.cfg.Names() {
+		ic := d.cfg.Instance[name]
+		k := sockKey{ic.Interface, ic.IPv6}
+		mux := muxes[k]
+		if mux == nil {
+			conn, err := vrrp.Listen(ic.Interface, ic.IPv6, vrrp.ConnOptions{Multicast: true})
+			if err != nil {
+				return err
+			}
+			mux = vrrp.NewMux(conn, d.log.With("iface", ic.Interface))
+			muxes[k] = mux
+			d.muxes = append(d.muxes, mux)
+		}
+		var addrs []netip.Addr
+		var vips []vipaddr.VIP
+		for _, v := range ic.VIPs {
+			addrs = append(addrs, v.Prefix.Addr())
+			vips = append(vips, vipaddr.VIP{Iface: v.Dev, Prefix: v.Prefix})
+		}
+		ann := anns[ic.Interface]
+		if ann == nil {
+			if ann, err = vrrp.NewAnnouncer(ic.Interface, d.allVIPs(ic.Interface)); err != nil {
+				return err
+			}
+			anns[ic.Interface] = ann
+			d.anns = append(d.anns, ann)
+		}
+		in, err := vrrp.NewInstance(instanceConfig(ic, addrs), mux.Conn(), ann,
+			&addrEffects{m: d.vips, vips: vips, log: d.log.With("group", name)}, d.log)
+		if err != nil {
+			return err
+		}
+		if err := mux.Add(in); err != nil {
+			return err
+		}
+		d.insts = append(d.insts, in)
+	}
+	return nil
+}
+
+// allVIPs lists every VIP announced on iface, so the announcer opens the
+// sockets of both families if needed.
+func (d *daemon) allVIPs(iface string) []netip.Addr {
+	var out []netip.Addr
+	for _, ic := range d.cfg.Instance {
+		if ic.Interface == iface {
+			for _, v := range ic.VIPs {
+				out = append(out, v.Prefix.Addr())
+			}
+		}
+	}
+	return out
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	if err := d.setup(); err != nil {
+		d.close()
+		return err
+	}
+	defer d.close()
+	status, err := d.serveStatus(ctx)
+	if err != nil {
+		return err
+	}
+	defer status()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	var wg sync.WaitGroup
+	muxCtx, stopMux := context.WithCancel(context.Background())
+	for _, m := range d.muxes {
+		wg.Go(func() { m.Run(muxCtx) })
+	}
+	var iwg sync.WaitGroup
+	for _, in := range d.insts {
+		iwg.Go(func() { in.Run(ctx, stopBudget) })
+	}
+	d.log.Info("running", "node", d.cfg.Node.Name, "instances", len(d.insts))
+	for done := false; !done; {
+		select {
+		case <-usr1:
+			d.dump()
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	iwg.Wait() // instances send priority 0 and remove VIPs
+	stopMux()
+	wg.Wait()
+	return nil
+}
+
+func (d *daemon) dump() {
+	for _, in := range d.insts {
+		s := in.Status()
+		d.log.Info("state dump", "group", s.Name, "state", s.State, "priority", s.Priority,
+			"master", s.Master, "sent", s.AdvertsSent, "received", s.AdvertsRecv, "drops", s.Drops)
+	}
+	for _, m := range d.muxes {
+		d.log.Info("state dump", "socket_drops", m.Drops().Snapshot())
+	}
+}
+
+func (d *daemon) close() {
+	for _, a := range d.anns {
+		a.Close()
+	}
+}
+
+func instanceConfig(ic *config.Instance, addrs []netip.Addr) vrrp.InstanceConfig {
+	state := vrrp.StateBackup
+	if ic.State == "MASTER" {
+		state = vrrp.StateMaster
+	}
+	var authType uint8
+	if ic.Authentication.AuthType == "PASS" {
+		authType = vrrp.AuthPass
+	}
+	return vrrp.InstanceConfig{
+		Name:  ic.Name,
+		Iface: ic.Interface,
+		Machine: vrrp.Config{
+			VRID:           uint8(ic.VirtualRouterID),
+			Priority:       uint8(ic.Priority),
+			Version:        uint8(ic.Version),
+			AdvertInterval: ic.AdvertInt.D(),
+			Preempt:        !ic.NoPreempt,
+			PreemptDelay:   ic.PreemptDelay.D(),
+			InitialState:   state,
+			AcceptMode:     ic.Accept,
+		},
+		Expect: vrrp.Expect{
+			Version:  uint8(ic.Version),
+			VRID:     uint8(ic.VirtualRouterID),
+			AuthType: authType,
+			AuthData: ic.AuthKey,
+			Interval: ic.AdvertInt.D(),
+			CheckTTL: true,
+		},
+		Src:         ic.Src,
+		Peers:       ic.Peers,
+		VIPs:        addrs,
+		Encode:      vrrp.EncodeOptions{V3ChecksumNoPseudo: !*ic.V3ChecksumPseudoHeader},
+		GarpRepeat:  *ic.GarpMasterRepeat,
+		GarpDelay:   ic.GarpMasterDelay.D(),
+		GarpRefresh: ic.GarpMasterRefresh.D(),
+	}
+}
