@@ -1,0 +1,64 @@
+// Command benchrecord copies benchmark output into docs/benchmarks.md.
+//
+//	benchrecord codec OUTPUT.txt docs/benchmarks.md   (go test -bench output)
+//	benchrecord lease OUTPUT.txt docs/benchmarks.md   (markdown tables printed by TestBench*)
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/leasehold/leasehold/test/benchdoc"
+)
+
+func main() {
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: benchrecord codec|lease OUTPUT DOC")
+		os.Exit(2)
+	}
+	kind, in, doc := os.Args[1], os.Args[2], os.Args[3]
+	b, err := os.ReadFile(in)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var body, title string
+	switch kind {
+	case "codec":
+		title = "VRRP codec (go test -bench ./vrrp/)"
+		var rows []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Benchmark") {
+				rows = append(rows, l)
+			}
+		}
+		if len(rows) == 0 {
+			fmt.Fprintln(os.Stderr, "benchrecord: no Benchmark lines in", in)
+			os.Exit(1)
+		}
+		body = "```\n" + strings.Join(rows, "\n") + "\n```"
+	case "lease":
+		title = "Quorum leases (LEASEHOLD_BENCH=1 go test -run TestBench ./quorum/...)"
+		var rows []string
+		for _, l := range strings.Split(string(b), "\n") {
+			t := strings.TrimSpace(l)
+			if strings.HasPrefix(t, "|") || strings.HasPrefix(t, "#") {
+				rows = append(rows, t)
+			}
+		}
+		if len(rows) == 0 {
+			fmt.Fprintln(os.Stderr, "benchrecord: no markdown table rows in", in)
+			os.Exit(1)
+		}
+		body = strings.Join(rows, "\n")
+	default:
+		fmt.Fprintln(os.Stderr, "benchrecord: unknown kind", kind)
+		os.Exit(2)
+	}
+	if err := benchdoc.Record(doc, kind, title, body); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("recorded", kind, "in", doc)
+}
