@@ -12,15 +12,6 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// Protocol is the IP protocol number of VRRP.
-const Protocol = 112
-
-// Multicast groups of VRRP (RFC 5798 §5.1.1.2, §5.1.2.2).
-var (
-	Group4 = netip.MustParseAddr("224.0.0.18")
-	Group6 = netip.MustParseAddr("ff02::12")
-)
-
 // ErrNoAddress: the interface has no usable source address for the family.
 var ErrNoAddress = errors.New("vrrp: no source address on interface")
 
@@ -118,7 +109,7 @@ func (c *Conn) setup(opts ConnOptions) error {
 			return wrap("multicast interface", err)
 		}
 		if opts.Multicast {
-			return wrap("join 224.0.0.18", p.JoinGroup(c.ifi, &net.IPAddr{IP: Group4.AsSlice()}))
+			return wrap("join 224.0.0.18", p.JoinGroup(c.ifi, &net.IPAddr{IP: GroupV4.AsSlice()}))
 		}
 		return nil
 	}
@@ -140,7 +131,7 @@ func (c *Conn) setup(opts ConnOptions) error {
 		return wrap("multicast interface", err)
 	}
 	if opts.Multicast {
-		return wrap("join ff02::12", p.JoinGroup(c.ifi, &net.IPAddr{IP: Group6.AsSlice()}))
+		return wrap("join ff02::12", p.JoinGroup(c.ifi, &net.IPAddr{IP: GroupV6.AsSlice()}))
 	}
 	return nil
 }

@@ -267,9 +267,9 @@ func (in *Instance) send(prio uint8, m Machine) error {
 	}
 	dsts := in.cfg.Peers
 	if len(dsts) == 0 {
-		g := Group4
+		g := GroupV4
 		if in.conn.IPv6() {
-			g = Group6
+			g = GroupV6
 		}
 		dsts = []netip.Addr{g}
 	}
