@@ -1,0 +1,72 @@
+package netlab
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// netnsDir is where iproute2 mounts named namespaces.
+const netnsDir = "/run/netns"
+
+func nsPath(name string) string { return filepath.Join(netnsDir, name) }
+
+// createNetns creates a named namespace the way `ip netns add` does (so `ip
+// netns exec` and other tools see it).
+func createNetns(name string) error {
+	if _, err := os.Stat(nsPath(name)); err == nil {
+		return fmt.Errorf("netlab: namespace %s: %w", name, fs.ErrExist)
+	}
+	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("netlab: ip netns add %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// deleteNetns removes a named namespace; a missing one is not an error.
+func deleteNetns(name string) error {
+	if _, err := os.Stat(nsPath(name)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	out, err := exec.Command("ip", "netns", "del", name).CombinedOutput()
+	if err != nil {
+		if _, serr := os.Stat(nsPath(name)); errors.Is(serr, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("netlab: ip netns del %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// doInNetns runs fn on a fresh OS thread switched into the namespace at
+// path. The goroutine locks its thread and never unlocks it, so when fn
+// returns the runtime destroys the thread instead of reusing it in a
+// foreign namespace. Goroutines started by fn do not inherit the namespace.
+func doInNetns(path string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread is tainted and exits with the goroutine.
+		f, err := os.Open(path)
+		if err != nil {
+			errc <- fmt.Errorf("netlab: open namespace: %w", err)
+			return
+		}
+		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+		f.Close()
+		if err != nil {
+			errc <- fmt.Errorf("netlab: setns %s: %w", path, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}

@@ -1,0 +1,165 @@
+package netlab
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+)
+
+// Report combines the checkers' findings for one measurement. It is
+// JSON-serialisable; durations are in microseconds.
+type Report struct {
+	VIP string `json:"vip"`
+	// Fault is the instant the fault was injected, and OldOwner the node
+	// that held the VIP before it (both optional, from ReportOptions).
+	Fault    *Stamp `json:"fault,omitempty"`
+	OldOwner string `json:"old_owner,omitempty"`
+
+	Addr *AddrSummary `json:"addr,omitempty"`
+	ARP  *ARPSummary  `json:"arp,omitempty"`
+	TCP  *TCPSummary  `json:"tcp,omitempty"`
+}
+
+// AddrSummary is what the netlink address monitor saw.
+type AddrSummary struct {
+	Events         []AddrEvent `json:"events"`
+	Holders        []Interval  `json:"holders"`
+	DualIntervals  []Interval  `json:"dual_intervals"`
+	DualTotalUS    int64       `json:"dual_total_us"`
+	DualMaxUS      int64       `json:"dual_max_us"`
+	NewOwner       string      `json:"new_owner,omitempty"`
+	TimeToNewOwnUS int64       `json:"time_to_new_owner_us,omitempty"`
+	FinalHolders   []string    `json:"final_holders"`
+}
+
+// ARPSummary is what the ARP prober saw.
+type ARPSummary struct {
+	Rounds     int            `json:"rounds"`
+	DualRounds int            `json:"dual_rounds"`
+	Dual       []ARPRound     `json:"dual,omitempty"`
+	Changes    []ARPRound     `json:"changes"`
+	GARPs      map[string]int `json:"garps,omitempty"`
+}
+
+// TCPSummary is what the client TCP prober saw. With a fault instant,
+// OutageMaxUS and OutageTotalUS count only outage time after the fault
+// (outages before it, e.g. before the first election, are listed but not
+// counted); without one they count every outage.
+type TCPSummary struct {
+	Probes         int        `json:"probes"`
+	Failures       int        `json:"failures"`
+	Outages        []Interval `json:"outages"`
+	OutageMaxUS    int64      `json:"outage_max_us"`
+	OutageTotalUS  int64      `json:"outage_total_us"`
+	Answerers      []Interval `json:"answerers"`
+	Flips          int        `json:"flips"`
+	NewOwner       string     `json:"new_owner,omitempty"`
+	TimeToNewOwnUS int64      `json:"time_to_new_owner_us,omitempty"`
+}
+
+// ReportOptions name the fault, for the "time to new owner" figures.
+type ReportOptions struct {
+	// Fault is when the fault was injected (zero: none).
+	Fault Stamp
+	// OldOwner is the node that held the VIP before the fault.
+	OldOwner string
+}
+
+// BuildReport summarises the checkers; any of them may be nil.
+func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARPProber, tcp *TCPProber) Report {
+	r := Report{VIP: vip.String(), OldOwner: opts.OldOwner}
+	if !opts.Fault.IsZero() {
+		f := opts.Fault
+		r.Fault = &f
+	}
+	if addr != nil {
+		s := &AddrSummary{
+			Events:        addr.Events(),
+			Holders:       addr.HolderIntervals(),
+			DualIntervals: addr.DualIntervals(),
+		}
+		total, longest := sumMax(s.DualIntervals)
+		s.DualTotalUS, s.DualMaxUS = total.Microseconds(), longest.Microseconds()
+		if n := len(s.Holders); n > 0 {
+			s.FinalHolders = s.Holders[n-1].Who
+		}
+		if r.Fault != nil {
+			for _, ev := range s.Events {
+				if ev.Added && ev.Host != opts.OldOwner && !ev.At.Before(opts.Fault) {
+					s.NewOwner = ev.Host
+					s.TimeToNewOwnUS = ev.At.MonoUS - opts.Fault.MonoUS
+					break
+				}
+			}
+		}
+		r.Addr = s
+	}
+	if arp != nil {
+		dual := arp.DualRounds()
+		r.ARP = &ARPSummary{
+			Rounds:     len(arp.Rounds()),
+			DualRounds: len(dual),
+			Dual:       dual,
+			Changes:    arp.Changes(),
+			GARPs:      arp.GARPCount(),
+		}
+	}
+	if tcp != nil {
+		samples := tcp.Samples()
+		s := &TCPSummary{Probes: len(samples), Outages: tcp.Outages(), Answerers: tcp.Answerers()}
+		for _, x := range samples {
+			if !x.OK() {
+				s.Failures++
+			}
+		}
+		counted := s.Outages
+		if r.Fault != nil {
+			counted = nil
+			for _, iv := range s.Outages {
+				if iv.End.Before(opts.Fault) || iv.End == opts.Fault {
+					continue
+				}
+				if iv.Start.Before(opts.Fault) {
+					iv = newInterval(opts.Fault, iv.End, iv.Open, iv.Who)
+				}
+				counted = append(counted, iv)
+			}
+		}
+		total, longest := sumMax(counted)
+		s.OutageTotalUS, s.OutageMaxUS = total.Microseconds(), longest.Microseconds()
+		var last string
+		for _, iv := range s.Answerers {
+			if len(iv.Who) == 1 {
+				if last != "" && iv.Who[0] != last {
+					s.Flips++
+				}
+				last = iv.Who[0]
+			}
+		}
+		if r.Fault != nil {
+			for _, x := range samples {
+				if x.OK() && x.Node != opts.OldOwner && !x.At.Before(opts.Fault) {
+					s.NewOwner = x.Node
+					s.TimeToNewOwnUS = x.At.MonoUS - opts.Fault.MonoUS
+					break
+				}
+			}
+		}
+		r.TCP = s
+	}
+	return r
+}
+
+// DualHolder returns the total time two or more namespaces held the VIP.
+func (r Report) DualHolder() time.Duration {
+	if r.Addr == nil {
+		return 0
+	}
+	return time.Duration(r.Addr.DualTotalUS) * time.Microsecond
+}
+
+// JSON returns the report indented.
+func (r Report) JSON() []byte {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	return b
+}

@@ -1,0 +1,255 @@
+package netlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Responder answers every TCP connection on its port with its node name
+// and a newline, then closes it. Run it in each node's namespace; it binds
+// to the wildcard address, so it answers on the VIP whenever the node has
+// the VIP configured.
+type Responder struct {
+	host *Host
+	name string
+	port uint16
+
+	ready chan struct{}
+}
+
+// NewResponder prepares a responder in host's namespace answering name
+// on port.
+func NewResponder(host *Host, port uint16) *Responder {
+	return &Responder{host: host, name: host.Name, port: port, ready: make(chan struct{})}
+}
+
+// Ready is closed once the responder listens.
+func (r *Responder) Ready() <-chan struct{} { return r.ready }
+
+// Run listens and serves until ctx ends.
+func (r *Responder) Run(ctx context.Context) error {
+	var ln net.Listener
+	err := r.host.Do(func() error {
+		// The wildcard (dual-stack) address needs no IP_FREEBIND: the
+		// socket accepts for the VIP whenever it is configured.
+		var err error
+		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", r.port))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("netlab: responder %s: %w", r.name, err)
+	}
+	close(r.ready)
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+	line := []byte(r.name + "\n")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("netlab: responder %s: accept: %w", r.name, err)
+		}
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write(line)
+		c.Close()
+	}
+}
+
+// TCPSample is one probe of the TCP prober.
+type TCPSample struct {
+	At Stamp `json:"at"`
+	// Node is the name the responder sent; empty on failure.
+	Node string `json:"node,omitempty"`
+	// Err describes a failure ("timeout", "refused", ...).
+	Err   string `json:"err,omitempty"`
+	RTTUS int64  `json:"rtt_us"`
+}
+
+// OK reports whether the probe got an answer.
+func (s TCPSample) OK() bool { return s.Err == "" }
+
+// TCPProber connects from the client host to VIP:port every Interval,
+// reads the answering node's name and records it.
+type TCPProber struct {
+	// Interval between probe starts (default 20 ms).
+	Interval time.Duration
+	// Timeout for connect plus read (default 100 ms). A probe longer than
+	// Interval delays the next one.
+	Timeout time.Duration
+
+	tb     Timebase
+	client *Host
+	target netip.AddrPort
+
+	mu      sync.Mutex
+	samples []TCPSample
+	end     Stamp
+	ready   chan struct{}
+}
+
+// NewTCPProber probes target from the client host's namespace.
+func NewTCPProber(tb Timebase, client *Host, target netip.AddrPort) *TCPProber {
+	return &TCPProber{
+		Interval: 20 * time.Millisecond,
+		Timeout:  100 * time.Millisecond,
+		tb:       tb,
+		client:   client,
+		target:   target,
+		ready:    make(chan struct{}),
+	}
+}
+
+// Ready is closed when probing starts.
+func (p *TCPProber) Ready() <-chan struct{} { return p.ready }
+
+// Run probes until ctx ends. Its loop runs on a thread inside the client's
+// namespace (so every connection is made from there).
+func (p *TCPProber) Run(ctx context.Context) error {
+	interval, timeout := p.Interval, p.Timeout
+	if interval <= 0 {
+		interval = 20 * time.Millisecond
+	}
+	if timeout <= 0 {
+		timeout = 100 * time.Millisecond
+	}
+	defer func() {
+		p.mu.Lock()
+		p.end = p.tb.Now()
+		p.mu.Unlock()
+	}()
+	return p.client.Do(func() error {
+		close(p.ready)
+		d := net.Dialer{Timeout: timeout}
+		buf := make([]byte, 64)
+		next := time.Now()
+		for ctx.Err() == nil {
+			start := time.Now()
+			s := TCPSample{At: p.tb.Stamp(start)}
+			s.Node, s.Err = probeOnce(ctx, &d, p.target, start.Add(timeout), buf)
+			s.RTTUS = time.Since(start).Microseconds()
+			if ctx.Err() != nil {
+				break // a probe cut short by the end of Run is no outage
+			}
+			p.mu.Lock()
+			p.samples = append(p.samples, s)
+			p.mu.Unlock()
+			next = next.Add(interval)
+			if wait := time.Until(next); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			} else {
+				next = time.Now()
+			}
+		}
+		return nil
+	})
+}
+
+func probeOnce(ctx context.Context, d *net.Dialer, target netip.AddrPort, deadline time.Time, buf []byte) (node, errText string) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	c, err := d.DialContext(dctx, "tcp", target.String())
+	if err != nil {
+		return "", errKind(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(deadline)
+	n := 0
+	for n < len(buf) {
+		m, err := c.Read(buf[n:])
+		n += m
+		if i := strings.IndexByte(string(buf[:n]), '\n'); i >= 0 {
+			return string(buf[:i]), ""
+		}
+		if err != nil {
+			return "", "read: " + errKind(err)
+		}
+	}
+	return "", "read: no newline"
+}
+
+func errKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "unreachable"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return err.Error()
+}
+
+// Samples returns every probe recorded so far.
+func (p *TCPProber) Samples() []TCPSample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.samples)
+}
+
+func (p *TCPProber) endStamp() Stamp {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.end.IsZero() {
+		return p.tb.Now()
+	}
+	return p.end
+}
+
+// Answerers returns the timeline of who answered: consecutive probes with
+// the same outcome merged into one interval, Who = [node], or [] for
+// failed probes. Each interval ends where the next begins.
+func (p *TCPProber) Answerers() []Interval {
+	samples := p.Samples()
+	var out []Interval
+	for i := 0; i < len(samples); {
+		j := i + 1
+		for j < len(samples) && samples[j].Node == samples[i].Node && samples[j].OK() == samples[i].OK() {
+			j++
+		}
+		end, open := p.endStamp(), true
+		if j < len(samples) {
+			end, open = samples[j].At, false
+		}
+		var who []string
+		if samples[i].OK() {
+			who = []string{samples[i].Node}
+		}
+		out = append(out, newInterval(samples[i].At, end, open, who))
+		i = j
+	}
+	return out
+}
+
+// Outages returns the spans from the start of the first failed probe to
+// the start of the next successful one (Open if none succeeded after).
+func (p *TCPProber) Outages() []Interval {
+	var out []Interval
+	for _, iv := range p.Answerers() {
+		if len(iv.Who) == 0 {
+			out = append(out, iv)
+		}
+	}
+	return out
+}
