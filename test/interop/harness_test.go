@@ -71,8 +71,8 @@ type world struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
-	kad  *keepalivedtest.Keepalived
-	lhd  *lhDaemon
+	kad *keepalivedtest.Keepalived
+	lhd *lhDaemon
 }
 
 func newWorld(t *testing.T, p pair) *world {

@@ -258,4 +258,3 @@ func (w *world) spoof(a vrrp.Advert, ttl int, raw []byte) {
 		w.t.Fatalf("spoof from x: %v", err)
 	}
 }
-
