@@ -44,8 +44,9 @@ bench-lease:
 	LEASEHOLD_BENCH=1 $(GO) test -count=1 -run 'TestBench' -v ./quorum/... | tee /tmp/leasehold-bench-lease.txt
 	$(GO) run ./test/benchrecord lease /tmp/leasehold-bench-lease.txt docs/benchmarks.md
 
+# demo: until the lab lands, the keepalived interop scenario with the checkers.
 demo: deps build
-	./$(BIN) demo
+	$(GO) run ./test/demo -bin $(BIN)
 
 clean:
 	rm -rf bin
