@@ -5,6 +5,8 @@
 //	leasehold config check FILE      validate a configuration file
 //	leasehold vrrp dump --iface X    print VRRP adverts seen on an interface
 //	leasehold status                 print the daemon's state
+//	leasehold lease ls|inspect|watch|history   inspect leases at the quorum
+//	leasehold witness -c FILE        run a raft witness (a voter with no VIPs)
 package main
 
 import (
@@ -29,6 +31,8 @@ func commands() []command {
 		{"config", "check FILE", "validate a configuration file", cmdConfig},
 		{"vrrp", "dump --iface IFACE", "print VRRP adverts seen on an interface, with drop reasons", cmdVRRP},
 		{"status", "[--socket PATH] [--json]", "print the running daemon's state", cmdStatus},
+		{"lease", "ls|inspect|watch|history", "inspect leases at the quorum (etcd or raft)", cmdLease},
+		{"witness", "-c FILE", "run a raft witness: a voter that holds no VIPs", cmdWitness},
 	}
 }
 

@@ -33,6 +33,8 @@ type Config struct {
 
 	file  string
 	lines map[string]int // key path → line
+	// quorumOnly: a witness or `lease` file needs no vrrp_instance.
+	quorumOnly bool
 	// Warnings are problems that keepalived also only warns about.
 	Warnings []string `yaml:"-"`
 }
@@ -78,21 +80,25 @@ type Etcd struct {
 
 // Raft is the embedded raft backend: this node's voter and its peers.
 type Raft struct {
-	ID         string     `yaml:"id"`
-	Bind       string     `yaml:"bind"`
-	ClientBind string     `yaml:"client_bind"`
+	ID         string     `yaml:"id"`          // this voter's id (default: node.name)
+	Bind       string     `yaml:"bind"`        // raft transport host:port
+	ClientBind string     `yaml:"client_bind"` // client API host:port
 	DataDir    string     `yaml:"data_dir"`
-	Peers      []RaftPeer `yaml:"peers"`
+	Peers      []RaftPeer `yaml:"peers"` // every voter, this one and the witness included
 	CertFile   string     `yaml:"cert_file"`
 	KeyFile    string     `yaml:"key_file"`
 	CAFile     string     `yaml:"ca_file"`
+	// Raft timings (defaults 100 ms, 100 ms, 50 ms).
+	HeartbeatTimeout   Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout    Duration `yaml:"election_timeout"`
+	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"`
 }
 
 // RaftPeer is one voter (a node or the witness).
 type RaftPeer struct {
 	ID     string `yaml:"id"`
-	Addr   string `yaml:"addr"`
-	Client string `yaml:"client"`
+	Addr   string `yaml:"addr"`   // raft transport host:port
+	Client string `yaml:"client"` // client API host:port
 }
 
 // Instance is one vrrp_instance.
@@ -203,13 +209,25 @@ func Load(path string) (*Config, error) {
 
 var lineRe = regexp.MustCompile(`line (\d+): (.*)`)
 
+// LoadQuorum reads a file that may have no vrrp_instance (a witness's, or
+// one only used by `leasehold lease`); the quorum section is validated.
+func LoadQuorum(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(path, b, true)
+}
+
 // Parse decodes and validates data; file names it in errors.
-func Parse(file string, data []byte) (*Config, error) {
+func Parse(file string, data []byte) (*Config, error) { return parse(file, data, false) }
+
+func parse(file string, data []byte, quorumOnly bool) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, yamlError(file, err)
 	}
-	c := &Config{file: file, lines: map[string]int{}}
+	c := &Config{file: file, lines: map[string]int{}, quorumOnly: quorumOnly}
 	if len(root.Content) == 0 {
 		return nil, &Error{File: file, Key: "(file)", Msg: "empty configuration"}
 	}

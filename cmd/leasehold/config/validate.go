@@ -49,7 +49,7 @@ func (c *Config) validate() error {
 	}
 	add(c.validateStatus())
 	add(c.validateQuorum())
-	if len(c.Instance) == 0 {
+	if len(c.Instance) == 0 && !c.quorumOnly {
 		add(c.errAt("vrrp_instance", "at least one instance is required"))
 	}
 	type key struct {
@@ -112,24 +112,35 @@ func (c *Config) validateQuorum() error {
 		}
 		return nil
 	case BackendRaft:
+		if q.Raft.ID == "" {
+			q.Raft.ID = c.Node.Name
+		}
 		r := q.Raft
 		var errs []error
-		if r.ID == "" {
-			errs = append(errs, c.errAt("quorum.raft.id", "required"))
-		}
 		if r.Bind == "" {
-			errs = append(errs, c.errAt("quorum.raft.bind", "required (host:port of this voter)"))
+			errs = append(errs, c.errAt("quorum.raft.bind", "required (host:port of this voter's raft transport)"))
+		}
+		if r.ClientBind == "" {
+			errs = append(errs, c.errAt("quorum.raft.client_bind", "required (host:port of this voter's client API)"))
 		}
 		if r.DataDir == "" {
 			errs = append(errs, c.errAt("quorum.raft.data_dir", "required"))
 		}
+		if (r.CertFile == "") != (r.KeyFile == "") || (r.CertFile != "" && r.CAFile == "") {
+			errs = append(errs, c.errAt("quorum.raft.cert_file", "mutual TLS needs cert_file, key_file and ca_file together"))
+		}
+		self := false
 		if len(r.Peers) < 3 {
 			errs = append(errs, c.errAt("quorum.raft.peers", "need at least 3 voters (two nodes and a witness), have %d", len(r.Peers)))
 		}
 		for i, p := range r.Peers {
-			if p.ID == "" || p.Addr == "" {
-				errs = append(errs, c.errAt(fmt.Sprintf("quorum.raft.peers[%d]", i), "id and addr are required"))
+			if p.ID == "" || p.Addr == "" || p.Client == "" {
+				errs = append(errs, c.errAt(fmt.Sprintf("quorum.raft.peers[%d]", i), "id, addr and client are required"))
 			}
+			self = self || p.ID == r.ID
+		}
+		if !self {
+			errs = append(errs, c.errAt("quorum.raft.peers", "this voter (id %q) is not among the peers", r.ID))
 		}
 		return errors.Join(errs...)
 	case "":

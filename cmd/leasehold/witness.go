@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+
+	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/quorum/raft"
+)
+
+// cmdWitness runs a raft voter that holds no VIPs: the third vote for a
+// two-node pair. Its config file needs only node and quorum (backend raft).
+func cmdWitness(args []string, _, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return cmdWitnessCtx(ctx, args, stderr)
+}
+
+func cmdWitnessCtx(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("c", "/etc/leasehold/witness.yaml", "configuration file (node and quorum sections)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.LoadQuorum(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if cfg.Quorum.Backend != config.BackendRaft {
+		fmt.Fprintf(stderr, "%s: quorum.backend is %q: a witness is a raft voter (backend: raft)\n", *file, cfg.Quorum.Backend)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("node", cfg.Node.Name, "role", "witness")
+	m, err := raft.NewMember(raftMemberConfig(cfg, true), log)
+	if err != nil {
+		log.Error("witness", "err", err)
+		return 1
+	}
+	if err := m.Run(ctx); err != nil && ctx.Err() == nil {
+		log.Error("witness stopped", "err", err)
+		return 1
+	}
+	return 0
+}
