@@ -239,12 +239,19 @@ type PriorityChanged struct{ Priority uint8 }
 // Master for the address owner).
 type Fault struct{ On bool }
 
+// Claim makes a Backup master at once: the quorum lease says this node owns
+// the group (it acquired after the owner released), so waiting for the
+// master-down timer would only leave the group without adverts. Ignored in
+// other states.
+type Claim struct{}
+
 func (Startup) vrrpEvent()         {}
 func (Shutdown) vrrpEvent()        {}
 func (Tick) vrrpEvent()            {}
 func (AdvertReceived) vrrpEvent()  {}
 func (PriorityChanged) vrrpEvent() {}
 func (Fault) vrrpEvent()           {}
+func (Claim) vrrpEvent()           {}
 
 // Action is an output of Machine.Step, to be performed in order:
 // Transition, SendAdvert, BecomeMaster, BecomeBackup, BecomeFault,
@@ -368,6 +375,10 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		m.setPriority(ev.Priority)
 	case Fault:
 		out = m.fault(ev.On, now, out)
+	case Claim:
+		if m.state == StateBackup {
+			out = m.becomeMaster(now, "claim: this node holds the group's lease", out)
+		}
 	}
 	return m, out
 }

@@ -723,3 +723,33 @@ func fsmDistinctPrio(w *fsmWire) bool {
 	}
 	return true
 }
+
+func TestClaimMakesBackupMaster(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := vrrp.New(vrrp.Config{VRID: 1, Priority: 100, Version: 3, AdvertInterval: 100 * time.Millisecond, Preempt: true,
+		PrimaryIP: netip.MustParseAddr("10.0.0.2")})
+	m, _ = m.Step(vrrp.Startup{}, t0)
+	if m.State() != vrrp.StateBackup {
+		t.Fatalf("state %v after startup", m.State())
+	}
+	m, acts := m.Step(vrrp.Claim{}, t0.Add(10*time.Millisecond))
+	if m.State() != vrrp.StateMaster {
+		t.Fatalf("Claim left state %v, want master", m.State())
+	}
+	var sent, became bool
+	for _, a := range acts {
+		switch a.(type) {
+		case vrrp.SendAdvert:
+			sent = true
+		case vrrp.BecomeMaster:
+			became = true
+		}
+	}
+	if !sent || !became {
+		t.Fatalf("Claim actions %v: want an advert and BecomeMaster", acts)
+	}
+	// Ignored when not backup.
+	if m2, acts := m.Step(vrrp.Claim{}, t0.Add(20*time.Millisecond)); m2.State() != vrrp.StateMaster || len(acts) != 0 {
+		t.Fatalf("Claim as master: %v %v", m2.State(), acts)
+	}
+}
