@@ -1,0 +1,547 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/leasehold/leasehold/quorum"
+)
+
+// Role is a node's role for one group (DESIGN.md "The ownership protocol").
+type Role uint8
+
+const (
+	// RoleBackup: not VRRP master, or master without a session yet.
+	RoleBackup Role = iota
+	// RoleCandidate: VRRP says master (or the owner released); acquiring
+	// the lease and running the promotion pipeline. No VIP.
+	RoleCandidate
+	// RoleOwner: lease held, local deadline in the future, VIP up.
+	RoleOwner
+	// RoleDemoting: the demotion pipeline runs; the VIP is going away.
+	RoleDemoting
+	// RoleFault: no quorum session; VRRP is held in fault (no adverts).
+	RoleFault
+	// RoleStopped: shut down.
+	RoleStopped
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleBackup:
+		return "backup"
+	case RoleCandidate:
+		return "candidate"
+	case RoleOwner:
+		return "owner"
+	case RoleDemoting:
+		return "demoting"
+	case RoleFault:
+		return "fault"
+	case RoleStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// Stage is where a candidate is in the promotion pipeline.
+type Stage uint8
+
+const (
+	StageIdle      Stage = iota // waiting: retry timer or the key's deletion
+	StageAcquire                // Acquire sent
+	StageHooks                  // peer-fence hooks running
+	StageProbe                  // ARP/NA probe for the VIP
+	StagePromote                // resources being promoted
+	StageVIP                    // VIP being added, fence armed
+	StageHandover               // backup saw the key deleted: waiting its skew
+)
+
+func (s Stage) String() string {
+	return [...]string{"idle", "acquire", "hooks", "probe", "promote", "vip", "handover"}[s]
+}
+
+// Config is one group's node configuration.
+type Config struct {
+	Group string
+	// Probe: ARP/NA-probe the VIP before claiming it (RFC 5227 style).
+	Probe bool
+	// StepTimeout bounds each promotion step.
+	StepTimeout time.Duration
+	// RetryInterval: a candidate whose acquire failed retries this often
+	// (besides acquiring at once when it sees the key deleted).
+	RetryInterval time.Duration
+	// HandoverDelay: a backup that sees the key deleted waits this long
+	// (its VRRP skew) before it tries to acquire, so that the best
+	// candidate usually wins the race.
+	HandoverDelay time.Duration
+	// DemoteBudget: demotion starts at the latest this long before the
+	// local deadline.
+	DemoteBudget time.Duration
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Group == "":
+		return fmt.Errorf("node: group: must be set")
+	case c.StepTimeout <= 0:
+		return fmt.Errorf("node: %s: step timeout must be > 0", c.Group)
+	case c.RetryInterval <= 0:
+		return fmt.Errorf("node: %s: retry interval must be > 0", c.Group)
+	case c.HandoverDelay < 0:
+		return fmt.Errorf("node: %s: handover delay must be >= 0", c.Group)
+	case c.DemoteBudget <= 0:
+		return fmt.Errorf("node: %s: demote budget must be > 0", c.Group)
+	}
+	return nil
+}
+
+// Events. Completions carry the epoch of the grant they worked for; a
+// completion for another epoch is stale and ignored.
+type Event interface{ nodeEvent() }
+
+type (
+	// VRRPMaster: the VRRP machine became master.
+	VRRPMaster struct{}
+	// VRRPNotMaster: the VRRP machine left master (higher priority heard,
+	// fault, stop).
+	VRRPNotMaster struct{ Reason string }
+	// SessionUp: a quorum session is established.
+	SessionUp struct{ Deadline time.Time }
+	// Renewed: the session's local deadline moved on.
+	Renewed struct{ Deadline time.Time }
+	// SessionLost: the session is gone (or its deadline is near).
+	SessionLost struct{ Err error }
+	// Acquired: the group's key is ours.
+	Acquired struct {
+		Grant      quorum.Grant
+		PrevHolder string
+		PrevAddr   string
+	}
+	// AcquireFailed: held by another (Holder) or an error.
+	AcquireFailed struct {
+		Holder string
+		Err    error
+	}
+	// KeyDeleted: the watch saw the group's key deleted (released or
+	// expired). Epoch is the deleted grant's, if known.
+	KeyDeleted struct{ Epoch uint64 }
+	// KeyPut: the watch saw the key created by a grant.
+	KeyPut struct {
+		Epoch  uint64
+		Holder string
+	}
+	// HooksDone: the peer-fence hooks finished; Err means a required hook failed.
+	HooksDone struct {
+		Epoch uint64
+		Err   error
+	}
+	// ProbeDone: the VIP probe finished. Conflict names another MAC that
+	// answered for the VIP.
+	ProbeDone struct {
+		Epoch    uint64
+		Conflict string
+		Err      error
+	}
+	// Promoted: resources promoted.
+	Promoted struct {
+		Epoch uint64
+		Err   error
+	}
+	// VIPUp: VIP added and the kernel fence armed.
+	VIPUp struct {
+		Epoch uint64
+		Err   error
+	}
+	// Demoted: the demotion pipeline finished (errors are logged by the
+	// actuator; the VIP is gone either way or the fence expires it).
+	Demoted struct{ Err error }
+	// Shutdown: the daemon stops.
+	Shutdown struct{}
+	// Tick: a timer from NextDeadline fired.
+	Tick struct{}
+)
+
+func (VRRPMaster) nodeEvent()    {}
+func (VRRPNotMaster) nodeEvent() {}
+func (SessionUp) nodeEvent()     {}
+func (Renewed) nodeEvent()       {}
+func (SessionLost) nodeEvent()   {}
+func (Acquired) nodeEvent()      {}
+func (AcquireFailed) nodeEvent() {}
+func (KeyDeleted) nodeEvent()    {}
+func (KeyPut) nodeEvent()        {}
+func (HooksDone) nodeEvent()     {}
+func (ProbeDone) nodeEvent()     {}
+func (Promoted) nodeEvent()      {}
+func (VIPUp) nodeEvent()         {}
+func (Demoted) nodeEvent()       {}
+func (Shutdown) nodeEvent()      {}
+func (Tick) nodeEvent()          {}
+
+// Actions, performed in order by the actuator, which feeds the results
+// back as events.
+type Action interface{ nodeAction() }
+
+type (
+	// Transition records a role change (logs, notify, metrics).
+	Transition struct {
+		From, To Role
+		Reason   string
+	}
+	// Acquire the group's key.
+	Acquire struct{}
+	// RunHooks runs the peer-fence hooks for the new grant.
+	RunHooks struct {
+		Grant                quorum.Grant
+		PrevHolder, PrevAddr string
+	}
+	// Probe the VIP (sender 0.0.0.0 / unspecified).
+	Probe struct{ Epoch uint64 }
+	// Promote resources under the epoch.
+	Promote struct{ Epoch uint64 }
+	// AddVIP adds the VIP and arms the kernel fence until Deadline.
+	AddVIP struct {
+		Epoch    uint64
+		Deadline time.Time
+	}
+	// Announce sends GARP/NA for the VIP.
+	Announce struct{ Epoch uint64 }
+	// ClaimVRRP makes the VRRP machine master (we own the lease).
+	ClaimVRRP struct{}
+	// RefreshFence extends the fence and the address lifetime to Deadline.
+	RefreshFence struct {
+		Epoch    uint64
+		Deadline time.Time
+	}
+	// Demote runs the demotion pipeline: fence off (drop traffic) →
+	// demote resources → remove VIP → release the lease (Release set).
+	// Every step is time-boxed to finish before Deadline.
+	Demote struct {
+		Grant    quorum.Grant // Epoch 0: nothing to release
+		Release  bool
+		Deadline time.Time
+		Reason   string
+	}
+	// Release gives up the key without demoting anything (no VIP yet).
+	Release struct{ Grant quorum.Grant }
+	// VRRPFault holds the VRRP machine in fault (On) or lets it go.
+	VRRPFault struct{ On bool }
+	// Alarm raises an operator-visible event (e.g. "stale-holder").
+	Alarm struct{ Kind, Detail string }
+)
+
+func (Transition) nodeAction()   {}
+func (Acquire) nodeAction()      {}
+func (RunHooks) nodeAction()     {}
+func (Probe) nodeAction()        {}
+func (Promote) nodeAction()      {}
+func (AddVIP) nodeAction()       {}
+func (Announce) nodeAction()     {}
+func (ClaimVRRP) nodeAction()    {}
+func (RefreshFence) nodeAction() {}
+func (Demote) nodeAction()       {}
+func (Release) nodeAction()      {}
+func (VRRPFault) nodeAction()    {}
+func (Alarm) nodeAction()        {}
+
+// Machine is one group's role state. It is a value: Step returns the next.
+type Machine struct {
+	cfg      Config
+	role     Role
+	stage    Stage
+	vrrp     bool // VRRP machine is master
+	session  bool
+	deadline time.Time // local deadline of the session (zero: none)
+	grant    quorum.Grant
+	prev     [2]string // previous holder and address, for hooks
+	timer    time.Time // stage timeout / retry / handover
+	stopping bool
+}
+
+// New returns a machine in RoleFault: no session yet.
+func New(cfg Config) Machine { return Machine{cfg: cfg, role: RoleFault} }
+
+// Role returns the current role.
+func (m Machine) Role() Role { return m.role }
+
+// Stage returns the candidate's pipeline stage.
+func (m Machine) Stage() Stage { return m.stage }
+
+// Grant returns the grant held (Epoch 0: none).
+func (m Machine) Grant() quorum.Grant { return m.grant }
+
+// Deadline returns the session's local deadline.
+func (m Machine) Deadline() time.Time { return m.deadline }
+
+// NextDeadline is when the actuator must deliver a Tick (zero: no timer).
+func (m Machine) NextDeadline() time.Time {
+	t := m.timer
+	if (m.role == RoleOwner || m.grant.Epoch != 0) && !m.deadline.IsZero() && m.role != RoleDemoting {
+		guard := m.deadline.Add(-m.cfg.DemoteBudget)
+		if t.IsZero() || guard.Before(t) {
+			t = guard
+		}
+	}
+	return t
+}
+
+// Step applies one event at now.
+func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
+	var out []Action
+	switch ev := ev.(type) {
+	case SessionUp:
+		m.session, m.deadline = true, ev.Deadline
+		if m.role == RoleFault {
+			out = m.to(RoleBackup, "quorum session established", out)
+			out = append(out, VRRPFault{On: false})
+		}
+	case Renewed:
+		if ev.Deadline.After(m.deadline) {
+			m.deadline = ev.Deadline
+		}
+		if m.role == RoleOwner {
+			out = append(out, RefreshFence{Epoch: m.grant.Epoch, Deadline: m.deadline})
+		}
+	case SessionLost:
+		m.session, m.deadline = false, time.Time{}
+		out = append(out, VRRPFault{On: true})
+		out = m.demote("quorum session lost: "+errString(ev.Err), false, now, out)
+		if m.role != RoleDemoting && m.role != RoleStopped {
+			out = m.to(RoleFault, "quorum session lost", out)
+		}
+	case VRRPMaster:
+		m.vrrp = true
+		if m.role == RoleBackup && m.session && !m.stopping {
+			out = m.to(RoleCandidate, "VRRP master", out)
+			out = m.acquire(now, out)
+		}
+	case VRRPNotMaster:
+		m.vrrp = false
+		switch {
+		case m.role == RoleOwner:
+			out = m.demote("VRRP left master: "+ev.Reason, true, now, out)
+		case m.role == RoleCandidate && m.stage != StageHandover:
+			out = m.demote("VRRP left master while candidate: "+ev.Reason, true, now, out)
+		}
+	case KeyDeleted:
+		switch {
+		case m.role == RoleOwner && ev.Epoch == m.grant.Epoch:
+			out = append(out, Alarm{Kind: "lease-deleted", Detail: fmt.Sprintf("our key (epoch %d) was deleted at the quorum", ev.Epoch)})
+			out = m.demote("our lease key was deleted", false, now, out)
+		case m.role == RoleCandidate && m.stage == StageIdle:
+			out = m.acquire(now, out)
+		case m.role == RoleBackup && m.session && !m.stopping:
+			out = m.to(RoleCandidate, "the owner released the lease", out)
+			m.stage, m.timer = StageHandover, now.Add(m.cfg.HandoverDelay)
+		}
+	case KeyPut:
+		if m.role == RoleOwner && ev.Epoch != m.grant.Epoch && ev.Epoch != 0 {
+			out = append(out, Alarm{Kind: "lease-conflict", Detail: fmt.Sprintf("key put by %s at epoch %d while we own epoch %d", ev.Holder, ev.Epoch, m.grant.Epoch)})
+			out = m.demote("someone else holds our lease key", false, now, out)
+		}
+		if m.role == RoleCandidate && m.stage == StageHandover && ev.Epoch != m.grant.Epoch {
+			// Another candidate won the handover race.
+			out = m.to(RoleBackup, "another node acquired: "+ev.Holder, out)
+		}
+	case Acquired:
+		if m.role != RoleCandidate || m.stage != StageAcquire {
+			// Stale: we no longer want it.
+			out = append(out, Release{Grant: ev.Grant})
+			break
+		}
+		m.grant, m.prev = ev.Grant, [2]string{ev.PrevHolder, ev.PrevAddr}
+		if !m.vrrp {
+			// The handover path: make VRRP master so adverts go out.
+			out = append(out, ClaimVRRP{})
+		}
+		m.stage, m.timer = StageHooks, now.Add(m.cfg.StepTimeout)
+		out = append(out, RunHooks{Grant: m.grant, PrevHolder: ev.PrevHolder, PrevAddr: ev.PrevAddr})
+	case AcquireFailed:
+		if m.role == RoleCandidate && m.stage == StageAcquire {
+			if !m.vrrp {
+				out = m.to(RoleBackup, "handover lost: "+holderOrErr(ev.Holder, ev.Err), out)
+				break
+			}
+			m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
+		}
+	case HooksDone:
+		if !m.current(RoleCandidate, StageHooks, ev.Epoch) {
+			break
+		}
+		if ev.Err != nil {
+			out = append(out, Alarm{Kind: "fence-hook-failed", Detail: ev.Err.Error()})
+			out = append(out, Release{Grant: m.grant})
+			m.grant = quorum.Grant{}
+			m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
+			break
+		}
+		if m.cfg.Probe {
+			m.stage, m.timer = StageProbe, now.Add(m.cfg.StepTimeout)
+			out = append(out, Probe{Epoch: m.grant.Epoch})
+			break
+		}
+		out = m.promote(now, out)
+	case ProbeDone:
+		if !m.current(RoleCandidate, StageProbe, ev.Epoch) {
+			break
+		}
+		if ev.Conflict != "" || ev.Err != nil {
+			detail := "the VIP answered from " + ev.Conflict
+			if ev.Err != nil {
+				detail = "probe failed: " + ev.Err.Error()
+			}
+			out = append(out, Alarm{Kind: "stale-holder", Detail: detail})
+			// Fence the stale holder again, then probe again.
+			m.stage, m.timer = StageHooks, now.Add(m.cfg.StepTimeout)
+			out = append(out, RunHooks{Grant: m.grant, PrevHolder: m.prev[0], PrevAddr: m.prev[1]})
+			break
+		}
+		out = m.promote(now, out)
+	case Promoted:
+		if !m.current(RoleCandidate, StagePromote, ev.Epoch) {
+			break
+		}
+		if ev.Err != nil {
+			out = m.demote("promoting resources failed: "+ev.Err.Error(), true, now, out)
+			break
+		}
+		m.stage, m.timer = StageVIP, now.Add(m.cfg.StepTimeout)
+		out = append(out, AddVIP{Epoch: m.grant.Epoch, Deadline: m.deadline})
+	case VIPUp:
+		if !m.current(RoleCandidate, StageVIP, ev.Epoch) {
+			break
+		}
+		if ev.Err != nil {
+			out = m.demote("adding the VIP failed: "+ev.Err.Error(), true, now, out)
+			break
+		}
+		m.stage, m.timer = StageIdle, time.Time{}
+		out = m.to(RoleOwner, fmt.Sprintf("lease epoch %d held, VIP up", m.grant.Epoch), out)
+		out = append(out, Announce{Epoch: m.grant.Epoch})
+	case Demoted:
+		if m.role != RoleDemoting {
+			break
+		}
+		m.grant, m.timer = quorum.Grant{}, time.Time{}
+		switch {
+		case m.stopping:
+			out = m.to(RoleStopped, "shut down", out)
+		case !m.session:
+			out = m.to(RoleFault, "no quorum session", out)
+		case m.vrrp:
+			out = m.to(RoleCandidate, "VRRP still master: retrying", out)
+			m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
+		default:
+			out = m.to(RoleBackup, "demoted", out)
+		}
+	case Shutdown:
+		m.stopping = true
+		out = m.demote("shutdown", true, now, out)
+		if m.role != RoleDemoting {
+			out = m.to(RoleStopped, "shut down", out)
+		}
+	case Tick:
+		out = m.tick(now, out)
+	}
+	return m, out
+}
+
+// current reports whether a completion belongs to the step in progress.
+func (m *Machine) current(r Role, s Stage, epoch uint64) bool {
+	return m.role == r && m.stage == s && epoch == m.grant.Epoch && epoch != 0
+}
+
+func (m *Machine) tick(now time.Time, out []Action) []Action {
+	// The deadline guard: the session should have said so, but never act
+	// as owner inside the demote budget.
+	if (m.role == RoleOwner || m.grant.Epoch != 0) && m.role != RoleDemoting && !m.deadline.IsZero() &&
+		!now.Before(m.deadline.Add(-m.cfg.DemoteBudget)) {
+		return m.demote("local deadline near without renewal", false, now, out)
+	}
+	if m.timer.IsZero() || now.Before(m.timer) {
+		return out
+	}
+	m.timer = time.Time{}
+	if m.role != RoleCandidate {
+		return out
+	}
+	switch m.stage {
+	case StageIdle, StageHandover:
+		return m.acquire(now, out)
+	case StageAcquire:
+		// The acquire request itself is time-boxed by the backend; no
+		// grant yet, so nothing to undo.
+		m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
+		return out
+	default:
+		return m.demote(fmt.Sprintf("promotion step %s timed out", m.stage), true, now, out)
+	}
+}
+
+func (m *Machine) acquire(now time.Time, out []Action) []Action {
+	if !m.session {
+		return out
+	}
+	m.stage, m.timer = StageAcquire, now.Add(m.cfg.StepTimeout)
+	return append(out, Acquire{})
+}
+
+func (m *Machine) promote(now time.Time, out []Action) []Action {
+	m.stage, m.timer = StagePromote, now.Add(m.cfg.StepTimeout)
+	return append(out, Promote{Epoch: m.grant.Epoch})
+}
+
+// demote starts the demotion pipeline if anything is held; release says
+// whether to delete the key (not when the session is gone: it cannot, and
+// the lease expires).
+func (m *Machine) demote(reason string, release bool, now time.Time, out []Action) []Action {
+	switch m.role {
+	case RoleDemoting, RoleStopped:
+		return out
+	case RoleOwner, RoleCandidate:
+		if m.grant.Epoch == 0 {
+			// Nothing acquired yet: just step back.
+			m.stage, m.timer = StageIdle, time.Time{}
+			next := RoleBackup
+			if !m.session {
+				next = RoleFault
+			}
+			if m.stopping {
+				next = RoleStopped
+			}
+			return m.to(next, reason, out)
+		}
+		out = m.to(RoleDemoting, reason, out)
+		m.stage, m.timer = StageIdle, time.Time{}
+		return append(out, Demote{Grant: m.grant, Release: release && m.session, Deadline: m.deadline, Reason: reason})
+	}
+	return out
+}
+
+func (m *Machine) to(r Role, reason string, out []Action) []Action {
+	if m.role == r {
+		return out
+	}
+	out = append(out, Transition{From: m.role, To: r, Reason: reason})
+	m.role = r
+	if r != RoleCandidate {
+		m.stage = StageIdle
+	}
+	return out
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown"
+	}
+	return err.Error()
+}
+
+func holderOrErr(h string, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return "held by " + h
+}
