@@ -48,13 +48,13 @@ func (r Role) String() string {
 type Stage uint8
 
 const (
-	StageIdle      Stage = iota // waiting: retry timer or the key's deletion
-	StageAcquire                // Acquire sent
-	StageHooks                  // peer-fence hooks running
-	StageProbe                  // ARP/NA probe for the VIP
-	StagePromote                // resources being promoted
-	StageVIP                    // VIP being added, fence armed
-	StageHandover               // backup saw the key deleted: waiting its skew
+	StageIdle     Stage = iota // waiting: retry timer or the key's deletion
+	StageAcquire               // Acquire sent
+	StageHooks                 // peer-fence hooks running
+	StageProbe                 // ARP/NA probe for the VIP
+	StagePromote               // resources being promoted
+	StageVIP                   // VIP being added, fence armed
+	StageHandover              // backup saw the key deleted: waiting its skew
 )
 
 func (s Stage) String() string {
@@ -157,6 +157,9 @@ type (
 	// Demoted: the demotion pipeline finished (errors are logged by the
 	// actuator; the VIP is gone either way or the fence expires it).
 	Demoted struct{ Err error }
+	// FenceFailed: refreshing the kernel fence failed or came too late
+	// (a freeze between computing and applying the timeout).
+	FenceFailed struct{ Err error }
 	// Shutdown: the daemon stops.
 	Shutdown struct{}
 	// Tick: a timer from NextDeadline fired.
@@ -177,6 +180,7 @@ func (ProbeDone) nodeEvent()     {}
 func (Promoted) nodeEvent()      {}
 func (VIPUp) nodeEvent()         {}
 func (Demoted) nodeEvent()       {}
+func (FenceFailed) nodeEvent()   {}
 func (Shutdown) nodeEvent()      {}
 func (Tick) nodeEvent()          {}
 
@@ -435,6 +439,11 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
 		default:
 			out = m.to(RoleBackup, "demoted", out)
+		}
+	case FenceFailed:
+		if m.role == RoleOwner {
+			out = append(out, Alarm{Kind: "fence-failed", Detail: errString(ev.Err)})
+			out = m.demote("kernel fence refresh failed: "+errString(ev.Err), true, now, out)
 		}
 	case Shutdown:
 		m.stopping = true

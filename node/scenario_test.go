@@ -170,6 +170,8 @@ func parseEvent(t *testing.T, where, name string, a map[string]string, t0 time.T
 		return VIPUp{Epoch: epoch(), Err: err}
 	case "demoted":
 		return Demoted{Err: err}
+	case "fence-failed":
+		return FenceFailed{Err: err}
 	case "shutdown":
 		return Shutdown{}
 	case "tick":

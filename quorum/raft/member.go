@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // Member is one raft voter: it replicates the lease state, runs the expiry
@@ -96,7 +97,10 @@ func (m *Member) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(filepath.Join(m.cfg.DataDir, "wal"), 0o700); err != nil {
 		return fmt.Errorf("raft: data dir: %w", err)
 	}
-	store, err := wal.Open(filepath.Join(m.cfg.DataDir, "wal"), wal.WithLogger(hlog))
+	// WAL.Close leaves its meta store open (and locked): own and close it.
+	meta := &metadb.BoltMetaDB{}
+	defer meta.Close()
+	store, err := wal.Open(filepath.Join(m.cfg.DataDir, "wal"), wal.WithLogger(hlog), wal.WithMetaStore(meta))
 	if err != nil {
 		return fmt.Errorf("raft: open wal: %w", err)
 	}

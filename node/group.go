@@ -1,0 +1,444 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/quorum"
+	"github.com/leasehold/leasehold/vrrp"
+)
+
+// VRRPControl is what a group needs of its VRRP instance (or sync group).
+type VRRPControl interface {
+	// Inject delivers vrrp.Claim or vrrp.Fault to the VRRP machine.
+	Inject(ev vrrp.Event)
+	// Announce starts the GARP/NA schedule (garp_master_*).
+	Announce()
+}
+
+// Addresses adds and removes a group's VIPs; lifetime > 0 makes the kernel
+// drop them by itself (the fence's second layer). Both are idempotent.
+type Addresses interface {
+	Add(lifetime time.Duration) error
+	Remove() error
+}
+
+// Prober probes the VIPs (RFC 5227 style); a non-empty conflict names the
+// hardware address that answered.
+type Prober interface {
+	Probe(ctx context.Context) (conflict string, err error)
+}
+
+// Resources are promoted and demoted under an epoch (hooks now; DRBD and
+// MySQL later).
+type Resources interface {
+	Promote(ctx context.Context, epoch uint64) error
+	Demote(ctx context.Context, epoch uint64) error
+}
+
+// Lease is the part of a quorum session a group uses.
+type Lease interface {
+	Acquire(ctx context.Context, group string, priority int) (quorum.Grant, error)
+	Release(ctx context.Context, g quorum.Grant) error
+}
+
+// PeerFencer runs the peer-fence hooks for a new grant.
+type PeerFencer interface {
+	Fence(ctx context.Context, env fencing.FenceEnv) error
+}
+
+// GroupConfig is one group's runtime configuration.
+type GroupConfig struct {
+	Machine  Config
+	Priority int
+	VIPs     []netip.Addr
+	// FenceMargin is kept between the fence's expiry and the local deadline.
+	FenceMargin time.Duration
+	// StopBudget bounds the demotion at shutdown.
+	StopBudget time.Duration
+}
+
+// GroupDeps are a group's actuators. Prober, Resources and PeerFence may be
+// nil.
+type GroupDeps struct {
+	VRRP      VRRPControl
+	Addrs     Addresses
+	Fence     fencing.Fence
+	Prober    Prober
+	Resources Resources
+	PeerFence PeerFencer
+	Log       *slog.Logger
+	// OnTransition is called (in the group's loop) after every role change.
+	OnTransition func(t Transition, epoch uint64)
+	// OnAlarm is called for alarms (stale-holder, fence failures...).
+	OnAlarm func(a Alarm)
+}
+
+// GroupStatus is a snapshot for the status API.
+type GroupStatus struct {
+	Group        string        `json:"group"`
+	Role         string        `json:"role"`
+	Stage        string        `json:"stage,omitempty"`
+	Epoch        uint64        `json:"epoch,omitempty"`
+	DeadlineLeft string        `json:"deadline_left,omitempty"`
+	FenceArmed   bool          `json:"fence_armed"`
+	FenceLeft    string        `json:"fence_left,omitempty"`
+	Since        time.Time     `json:"since"`
+	Transitions  []TransRecord `json:"last_transitions,omitempty"`
+	LastError    string        `json:"last_error,omitempty"`
+}
+
+// TransRecord is one logged transition.
+type TransRecord struct {
+	At     time.Time `json:"at"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+	Epoch  uint64    `json:"epoch,omitempty"`
+}
+
+// Group runs one group's Machine and performs its actions.
+type Group struct {
+	cfg    GroupConfig
+	deps   GroupDeps
+	log    *slog.Logger
+	events chan Event
+	lease  atomic.Pointer[leaseRef]
+
+	mu     sync.Mutex
+	m      Machine
+	since  time.Time
+	trans  []TransRecord
+	lastEr string
+	armed  bool
+}
+
+type leaseRef struct{ Lease }
+
+// NewGroup builds a group. It starts nothing.
+func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
+	if err := cfg.Machine.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.VRRP == nil || deps.Addrs == nil || deps.Fence == nil {
+		return nil, fmt.Errorf("node: %s: VRRP, addresses and fence are required", cfg.Machine.Group)
+	}
+	if cfg.StopBudget <= 0 {
+		cfg.StopBudget = 3 * time.Second
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Group{cfg: cfg, deps: deps, log: log.With("group", cfg.Machine.Group),
+		events: make(chan Event, 256), m: New(cfg.Machine), since: time.Now()}, nil
+}
+
+// Name is the group's name.
+func (g *Group) Name() string { return g.cfg.Machine.Group }
+
+// SetLease installs the current session's lease (before SessionUp).
+func (g *Group) SetLease(l Lease) {
+	if l == nil {
+		g.lease.Store(nil)
+		return
+	}
+	g.lease.Store(&leaseRef{l})
+}
+
+// Post delivers an event to the group's loop.
+func (g *Group) Post(ev Event) {
+	g.events <- ev
+}
+
+// Effects returns the vrrp.Effects that feed VRRP's master/not-master
+// decisions to this group (lease mode: VRRP never adds VIPs itself).
+func (g *Group) Effects() vrrp.Effects { return groupEffects{g} }
+
+type groupEffects struct{ g *Group }
+
+func (e groupEffects) Up(context.Context) error { e.g.Post(VRRPMaster{}); return nil }
+func (e groupEffects) Down(context.Context) error {
+	e.g.Post(VRRPNotMaster{Reason: "vrrp"})
+	return nil
+}
+
+// Status returns a snapshot.
+func (g *Group) Status() GroupStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := GroupStatus{Group: g.Name(), Role: g.m.Role().String(), Epoch: g.m.Grant().Epoch,
+		Since: g.since, Transitions: append([]TransRecord(nil), g.trans...), LastError: g.lastEr, FenceArmed: g.armed}
+	if g.m.Role() == RoleCandidate {
+		s.Stage = g.m.Stage().String()
+	}
+	if d := g.m.Deadline(); !d.IsZero() {
+		s.DeadlineLeft = time.Until(d).Round(time.Millisecond).String()
+	}
+	if s.FenceArmed && len(g.cfg.VIPs) > 0 {
+		if left, ok, err := g.deps.Fence.Armed(g.cfg.VIPs[0]); err == nil && ok {
+			s.FenceLeft = left.Round(time.Millisecond).String()
+		}
+	}
+	return s
+}
+
+// Role returns the current role.
+func (g *Group) Role() Role {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m.Role()
+}
+
+// Run is the group's loop. When ctx ends it shuts down: demotes (with
+// release) within the stop budget.
+func (g *Group) Run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	stopping := false
+	var stopBy <-chan time.Time
+	for {
+		g.mu.Lock()
+		next := g.m.NextDeadline()
+		role := g.m.Role()
+		g.mu.Unlock()
+		if role == RoleStopped {
+			return nil
+		}
+		if next.IsZero() {
+			next = time.Now().Add(time.Hour)
+		}
+		timer.Reset(time.Until(next))
+		var ev Event
+		done := ctx.Done()
+		if stopping {
+			done = nil
+		}
+		select {
+		case <-done:
+			stopping = true
+			stopBy = time.After(g.cfg.StopBudget)
+			ev = Shutdown{}
+		case <-stopBy:
+			g.log.Error("shutdown budget exhausted before demotion finished", "budget", g.cfg.StopBudget)
+			return errors.New("node: shutdown budget exhausted")
+		case ev = <-g.events:
+		case <-timer.C:
+			ev = Tick{}
+		}
+		g.step(ev)
+	}
+}
+
+func (g *Group) step(ev Event) {
+	now := time.Now()
+	g.mu.Lock()
+	m, acts := g.m.Step(ev, now)
+	g.m = m
+	g.mu.Unlock()
+	for _, a := range acts {
+		g.perform(a, m)
+	}
+}
+
+func (g *Group) setErr(err error) {
+	g.mu.Lock()
+	g.lastEr = err.Error()
+	g.mu.Unlock()
+}
+
+// async runs f with a timeout and posts its event.
+func (g *Group) async(timeout time.Duration, f func(ctx context.Context) Event) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		g.Post(f(ctx))
+	}()
+}
+
+func (g *Group) perform(a Action, m Machine) {
+	step := g.cfg.Machine.StepTimeout
+	switch a := a.(type) {
+	case Transition:
+		g.log.Info("role", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason, "epoch", m.Grant().Epoch)
+		g.mu.Lock()
+		g.since = time.Now()
+		g.trans = append(g.trans, TransRecord{At: g.since, From: a.From.String(), To: a.To.String(), Reason: a.Reason, Epoch: m.Grant().Epoch})
+		if len(g.trans) > 10 {
+			g.trans = g.trans[len(g.trans)-10:]
+		}
+		g.mu.Unlock()
+		if g.deps.OnTransition != nil {
+			g.deps.OnTransition(a, m.Grant().Epoch)
+		}
+	case Acquire:
+		l := g.lease.Load()
+		if l == nil {
+			g.Post(AcquireFailed{Err: errors.New("no session")})
+			return
+		}
+		g.async(step, func(ctx context.Context) Event {
+			gr, err := l.Acquire(ctx, g.Name(), g.cfg.Priority)
+			if err != nil {
+				if errors.Is(err, quorum.ErrHeld) {
+					return AcquireFailed{Holder: err.Error()}
+				}
+				g.setErr(err)
+				return AcquireFailed{Err: err}
+			}
+			g.log.Info("lease acquired", "epoch", gr.Epoch)
+			return Acquired{Grant: gr}
+		})
+	case Release:
+		if l := g.lease.Load(); l != nil {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), step)
+				defer cancel()
+				if err := l.Release(ctx, a.Grant); err != nil {
+					g.log.Warn("release failed (the lease expires)", "epoch", a.Grant.Epoch, "err", err)
+				}
+			}()
+		}
+	case RunHooks:
+		if g.deps.PeerFence == nil {
+			g.Post(HooksDone{Epoch: a.Grant.Epoch})
+			return
+		}
+		g.async(step, func(ctx context.Context) Event {
+			prev, _ := netip.ParseAddr(a.PrevAddr)
+			err := g.deps.PeerFence.Fence(ctx, fencing.FenceEnv{Group: g.Name(), Epoch: a.Grant.Epoch, PrevHolder: a.PrevHolder, PrevAddr: prev})
+			return HooksDone{Epoch: a.Grant.Epoch, Err: err}
+		})
+	case Probe:
+		if g.deps.Prober == nil {
+			g.Post(ProbeDone{Epoch: a.Epoch})
+			return
+		}
+		g.async(step, func(ctx context.Context) Event {
+			c, err := g.deps.Prober.Probe(ctx)
+			return ProbeDone{Epoch: a.Epoch, Conflict: c, Err: err}
+		})
+	case Promote:
+		if g.deps.Resources == nil {
+			g.Post(Promoted{Epoch: a.Epoch})
+			return
+		}
+		g.async(step, func(ctx context.Context) Event {
+			return Promoted{Epoch: a.Epoch, Err: g.deps.Resources.Promote(ctx, a.Epoch)}
+		})
+	case AddVIP:
+		// Synchronous: a few netlink calls. Fence first, so ARP for the VIP
+		// is allowed the moment the address exists.
+		err := g.armFence(a.Deadline)
+		if err == nil {
+			lt, ok := fencing.LifetimeFor(a.Deadline, time.Now(), g.cfg.FenceMargin)
+			if !ok {
+				err = errors.New("local deadline too close to add the VIP")
+			} else {
+				err = g.deps.Addrs.Add(lt)
+			}
+		}
+		if err != nil {
+			g.setErr(err)
+			g.disarm()
+			g.deps.Addrs.Remove()
+		}
+		g.Post(VIPUp{Epoch: a.Epoch, Err: err})
+	case RefreshFence:
+		err := g.armFence(a.Deadline)
+		if err == nil {
+			if lt, ok := fencing.LifetimeFor(a.Deadline, time.Now(), g.cfg.FenceMargin); ok {
+				err = g.deps.Addrs.Add(lt)
+			} else {
+				err = errors.New("local deadline too close to extend the VIP lifetime")
+			}
+		}
+		if err != nil {
+			g.setErr(err)
+			g.Post(FenceFailed{Err: err})
+		}
+	case Announce:
+		g.deps.VRRP.Announce()
+	case ClaimVRRP:
+		g.deps.VRRP.Inject(vrrp.Claim{})
+	case VRRPFault:
+		g.deps.VRRP.Inject(vrrp.Fault{On: a.On})
+	case Demote:
+		g.demote(a)
+	case Alarm:
+		g.log.Warn("alarm", "kind", a.Kind, "detail", a.Detail)
+		if g.deps.OnAlarm != nil {
+			g.deps.OnAlarm(a)
+		}
+	}
+}
+
+func (g *Group) armFence(deadline time.Time) error {
+	for _, v := range g.cfg.VIPs {
+		if err := fencing.Refresh(g.deps.Fence, v, deadline, g.cfg.FenceMargin, time.Now); err != nil {
+			g.disarm()
+			return err
+		}
+	}
+	g.mu.Lock()
+	g.armed = true
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *Group) disarm() {
+	for _, v := range g.cfg.VIPs {
+		if err := g.deps.Fence.Disarm(v); err != nil {
+			g.log.Error("fence off failed", "vip", v, "err", err)
+		}
+	}
+	g.mu.Lock()
+	g.armed = false
+	g.mu.Unlock()
+}
+
+// demote runs the demotion pipeline: fence off → demote resources →
+// remove VIP → release. The fence goes first and synchronously: from then
+// on the node drops the VIP's traffic whatever else fails.
+func (g *Group) demote(a Demote) {
+	g.disarm()
+	budget := g.cfg.StopBudget
+	if !a.Deadline.IsZero() {
+		if left := time.Until(a.Deadline); left < budget {
+			budget = max(left, 10*time.Millisecond)
+		}
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		defer cancel()
+		var errs []error
+		if g.deps.Resources != nil && a.Grant.Epoch != 0 {
+			if err := g.deps.Resources.Demote(ctx, a.Grant.Epoch); err != nil {
+				errs = append(errs, fmt.Errorf("demote resources: %w", err))
+			}
+		}
+		if err := g.deps.Addrs.Remove(); err != nil {
+			errs = append(errs, fmt.Errorf("remove VIP: %w", err))
+		}
+		if a.Release && a.Grant.Epoch != 0 {
+			if l := g.lease.Load(); l != nil {
+				if err := l.Release(ctx, a.Grant); err != nil {
+					errs = append(errs, fmt.Errorf("release (the lease expires instead): %w", err))
+				}
+			}
+		}
+		err := errors.Join(errs...)
+		if err != nil {
+			g.setErr(err)
+			g.log.Warn("demotion finished with errors", "reason", a.Reason, "err", err)
+		}
+		g.Post(Demoted{Err: err})
+	}()
+}
