@@ -63,6 +63,11 @@ type GroupConfig struct {
 	FenceMargin time.Duration
 	// StopBudget bounds the demotion at shutdown.
 	StopBudget time.Duration
+	// LifetimeIsFence: the address lifetime is the only kernel fence (no
+	// nftables), so it must expire before the deadline or the VIP is not
+	// added. Otherwise it is a backstop behind nftables and may be the
+	// 1 s minimum even when that outlives the deadline.
+	LifetimeIsFence bool
 }
 
 // GroupDeps are a group's actuators. Prober, Resources and PeerFence may be
@@ -127,8 +132,8 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 	if err := cfg.Machine.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.VRRP == nil || deps.Addrs == nil || deps.Fence == nil {
-		return nil, fmt.Errorf("node: %s: VRRP, addresses and fence are required", cfg.Machine.Group)
+	if deps.Addrs == nil || deps.Fence == nil {
+		return nil, fmt.Errorf("node: %s: addresses and fence are required", cfg.Machine.Group)
 	}
 	if cfg.StopBudget <= 0 {
 		cfg.StopBudget = 3 * time.Second
@@ -140,6 +145,10 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 	return &Group{cfg: cfg, deps: deps, log: log.With("group", cfg.Machine.Group),
 		events: make(chan Event, 256), m: New(cfg.Machine), since: time.Now()}, nil
 }
+
+// SetVRRP connects the group's VRRP instance (created after the group,
+// since it needs the group's Effects). Call it before Run.
+func (g *Group) SetVRRP(v VRRPControl) { g.deps.VRRP = v }
 
 // Name is the group's name.
 func (g *Group) Name() string { return g.cfg.Machine.Group }
@@ -338,10 +347,8 @@ func (g *Group) perform(a Action, m Machine) {
 		// is allowed the moment the address exists.
 		err := g.armFence(a.Deadline)
 		if err == nil {
-			lt, ok := fencing.LifetimeFor(a.Deadline, time.Now(), g.cfg.FenceMargin)
-			if !ok {
-				err = errors.New("local deadline too close to add the VIP")
-			} else {
+			var lt time.Duration
+			if lt, err = g.lifetime(a.Deadline); err == nil {
 				err = g.deps.Addrs.Add(lt)
 			}
 		}
@@ -354,10 +361,9 @@ func (g *Group) perform(a Action, m Machine) {
 	case RefreshFence:
 		err := g.armFence(a.Deadline)
 		if err == nil {
-			if lt, ok := fencing.LifetimeFor(a.Deadline, time.Now(), g.cfg.FenceMargin); ok {
+			var lt time.Duration
+			if lt, err = g.lifetime(a.Deadline); err == nil {
 				err = g.deps.Addrs.Add(lt)
-			} else {
-				err = errors.New("local deadline too close to extend the VIP lifetime")
 			}
 		}
 		if err != nil {
@@ -378,6 +384,15 @@ func (g *Group) perform(a Action, m Machine) {
 			g.deps.OnAlarm(a)
 		}
 	}
+}
+
+// lifetime is the VIP's address lifetime for a deadline.
+func (g *Group) lifetime(deadline time.Time) (time.Duration, error) {
+	lt, ok := fencing.LifetimeFor(deadline, time.Now(), g.cfg.FenceMargin)
+	if !ok && g.cfg.LifetimeIsFence {
+		return 0, errors.New("local deadline too close for the address lifetime, the only fence without nftables")
+	}
+	return lt, nil
 }
 
 func (g *Group) armFence(deadline time.Time) error {

@@ -8,8 +8,11 @@ import (
 )
 
 func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "import-keepalived" {
+		return cmdConfigImport(args[1:], stdout, stderr)
+	}
 	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: leasehold config check FILE")
+		fmt.Fprintln(stderr, "usage: leasehold config check FILE\n       leasehold config import-keepalived [-o OUT] [--quorum none|etcd|raft] KEEPALIVED.CONF")
 		return 2
 	}
 	c, err := config.Load(args[1])

@@ -28,7 +28,7 @@ func commands() []command {
 	return []command{
 		{"version", "", "print the version", cmdVersion},
 		{"run", "-c FILE", "run the daemon", cmdRun},
-		{"config", "check FILE", "validate a configuration file", cmdConfig},
+		{"config", "check FILE | import-keepalived F", "validate a config, or convert a keepalived.conf", cmdConfig},
 		{"vrrp", "dump --iface IFACE", "print VRRP adverts seen on an interface, with drop reasons", cmdVRRP},
 		{"status", "[--socket PATH] [--json]", "print the running daemon's state", cmdStatus},
 		{"lease", "ls|inspect|watch|history", "inspect leases at the quorum (etcd or raft)", cmdLease},

@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/quorum"
+	"github.com/leasehold/leasehold/quorum/raft"
 	"github.com/leasehold/leasehold/vrrp"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
 )
@@ -67,16 +71,32 @@ type daemon struct {
 	muxes []*vrrp.Mux
 	insts []*vrrp.Instance
 	anns  []*vrrp.Announcer
+
+	// Lease mode (quorum etcd or raft).
+	backend   quorum.Backend
+	member    *raft.Member
+	fence     fencing.Fence
+	fenceDesc string
+	groups    []*node.Group
+	super     *node.Supervisor
+	notifiers map[string]notifier
+	metrics   *metrics
 }
 
+// notifier runs notify scripts (package node/notify).
+type notifier interface {
+	Notify(state string, priority uint8, epoch uint64)
+}
+
+func (d *daemon) leaseMode() bool { return d.cfg.Quorum.Backend != config.BackendNone }
+
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
-	if cfg.Quorum.Backend != config.BackendNone {
-		return nil, fmt.Errorf("quorum backend %q: lease-gated ownership is not implemented in `leasehold run` yet; "+
-			"only `backend: none` runs today (the etcd and raft backends are usable by `leasehold lease`)", cfg.Quorum.Backend)
+	if cfg.Quorum.Backend == config.BackendNone {
+		log.Warn("QUORUM IS NONE: plain VRRP with NO split-brain protection. If this node is cut off or frozen, " +
+			"two nodes may hold the VIP at once (as with keepalived). Use it for interop and migration only.")
 	}
-	log.Warn("QUORUM IS NONE: plain VRRP with NO split-brain protection. If this node is cut off or frozen, " +
-		"two nodes may hold the VIP at once (as with keepalived). Use it for interop and migration only.")
-	return &daemon{cfg: cfg, log: log, vips: vipaddr.New(filepath.Join(cfg.StateDir, "vips.json"))}, nil
+	return &daemon{cfg: cfg, log: log, vips: vipaddr.New(filepath.Join(cfg.StateDir, "vips.json")),
+		notifiers: map[string]notifier{}, metrics: newMetrics()}, nil
 }
 
 // addrEffects adds and removes an instance's VIPs (quorum none).
@@ -106,13 +126,20 @@ func (e *addrEffects) Down(context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (d *daemon) setup() error {
+func (d *daemon) setup(ctx context.Context) error {
+	// Orphans of a crash first (VIPs and, in lease mode, fence state),
+	// before joining VRRP.
 	removed, err := d.vips.RemoveOrphans()
 	for _, v := range removed {
 		d.log.Warn("removed orphan VIP left by an earlier run", "vip", v.String())
 	}
 	if err != nil {
 		return fmt.Errorf("orphan cleanup: %w", err)
+	}
+	if d.leaseMode() {
+		if err := d.setupLease(ctx); err != nil {
+			return err
+		}
 	}
 	type sockKey struct {
 		iface string
@@ -147,8 +174,16 @@ func (d *daemon) setup() error {
 			anns[ic.Interface] = ann
 			d.anns = append(d.anns, ann)
 		}
-		in, err := vrrp.NewInstance(instanceConfig(ic, addrs), mux.Conn(), ann,
-			&addrEffects{m: d.vips, vips: vips, log: d.log.With("group", name)}, d.log)
+		icfg := instanceConfig(ic, addrs)
+		var eff vrrp.Effects = &addrEffects{m: d.vips, vips: vips, log: d.log.With("group", name)}
+		var g *node.Group
+		if d.leaseMode() {
+			if g, err = d.newGroup(ic, vips, addrs); err != nil {
+				return err
+			}
+			eff, icfg.LeaseGated = g.Effects(), true
+		}
+		in, err := vrrp.NewInstance(icfg, mux.Conn(), ann, eff, d.log)
 		if err != nil {
 			return err
 		}
@@ -156,6 +191,10 @@ func (d *daemon) setup() error {
 			return err
 		}
 		d.insts = append(d.insts, in)
+		if g != nil {
+			g.SetVRRP(vrrpControl{in})
+			d.groups = append(d.groups, g)
+		}
 	}
 	return nil
 }
@@ -175,7 +214,24 @@ func (d *daemon) allVIPs(iface string) []netip.Addr {
 }
 
 func (d *daemon) run(ctx context.Context) error {
-	if err := d.setup(); err != nil {
+	var memberWG sync.WaitGroup
+	memberCtx, stopMember := context.WithCancel(context.Background())
+	defer func() { stopMember(); memberWG.Wait() }()
+	if d.cfg.Quorum.Backend == config.BackendRaft {
+		// This node is a raft voter too; it outlives everything else so the
+		// groups can release their keys on the way down.
+		m, err := raft.NewMember(raftMemberConfig(d.cfg, false), d.log.With("raft", d.cfg.Quorum.Raft.ID))
+		if err != nil {
+			return err
+		}
+		d.member = m
+		memberWG.Go(func() {
+			if err := m.Run(memberCtx); err != nil && memberCtx.Err() == nil {
+				d.log.Error("raft member stopped", "err", err)
+			}
+		})
+	}
+	if err := d.setup(ctx); err != nil {
 		d.close()
 		return err
 	}
@@ -193,20 +249,53 @@ func (d *daemon) run(ctx context.Context) error {
 	for _, m := range d.muxes {
 		wg.Go(func() { m.Run(muxCtx) })
 	}
+	var gwg, swg sync.WaitGroup
+	superCtx, stopSuper := context.WithCancel(context.Background())
+	defer stopSuper()
+	if d.leaseMode() {
+		d.super = node.NewSupervisor(d.backend, d.groups, d.log)
+		d.super.OnRenew = d.metrics.renewed
+		d.super.OnSession = d.metrics.session
+		swg.Go(func() { d.super.Run(superCtx) })
+		for _, g := range d.groups {
+			gwg.Go(func() { g.Run(ctx) })
+		}
+	}
 	var iwg sync.WaitGroup
 	for _, in := range d.insts {
 		iwg.Go(func() { in.Run(ctx, stopBudget) })
 	}
-	d.log.Info("running", "node", d.cfg.Node.Name, "instances", len(d.insts))
+	d.log.Info("running", "node", d.cfg.Node.Name, "instances", len(d.insts), "quorum", d.cfg.Quorum.Backend, "fence", d.fenceDesc)
+	sdNotify("READY=1\nSTATUS=running")
+	watchdog := sdWatchdogInterval()
+	var wdC <-chan time.Time
+	if watchdog > 0 {
+		t := time.NewTicker(watchdog)
+		defer t.Stop()
+		wdC = t.C
+	}
 	for done := false; !done; {
 		select {
 		case <-usr1:
 			d.dump()
+		case <-wdC:
+			sdNotify("WATCHDOG=1")
 		case <-ctx.Done():
 			done = true
 		}
 	}
-	iwg.Wait() // instances send priority 0 and remove VIPs
+	sdNotify("STOPPING=1")
+	// Order: VRRP sends priority 0 (instances) while the groups demote:
+	// fence off, resources, VIPs, release; then the session is revoked.
+	iwg.Wait()
+	gwg.Wait()
+	if d.super != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		d.super.Close(cctx)
+		cancel()
+		stopSuper()
+		swg.Wait()
+	}
 	stopMux()
 	wg.Wait()
 	return nil
@@ -226,6 +315,9 @@ func (d *daemon) dump() {
 func (d *daemon) close() {
 	for _, a := range d.anns {
 		a.Close()
+	}
+	if d.backend != nil {
+		d.backend.Close()
 	}
 }
 

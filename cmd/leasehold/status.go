@@ -16,16 +16,22 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
 // statusDoc is the JSON of GET /status.
 type statusDoc struct {
-	Node        string            `json:"node"`
-	Quorum      string            `json:"quorum"`
-	Warning     string            `json:"warning,omitempty"`
-	Instances   []vrrp.Status     `json:"instances"`
-	SocketDrops map[string]uint64 `json:"socket_drops,omitempty"`
+	Node        string             `json:"node"`
+	Quorum      string             `json:"quorum"`
+	Session     string             `json:"session,omitempty"`
+	Fence       string             `json:"fence,omitempty"`
+	Warning     string             `json:"warning,omitempty"`
+	Groups      []node.GroupStatus `json:"groups,omitempty"`
+	Instances   []vrrp.Status      `json:"instances"`
+	SocketDrops map[string]uint64  `json:"socket_drops,omitempty"`
 }
 
 const noQuorumWarning = "quorum none: plain VRRP, NO split-brain protection"
@@ -34,6 +40,19 @@ func (d *daemon) statusDoc() statusDoc {
 	doc := statusDoc{Node: d.cfg.Node.Name, Quorum: d.cfg.Quorum.Backend, SocketDrops: map[string]uint64{}}
 	if d.cfg.Quorum.Backend == config.BackendNone {
 		doc.Warning = noQuorumWarning
+	} else {
+		var sess quorum.Session
+		if d.super != nil {
+			sess = d.super.Session()
+		}
+		doc.Quorum = describeQuorum(d.cfg, sess)
+		doc.Fence = d.fenceDesc
+		if _, ok := d.fence.(fencing.LifetimeOnly); ok {
+			doc.Warning = "nftables fence not in use: " + d.fenceDesc
+		}
+	}
+	for _, g := range d.groups {
+		doc.Groups = append(doc.Groups, g.Status())
 	}
 	for _, in := range d.insts {
 		doc.Instances = append(doc.Instances, in.Status())
@@ -77,6 +96,7 @@ func (d *daemon) serveStatus(ctx context.Context) (func(), error) {
 		enc.SetIndent("", "  ")
 		enc.Encode(d.statusDoc())
 	})
+	mux.Handle("GET /metrics", d.metrics.handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	d.log.Info("status API listening", "addr", d.cfg.Status.Listen)
@@ -126,10 +146,21 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "node %s, quorum %s\n", doc.Node, doc.Quorum)
+	if doc.Fence != "" {
+		fmt.Fprintf(stdout, "fence: %s\n", doc.Fence)
+	}
 	if doc.Warning != "" {
 		fmt.Fprintf(stdout, "WARNING: %s\n", doc.Warning)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if len(doc.Groups) > 0 {
+		fmt.Fprintln(tw, "GROUP\tROLE\tSTAGE\tEPOCH\tDEADLINE IN\tFENCE\tFENCE LEFT\tSINCE\tLAST ERROR")
+		for _, g := range doc.Groups {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%v\t%s\t%s\t%s\n", g.Group, g.Role, g.Stage, g.Epoch, g.DeadlineLeft,
+				g.FenceArmed, g.FenceLeft, g.Since.Format(time.TimeOnly), g.LastError)
+		}
+		fmt.Fprintln(tw)
+	}
 	fmt.Fprintln(tw, "INSTANCE\tIFACE\tVRID\tSTATE\tPRIO\tMASTER\tSINCE\tSENT\tRECV\tDROPS")
 	for _, s := range doc.Instances {
 		var drops []string

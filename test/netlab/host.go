@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,11 +94,10 @@ func (h *Host) StartCmd(cmd *exec.Cmd) (*Proc, error) {
 	if !h.lab.isUp() {
 		return nil, ErrNotUp
 	}
-	// Fork from a fresh goroutine, which never runs on a locked (and later
-	// destroyed) thread: Pdeathsig fires when the forking thread exits.
-	errc := make(chan error, 1)
-	go func() { errc <- cmd.Start() }()
-	if err := <-errc; err != nil {
+	// Fork on the forker thread, which never exits: Pdeathsig fires when
+	// the *thread* that forked exits, and any other thread may later be
+	// locked by Do (or nstest) and destroyed, killing the child with it.
+	if err := forkOnStableThread(cmd); err != nil {
 		return nil, fmt.Errorf("netlab: %s: start %s: %w", h.Name, cmd.Path, err)
 	}
 	p := &Proc{PID: cmd.Process.Pid, Cmd: cmd, host: h, done: make(chan struct{})}
@@ -399,4 +399,29 @@ func (h *Host) HasAddr(a netip.Addr) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// forkRequests are served by one goroutine locked to its thread for the
+// life of the process, so children started with Pdeathsig die only with
+// the process, not with a recycled thread.
+var forkRequests = func() chan forkRequest {
+	ch := make(chan forkRequest)
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+		for r := range ch {
+			r.done <- r.cmd.Start()
+		}
+	}()
+	return ch
+}()
+
+type forkRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func forkOnStableThread(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	forkRequests <- forkRequest{cmd: cmd, done: done}
+	return <-done
 }

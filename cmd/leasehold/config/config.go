@@ -27,8 +27,10 @@ import (
 type Config struct {
 	Node     Node                 `yaml:"node"`
 	Quorum   Quorum               `yaml:"quorum"`
+	Fencing  Fencing              `yaml:"fencing"`
 	Status   Status               `yaml:"status"`
 	StateDir string               `yaml:"state_dir"`
+	Script   map[string]*Script   `yaml:"vrrp_script"`
 	Instance map[string]*Instance `yaml:"vrrp_instance"`
 
 	file  string
@@ -49,6 +51,40 @@ type Status struct {
 	// Listen is "unix:/path" (default /run/leasehold/leasehold.sock) or a
 	// loopback "127.0.0.1:port".
 	Listen string `yaml:"listen"`
+}
+
+// Fencing configures the kernel fence and the watchdog.
+type Fencing struct {
+	// NFTables: auto (use it if usable, else say so and rely on address
+	// lifetimes), required (refuse to start without it), off.
+	NFTables string `yaml:"nftables"`
+	// Margin is kept between the fence's expiry and the local deadline.
+	Margin Duration `yaml:"margin"`
+	// Watchdog: off, auto or required; WatchdogDevice default /dev/watchdog.
+	Watchdog       string `yaml:"watchdog"`
+	WatchdogDevice string `yaml:"watchdog_device"`
+}
+
+// Script is a vrrp_script: a health check whose result changes the
+// priority of the instances that track it (or faults them, weight 0).
+type Script struct {
+	Script   string   `yaml:"script"` // absolute path, optionally followed by arguments
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+	Weight   int      `yaml:"weight"`
+	Rise     int      `yaml:"rise"`
+	Fall     int      `yaml:"fall"`
+	InitFail bool     `yaml:"init_fail"`
+	User     string   `yaml:"user"`
+}
+
+// Hook is a program run with a timeout (peer fencing, resources).
+type Hook struct {
+	Path     string   `yaml:"path"`
+	Args     []string `yaml:"args"`
+	Timeout  Duration `yaml:"timeout"`
+	Required *bool    `yaml:"required"` // default true
+	User     string   `yaml:"user"`
 }
 
 // Quorum selects the lease backend.
@@ -124,6 +160,24 @@ type Instance struct {
 	// vrrp_v3_checksum_as_v2. Both are accepted on receive.
 	V3ChecksumPseudoHeader *bool `yaml:"v3_checksum_pseudo_header"`
 
+	// Health (keepalived's track_script / track_interface: "eth1" or
+	// "eth1 weight -10").
+	TrackScript    []string `yaml:"track_script"`
+	TrackInterface []string `yaml:"track_interface"`
+	// Notify scripts, called with keepalived's arguments.
+	NotifyMaster  string   `yaml:"notify_master"`
+	NotifyBackup  string   `yaml:"notify_backup"`
+	NotifyFault   string   `yaml:"notify_fault"`
+	NotifyStop    string   `yaml:"notify_stop"`
+	Notify        string   `yaml:"notify"`
+	NotifyTimeout Duration `yaml:"notify_timeout"`
+	// Lease-gated ownership (quorum etcd/raft): peer-fence hooks run by a
+	// new owner, resource hooks, and the ARP/NA probe before claiming.
+	FencePeer []Hook `yaml:"fence_peer"`
+	Promote   []Hook `yaml:"promote"`
+	Demote    []Hook `yaml:"demote"`
+	Probe     *bool  `yaml:"probe"`
+
 	// Resolved by Validate.
 	Name    string       `yaml:"-"`
 	VIPs    []VIP        `yaml:"-"`
@@ -131,6 +185,13 @@ type Instance struct {
 	Peers   []netip.Addr `yaml:"-"`
 	IPv6    bool         `yaml:"-"`
 	AuthKey [8]byte      `yaml:"-"`
+	Tracks  []TrackIface `yaml:"-"`
+}
+
+// TrackIface is one resolved track_interface entry.
+type TrackIface struct {
+	Name   string
+	Weight int
 }
 
 // Authentication is keepalived's authentication block (VRRPv2 only).

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,6 +51,10 @@ func (c *Config) validate() error {
 	}
 	add(c.validateStatus())
 	add(c.validateQuorum())
+	add(c.validateFencing())
+	for _, name := range sortedKeys(c.Script) {
+		add(c.validateScript(name, c.Script[name]))
+	}
 	if len(c.Instance) == 0 && !c.quorumOnly {
 		add(c.errAt("vrrp_instance", "at least one instance is required"))
 	}
@@ -72,6 +78,95 @@ func (c *Config) validate() error {
 				"VRID %d on %s is also used by instance %s", in.VirtualRouterID, in.Interface, other))
 		}
 		seen[k] = name
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *Config) validateFencing() error {
+	f := &c.Fencing
+	var errs []error
+	switch f.NFTables {
+	case "":
+		f.NFTables = "auto"
+	case "auto", "required", "off":
+	default:
+		errs = append(errs, c.errAt("fencing.nftables", "%q: want auto, required or off", f.NFTables))
+	}
+	if f.Margin == 0 {
+		f.Margin = Duration(50 * time.Millisecond)
+	}
+	switch f.Watchdog {
+	case "":
+		f.Watchdog = "off"
+	case "off", "auto", "required":
+	default:
+		errs = append(errs, c.errAt("fencing.watchdog", "%q: want off, auto or required", f.Watchdog))
+	}
+	if f.WatchdogDevice == "" {
+		f.WatchdogDevice = "/dev/watchdog"
+	}
+	if f.NFTables == "off" && c.Quorum.Backend != BackendNone {
+		c.warn("fencing.nftables", "off: address lifetimes alone fence the VIP; the lease TTL must exceed the lifetime + 2 s")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateScript(name string, s *Script) error {
+	p := "vrrp_script." + name + "."
+	if s == nil {
+		return c.errAt("vrrp_script."+name, "empty script block")
+	}
+	var errs []error
+	bad := func(key, format string, args ...any) { errs = append(errs, c.errAt(p+key, format, args...)) }
+	f := strings.Fields(s.Script)
+	if len(f) == 0 || !strings.HasPrefix(f[0], "/") {
+		bad("script", "%q: an absolute path is required (optionally with arguments)", s.Script)
+	}
+	if s.Interval == 0 {
+		s.Interval = Duration(time.Second)
+	}
+	if s.Timeout == 0 {
+		s.Timeout = s.Interval
+	}
+	if s.Weight < -253 || s.Weight > 253 {
+		bad("weight", "%d: want -253..253", s.Weight)
+	}
+	if s.Rise == 0 {
+		s.Rise = 1
+	}
+	if s.Fall == 0 {
+		s.Fall = 1
+	}
+	if s.Rise < 0 || s.Fall < 0 {
+		bad("rise", "rise and fall must be >= 1")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateHooks(path string, hs []Hook) error {
+	var errs []error
+	for i := range hs {
+		h := &hs[i]
+		hp := fmt.Sprintf("%s[%d]", path, i)
+		if !strings.HasPrefix(h.Path, "/") {
+			errs = append(errs, c.errAt(hp+".path", "%q: an absolute path is required", h.Path))
+		}
+		if h.Timeout == 0 {
+			h.Timeout = Duration(5 * time.Second)
+		}
+		if h.Required == nil {
+			t := true
+			h.Required = &t
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -295,6 +390,47 @@ func (c *Config) validateInstance(in *Instance) error {
 	if in.V3ChecksumPseudoHeader == nil {
 		t := true
 		in.V3ChecksumPseudoHeader = &t
+	}
+	for i, s := range in.TrackScript {
+		if _, ok := c.Script[s]; !ok {
+			bad(fmt.Sprintf("track_script[%d]", i), "no vrrp_script named %q", s)
+		}
+	}
+	for i, s := range in.TrackInterface {
+		f := strings.Fields(s)
+		t := TrackIface{}
+		switch {
+		case len(f) == 1:
+			t.Name = f[0]
+		case len(f) == 3 && f[1] == "weight":
+			w, err := strconv.Atoi(f[2])
+			if err != nil || w < -253 || w > 253 {
+				bad(fmt.Sprintf("track_interface[%d]", i), "weight %q: want -253..253", f[2])
+			}
+			t.Name, t.Weight = f[0], w
+		default:
+			bad(fmt.Sprintf("track_interface[%d]", i), "%q: want IFACE or \"IFACE weight N\"", s)
+			continue
+		}
+		in.Tracks = append(in.Tracks, t)
+	}
+	for key, v := range map[string]string{"notify_master": in.NotifyMaster, "notify_backup": in.NotifyBackup,
+		"notify_fault": in.NotifyFault, "notify_stop": in.NotifyStop, "notify": in.Notify} {
+		if v != "" && !strings.HasPrefix(v, "/") {
+			bad(key, "%q: an absolute path is required", v)
+		}
+	}
+	if in.NotifyTimeout == 0 {
+		in.NotifyTimeout = Duration(10 * time.Second)
+	}
+	errs = append(errs, c.validateHooks(p+"fence_peer", in.FencePeer), c.validateHooks(p+"promote", in.Promote),
+		c.validateHooks(p+"demote", in.Demote))
+	if in.Probe == nil {
+		t := true
+		in.Probe = &t
+	}
+	if c.Quorum.Backend == BackendNone && (len(in.FencePeer)+len(in.Promote)+len(in.Demote) > 0) {
+		c.warn(p+"fence_peer", "fence_peer/promote/demote hooks need a quorum (etcd or raft): ignored with backend none")
 	}
 	return errors.Join(errs...)
 }

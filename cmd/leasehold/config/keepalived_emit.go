@@ -1,0 +1,242 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// kaYAML is the generated file, with the keepalived line behind each of
+// its lines (0: none) so Parse's messages can point at the source.
+type kaYAML struct {
+	lines []string
+	src   []int
+}
+
+func (y *kaYAML) add(src int, format string, args ...any) {
+	y.lines = append(y.lines, fmt.Sprintf(format, args...))
+	y.src = append(y.src, src)
+}
+
+func (y *kaYAML) bytes() []byte { return []byte(strings.Join(y.lines, "\n") + "\n") }
+
+// srcOf returns the keepalived line behind YAML line n (1-based), 0 if
+// the line was made up by the converter.
+func (y *kaYAML) srcOf(n int) int {
+	if n < 1 || n > len(y.src) {
+		return 0
+	}
+	return y.src[n-1]
+}
+
+// mapErrors rewrites Parse's errors on the generated file to name the
+// keepalived line they came from.
+func (y *kaYAML) mapErrors(kaFile, outName string, err error) error {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	var out []error
+	for _, e := range list {
+		var ce *Error
+		if errors.As(e, &ce) && ce.Line > 0 {
+			if src := y.srcOf(ce.Line); src > 0 {
+				out = append(out, &Error{File: kaFile, Line: src, Key: ce.Key,
+					Msg: fmt.Sprintf("%s (line %d of the generated %s)", ce.Msg, ce.Line, outName)})
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+var warnLineRe = regexp.MustCompile(`^(.*?):(\d+): ([^:]+): (.*)$`)
+
+// mapWarning turns one of Parse's warning strings into an Error at the
+// keepalived line behind it.
+func (y *kaYAML) mapWarning(kaFile, outName, w string) *Error {
+	m := warnLineRe.FindStringSubmatch(w)
+	if m == nil || m[1] != outName {
+		return &Error{File: outName, Key: "(check)", Msg: w}
+	}
+	n, _ := strconv.Atoi(m[2])
+	if src := y.srcOf(n); src > 0 {
+		return &Error{File: kaFile, Line: src, Key: m[3], Msg: m[4]}
+	}
+	return &Error{File: outName, Line: n, Key: m[3], Msg: m[4]}
+}
+
+// emit writes the YAML. Keys Config does not have yet are written as
+// comments (with a warning) so that nothing is lost and the file parses.
+func (k *kaConv) emit(opt ImportOptions) *kaYAML {
+	y := &kaYAML{}
+	y.add(0, "# leasehold.yaml converted from %s by `leasehold config import-keepalived`.", k.file)
+	y.add(0, "# Review every warning the import printed; check with: leasehold config check FILE")
+	y.add(0, "")
+	switch {
+	case opt.NodeName != "":
+		y.add(0, "node:")
+		y.add(0, "  name: %s", yq(opt.NodeName))
+	case k.nodeName != "":
+		y.add(k.nodeLine, "node:")
+		y.add(k.nodeLine, "  name: %s   # global_defs router_id: must differ on every node", yq(k.nodeName))
+	default:
+		y.add(0, "# node:")
+		y.add(0, "#   name: lb1   # default: the hostname")
+	}
+	y.add(0, "")
+	k.emitQuorum(y, opt.Quorum)
+	y.add(0, "")
+
+	k.emitNamed(y, "vrrp_script", k.scripts)
+	k.emitNamed(y, "vrrp_sync_group", k.groups)
+
+	y.add(0, "vrrp_instance:")
+	for _, in := range k.instances {
+		y.add(in.line, "  %s:   # %s:%d", yq(in.name), k.file, in.line)
+		done := map[string]bool{}
+		keys := append([]string{}, instanceOrder...)
+		for key := range in.kvs {
+			if !slices.Contains(instanceOrder, key) {
+				keys = append(keys, key)
+			}
+		}
+		for _, key := range keys {
+			kv := in.kvs[key]
+			if kv == nil || done[key] {
+				continue
+			}
+			done[key] = true
+			if yamlHas("vrrp_instance", "*", key) {
+				k.emitKV(y, "    ", kv, false)
+				continue
+			}
+			k.warnAt(kv.Line, key, "instance %s: %s", in.name, notYet+pendingWhy(key))
+			k.emitKV(y, "    ", kv, true)
+		}
+	}
+	return y
+}
+
+// pendingWhy adds what a missing key means in practice.
+func pendingWhy(key string) string {
+	switch key {
+	case "track_script", "vrrp_script":
+		return ": until then a failing check does NOT move the VIP"
+	case "track_interface":
+		return ": until then a down tracked interface does NOT move the VIP"
+	case "vrrp_sync_group":
+		return ": until then the group's instances fail over independently"
+	}
+	if notifyKeys[key] {
+		return ": until then the script is NOT run on transitions"
+	}
+	return ""
+}
+
+// emitNamed writes vrrp_script or vrrp_sync_group, for real where Config
+// has the section (and each sub-key), as comments otherwise.
+func (k *kaConv) emitNamed(y *kaYAML, section string, items []*kaNamed) {
+	if len(items) == 0 {
+		return
+	}
+	has := yamlHas(section)
+	if !has {
+		y.add(0, "# %s: %s", section, notYet)
+	}
+	c := ""
+	if !has {
+		c = "# "
+	}
+	y.add(items[0].line, "%s%s:", c, section)
+	for _, it := range items {
+		if !has {
+			k.warnAt(it.line, section, "%s %s: %s", section, it.name, notYet+pendingWhy(section))
+		}
+		y.add(it.line, "%s  %s:   # %s:%d", c, yq(it.name), k.file, it.line)
+		for _, kv := range it.kvs {
+			sub := has && yamlHas(section, "*", kv.Key)
+			if has && !sub {
+				k.warnAt(kv.Line, kv.Key, "%s %s: %s", section, it.name, notYet)
+			}
+			switch {
+			case !has: // the whole section is a comment
+				k.emitKV(y, "#     ", kv, false)
+			default:
+				k.emitKV(y, "    ", kv, !sub)
+			}
+		}
+	}
+	y.add(0, "")
+}
+
+func (k *kaConv) emitKV(y *kaYAML, indent string, kv *kaKV, commented bool) {
+	c := ""
+	if commented {
+		c = "# "
+	}
+	tail := ""
+	if kv.Comment != "" {
+		tail = "   # " + kv.Comment
+	}
+	switch {
+	case kv.IsList:
+		if len(kv.List) == 0 {
+			y.add(kv.Line, "%s%s%s: []%s", indent, c, kv.Key, tail)
+			return
+		}
+		y.add(kv.Line, "%s%s%s:%s", indent, c, kv.Key, tail)
+		for _, v := range kv.List {
+			y.add(kv.Line, "%s%s  - %s", indent, c, v)
+		}
+	case kv.Map != nil:
+		y.add(kv.Line, "%s%s%s:%s", indent, c, kv.Key, tail)
+		for _, m := range kv.Map {
+			k.emitKV(y, indent+"  ", m, commented)
+		}
+	default:
+		y.add(kv.Line, "%s%s%s: %s%s", indent, c, kv.Key, kv.Scalar, tail)
+	}
+}
+
+func (k *kaConv) emitQuorum(y *kaYAML, q string) {
+	y.add(0, "quorum:")
+	y.add(0, "  # none = plain VRRP, exactly what keepalived gave you: NO split-brain")
+	y.add(0, "  # protection. If this node freezes or keepalived is killed with -9, the")
+	y.add(0, "  # VIP stays here while the peer takes it too (two masters, ARP flapping).")
+	y.add(0, "  # Switch to etcd or raft as soon as a quorum exists.")
+	y.add(0, "  backend: none")
+	switch q {
+	case BackendEtcd:
+		y.add(0, "  # --quorum etcd: an etcd cluster of three or five members.")
+		y.add(0, "  # Fill in, then replace `backend: none` above with these lines.")
+		y.add(0, "  # backend: etcd")
+		y.add(0, "  # ttl: 2s                 # lease time to live")
+		y.add(0, "  # etcd:")
+		y.add(0, "  #   endpoints: [\"https://10.0.0.11:2379\", \"https://10.0.0.12:2379\", \"https://10.0.0.13:2379\"]")
+		y.add(0, "  #   prefix: /leasehold/")
+		y.add(0, "  #   ca_file: /etc/leasehold/etcd-ca.pem")
+		y.add(0, "  #   cert_file: /etc/leasehold/etcd-client.pem")
+		y.add(0, "  #   key_file: /etc/leasehold/etcd-client-key.pem")
+	case BackendRaft:
+		y.add(0, "  # --quorum raft: three voters, both nodes and a witness (`leasehold witness`).")
+		y.add(0, "  # Fill in, then replace `backend: none` above with these lines.")
+		y.add(0, "  # backend: raft")
+		y.add(0, "  # ttl: 2s")
+		y.add(0, "  # raft:")
+		y.add(0, "  #   id: lb1                      # default: node.name")
+		y.add(0, "  #   bind: 10.0.0.1:7946          # this voter's raft transport")
+		y.add(0, "  #   client_bind: 10.0.0.1:7947   # this voter's client API")
+		y.add(0, "  #   data_dir: /var/lib/leasehold/raft")
+		y.add(0, "  #   peers:")
+		y.add(0, "  #     - {id: lb1, addr: \"10.0.0.1:7946\", client: \"10.0.0.1:7947\"}")
+		y.add(0, "  #     - {id: lb2, addr: \"10.0.0.2:7946\", client: \"10.0.0.2:7947\"}")
+		y.add(0, "  #     - {id: witness, addr: \"10.0.0.3:7946\", client: \"10.0.0.3:7947\"}")
+	}
+}

@@ -1,0 +1,426 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func importFile(t *testing.T, path string, opt ImportOptions) (*Imported, error) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ImportKeepalived(path, b, opt)
+}
+
+func warningText(im *Imported) string {
+	var b strings.Builder
+	for _, w := range im.Warnings {
+		b.WriteString(w.Error())
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// The keepalived.conf files of the seed documents, both nodes of each pair,
+// as published (typos, trailing comments, tabs and full-width punctuation
+// in comments kept).
+func TestImportSeeds(t *testing.T) {
+	type want struct {
+		file                 string
+		node, state, iface   string
+		vrid, prio           int
+		vip                  string
+		auth                 string // "" = none
+		nopreempt, hasScript bool
+		warnings             []string // substrings, each must appear with file:line
+	}
+	strictAuth := "dropped: keepalived ignores authentication in strict mode"
+	cases := []want{
+		{"nginx-000-master.conf", "LVS_01", "MASTER", "ens33", 51, 120, "192.168.10.100/32", "", false, true,
+			[]string{":15: vrrp_strict: not converted", ":18: vrrp_iptables: not converted", ":32: authentication: instance VI_1: " + strictAuth, ":5: notification_email: not converted"}},
+		{"nginx-000-backup.conf", "LVS_02", "BACKUP", "ens33", 51, 100, "192.168.10.100/32", "", false, true,
+			[]string{":13: vrrp_strict", ":28: authentication: instance VI_1: " + strictAuth}},
+		{"nginx-001-master.conf", "master", "MASTER", "eth0", 254, 100, "192.168.0.174/32", "1111", true, true,
+			[]string{":26: virtual_ipaddress: 192.168.0.174: label eth0:0 dropped", ":13: vrrp_instance.VI_1.nopreempt: nopreempt only takes effect with state BACKUP"}},
+		{"nginx-001-backup.conf", "backup", "BACKUP", "eth0", 254, 99, "192.168.0.174/32", "1111", true, true,
+			[]string{":26: virtual_ipaddress: 192.168.0.174: label eth0:0 dropped"}},
+		{"nginx-002-test221.conf", "LVS_DEVEL", "MASTER", "eth0", 51, 100, "172.16.22.219/32", "aiker>co", false, true,
+			[]string{":22: vrrp_instance.VI_1.authentication.auth_pass: longer than 8 characters", ":6: smtp_server: not converted"}},
+		{"nginx-002-test222.conf", "LVS_DEVEL", "BACKUP", "eth0", 51, 90, "172.16.22.219/32", "aiker>co", false, true,
+			[]string{":22: vrrp_instance.VI_1.authentication.auth_pass: longer than 8 characters"}},
+		{"lvs-003-master.conf", "LVS_11", "MASTER", "enp0s3", 51, 101, "192.168.1.99/32", "", false, false,
+			[]string{":27: virtual_server: virtual_server 192.168.1.99 80 (lines 27-49): " + lvsNote, ":17: authentication: instance VI_1: " + strictAuth}},
+		{"lvs-003-backup.conf", "LVS_12", "BACKUP", "enp0s3", 51, 100, "192.168.1.99/32", "", false, false,
+			[]string{":26: virtual_server: virtual_server 192.168.1.99 80 (lines 26-50): " + lvsNote}},
+		{"mysql-002-master.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 100, "192.168.0.204/32", "1111", true, false,
+			[]string{":26: virtual_server: block \"virtual_server 192.168.0.204 3306\" is not closed", ":26: virtual_server: virtual_server 192.168.0.204 3306 (lines 26-41): " + lvsNote}},
+		{"mysql-002-backup.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 90, "192.168.0.204/32", "1111", false, false,
+			[]string{":28: virtual_server: virtual_server 192.168.0.204 3306 (lines 28-43): " + lvsNote}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("testdata/keepalived", tc.file)
+			im, err := importFile(t, path, ImportOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The output stands on its own: Parse accepts it again.
+			c, err := Parse("again.yaml", im.YAML)
+			if err != nil {
+				t.Fatalf("re-parse: %v\n%s", err, im.YAML)
+			}
+			in := c.Instance["VI_1"]
+			if in == nil || len(c.Instance) != 1 {
+				t.Fatalf("instances %v, want VI_1 only", c.Names())
+			}
+			if c.Node.Name != tc.node || in.State != tc.state || in.Interface != tc.iface ||
+				in.VirtualRouterID != tc.vrid || in.Priority != tc.prio || in.NoPreempt != tc.nopreempt || in.Version != 2 {
+				t.Errorf("node %q instance %+v", c.Node.Name, in)
+			}
+			if len(in.VIPs) != 1 || in.VIPs[0].Prefix.String() != tc.vip {
+				t.Errorf("VIPs %+v, want %s", in.VIPs, tc.vip)
+			}
+			if got := strings.TrimRight(string(in.AuthKey[:]), "\x00"); got != tc.auth {
+				t.Errorf("auth key %q, want %q", got, tc.auth)
+			}
+			if tc.hasScript != (len(in.TrackScript) == 1 && len(c.Script) == 1) {
+				t.Errorf("track_script %v, vrrp_script %v", in.TrackScript, c.Script)
+			}
+			if c.Quorum.Backend != BackendNone {
+				t.Errorf("backend %q", c.Quorum.Backend)
+			}
+			warned := warningText(im)
+			for _, w := range tc.warnings {
+				if !strings.Contains(warned, path+w) {
+					t.Errorf("warnings lack %q:\n%s", path+w, warned)
+				}
+			}
+			// Every warning about the source names a line of it.
+			for _, w := range im.Warnings {
+				if w.File == path && w.Line == 0 {
+					t.Errorf("warning without a line: %v", w)
+				}
+			}
+		})
+	}
+}
+
+func TestImportMalformed(t *testing.T) {
+	cases := []struct{ file, want string }{
+		{"bad-unbalanced-close.conf", ":9: (syntax): '}' closes no block"},
+		{"bad-unknown-block.conf", ":4: vrrp_instanse: unknown block \"vrrp_instanse\""},
+		{"bad-missing-brace.conf", ":8: vrrp_instance: vrrp_instance inside vrrp_instance VI_1 (line 1): a '}' is missing above this line"},
+		{"bad-include.conf", ":4: include: include /etc/keepalived/conf.d/*.conf: not supported"},
+		{"bad-fullwidth.conf", ":1: (syntax): full-width '｛' (U+FF5B): did you mean \"{\"?"},
+		{"bad-quote.conf", ":2: (syntax): unterminated quoted string"},
+		// Seed 004 pasted its code boxes with line numbers.
+		{"bad-004-linenumbers.conf", ":1: (syntax): line starts with \"1 |\": copied from a web page with its line numbers?"},
+		// Seed 000 as the blog shows it, on one line: "#id" comments out
+		// the rest, global_defs never closes.
+		{"bad-000-flattened.conf", ":1: global_defs: block \"global_defs\" is not closed before the end of the file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("testdata/keepalived", tc.file)
+			im, err := importFile(t, path, ImportOptions{})
+			if err == nil {
+				t.Fatalf("no error; output:\n%s", im.YAML)
+			}
+			if !strings.Contains(err.Error(), path+tc.want) {
+				t.Fatalf("error %q\nwant it to contain %q", err, path+tc.want)
+			}
+		})
+	}
+}
+
+const kaMixed = `! everything else the importer knows
+global_defs {
+    router_id lb9
+    vrrp_version 3
+    vrrp_garp_master_delay 2
+    vrrp_garp_master_repeat 3
+    lvs_id old_name
+}
+vrrp_sync_group G1 {
+    group {
+        V4
+        V6
+    }
+    notify_master "/etc/keepalived/master.sh"
+}
+vrrp_instance V4
+{
+    state MASTER
+    interface eth1
+    virtual_router_id 10
+    advert_int 0.5
+    authentication { auth_type PASS
+        auth_pass secret }
+    virtual_ipaddress {
+        10.1.0.10/24 dev eth1 label eth1:vip brd 10.1.0.255
+        10.1.0.11
+    }
+    unicast_src_ip 10.1.0.1
+    unicast_peer {
+        10.1.0.2 min_ttl 255
+    }
+    track_interface {
+        eth2 weight -20
+    }
+    track_script {
+        chk_web weight 10
+        chk_missing
+    }
+    notify_backup "nsenter.sh backup # not a comment"
+    notify_fault /etc/keepalived/fault.sh root
+    priorty 150
+    priority 100
+    priority 110
+    mcast_src_ip 10.1.0.1
+}
+vrrp_instance V6 {
+    interface eth1
+    virtual_router_id 11
+    priority 255
+    preempt_delay 5
+    virtual_ipaddress {
+        fd00::10/64
+    }
+}
+vrrp_script chk_web {
+    script "curl -fsS http://127.0.0.1/"
+    interval 2
+    weight -30
+    fall 2
+    rise 2
+}
+static_ipaddress {
+    192.168.200.16/24 dev eth0
+}
+`
+
+func TestImportKeepalivedSemantics(t *testing.T) {
+	look := func(prog string) (string, error) {
+		if prog == "curl" || prog == "nsenter.sh" {
+			return "/usr/bin/" + prog, nil
+		}
+		return "", errors.New("not found")
+	}
+	im, err := ImportKeepalived("mixed.conf", []byte(kaMixed), ImportOptions{LookPath: look})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := im.Config
+	v4, v6 := c.Instance["V4"], c.Instance["V6"]
+	if v4 == nil || v6 == nil {
+		t.Fatalf("instances %v\n%s", c.Names(), im.YAML)
+	}
+	// vrrp_version 3 applies to both; MASTER without priority would be 255
+	// but V4 has one (the last of its three lines wins).
+	if v4.Version != 3 || v4.Priority != 110 || v4.State != "MASTER" || v4.AdvertInt.D().Seconds() != 0.5 {
+		t.Errorf("V4 = %+v", v4)
+	}
+	if v4.AuthKey != [8]byte{} {
+		t.Errorf("VRRPv3 instance kept authentication %q", v4.AuthKey)
+	}
+	if len(v4.VIPs) != 2 || v4.VIPs[0].Prefix.String() != "10.1.0.10/24" || v4.VIPs[0].Dev != "eth1" {
+		t.Errorf("V4 VIPs %+v", v4.VIPs)
+	}
+	if v4.Src.String() != "10.1.0.1" || len(v4.Peers) != 1 || v4.Peers[0].String() != "10.1.0.2" {
+		t.Errorf("V4 unicast %v -> %v", v4.Src, v4.Peers)
+	}
+	if len(v4.Tracks) != 1 || v4.Tracks[0] != (TrackIface{"eth2", -20}) {
+		t.Errorf("V4 tracks %+v", v4.Tracks)
+	}
+	if len(v4.TrackScript) != 1 || v4.TrackScript[0] != "chk_web" {
+		t.Errorf("V4 track_script %v", v4.TrackScript)
+	}
+	if v4.NotifyBackup != "/usr/bin/nsenter.sh backup # not a comment" || v4.NotifyFault != "/etc/keepalived/fault.sh" {
+		t.Errorf("notify %q %q", v4.NotifyBackup, v4.NotifyFault)
+	}
+	if d := v4.GarpMasterDelay.D().Seconds(); d != 2 || *v4.GarpMasterRepeat != 3 {
+		t.Errorf("garp %v %d (global defaults)", d, *v4.GarpMasterRepeat)
+	}
+	if !v6.IPv6 || v6.Version != 3 || v6.State != "MASTER" || v6.PreemptDelay != 0 {
+		t.Errorf("V6 = %+v (priority 255 starts as MASTER; keepalived clears preempt_delay then)", v6)
+	}
+	s := c.Script["chk_web"]
+	if s == nil || s.Script != "/usr/bin/curl -fsS http://127.0.0.1/" || s.Weight != -30 || s.Fall != 2 || s.Interval.D().Seconds() != 2 {
+		t.Errorf("vrrp_script %+v", s)
+	}
+	warned := warningText(im)
+	for _, w := range []string{
+		"mixed.conf:7: lvs_id: global_defs lvs_id: not converted",
+		"mixed.conf:9: vrrp_sync_group: vrrp_sync_group G1: not yet supported by leasehold run",
+		"mixed.conf:21: advert_int", // none: v3 keeps 0.5
+		"mixed.conf:25: virtual_ipaddress: 10.1.0.10/24: label eth1:vip dropped",
+		"mixed.conf:25: virtual_ipaddress: 10.1.0.10/24: option brd 10.1.0.255 dropped",
+		"mixed.conf:22: authentication: instance V4: dropped: VRRPv3 has no authentication",
+		"mixed.conf:30: unicast_peer: peer 10.1.0.2: options \"min_ttl 255\" not converted",
+		"mixed.conf:36: track_script: chk_web: per-instance override \"weight 10\" not converted",
+		"mixed.conf:37: track_script: chk_missing: no vrrp_script of that name: dropped",
+		"mixed.conf:39: notify_backup: \"nsenter.sh\" resolved to /usr/bin/nsenter.sh",
+		"mixed.conf:40: notify_fault: user/group \"root\" not converted",
+		"mixed.conf:41: priorty: unknown vrrp_instance keyword",
+		"mixed.conf:43: priority: also given at line 42",
+		"mixed.conf:44: mcast_src_ip: not converted",
+		"mixed.conf:50: preempt_delay: instance V6: dropped: keepalived clears it with state MASTER",
+		"mixed.conf:56: script: \"curl\" resolved to /usr/bin/curl",
+		"mixed.conf:62: static_ipaddress: not converted",
+	} {
+		if w == "mixed.conf:21: advert_int" {
+			if strings.Contains(warned, w) {
+				t.Errorf("VRRPv3 advert_int 0.5 was warned about:\n%s", warned)
+			}
+			continue
+		}
+		if !strings.Contains(warned, w) {
+			t.Errorf("warnings lack %q:\n%s", w, warned)
+		}
+	}
+	// The sync group is kept, commented, for when config grows the key.
+	if !strings.Contains(string(im.YAML), "# vrrp_sync_group:") || !strings.Contains(string(im.YAML), "#       - V6") {
+		t.Errorf("sync group not kept as a comment:\n%s", im.YAML)
+	}
+}
+
+func TestImportKeepalivedv2Rules(t *testing.T) {
+	conf := `vrrp_instance A {
+    state MASTER
+    interface eth0
+    virtual_router_id 7
+    advert_int 0.4
+    nopreempt
+    virtual_ipaddress {
+        10.0.0.7
+    }
+}
+`
+	im, err := ImportKeepalived("v2.conf", []byte(conf), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := im.Config.Instance["A"]
+	if a.Priority != 255 || a.AdvertInt.D().Seconds() != 1 || !a.Accept {
+		t.Errorf("A = %+v: want priority 255 (MASTER without priority), advert 1 s (rounded), accept (keepalived default)", a)
+	}
+	warned := warningText(im)
+	for _, w := range []string{"v2.conf:2: priority: instance A: no priority with state MASTER: keepalived uses 255",
+		"v2.conf:5: advert_int: instance A: 0.4 s is not whole seconds: VRRPv2 rounds to 1 s"} {
+		if !strings.Contains(warned, w) {
+			t.Errorf("warnings lack %q:\n%s", w, warned)
+		}
+	}
+}
+
+// Problems only Parse sees are reported at the keepalived line.
+func TestImportMapsCheckErrors(t *testing.T) {
+	conf := `vrrp_instance A {
+    interface eth0
+    virtual_router_id 7
+    virtual_ipaddress {
+        10.0.0.7
+    }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 7
+    virtual_ipaddress {
+        10.0.0.300
+    }
+}
+vrrp_instance C {
+    virtual_router_id 9
+    virtual_ipaddress {
+        10.0.0.9
+    }
+}
+`
+	_, err := ImportKeepalived("dup.conf", []byte(conf), ImportOptions{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{
+		"dup.conf:10: vrrp_instance.B.virtual_router_id: VRID 7 on eth0 is also used by instance A",
+		"dup.conf:11: vrrp_instance.B.virtual_ipaddress[0]: \"10.0.0.300\" is not an IP address",
+		"dup.conf:15: vrrp_instance.C.interface: required",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}
+
+// --quorum etcd|raft: the output still says backend none, and its
+// commented template is a valid quorum section once uncommented.
+func TestImportQuorumTemplates(t *testing.T) {
+	for _, q := range []string{BackendEtcd, BackendRaft} {
+		t.Run(q, func(t *testing.T) {
+			im, err := importFile(t, "testdata/keepalived/nginx-001-master.conf", ImportOptions{Quorum: q, NodeName: "lb1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if im.Config.Quorum.Backend != BackendNone || im.Config.Node.Name != "lb1" {
+				t.Fatalf("backend %q node %q", im.Config.Quorum.Backend, im.Config.Node.Name)
+			}
+			var out []string
+			in := false
+			for _, l := range strings.Split(string(im.YAML), "\n") {
+				switch {
+				case strings.HasPrefix(l, "  # --quorum "+q):
+					in = true
+					continue
+				case in && strings.HasPrefix(l, "  # Fill in"):
+					continue
+				case l == "  backend: none":
+					continue
+				case in && strings.HasPrefix(l, "  # "):
+					l = "  " + strings.TrimPrefix(l, "  # ")
+				case in:
+					in = false
+				}
+				out = append(out, l)
+			}
+			c, err := Parse("filled.yaml", []byte(strings.Join(out, "\n")))
+			if err != nil {
+				t.Fatalf("template does not parse once uncommented: %v\n%s", err, strings.Join(out, "\n"))
+			}
+			if c.Quorum.Backend != q {
+				t.Errorf("backend %q", c.Quorum.Backend)
+			}
+		})
+	}
+	if _, err := ImportKeepalived("x.conf", []byte("vrrp_instance A {\n}\n"), ImportOptions{Quorum: "zk"}); err == nil {
+		t.Error("quorum zk accepted")
+	}
+}
+
+func FuzzImportKeepalived(f *testing.F) {
+	files, _ := filepath.Glob("testdata/keepalived/*.conf")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Add([]byte(kaMixed))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		im, err := ImportKeepalived("f.conf", data, ImportOptions{})
+		if err != nil {
+			return
+		}
+		// Whatever converts must parse on its own.
+		if _, err := Parse("f.yaml", im.YAML); err != nil {
+			t.Fatalf("converted output does not parse: %v\n%s", err, im.YAML)
+		}
+		for _, w := range im.Warnings {
+			if w.File == "f.conf" && w.Line < 0 {
+				t.Fatal(fmt.Sprint("bad line ", w))
+			}
+		}
+	})
+}

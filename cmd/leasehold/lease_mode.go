@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/quorum"
+	"github.com/leasehold/leasehold/vrrp"
+	"github.com/leasehold/leasehold/vrrp/vipaddr"
+)
+
+// groupAddrs adds and removes one group's VIPs (node.Addresses).
+type groupAddrs struct {
+	m    *vipaddr.Manager
+	vips []vipaddr.VIP
+}
+
+func (a groupAddrs) Add(lifetime time.Duration) error {
+	for _, v := range a.vips {
+		if err := a.m.Add(v, lifetime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a groupAddrs) Remove() error {
+	var errs []error
+	for _, v := range a.vips {
+		errs = append(errs, a.m.Remove(v))
+	}
+	return errors.Join(errs...)
+}
+
+// arpProber probes a group's IPv4 VIPs (node.Prober).
+type arpProber struct {
+	iface string
+	vips  []netip.Addr
+	wait  time.Duration
+}
+
+func (p arpProber) Probe(ctx context.Context) (string, error) {
+	for _, v := range p.vips {
+		if c, err := vrrp.ProbeARP(ctx, p.iface, v, p.wait); err != nil || c != "" {
+			return c, err
+		}
+	}
+	return "", nil
+}
+
+// hookRunner runs peer-fence hooks (node.PeerFencer) and resource hooks
+// (node.Resources).
+type hookRunner struct {
+	group           string
+	fence           []fencing.Hook
+	promote, demote []fencing.Hook
+	log             *slog.Logger
+}
+
+func (h hookRunner) Fence(ctx context.Context, env fencing.FenceEnv) error {
+	return fencing.RunHooks(ctx, h.fence, env, h.log)
+}
+
+func (h hookRunner) Promote(ctx context.Context, epoch uint64) error {
+	return fencing.RunHooks(ctx, h.promote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log)
+}
+
+func (h hookRunner) Demote(ctx context.Context, epoch uint64) error {
+	return fencing.RunHooks(ctx, h.demote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log)
+}
+
+func hooks(hs []config.Hook) []fencing.Hook {
+	out := make([]fencing.Hook, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, fencing.Hook{Path: h.Path, Args: h.Args, Timeout: h.Timeout.D(), Required: *h.Required, RunAs: h.User})
+	}
+	return out
+}
+
+// openFence installs the kernel fence per fencing.nftables.
+func openFence(ctx context.Context, cfg *config.Config, log *slog.Logger) (fencing.Fence, string, error) {
+	mode := cfg.Fencing.NFTables
+	if mode == "off" {
+		log.Warn("fencing.nftables off: address lifetimes are the only kernel fence")
+		return fencing.LifetimeOnly{}, "address lifetimes only (nftables off)", nil
+	}
+	if err := fencing.Usable(); err != nil {
+		if mode == "required" {
+			return nil, "", fmt.Errorf("fencing.nftables required but not usable: %w", err)
+		}
+		log.Error("nftables is not usable: address lifetimes are the only kernel fence; the lease TTL must exceed the lifetime + 2 s", "err", err)
+		return fencing.LifetimeOnly{}, "address lifetimes only (nftables unusable: " + err.Error() + ")", nil
+	}
+	f, err := fencing.NewNFT("", log)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := f.Install(ctx); err != nil {
+		return nil, "", fmt.Errorf("install nftables fence: %w", err)
+	}
+	return f, "nftables timeout sets + address lifetimes", nil
+}
+
+// setupLease builds the quorum backend, the fence and one node.Group per
+// instance (lease mode).
+func (d *daemon) setupLease(ctx context.Context) error {
+	b, err := openBackend(d.cfg, d.log)
+	if err != nil {
+		return err
+	}
+	d.backend = b
+	opts := quorumOptions(d.cfg)
+	if err := opts.Validate(minTTL(d.cfg)); err != nil {
+		return fmt.Errorf("quorum timings: %w", err)
+	}
+	fence, desc, err := openFence(ctx, d.cfg, d.log)
+	if err != nil {
+		return err
+	}
+	d.fence, d.fenceDesc = fence, desc
+	if _, lifetimeOnly := fence.(fencing.LifetimeOnly); lifetimeOnly && opts.TTL < 3*time.Second+d.cfg.Fencing.Margin.D() {
+		return fmt.Errorf("quorum.ttl %v is too short without nftables: address lifetimes need ttl > 1 s lifetime + 2 s", opts.TTL)
+	}
+	var all []netip.Addr
+	for _, ic := range d.cfg.Instance {
+		for _, v := range ic.VIPs {
+			all = append(all, v.Prefix.Addr())
+		}
+	}
+	if err := fence.Manage(all); err != nil {
+		return fmt.Errorf("fence manage: %w", err)
+	}
+	return nil
+}
+
+func minTTL(cfg *config.Config) time.Duration {
+	if cfg.Quorum.Backend == config.BackendRaft {
+		return raftMemberConfig(cfg, false).MinTTL()
+	}
+	return time.Second
+}
+
+// newGroup makes the node.Group for an instance.
+func (d *daemon) newGroup(ic *config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
+	opts := quorumOptions(d.cfg)
+	skew := vrrp.SkewTime(uint8(ic.Version), uint8(ic.Priority), ic.AdvertInt.D())
+	var probe node.Prober
+	if *ic.Probe && !ic.IPv6 {
+		probe = arpProber{iface: ic.Interface, vips: addrs, wait: 40 * time.Millisecond}
+	}
+	hr := hookRunner{group: ic.Name, fence: hooks(ic.FencePeer), promote: hooks(ic.Promote), demote: hooks(ic.Demote),
+		log: d.log.With("group", ic.Name)}
+	for _, h := range append(append(append([]fencing.Hook{}, hr.fence...), hr.promote...), hr.demote...) {
+		if err := fencing.CheckHook(h); err != nil {
+			return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
+		}
+	}
+	deps := node.GroupDeps{Addrs: groupAddrs{m: d.vips, vips: vips}, Fence: d.fence, Prober: probe, Log: d.log}
+	if len(hr.fence) > 0 {
+		deps.PeerFence = hr
+	}
+	if len(hr.promote)+len(hr.demote) > 0 {
+		deps.Resources = hr
+	}
+	deps.OnTransition = func(t node.Transition, epoch uint64) { d.onTransition(ic.Name, t, epoch) }
+	deps.OnAlarm = func(a node.Alarm) { d.metrics.alarm(ic.Name, a.Kind) }
+	return node.NewGroup(node.GroupConfig{
+		Machine: node.Config{Group: ic.Name, Probe: probe != nil, StepTimeout: max(opts.TTL/2, 500*time.Millisecond),
+			RetryInterval: max(ic.AdvertInt.D(), 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget},
+		Priority: ic.Priority, VIPs: addrs, FenceMargin: d.cfg.Fencing.Margin.D(), StopBudget: stopBudget,
+		LifetimeIsFence: lifetimeOnly(d.fence),
+	}, deps)
+}
+
+func lifetimeOnly(f fencing.Fence) bool {
+	_, ok := f.(fencing.LifetimeOnly)
+	return ok
+}
+
+// vrrpControl adapts a vrrp.Instance to node.VRRPControl.
+type vrrpControl struct{ in *vrrp.Instance }
+
+func (v vrrpControl) Inject(ev vrrp.Event) { v.in.Inject(ev) }
+func (v vrrpControl) Announce()            { v.in.Announce() }
+
+// onTransition logs, counts and notifies a role change.
+func (d *daemon) onTransition(group string, t node.Transition, epoch uint64) {
+	d.metrics.transition(group, t.To.String())
+	if n := d.notifiers[group]; n != nil {
+		state := map[node.Role]string{node.RoleOwner: "MASTER", node.RoleBackup: "BACKUP", node.RoleFault: "FAULT",
+			node.RoleStopped: "STOP"}[t.To]
+		if state != "" {
+			n.Notify(state, uint8(d.cfg.Instance[group].Priority), epoch)
+		}
+	}
+}
+
+func describeQuorum(c *config.Config, s quorum.Session) string {
+	q := c.Quorum
+	var where string
+	switch q.Backend {
+	case config.BackendEtcd:
+		where = strings.Join(q.Etcd.Endpoints, ",")
+	case config.BackendRaft:
+		where = q.Raft.ClientBind
+	}
+	id := "none"
+	if s != nil {
+		id = s.ID()
+	}
+	return fmt.Sprintf("%s %s session %s", q.Backend, where, id)
+}
