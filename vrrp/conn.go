@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -24,7 +25,10 @@ type PacketMeta struct {
 
 // Conn is one raw VRRP socket (IP protocol 112) bound to one interface and
 // address family. Instances on the same interface share it and demultiplex
-// by VRID. Sent packets carry TTL/hop limit 255 (RFC 5798 §5.1.1.3).
+// by VRID. Sent packets carry TTL/hop limit 255 (RFC 5798 §5.1.1.3) and the
+// source address asked for; IPv4 packets carry TOS 0xc0 as keepalived's.
+// Sends are safe for concurrent use and do not allocate; an Outbox sends
+// many adverts with one system call.
 type Conn struct {
 	ifi  *net.Interface
 	six  bool
@@ -32,6 +36,17 @@ type Conn struct {
 	p4   *ipv4.PacketConn
 	p6   *ipv6.PacketConn
 	base net.PacketConn
+
+	raw    syscall.RawConn
+	sendFn func(fd uintptr) bool // c.sendmmsg, bound once
+	// c.recvmmsg, bound once, and the batch it fills (one reader at a time)
+	recvFn  func(fd uintptr) bool
+	recvCur *recvBatch
+
+	wmu     sync.Mutex // guards the send scratch below
+	scratch sendScratch
+	idx     []int
+	single  [1]outPacket
 }
 
 // ConnOptions configure a Conn.
@@ -77,6 +92,10 @@ func Listen(ifname string, six bool, opts ConnOptions) (*Conn, error) {
 	}
 	c := &Conn{ifi: ifi, six: six, src: src, base: pc}
 	if err := c.setup(opts); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	if err := c.setupSend(); err != nil {
 		pc.Close()
 		return nil, err
 	}
@@ -185,18 +204,69 @@ func (c *Conn) WriteTo(b []byte, dst netip.Addr) error { return c.WriteFrom(b, c
 // WriteFrom sends one VRRP payload to dst from src (an address of the
 // interface; instances sharing a Conn may use different unicast sources).
 func (c *Conn) WriteFrom(b []byte, src, dst netip.Addr) error {
-	to := &net.IPAddr{IP: dst.AsSlice()}
-	if c.p4 != nil {
-		cm := &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index}
-		_, err := c.p4.WriteTo(b, cm, to)
-		return err
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.single[0] = outPacket{n: len(b), src: src, dst: dst}
+	if err := c.writeBatchLocked(b, c.single[:]); err != nil {
+		return fmt.Errorf("vrrp: send on %s: %w", c.ifi.Name, err)
 	}
-	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
-		to.Zone = c.ifi.Name
+	if err := c.single[0].err; err != nil {
+		return fmt.Errorf("vrrp: send to %s on %s: %w", dst, c.ifi.Name, err)
 	}
-	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: 255}
-	_, err := c.p6.WriteTo(b, cm, to)
-	return err
+	return nil
+}
+
+// Outbox collects VRRP payloads for one Conn and sends them together
+// (sendmmsg on Linux): the Mux's scheduler sends all adverts due at one
+// instant with one system call. An Outbox is not safe for concurrent use;
+// its buffers are reused, so a steady state does not allocate.
+type Outbox struct {
+	conn *Conn
+	data []byte
+	pkts []outPacket
+}
+
+// NewOutbox returns an empty Outbox for c.
+func (c *Conn) NewOutbox() *Outbox { return &Outbox{conn: c} }
+
+// Add copies payload into the Outbox, to be sent from src to dst, and
+// returns its index for Err.
+func (o *Outbox) Add(payload []byte, src, dst netip.Addr) int {
+	o.pkts = append(o.pkts, outPacket{off: len(o.data), n: len(payload), src: src, dst: dst})
+	o.data = append(o.data, payload...)
+	return len(o.pkts) - 1
+}
+
+// Len is the number of packets added since the last Reset.
+func (o *Outbox) Len() int { return len(o.pkts) }
+
+// Flush sends every packet added. Each packet's own failure (an
+// unreachable peer, a wrong family) is reported by Err and does not stop
+// the others; Flush returns an error only when the socket itself failed.
+func (o *Outbox) Flush() error {
+	if len(o.pkts) == 0 {
+		return nil
+	}
+	c := o.conn
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writeBatchLocked(o.data, o.pkts); err != nil {
+		return fmt.Errorf("vrrp: send on %s: %w", c.ifi.Name, err)
+	}
+	return nil
+}
+
+// Err is the send error of packet i after Flush (nil: sent).
+func (o *Outbox) Err(i int) error {
+	if err := o.pkts[i].err; err != nil {
+		return fmt.Errorf("vrrp: send to %s on %s: %w", o.pkts[i].dst, o.conn.ifi.Name, err)
+	}
+	return nil
+}
+
+// Reset empties the Outbox, keeping its buffers.
+func (o *Outbox) Reset() {
+	o.data, o.pkts = o.data[:0], o.pkts[:0]
 }
 
 // Close closes the socket, unblocking ReadFrom.

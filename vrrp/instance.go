@@ -14,8 +14,13 @@ import (
 // Effects is what an instance does to the world when the state machine
 // says master or not master. In quorum "none" mode it adds and removes the
 // VIPs; the lease-gated node wraps it.
+//
+// Effects run on the instance's own Run goroutine, in the order the machine
+// asked for them, never on the Mux's scheduler: a slow Up delays neither
+// this instance's adverts nor other instances'.
 type Effects interface {
-	// Up: the machine became master. Called from the instance's loop.
+	// Up: the machine became master. If it fails, the instance passes
+	// through fault back to backup (and Down is called).
 	Up(ctx context.Context) error
 	// Down: the machine left master (backup, fault, stop). Idempotent.
 	Down(ctx context.Context) error
@@ -38,6 +43,9 @@ type InstanceConfig struct {
 	GarpRepeat  int
 	GarpDelay   time.Duration
 	GarpRefresh time.Duration
+	// LeaseGated: becoming master does not announce the VIPs; the owner of
+	// the group's lease calls Announce once the VIPs are really up.
+	LeaseGated bool
 }
 
 // Status is a snapshot of an instance, for dumps and the status API.
@@ -56,8 +64,17 @@ type Status struct {
 	LastError   string            `json:"last_error,omitempty"`
 }
 
-// Instance runs one virtual router: it feeds adverts and timers to the pure
-// Machine and performs its actions.
+// ErrNotAdded: Instance.Run was called before Mux.Add.
+var ErrNotAdded = errors.New("vrrp: instance not added to a Mux")
+
+// ErrRunning: Instance.Run was called while it already runs.
+var ErrRunning = errors.New("vrrp: instance already running")
+
+// Instance runs one virtual router. Its Machine is driven by the Mux it was
+// added to: the Mux's scheduler delivers timers and sends adverts (batched
+// with the other instances due at the same instant), its reader delivers
+// adverts. Instance.Run performs the slow effects (Effects, OnTransition)
+// in order on its own goroutine and shuts the instance down.
 type Instance struct {
 	cfg     InstanceConfig
 	conn    *Conn
@@ -65,18 +82,46 @@ type Instance struct {
 	effects Effects
 	log     *slog.Logger
 	// OnTransition, if set, is called after every state change (notify
-	// scripts, metrics). It must not block for long.
+	// scripts, metrics), on the instance's Run goroutine in order with
+	// Effects. It must not block for long.
 	OnTransition func(Transition, uint8)
 
-	in    chan AdvertReceived
-	ctl   chan Event
+	mux   *Mux // set by Mux.Add
+	wake  chan struct{}
 	drops DropCounters
 	sent  atomic.Uint64
 	recv  atomic.Uint64
 
-	mu     sync.Mutex
-	status Status
+	mu       sync.Mutex // guards everything below
+	m        Machine
+	running  bool   // between Startup and Shutdown (Run)
+	gen      uint64 // transitions so far: tells a stale Up from a current one
+	garpAt   time.Time
+	garpLeft int
+	jobs     []job
+	advPrio  int // priority the cached adverts carry; -1: none cached
+	advDsts  []netip.Addr
+	advPkts  [][]byte // encoded advert per destination
+	state    State
+	since    time.Time
+	lastErr  string
 }
+
+// job is one effect for the Run goroutine.
+type job struct {
+	kind jobKind
+	tr   Transition
+	prio uint8
+	gen  uint64
+}
+
+type jobKind uint8
+
+const (
+	jobTransition jobKind = iota
+	jobUp
+	jobDown
+)
 
 // NewInstance builds an instance on a shared Conn. It starts nothing.
 func NewInstance(cfg InstanceConfig, conn *Conn, ann *Announcer, eff Effects, log *slog.Logger) (*Instance, error) {
@@ -91,12 +136,20 @@ func NewInstance(cfg InstanceConfig, conn *Conn, ann *Announcer, eff Effects, lo
 	}
 	in := &Instance{
 		cfg: cfg, conn: conn, ann: ann, effects: eff,
-		log: log.With("group", cfg.Name, "vrid", cfg.Machine.VRID),
-		in:  make(chan AdvertReceived, 64),
-		ctl: make(chan Event, 8),
+		log:     log.With("group", cfg.Name, "vrid", cfg.Machine.VRID),
+		wake:    make(chan struct{}, 1),
+		m:       New(cfg.Machine),
+		advPrio: -1,
+		advDsts: cfg.Peers,
 	}
-	in.status = Status{Name: cfg.Name, Iface: cfg.Iface, VRID: cfg.Machine.VRID, State: StateInit.String(),
-		Priority: cfg.Machine.Priority}
+	if len(in.advDsts) == 0 {
+		g := GroupV4
+		if conn.IPv6() {
+			g = GroupV6
+		}
+		in.advDsts = []netip.Addr{g}
+	}
+	in.advPkts = make([][]byte, len(in.advDsts))
 	return in, nil
 }
 
@@ -109,81 +162,182 @@ func (in *Instance) Drops() *DropCounters { return &in.drops }
 // Status returns a snapshot.
 func (in *Instance) Status() Status {
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	s := in.status
+	s := Status{Name: in.cfg.Name, Iface: in.cfg.Iface, VRID: in.cfg.Machine.VRID, State: in.state.String(),
+		Priority: in.m.Priority(), Since: in.since, LastError: in.lastErr}
+	src, prio := in.m.Master()
+	in.mu.Unlock()
+	if src.IsValid() {
+		s.Master, s.MasterPrio = src.String(), prio
+	}
 	s.AdvertsSent, s.AdvertsRecv = in.sent.Load(), in.recv.Load()
 	s.Drops = in.drops.Snapshot()
 	return s
 }
 
-// Inject delivers an event (PriorityChanged, Fault) to the loop.
-func (in *Instance) Inject(ev Event) { in.ctl <- ev }
+// Inject delivers an event (PriorityChanged, Fault) to the machine. It does
+// not block on IO other than the adverts the event makes it send. Events
+// injected before Run apply to the machine in init (a pending fault holds
+// it in fault at startup).
+func (in *Instance) Inject(ev Event) {
+	in.mu.Lock()
+	in.stepLocked(ev, time.Now(), nil)
+	d := in.deadlineLocked()
+	in.mu.Unlock()
+	in.poke(d)
+}
 
-// deliver is called by the Mux for an accepted advert; it never blocks.
-func (in *Instance) deliver(a AdvertReceived) {
-	select {
-	case in.in <- a:
-		in.recv.Add(1)
-	default:
-		in.drops.Inc(DropQueueFull)
+// Announce starts the GARP/NA schedule now (a burst, a second burst after
+// garp_master_delay, then garp_master_refresh), if the instance is master.
+// Lease-gated instances call it once the VIPs are up.
+func (in *Instance) Announce() {
+	in.mu.Lock()
+	in.garpLocked(2, time.Now())
+	d := in.deadlineLocked()
+	in.mu.Unlock()
+	in.poke(d)
+}
+
+// deliver is called by the Mux's reader for an accepted advert.
+func (in *Instance) deliver(a AdvertReceived, now time.Time) {
+	in.recv.Add(1)
+	in.mu.Lock()
+	in.stepLocked(a, now, nil)
+	d := in.deadlineLocked()
+	in.mu.Unlock()
+	in.poke(d)
+}
+
+// poke tells the Mux's scheduler about a deadline that may be earlier than
+// the one it sleeps until.
+func (in *Instance) poke(d time.Time) {
+	if in.mux != nil {
+		in.mux.poke(d)
 	}
 }
 
-// Run is the instance's loop. On ctx end it shuts down: priority-0 advert,
-// Effects.Down, within stopBudget.
+// Run starts the machine (the instance must have been added to a Mux,
+// whose Run drives it), performs its effects until ctx ends, then shuts it
+// down: priority-0 advert if master, Effects.Down, within stopBudget.
 func (in *Instance) Run(ctx context.Context, stopBudget time.Duration) error {
-	m := New(in.cfg.Machine)
-	m, mastered := in.apply(ctx, m, Startup{}, time.Now())
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var garpAt time.Time
-	garpLeft := 0 // bursts left: 2 (now and after delay), refresh continues
+	if in.mux == nil {
+		return fmt.Errorf("%w: %s", ErrNotAdded, in.cfg.Name)
+	}
+	in.mu.Lock()
+	if in.running {
+		in.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrRunning, in.cfg.Name)
+	}
+	in.running = true
+	in.stepLocked(Startup{}, time.Now(), nil)
+	d := in.deadlineLocked()
+	in.mu.Unlock()
+	in.poke(d)
 	for {
-		next := m.NextDeadline()
-		if !garpAt.IsZero() && (next.IsZero() || garpAt.Before(next)) {
-			next = garpAt
-		}
-		if next.IsZero() {
-			next = time.Now().Add(time.Hour)
-		}
-		timer.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.Background(), stopBudget)
-			in.apply(sctx, m, Shutdown{}, time.Now())
-			cancel()
+			defer cancel()
+			in.mu.Lock()
+			in.stepLocked(Shutdown{}, time.Now(), nil)
+			in.running = false
+			in.mu.Unlock()
+			in.runJobs(sctx)
 			return nil
-		case a := <-in.in:
-			m, mastered = in.apply(ctx, m, a, time.Now())
-		case ev := <-in.ctl:
-			m, mastered = in.apply(ctx, m, ev, time.Now())
-		case <-timer.C:
-			now := time.Now()
-			if !garpAt.IsZero() && !now.Before(garpAt) {
-				garpAt, garpLeft = in.garp(m, garpLeft, now)
-			}
-			if d := m.NextDeadline(); !d.IsZero() && !now.Before(d) {
-				m, mastered = in.apply(ctx, m, Tick{}, now)
-			}
-		}
-		switch {
-		case mastered: // a first burst now, a second after garp_master_delay
-			garpAt, garpLeft = in.garp(m, 2, time.Now())
-			mastered = false
-		case m.State() != StateMaster:
-			garpAt, garpLeft = time.Time{}, 0
+		case <-in.wake:
+			in.runJobs(ctx)
 		}
 	}
 }
 
-// garp sends one burst and returns when the next is due.
-func (in *Instance) garp(m Machine, left int, now time.Time) (time.Time, int) {
-	if m.State() != StateMaster || in.ann == nil {
-		return time.Time{}, 0
+// runJobs performs the queued effects in order.
+func (in *Instance) runJobs(ctx context.Context) {
+	for {
+		in.mu.Lock()
+		if len(in.jobs) == 0 {
+			in.mu.Unlock()
+			return
+		}
+		j := in.jobs[0]
+		in.jobs = in.jobs[1:]
+		stale := j.gen != in.gen
+		in.mu.Unlock()
+		switch j.kind {
+		case jobTransition:
+			in.OnTransition(j.tr, j.prio)
+		case jobDown:
+			if err := in.effects.Down(ctx); err != nil {
+				in.setErr(err)
+				in.log.Error("releasing addresses failed", "err", err)
+			}
+		case jobUp:
+			if stale { // the machine left master since; a Down follows
+				continue
+			}
+			in.up(ctx, j.gen)
+		}
+	}
+}
+
+// up performs Effects.Up for the master term gen and starts announcing.
+func (in *Instance) up(ctx context.Context, gen uint64) {
+	err := in.effects.Up(ctx)
+	now := time.Now()
+	in.mu.Lock()
+	current := in.running && in.gen == gen
+	if err != nil {
+		in.lastErr = err.Error()
+		if current {
+			// Fault releases what Up may have half done; clearing it at
+			// once returns to backup, which retries after the
+			// master-down interval.
+			in.stepLocked(Fault{On: true}, now, nil)
+			in.stepLocked(Fault{On: false}, now, nil)
+		}
+	} else if current && !in.cfg.LeaseGated {
+		// A first burst now, a second after garp_master_delay.
+		in.garpLocked(2, now)
+	}
+	d := in.deadlineLocked()
+	in.mu.Unlock()
+	if err != nil {
+		in.log.Error("becoming master failed; backing off through fault", "err", err)
+	}
+	in.poke(d)
+}
+
+// deadlineLocked is when the scheduler must next call tickLocked (zero:
+// never).
+func (in *Instance) deadlineLocked() time.Time {
+	d := in.m.NextDeadline()
+	if !in.garpAt.IsZero() && (d.IsZero() || in.garpAt.Before(d)) {
+		d = in.garpAt
+	}
+	return d
+}
+
+// tickLocked delivers what is due at now: a GARP burst, a Tick.
+func (in *Instance) tickLocked(now time.Time, out *Outbox, owners *[]*Instance) {
+	if !in.garpAt.IsZero() && !now.Before(in.garpAt) {
+		in.garpLocked(in.garpLeft, now)
+	}
+	if d := in.m.NextDeadline(); !d.IsZero() && !now.Before(d) {
+		n := out.Len()
+		in.stepLocked(Tick{}, now, out)
+		for range out.Len() - n {
+			*owners = append(*owners, in)
+		}
+	}
+}
+
+// garpLocked sends one burst and plans the next.
+func (in *Instance) garpLocked(left int, now time.Time) {
+	in.garpAt, in.garpLeft = time.Time{}, 0
+	if in.m.State() != StateMaster || in.ann == nil {
+		return
 	}
 	for range max(in.cfg.GarpRepeat, 1) {
 		if err := in.ann.Announce(in.cfg.VIPs); err != nil {
-			in.setErr(err)
+			in.lastErr = err.Error()
 			in.log.Warn("announce failed", "err", err)
 			break
 		}
@@ -191,71 +345,84 @@ func (in *Instance) garp(m Machine, left int, now time.Time) (time.Time, int) {
 	left--
 	switch {
 	case left > 0 && in.cfg.GarpDelay > 0:
-		return now.Add(in.cfg.GarpDelay), left
+		in.garpAt, in.garpLeft = now.Add(in.cfg.GarpDelay), left
 	case in.cfg.GarpRefresh > 0:
-		return now.Add(in.cfg.GarpRefresh), 0
+		in.garpAt = now.Add(in.cfg.GarpRefresh)
 	}
-	return time.Time{}, 0
 }
 
 func (in *Instance) setErr(err error) {
 	in.mu.Lock()
-	in.status.LastError = err.Error()
+	in.lastErr = err.Error()
 	in.mu.Unlock()
 }
 
-// apply steps the machine and performs its actions in order. mastered
-// reports that the instance became master (and Effects.Up succeeded).
-func (in *Instance) apply(ctx context.Context, m Machine, ev Event, now time.Time) (_ Machine, mastered bool) {
-	m, acts := m.Step(ev, now)
+// stepLocked steps the machine and performs its actions in order: adverts
+// are sent at once (into out if not nil, else directly), effects are queued
+// for the Run goroutine.
+func (in *Instance) stepLocked(ev Event, now time.Time, out *Outbox) {
+	m, acts := in.m.Step(ev, now)
+	in.m = m
+	queued := false
 	for _, a := range acts {
 		switch a := a.(type) {
 		case Transition:
+			in.gen++
+			in.state, in.since = a.To, now
 			in.log.Info("transition", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
 				"priority", m.Priority())
-			in.mu.Lock()
-			in.status.State, in.status.Since = a.To.String(), time.Now()
-			in.mu.Unlock()
 			if in.OnTransition != nil {
-				in.OnTransition(a, m.Priority())
+				in.jobs = append(in.jobs, job{kind: jobTransition, tr: a, prio: m.Priority(), gen: in.gen})
+				queued = true
 			}
 		case SendAdvert:
-			if err := in.send(a.Priority, m); err != nil {
-				in.setErr(err)
-				in.log.Warn("send advert failed", "err", err)
-			}
+			in.sendLocked(a.Priority, out)
 		case BecomeMaster:
-			if err := in.effects.Up(ctx); err != nil {
-				in.setErr(err)
-				in.log.Error("becoming master failed; backing off through fault", "err", err)
-				// Fault releases what Up may have half done; clearing it
-				// at once returns to backup, which retries after the
-				// master-down interval.
-				m, _ = in.apply(ctx, m, Fault{On: true}, now)
-				m, _ = in.apply(ctx, m, Fault{On: false}, now)
-				return m, false
-			}
-			mastered = true
+			in.jobs = append(in.jobs, job{kind: jobUp, gen: in.gen})
+			queued = true
 		case BecomeBackup, BecomeFault, BecomeInit:
-			if err := in.effects.Down(ctx); err != nil {
-				in.setErr(err)
-				in.log.Error("releasing addresses failed", "err", err)
-			}
+			in.garpAt, in.garpLeft = time.Time{}, 0
+			in.jobs = append(in.jobs, job{kind: jobDown, gen: in.gen})
+			queued = true
 		case MasterRxLowerPrio:
-			in.log.Debug("master heard lower priority", "peer", a.Src, "priority", a.Priority)
+			if in.log.Enabled(context.Background(), slog.LevelDebug) {
+				in.log.Debug("master heard lower priority", "peer", a.Src, "priority", a.Priority)
+			}
 		}
 	}
-	src, prio := m.Master()
-	in.mu.Lock()
-	in.status.Priority = m.Priority()
-	if src.IsValid() {
-		in.status.Master, in.status.MasterPrio = src.String(), prio
+	if queued {
+		select {
+		case in.wake <- struct{}{}:
+		default:
+		}
 	}
-	in.mu.Unlock()
-	return m, mastered
 }
 
-func (in *Instance) send(prio uint8, m Machine) error {
+// sendLocked sends an advert with priority prio to every destination.
+func (in *Instance) sendLocked(prio uint8, out *Outbox) {
+	if in.advPrio != int(prio) {
+		if err := in.encodeLocked(prio); err != nil {
+			in.lastErr = err.Error()
+			in.log.Warn("send advert failed", "err", err)
+			return
+		}
+	}
+	for i, d := range in.advDsts {
+		if out != nil {
+			out.Add(in.advPkts[i], in.cfg.Src, d)
+			continue
+		}
+		if err := in.conn.WriteFrom(in.advPkts[i], in.cfg.Src, d); err != nil {
+			in.lastErr = err.Error()
+			in.log.Warn("send advert failed", "err", err)
+			continue
+		}
+		in.sent.Add(1)
+	}
+}
+
+// encodeLocked caches the adverts with priority prio.
+func (in *Instance) encodeLocked(prio uint8) error {
 	a := Advert{
 		Version:  in.cfg.Machine.Version,
 		VRID:     in.cfg.Machine.VRID,
@@ -265,26 +432,24 @@ func (in *Instance) send(prio uint8, m Machine) error {
 		Interval: in.cfg.Machine.AdvertInterval,
 		Addrs:    in.cfg.VIPs,
 	}
-	dsts := in.cfg.Peers
-	if len(dsts) == 0 {
-		g := GroupV4
-		if in.conn.IPv6() {
-			g = GroupV6
-		}
-		dsts = []netip.Addr{g}
-	}
-	var errs []error
-	var b [1500]byte
-	for _, d := range dsts {
-		pkt, err := Encode(b[:0], &a, in.cfg.Src, d, in.cfg.Encode)
+	for i, d := range in.advDsts {
+		pkt, err := Encode(in.advPkts[i][:0], &a, in.cfg.Src, d, in.cfg.Encode)
 		if err != nil {
+			in.advPrio = -1
 			return fmt.Errorf("vrrp: encode: %w", err)
 		}
-		if err := in.conn.WriteFrom(pkt, in.cfg.Src, d); err != nil {
-			errs = append(errs, fmt.Errorf("to %s: %w", d, err))
-			continue
-		}
-		in.sent.Add(1)
+		in.advPkts[i] = pkt
 	}
-	return errors.Join(errs...)
+	in.advPrio = int(prio)
+	return nil
+}
+
+// sent reports the outcome of an advert the scheduler sent for in.
+func (in *Instance) sendResult(err error) {
+	if err == nil {
+		in.sent.Add(1)
+		return
+	}
+	in.setErr(err)
+	in.log.Warn("send advert failed", "err", err)
 }
