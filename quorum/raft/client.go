@@ -314,12 +314,12 @@ func (b *Backend) Watch(ctx context.Context, group string) (<-chan quorum.Event,
 	}
 	out := make(chan quorum.Event, 64)
 	ctx, cancel := context.WithCancel(ctx)
+	w := &watchLoop{b: b, group: group, out: out, known: map[string]bool{}, ready: make(chan struct{})}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		defer cancel()
 		defer close(out)
-		w := &watchLoop{b: b, group: group, out: out, known: map[string]bool{}}
 		w.run(ctx)
 	}()
 	go func() {
@@ -329,15 +329,32 @@ func (b *Backend) Watch(ctx context.Context, group string) (<-chan quorum.Event,
 		case <-ctx.Done():
 		}
 	}()
+	// Return once the stream is established, so no change after Watch
+	// returns is missed; if that takes too long, the first snapshot is
+	// reported as EventResync instead.
+	t := time.NewTimer(b.opts.RequestTimeout)
+	defer t.Stop()
+	select {
+	case <-w.ready:
+	case <-t.C:
+		w.mu.Lock()
+		w.late = !w.synced
+		w.mu.Unlock()
+	case <-ctx.Done():
+	}
 	return out, nil
 }
 
 type watchLoop struct {
-	b      *Backend
-	group  string
-	out    chan<- quorum.Event
-	known  map[string]bool // groups seen held: a resync reports them free if gone
-	synced bool            // a first snapshot was taken
+	b     *Backend
+	group string
+	out   chan<- quorum.Event
+	known map[string]bool // groups seen held: a resync reports them free if gone
+	ready chan struct{}   // closed after the first snapshot
+
+	mu     sync.Mutex
+	synced bool // a first snapshot was taken
+	late   bool // Watch returned before it: report it as a resync
 }
 
 func (w *watchLoop) run(ctx context.Context) {
@@ -434,8 +451,13 @@ func (w *watchLoop) stream(ctx context.Context) error {
 // groups seen held before that are now free.
 func (w *watchLoop) resync(ctx context.Context, hs []quorum.Holder) bool {
 	now := time.Now()
-	first := !w.synced
+	w.mu.Lock()
+	first := !w.synced && !w.late
+	if !w.synced {
+		close(w.ready)
+	}
 	w.synced = true
+	w.mu.Unlock()
 	held := map[string]bool{}
 	for _, h := range hs {
 		held[h.Group] = true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,6 +218,9 @@ func (f *fsm) applyLocked(index uint64, c command) (res applyResult, events []qu
 	return applyResult{Err: fmt.Errorf("raft: unknown op %q at %d", c.Op, index)}, nil, nil, ""
 }
 
+// rawPrefix bounds Holder.Raw for values that do not parse.
+const rawPrefix = 64
+
 // holderOf describes a key; TTLLeft is -1 (only the leader knows it).
 func holderOf(group string, k *key) quorum.Holder {
 	h := quorum.Holder{Group: group, Epoch: k.Epoch, TTLLeft: -1}
@@ -224,10 +228,10 @@ func holderOf(group string, k *key) quorum.Holder {
 	if err != nil {
 		h.Unknown = true
 		raw := k.Value
-		if len(raw) > 256 {
-			raw = raw[:256]
+		if len(raw) > rawPrefix {
+			raw = raw[:rawPrefix]
 		}
-		h.Raw = string(raw)
+		h.Raw = strings.ToValidUTF8(string(raw), "?") // stays valid through JSON
 		return h
 	}
 	h.Node, h.Addr, h.Priority, h.AcquiredAt = rec.Node, rec.Addr, rec.Priority, rec.AcquiredAt

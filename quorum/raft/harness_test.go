@@ -257,6 +257,12 @@ func testOptions(node string) quorum.Options {
 	return o
 }
 
+func scaled(node string, ttl time.Duration) quorum.Options {
+	o := quorum.ScaledOptions(ttl)
+	o.Node = node
+	return o
+}
+
 func newBackend(t testing.TB, addrs []string, tlsCfg *TLSConfig, opts quorum.Options, bopts ...BackendOption) *Backend {
 	t.Helper()
 	b, err := NewBackend(addrs, tlsCfg, opts, testLogger(t), bopts...)

@@ -119,7 +119,6 @@ func (m *Member) Run(ctx context.Context) (err error) {
 	trans := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 3,
-		Timeout: 2 * m.cfg.ElectionTimeout,
 		Logger:  hlog,
 	})
 	defer trans.Close()
@@ -158,7 +157,8 @@ func (m *Member) Run(ctx context.Context) (err error) {
 	m.mu.Unlock()
 	defer close(m.stopped)
 
-	srv := &http.Server{Handler: m.handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: m.handler(), ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)}
 	srvDone := make(chan struct{})
 	go func() {
 		defer close(srvDone)
