@@ -444,7 +444,7 @@ func (in *Instance) encodeLocked(prio uint8) error {
 	return nil
 }
 
-// sent reports the outcome of an advert the scheduler sent for in.
+// sendResult records the outcome of an advert the scheduler sent for in.
 func (in *Instance) sendResult(err error) {
 	if err == nil {
 		in.sent.Add(1)
