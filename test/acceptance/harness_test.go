@@ -43,6 +43,8 @@ type world struct {
 	quorum  *netlab.Proc // etcdserver or the witness
 	dir     string
 	extra   map[string]string // extra YAML per node, appended to the instance
+	// epochBefore is n1's epoch before a fault.
+	epochBefore uint64
 }
 
 func newWorld(t *testing.T, backend string) *world {

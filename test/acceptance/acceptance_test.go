@@ -1,0 +1,267 @@
+// Package acceptance runs two leasehold nodes with a real quorum (a
+// separate etcd process, or the embedded raft group with a witness) in
+// network namespaces and injects the faults keepalived cannot survive:
+// kill -9, SIGSTOP, a VRRP partition, the owner cut from the quorum, the
+// whole quorum down, and a graceful stop. The invariant checkers run
+// throughout; the test fails on any ARP probe round answered by two MACs.
+package acceptance
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/test/lhtest"
+	"github.com/leasehold/leasehold/test/netlab"
+)
+
+var backends = []string{"etcd", "raft"}
+
+func each(t *testing.T, f func(t *testing.T, w *world)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			w := newWorld(t, b)
+			w.up()
+			f(t, w)
+			w.checkNoDualARP()
+		})
+	}
+}
+
+// takeover waits for n2 to own the VIP and checks that after that only n2
+// answers, and that n1's last ARP answer came before n2's first.
+func (w *world) takeover(fault netlab.Stamp, timeout time.Duration) netlab.Stamp {
+	w.t.Helper()
+	w.waitFor("n2 to own the VIP", timeout, func() bool { return w.d["n2"].Role() == "owner" && w.holds("n2") })
+	at := w.now()
+	time.Sleep(1500 * time.Millisecond)
+	first2, _ := w.arpAnswers("n2", fault)
+	_, last1 := w.arpAnswers("n1", fault)
+	if first2.IsZero() {
+		w.t.Errorf("n2 owns the VIP but never answered ARP for it")
+	}
+	if !last1.IsZero() && !last1.Before(first2) {
+		w.t.Errorf("n1 answered ARP at %v, after n2 first answered at %v", last1, first2)
+	}
+	if got := w.lastTCP(at); got != "n2" {
+		w.t.Errorf("client reached %q through the VIP after the takeover, want n2", got)
+	}
+	return at
+}
+
+// 1. kill -9 of the owner's daemon.
+func TestKill9(t *testing.T) {
+	each(t, func(t *testing.T, w *world) {
+		t0 := w.now()
+		w.d["n1"].Kill9()
+		at := w.takeover(t0, 20*time.Second)
+		_, last1 := w.arpAnswers("n1", t0)
+		t.Logf("kill -9: n1 last answered ARP %v after the kill; n2 owner after %v; client outage %v",
+			durOr(last1, t0), at.Sub(t0), w.outage(t0))
+		if !last1.IsZero() && last1.Sub(t0) > ttl+500*time.Millisecond {
+			t.Errorf("the dead node answered ARP %v after the kill: its fence should expire within the TTL", last1.Sub(t0))
+		}
+	})
+}
+
+func durOr(s, from netlab.Stamp) any {
+	if s.IsZero() {
+		return "never"
+	}
+	return s.Sub(from)
+}
+
+// 2. SIGSTOP of the owner for 10 s, then SIGCONT.
+func TestFreeze(t *testing.T) {
+	each(t, func(t *testing.T, w *world) {
+		pid := w.d["n1"].Proc.PID
+		if st, _ := w.d["n1"].Status(); len(st.Groups) > 0 {
+			w.epochBefore = st.Groups[0].Epoch
+		}
+		t0 := w.now()
+		if err := w.n1.Freeze(pid); err != nil {
+			t.Fatal(err)
+		}
+		w.takeover(t0, 20*time.Second)
+		time.Sleep(time.Until(t0.Time().Add(10 * time.Second)))
+		thaw := w.now()
+		if err := w.n1.Thaw(pid); err != nil {
+			t.Fatal(err)
+		}
+		w.waitFor("n1 to step down after resuming", 15*time.Second, func() bool {
+			r := w.d["n1"].Role()
+			return r != "owner" && r != "demoting" && r != ""
+		})
+		time.Sleep(3 * time.Second)
+		// n1 (priority 120, preempt) may take the group back, but only
+		// through the lease: after n2 let go, under a newer epoch. It
+		// must never answer as the stale owner it was when frozen.
+		first1, _ := w.arpAnswers("n1", thaw)
+		_, last2 := w.arpAnswers("n2", thaw)
+		if !first1.IsZero() && !last2.IsZero() && !last2.Before(first1) {
+			t.Errorf("n1 answered ARP at %v after resuming while n2 still answered until %v: a stale owner spoke", first1, last2)
+		}
+		if st, _ := w.d["n1"].Status(); w.d["n1"].Role() == "owner" && len(st.Groups) > 0 && st.Groups[0].Epoch <= w.epochBefore {
+			t.Errorf("n1 owns again under epoch %d, not newer than before the freeze (%d)", st.Groups[0].Epoch, w.epochBefore)
+		}
+		t.Logf("freeze: after resuming n1 is %s, n2 is %s", w.d["n1"].Role(), w.d["n2"].Role())
+	})
+}
+
+// 3. VRRP dropped between the nodes for 10 s: both VRRP masters, one owner.
+func TestVRRPPartition(t *testing.T) {
+	each(t, func(t *testing.T, w *world) {
+		ctx := context.Background()
+		t0 := w.now()
+		if err := w.n1.DropVRRP(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		w.waitFor("n2 to become a candidate (VRRP master without the lease)", 10*time.Second, func() bool {
+			return w.d["n2"].Role() == "candidate"
+		})
+		time.Sleep(10 * time.Second)
+		if err := w.n1.DropVRRP(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		if d := w.mon.DualIntervals(); len(d) > 0 {
+			t.Errorf("both nodes had the VIP configured: %+v", d)
+		}
+		if first, _ := w.arpAnswers("n2", t0); !first.IsZero() {
+			t.Errorf("n2 answered ARP at %v during the VRRP partition", first)
+		}
+		if w.d["n1"].Role() != "owner" || w.d["n2"].Role() == "owner" {
+			t.Errorf("after the partition roles are n1=%s n2=%s, want n1 owner only", w.d["n1"].Role(), w.d["n2"].Role())
+		}
+	})
+}
+
+// cutQuorum drops n1's traffic to the quorum (and, for raft, to the other
+// voters).
+func (w *world) cutQuorum(h *netlab.Host, on bool) {
+	w.t.Helper()
+	ctx := context.Background()
+	var targets []string
+	switch w.backend {
+	case "etcd":
+		targets = []string{w.q.IPv4.String() + ":2379"}
+	case "raft":
+		for _, o := range []*netlab.Host{w.n1, w.n2, w.q} {
+			if o != h {
+				targets = append(targets, o.IPv4.String()+":7000", o.IPv4.String()+":7001")
+			}
+		}
+	}
+	for _, tg := range targets {
+		if err := h.DropTCPTo(ctx, mustAddrPort(tg), on); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
+// 4. The owner is cut from the quorum: it stops answering before its local
+// deadline; the other takes over after.
+func TestOwnerCutFromQuorum(t *testing.T) {
+	each(t, func(t *testing.T, w *world) {
+		t0 := w.now()
+		w.cutQuorum(w.n1, true)
+		w.waitFor("n1 to lose ownership", 10*time.Second, func() bool { return w.d["n1"].Role() != "owner" })
+		w.takeover(t0, 30*time.Second)
+		_, last1 := w.arpAnswers("n1", t0)
+		t.Logf("quorum partition: n1 last answered ARP %v after the cut", durOr(last1, t0))
+		if !last1.IsZero() && last1.Sub(t0) > ttl {
+			t.Errorf("n1 answered ARP %v after being cut from the quorum, beyond its TTL %v", last1.Sub(t0), ttl)
+		}
+		w.cutQuorum(w.n1, false)
+	})
+}
+
+// 5. The whole quorum stopped: the owner stops answering before its
+// deadline, nobody owns; after the quorum returns, one owner.
+func TestQuorumLoss(t *testing.T) {
+	each(t, func(t *testing.T, w *world) {
+		t0 := w.now()
+		if w.backend == "etcd" {
+			w.quorum.Signal(syscall.SIGSTOP)
+		} else {
+			// The raft quorum is the three voters: freeze the witness
+			// and cut the nodes from each other, both ways.
+			w.quorum.Signal(syscall.SIGSTOP)
+			w.cutQuorum(w.n1, true)
+			w.cutQuorum(w.n2, true)
+		}
+		w.waitFor("n1 to give up the VIP", 10*time.Second, func() bool { return !w.holds("n1") })
+		time.Sleep(3 * time.Second)
+		if w.holds("n1") || w.holds("n2") {
+			t.Errorf("a node holds the VIP without a quorum: %v", w.mon.Holders(w.now()))
+		}
+		_, last1 := w.arpAnswers("n1", t0)
+		if !last1.IsZero() && last1.Sub(t0) > ttl {
+			t.Errorf("n1 answered ARP %v after the quorum stopped, beyond its TTL", last1.Sub(t0))
+		}
+		back := w.now()
+		w.quorum.Signal(syscall.SIGCONT)
+		if w.backend == "raft" {
+			w.cutQuorum(w.n1, false)
+			w.cutQuorum(w.n2, false)
+		}
+		w.waitFor("one owner after the quorum returned", 30*time.Second, func() bool {
+			return w.d["n1"].Role() == "owner" || w.d["n2"].Role() == "owner"
+		})
+		time.Sleep(2 * time.Second)
+		owners := 0
+		for _, n := range []string{"n1", "n2"} {
+			if w.d[n].Role() == "owner" {
+				owners++
+			}
+		}
+		if owners != 1 {
+			t.Errorf("%d owners after the quorum returned", owners)
+		}
+		t.Logf("quorum loss: n1 last ARP answer %v after the stop; an owner again %v after the quorum returned",
+			durOr(last1, t0), w.now().Sub(back))
+	})
+}
+
+// 6. Graceful SIGTERM: handover with the client outage recorded.
+func TestGracefulHandover(t *testing.T) {
+	each(t, func(t *testing.T, w *world) {
+		t0 := w.now()
+		w.d["n1"].Signal(syscall.SIGTERM)
+		at := w.takeover(t0, 15*time.Second)
+		select {
+		case <-w.d["n1"].Proc.Done():
+		case <-time.After(10 * time.Second):
+			t.Errorf("n1 did not exit within 10 s of SIGTERM")
+		}
+		t.Logf("graceful: n2 owner %v after SIGTERM; client outage %v", at.Sub(t0), w.outage(t0))
+		if w.holds("n1") {
+			t.Errorf("n1 left its VIP behind after a graceful stop")
+		}
+	})
+}
+
+// 7. A garbage config is refused with file, line and key.
+func TestGarbageConfig(t *testing.T) {
+	bin, err := lhtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("quorum: {backend: etcd}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 300\n    virtual_ipaddress: [10.0.0.1]\n"), 0o644)
+	out, err := exec.Command(bin, "run", "-c", path).CombinedOutput()
+	var ee *exec.ExitError
+	if err == nil || !errorsAs(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("leasehold run with a bad config: err %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{"bad.yaml:5: vrrp_instance.VI_1.virtual_router_id: 300: want 1-255", "quorum.etcd.endpoints"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
