@@ -171,7 +171,12 @@ func (d *daemon) newGroup(ic *config.Instance, vips []vipaddr.VIP, addrs []netip
 		deps.Resources = hr
 	}
 	deps.OnTransition = func(t node.Transition, epoch uint64) { d.onTransition(ic.Name, t, epoch) }
-	deps.OnAlarm = func(a node.Alarm) { d.metrics.alarm(ic.Name, a.Kind) }
+	deps.OnAlarm = func(a node.Alarm) {
+		d.metrics.alarm(ic.Name, a.Kind)
+		if a.Kind == "fence-hook-failed" {
+			d.metrics.hookFails.WithLabelValues(ic.Name, "fence_peer").Inc()
+		}
+	}
 	return node.NewGroup(node.GroupConfig{
 		Machine: node.Config{Group: ic.Name, Probe: probe != nil, StepTimeout: max(opts.TTL/2, 500*time.Millisecond),
 			RetryInterval: max(ic.AdvertInt.D(), 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget},

@@ -18,6 +18,68 @@ type metrics struct {
 	margin      prometheus.Gauge
 	sessionUp   prometheus.Gauge
 	sessionLoss prometheus.Counter
+	hookFails   *prometheus.CounterVec
+}
+
+// stateCollector reads per-group and per-instance state at scrape time.
+type stateCollector struct {
+	d        *daemon
+	role     *prometheus.Desc
+	vrrp     *prometheus.Desc
+	drops    *prometheus.Desc
+	sent     *prometheus.Desc
+	epoch    *prometheus.Desc
+	armed    *prometheus.Desc
+	noQuorum *prometheus.Desc
+}
+
+func newStateCollector(d *daemon) *stateCollector {
+	return &stateCollector{d: d,
+		role:     prometheus.NewDesc("leasehold_group_role", "1 for the group's current role.", []string{"group", "role"}, nil),
+		vrrp:     prometheus.NewDesc("leasehold_vrrp_state", "1 for the VRRP instance's current state.", []string{"instance", "state"}, nil),
+		drops:    prometheus.NewDesc("leasehold_vrrp_drops_total", "Adverts dropped, by reason.", []string{"instance", "reason"}, nil),
+		sent:     prometheus.NewDesc("leasehold_vrrp_adverts_sent_total", "Adverts sent.", []string{"instance"}, nil),
+		epoch:    prometheus.NewDesc("leasehold_group_epoch", "Epoch of the grant held (0: none).", []string{"group"}, nil),
+		armed:    prometheus.NewDesc("leasehold_fence_armed", "1 while the group's kernel fence is armed.", []string{"group"}, nil),
+		noQuorum: prometheus.NewDesc("leasehold_no_split_brain_protection", "1 when quorum is none (plain VRRP).", nil, nil),
+	}
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, g := range c.d.groups {
+		s := g.Status()
+		ch <- prometheus.MustNewConstMetric(c.role, prometheus.GaugeValue, 1, s.Group, s.Role)
+		ch <- prometheus.MustNewConstMetric(c.epoch, prometheus.GaugeValue, float64(s.Epoch), s.Group)
+		armed := 0.0
+		if s.FenceArmed {
+			armed = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.armed, prometheus.GaugeValue, armed, s.Group)
+	}
+	for _, in := range c.d.insts {
+		s := in.Status()
+		ch <- prometheus.MustNewConstMetric(c.vrrp, prometheus.GaugeValue, 1, s.Name, s.State)
+		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.AdvertsSent), s.Name)
+		for reason, n := range s.Drops {
+			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), s.Name, reason)
+		}
+	}
+	for _, m := range c.d.muxes {
+		for reason, n := range m.Drops().Snapshot() {
+			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), "", reason)
+		}
+	}
+	none := 0.0
+	if !c.d.leaseMode() {
+		none = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.noQuorum, prometheus.GaugeValue, none)
 }
 
 func newMetrics() *metrics {
@@ -35,8 +97,10 @@ func newMetrics() *metrics {
 			Help: "1 while this node holds a quorum session."}),
 		sessionLoss: prometheus.NewCounter(prometheus.CounterOpts{Name: "leasehold_quorum_session_lost_total",
 			Help: "Quorum sessions lost."}),
+		hookFails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "leasehold_hook_failures_total",
+			Help: "Failed hooks and scripts (peer fence, resources, notify) per group."}, []string{"group", "kind"}),
 	}
-	m.reg.MustRegister(m.transitions, m.alarms, m.renewRTT, m.margin, m.sessionUp, m.sessionLoss,
+	m.reg.MustRegister(m.transitions, m.alarms, m.renewRTT, m.margin, m.sessionUp, m.sessionLoss, m.hookFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -57,5 +121,8 @@ func (m *metrics) session(up bool, _ error) {
 	m.sessionUp.Set(0)
 	m.sessionLoss.Inc()
 }
+
+// watch registers the per-group and per-instance collector.
+func (m *metrics) watch(d *daemon) { m.reg.MustRegister(newStateCollector(d)) }
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

@@ -95,8 +95,10 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		log.Warn("QUORUM IS NONE: plain VRRP with NO split-brain protection. If this node is cut off or frozen, " +
 			"two nodes may hold the VIP at once (as with keepalived). Use it for interop and migration only.")
 	}
-	return &daemon{cfg: cfg, log: log, vips: vipaddr.New(filepath.Join(cfg.StateDir, "vips.json")),
-		notifiers: map[string]notifier{}, metrics: newMetrics()}, nil
+	d := &daemon{cfg: cfg, log: log, vips: vipaddr.New(filepath.Join(cfg.StateDir, "vips.json")),
+		notifiers: map[string]notifier{}, metrics: newMetrics()}
+	d.metrics.watch(d)
+	return d, nil
 }
 
 // addrEffects adds and removes an instance's VIPs (quorum none).

@@ -240,6 +240,16 @@ func TestGracefulHandover(t *testing.T) {
 			t.Errorf("n1 did not exit within 10 s of SIGTERM")
 		}
 		t.Logf("graceful: n2 owner %v after SIGTERM; client outage %v", at.Sub(t0), w.outage(t0))
+		m, err := w.d["n2"].Metrics()
+		if err != nil {
+			t.Fatalf("metrics: %v", err)
+		}
+		for _, want := range []string{`leasehold_group_role{group="VI_1",role="owner"} 1`, `leasehold_quorum_session_up 1`,
+			`leasehold_transitions_total{group="VI_1",to="owner"} 1`, `leasehold_renew_latency_seconds_count`} {
+			if !strings.Contains(m, want) {
+				t.Errorf("n2 /metrics lacks %q", want)
+			}
+		}
 		if w.holds("n1") {
 			t.Errorf("n1 left its VIP behind after a graceful stop")
 		}
