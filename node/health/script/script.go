@@ -87,12 +87,14 @@ func Check(path string) error {
 	return nil
 }
 
-// limited keeps the first MaxOutput bytes written to it.
-type limited struct{ bytes.Buffer }
+// limited keeps the first MaxOutput bytes written to it. The buffer is a
+// field, not embedded: an embedded bytes.Buffer's ReadFrom would let
+// io.Copy bypass Write and the bound.
+type limited struct{ buf bytes.Buffer }
 
 func (l *limited) Write(p []byte) (int, error) {
-	if room := MaxOutput - l.Len(); room > 0 {
-		l.Buffer.Write(p[:min(len(p), room)])
+	if room := MaxOutput - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
@@ -136,7 +138,7 @@ func Run(ctx context.Context, c Command) Result {
 	res.PID = cmd.Process.Pid
 	err := cmd.Wait()
 	res.Took = time.Since(start)
-	res.Output = out.Bytes()
+	res.Output = out.buf.Bytes()
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
 		res.Exit = cmd.ProcessState.ExitCode()
 	}
