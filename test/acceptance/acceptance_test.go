@@ -51,6 +51,15 @@ func (w *world) takeover(fault netlab.Stamp, timeout time.Duration) netlab.Stamp
 	if got := w.lastTCP(at); got != "n2" {
 		w.t.Errorf("client reached %q through the VIP after the takeover, want n2", got)
 	}
+	garps := 0
+	for _, r := range w.arp.Rounds() {
+		if !r.At.Before(fault) {
+			garps += r.GARPs["n2"]
+		}
+	}
+	if garps == 0 {
+		w.t.Errorf("n2 sent no gratuitous ARP after taking over")
+	}
 	return at
 }
 

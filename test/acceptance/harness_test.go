@@ -45,6 +45,8 @@ type world struct {
 	extra   map[string]string // extra YAML per node, appended to the instance
 	// epochBefore is n1's epoch before a fault.
 	epochBefore uint64
+	// ttl is the lease TTL (default 1 s).
+	ttl time.Duration
 }
 
 func newWorld(t *testing.T, backend string) *world {
@@ -52,7 +54,7 @@ func newWorld(t *testing.T, backend string) *world {
 	lab := netlab.NewForTest(t, netlab.Options{Hosts: []string{"n1", "n2", "q"}, Client: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, backend: backend, lab: lab, n1: lab.Host("n1"), n2: lab.Host("n2"), q: lab.Host("q"),
-		vip: lab.VIP4(), ctx: ctx, stop: cancel, d: map[string]*lhtest.Daemon{}, dir: t.TempDir(), extra: map[string]string{}}
+		vip: lab.VIP4(), ctx: ctx, stop: cancel, d: map[string]*lhtest.Daemon{}, dir: t.TempDir(), extra: map[string]string{}, ttl: ttl}
 	w.mon = netlab.NewAddrMonitor(lab.Timebase(), w.vip, w.n1, w.n2)
 	w.arp = netlab.NewARPProber(lab, w.vip)
 	w.tcp = netlab.NewTCPProber(lab.Timebase(), lab.Host(netlab.ClientName), netip.AddrPortFrom(w.vip, probePort))
@@ -136,10 +138,10 @@ func (w *world) raftPeers() string {
 func (w *world) quorumYAML(h *netlab.Host) string {
 	switch w.backend {
 	case "etcd":
-		return fmt.Sprintf("quorum:\n  backend: etcd\n  ttl: %s\n  etcd: {endpoints: [\"http://%s:%d\"]}\n", ttl, w.q.IPv4, etcdPort)
+		return fmt.Sprintf("quorum:\n  backend: etcd\n  ttl: %s\n  etcd: {endpoints: [\"http://%s:%d\"]}\n", w.ttl, w.q.IPv4, etcdPort)
 	default:
 		return fmt.Sprintf("quorum:\n  backend: raft\n  ttl: %s\n  raft:\n    bind: \"%s:%d\"\n    client_bind: \"%s:%d\"\n    data_dir: %%DIR%%/raft\n    peers:\n%s",
-			ttl, h.IPv4, raftPort, h.IPv4, raftCli, w.raftPeers())
+			w.ttl, h.IPv4, raftPort, h.IPv4, raftCli, w.raftPeers())
 	}
 }
 
