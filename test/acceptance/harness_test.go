@@ -3,6 +3,7 @@ package acceptance
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -125,6 +126,20 @@ func (w *world) startQuorum() {
 		w.t.Fatalf("quorum: %v", err)
 	}
 	w.quorum = p
+	port := etcdPort
+	if w.backend == "raft" {
+		port = raftCli
+	}
+	addr := netip.AddrPortFrom(w.q.IPv4, uint16(port)).String()
+	w.waitFor("the quorum to listen on "+addr, 30*time.Second, func() bool {
+		return w.n1.Do(func() error {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}) == nil
+	})
 }
 
 func (w *world) raftPeers() string {
@@ -166,7 +181,15 @@ func (w *world) up() {
 	w.t.Helper()
 	w.startQuorum()
 	w.startNode(w.n1, 120)
-	w.waitFor("n1 to own the VIP", 30*time.Second, func() bool { return w.d["n1"].Role() == "owner" && w.holds("n1") })
+	deadline := time.Now().Add(30 * time.Second)
+	for !(w.d["n1"].Role() == "owner" && w.holds("n1")) {
+		if time.Now().After(deadline) {
+			st, err := w.d["n1"].Status()
+			log, _ := os.ReadFile(filepath.Join(w.dir, "quorum.log"))
+			w.t.Fatalf("n1 did not own the VIP within 30 s: status %+v (%v)\nquorum log:\n%s", st, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	w.startNode(w.n2, 100)
 	w.waitFor("n2 to be backup", 20*time.Second, func() bool { return w.d["n2"].Role() == "backup" })
 	time.Sleep(time.Second)
