@@ -387,13 +387,22 @@ func (g *Group) perform(a Action, m Machine) {
 }
 
 // lifetime is the VIP's address lifetime for a deadline.
+// Behind nftables the lifetime is a backstop (for a flushed ruleset): at
+// least backstopLifetime, so that second-granular kernel expiry never races
+// the renewals.
 func (g *Group) lifetime(deadline time.Time) (time.Duration, error) {
 	lt, ok := fencing.LifetimeFor(deadline, time.Now(), g.cfg.FenceMargin)
-	if !ok && g.cfg.LifetimeIsFence {
-		return 0, errors.New("local deadline too close for the address lifetime, the only fence without nftables")
+	if g.cfg.LifetimeIsFence {
+		if !ok {
+			return 0, errors.New("local deadline too close for the address lifetime, the only fence without nftables")
+		}
+		return lt, nil
 	}
-	return lt, nil
+	return max(lt, backstopLifetime), nil
 }
+
+// backstopLifetime is the VIP's address lifetime when nftables fences it.
+const backstopLifetime = 2 * time.Second
 
 func (g *Group) armFence(deadline time.Time) error {
 	for _, v := range g.cfg.VIPs {

@@ -107,6 +107,9 @@ type (
 	// VRRPNotMaster: the VRRP machine left master (higher priority heard,
 	// fault, stop).
 	VRRPNotMaster struct{ Reason string }
+	// VRRPFaulted: the VRRP machine entered (On) or left fault (health
+	// checks, tracked links). A faulted node never starts a handover.
+	VRRPFaulted struct{ On bool }
 	// SessionUp: a quorum session is established.
 	SessionUp struct{ Deadline time.Time }
 	// Renewed: the session's local deadline moved on.
@@ -168,6 +171,7 @@ type (
 
 func (VRRPMaster) nodeEvent()    {}
 func (VRRPNotMaster) nodeEvent() {}
+func (VRRPFaulted) nodeEvent()   {}
 func (SessionUp) nodeEvent()     {}
 func (Renewed) nodeEvent()       {}
 func (SessionLost) nodeEvent()   {}
@@ -255,7 +259,9 @@ type Machine struct {
 	cfg      Config
 	role     Role
 	stage    Stage
-	vrrp     bool // VRRP machine is master
+	vrrp     bool   // VRRP machine is master
+	faulted  bool   // VRRP machine is in fault (health)
+	released uint64 // epoch of the last grant we released ourselves
 	session  bool
 	deadline time.Time // local deadline of the session (zero: none)
 	grant    quorum.Grant
@@ -329,6 +335,11 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		case m.role == RoleCandidate && m.stage != StageHandover:
 			out = m.demote("VRRP left master while candidate: "+ev.Reason, true, now, out)
 		}
+	case VRRPFaulted:
+		m.faulted = ev.On
+		if ev.On && m.role == RoleCandidate && m.stage == StageHandover {
+			out = m.to(RoleBackup, "VRRP fault", out)
+		}
 	case KeyDeleted:
 		switch {
 		case m.role == RoleOwner && ev.Epoch == m.grant.Epoch:
@@ -336,7 +347,8 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			out = m.demote("our lease key was deleted", false, now, out)
 		case m.role == RoleCandidate && m.stage == StageIdle:
 			out = m.acquire(now, out)
-		case m.role == RoleBackup && m.session && !m.stopping:
+		case m.role == RoleBackup && m.session && !m.stopping && !m.faulted && (ev.Epoch == 0 || ev.Epoch != m.released):
+			// Not for our own release: we let go for a reason.
 			out = m.to(RoleCandidate, "the owner released the lease", out)
 			m.stage, m.timer = StageHandover, now.Add(m.cfg.HandoverDelay)
 		}
@@ -524,6 +536,9 @@ func (m *Machine) demote(reason string, release bool, now time.Time, out []Actio
 		}
 		out = m.to(RoleDemoting, reason, out)
 		m.stage, m.timer = StageIdle, time.Time{}
+		if release && m.session {
+			m.released = m.grant.Epoch
+		}
 		return append(out, Demote{Grant: m.grant, Release: release && m.session, Deadline: m.deadline, Reason: reason})
 	}
 	return out

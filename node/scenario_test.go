@@ -150,6 +150,8 @@ func parseEvent(t *testing.T, where, name string, a map[string]string, t0 time.T
 		return SessionLost{Err: err}
 	case "vrrp-master":
 		return VRRPMaster{}
+	case "vrrp-faulted":
+		return VRRPFaulted{On: a["on"] == "true"}
 	case "vrrp-backup":
 		return VRRPNotMaster{Reason: a["reason"]}
 	case "acquired":

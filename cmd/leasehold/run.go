@@ -81,6 +81,7 @@ type daemon struct {
 	super     *node.Supervisor
 	notifiers map[string]notifier
 	metrics   *metrics
+	tracked   []*tracked
 }
 
 // notifier runs notify scripts (package node/notify).
@@ -189,11 +190,28 @@ func (d *daemon) setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		tr, err := d.newTracked(ic)
+		if err != nil {
+			return err
+		}
+		tr.in = in
+		d.tracked = append(d.tracked, tr)
+		if tr.notif != nil && !d.leaseMode() {
+			in.OnTransition = vrrpNotify(tr.notif)
+		}
 		if err := mux.Add(in); err != nil {
 			return err
 		}
 		d.insts = append(d.insts, in)
 		if g != nil {
+			in.OnTransition = func(tr vrrp.Transition, _ uint8) {
+				switch {
+				case tr.To == vrrp.StateFault:
+					g.Post(node.VRRPFaulted{On: true})
+				case tr.From == vrrp.StateFault:
+					g.Post(node.VRRPFaulted{On: false})
+				}
+			}
 			g.SetVRRP(vrrpControl{in})
 			d.groups = append(d.groups, g)
 		}
@@ -263,9 +281,16 @@ func (d *daemon) run(ctx context.Context) error {
 			gwg.Go(func() { g.Run(ctx) })
 		}
 	}
-	var iwg sync.WaitGroup
+	var iwg, hwg sync.WaitGroup
 	for _, in := range d.insts {
 		iwg.Go(func() { in.Run(ctx, stopBudget) })
+	}
+	// Health trackers and notifiers outlive the instances by the stop
+	// budget, so STOP notifications run.
+	hctx, stopHealth := context.WithCancel(context.Background())
+	defer func() { stopHealth(); hwg.Wait() }()
+	for _, t := range d.tracked {
+		t.run(hctx, &hwg)
 	}
 	d.log.Info("running", "node", d.cfg.Node.Name, "instances", len(d.insts), "quorum", d.cfg.Quorum.Backend, "fence", d.fenceDesc)
 	sdNotify("READY=1\nSTATUS=running")
@@ -291,6 +316,15 @@ func (d *daemon) run(ctx context.Context) error {
 	// fence off, resources, VIPs, release; then the session is revoked.
 	iwg.Wait()
 	gwg.Wait()
+	stopHealth()
+	hwg.Wait()
+	for _, t := range d.tracked {
+		if t.notif != nil {
+			fctx, cancel := context.WithTimeout(context.Background(), stopBudget)
+			t.notif.Flush(fctx)
+			cancel()
+		}
+	}
 	if d.super != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		d.super.Close(cctx)

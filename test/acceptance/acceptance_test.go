@@ -284,3 +284,46 @@ func TestGarbageConfig(t *testing.T) {
 		}
 	}
 }
+
+// 7a. A failing vrrp_script with weight 0 faults the owner: VRRP leaves
+// master, the owner hands over through the lease; a hanging notify script
+// is killed at its timeout and does not hold anything up.
+func TestHealthFaultAndHangingNotify(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			w := newWorld(t, b)
+			dir := filepath.Join(w.dir, "scripts")
+			os.MkdirAll(dir, 0o755)
+			okFile := filepath.Join(dir, "healthy")
+			os.WriteFile(okFile, nil, 0o644)
+			check := filepath.Join(dir, "check.sh")
+			os.WriteFile(check, []byte("#!/bin/sh\ntest -f "+okFile+"\n"), 0o755)
+			hang := filepath.Join(dir, "hang.sh")
+			pids := filepath.Join(dir, "hang.pids")
+			os.WriteFile(hang, []byte("#!/bin/sh\necho $$ >> "+pids+"\nsleep 600\n"), 0o755)
+			w.extra["n1"] = "    track_script: [chk]\n    notify_master: " + hang + "\n    notify_timeout: 1\n"
+			w.extra["n1"] = "vrrp_script:\n  chk: {script: \"" + check + "\", interval: 0.2, fall: 2, rise: 2, weight: 0}\n" + w.extra["n1"]
+			w.upWithExtra()
+			// The hanging notify_master ran and was killed at its timeout.
+			w.waitFor("notify_master to have run", 10*time.Second, func() bool { b, _ := os.ReadFile(pids); return len(b) > 0 })
+			time.Sleep(1500 * time.Millisecond)
+			b, _ := os.ReadFile(pids)
+			for _, f := range strings.Fields(string(b)) {
+				if _, err := os.Stat("/proc/" + f); err == nil {
+					t.Errorf("hanging notify script (pid %s) still runs after its 1 s timeout", f)
+				}
+			}
+			if w.d["n1"].Role() != "owner" {
+				t.Fatalf("n1 is %s, want owner despite the hanging notify script", w.d["n1"].Role())
+			}
+			// The health check fails: n1 faults and n2 takes over.
+			t0 := w.now()
+			os.Remove(okFile)
+			w.takeover(t0, 15*time.Second)
+			if !strings.Contains(w.d["n1"].Log(), "fault") {
+				t.Errorf("n1's log does not mention the fault")
+			}
+			w.checkNoDualARP()
+		})
+	}
+}

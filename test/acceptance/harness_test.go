@@ -163,8 +163,17 @@ func (w *world) quorumYAML(h *netlab.Host) string {
 // startNode runs leasehold on h with priority prio.
 func (w *world) startNode(h *netlab.Host, prio int) *lhtest.Daemon {
 	w.t.Helper()
-	conf := fmt.Sprintf("node: {name: %s}\n%sstatus: {listen: \"unix:%%SOCK%%\"}\nstate_dir: %%DIR%%/state\nvrrp_instance:\n  VI_1:\n    interface: %s\n    virtual_router_id: 51\n    priority: %d\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [\"%s/24\"]\n%s",
-		h.Name, w.quorumYAML(h), h.Iface, prio, w.vip, w.extra[h.Name])
+	// extra: top-level blocks first (lines not indented), then instance keys.
+	var top, inst strings.Builder
+	for _, l := range strings.SplitAfter(w.extra[h.Name], "\n") {
+		if strings.HasPrefix(l, "    ") {
+			inst.WriteString(l)
+		} else {
+			top.WriteString(l)
+		}
+	}
+	conf := fmt.Sprintf("node: {name: %s}\n%s%sstatus: {listen: \"unix:%%SOCK%%\"}\nstate_dir: %%DIR%%/state\nvrrp_instance:\n  VI_1:\n    interface: %s\n    virtual_router_id: 51\n    priority: %d\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [\"%s/24\"]\n%s",
+		h.Name, w.quorumYAML(h), top.String(), h.Iface, prio, w.vip, inst.String())
 	d, err := lhtest.Start(w.ctx, h, filepath.Join(w.dir, h.Name), conf)
 	if err != nil {
 		w.t.Fatal(err)
@@ -175,6 +184,9 @@ func (w *world) startNode(h *netlab.Host, prio int) *lhtest.Daemon {
 	w.d[h.Name] = d
 	return d
 }
+
+// upWithExtra is up with the extra YAML set.
+func (w *world) upWithExtra() { w.up() }
 
 // up starts the quorum and both nodes and waits for n1 to own the VIP.
 func (w *world) up() {

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/node/health"
+	"github.com/leasehold/leasehold/node/notify"
+	"github.com/leasehold/leasehold/vrrp"
+)
+
+// tracked is one instance's health tracker and notifier.
+type tracked struct {
+	name    string
+	in      *vrrp.Instance
+	tracker *health.Tracker
+	notif   *notify.Notifier
+}
+
+// newTracked builds the tracker (track_script, track_interface) and the
+// notifier (notify_*) of an instance; either may be nil.
+func (d *daemon) newTracked(ic *config.Instance) (*tracked, error) {
+	t := &tracked{name: ic.Name}
+	var scripts []health.Script
+	for _, name := range ic.TrackScript {
+		s := d.cfg.Script[name]
+		f := strings.Fields(s.Script)
+		scripts = append(scripts, health.Script{Name: name, Path: f[0], Args: f[1:], Interval: s.Interval.D(),
+			Timeout: s.Timeout.D(), Weight: s.Weight, Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail, RunAs: s.User})
+	}
+	var ifaces []health.Interface
+	for _, ti := range ic.Tracks {
+		ifaces = append(ifaces, health.Interface{Name: ti.Name, Weight: ti.Weight})
+	}
+	if len(scripts)+len(ifaces) > 0 {
+		tr, err := health.NewTracker(uint8(ic.Priority), scripts, ifaces, d.log.With("group", ic.Name))
+		if err != nil {
+			return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
+		}
+		t.tracker = tr
+	}
+	if ic.NotifyMaster+ic.NotifyBackup+ic.NotifyFault+ic.NotifyStop+ic.Notify != "" {
+		n, err := notify.New(ic.Name, notify.Config{Master: ic.NotifyMaster, Backup: ic.NotifyBackup, Fault: ic.NotifyFault,
+			Stop: ic.NotifyStop, Generic: ic.Notify, Timeout: ic.NotifyTimeout.D()}, d.log)
+		if err != nil {
+			return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
+		}
+		t.notif = n
+		d.notifiers[ic.Name] = n
+	}
+	return t, nil
+}
+
+// run feeds health changes to the VRRP instance and runs the notifier
+// until ctx ends; then it flushes STOP notifications within the budget.
+func (t *tracked) run(ctx context.Context, wg *sync.WaitGroup) {
+	if t.tracker != nil {
+		wg.Go(func() { t.tracker.Run(ctx) })
+		wg.Go(func() {
+			var last health.Status
+			first := true
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case s := <-t.tracker.Updates():
+					if first || s.Priority != last.Priority {
+						t.in.Inject(vrrp.PriorityChanged{Priority: s.Priority})
+					}
+					if first || s.Fault != last.Fault {
+						t.in.Inject(vrrp.Fault{On: s.Fault})
+					}
+					last, first = s, false
+				}
+			}
+		})
+	}
+	if t.notif != nil {
+		wg.Go(func() { t.notif.Run(ctx) })
+	}
+}
+
+// vrrpNotify maps VRRP transitions to notify states (quorum none: VRRP
+// master is the owner).
+func vrrpNotify(n *notify.Notifier) func(vrrp.Transition, uint8) {
+	return func(tr vrrp.Transition, prio uint8) {
+		switch tr.To {
+		case vrrp.StateMaster:
+			n.Notify("MASTER", prio, 0)
+		case vrrp.StateBackup:
+			n.Notify("BACKUP", prio, 0)
+		case vrrp.StateFault:
+			n.Notify("FAULT", prio, 0)
+		case vrrp.StateInit:
+			n.Notify("STOP", prio, 0)
+		}
+	}
+}
