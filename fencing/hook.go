@@ -126,15 +126,20 @@ func RunHooks(ctx context.Context, hooks []Hook, env FenceEnv, log *slog.Logger)
 
 const maxHookOutput = 4096
 
-// limited keeps the first maxHookOutput bytes written to it.
-type limited struct{ bytes.Buffer }
+// limited keeps the first maxHookOutput bytes written to it. The buffer is
+// a named field, not embedded: an embedded bytes.Buffer would give limited
+// a ReadFrom that io.Copy prefers, bypassing the cap.
+type limited struct{ buf bytes.Buffer }
 
 func (l *limited) Write(p []byte) (int, error) {
-	if room := maxHookOutput - l.Len(); room > 0 {
-		l.Buffer.Write(p[:min(len(p), room)])
+	if room := maxHookOutput - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+// Bytes returns what was kept.
+func (l *limited) Bytes() []byte { return l.buf.Bytes() }
 
 func runHook(ctx context.Context, h Hook, env FenceEnv) ([]byte, error) {
 	if err := CheckHook(h); err != nil {
