@@ -6,7 +6,7 @@ PKGS     := ./...
 DEB_PKGS := keepalived nftables iproute2 tcpdump
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test test-unit deps lint bench bench-codec bench-scale bench-lease demo clean
+.PHONY: all build test test-unit deps lint bench bench-codec bench-scale bench-lease bench-failover demo clean
 
 all: build
 
@@ -31,7 +31,7 @@ test: deps lint build
 test-unit:
 	$(GO) test -count=1 -short $(PKGS)
 
-bench: bench-codec bench-scale bench-lease
+bench: bench-codec bench-scale bench-lease bench-failover
 
 bench-codec:
 	$(GO) test -run '^$$' -bench . -benchmem ./vrrp/ | tee /tmp/leasehold-bench-codec.txt
@@ -41,10 +41,15 @@ bench-scale: build
 	$(GO) run ./test/benchscale -bin $(BIN) -instances 200 -duration 60s -out docs/benchmarks.md
 
 bench-lease:
-	LEASEHOLD_BENCH=1 $(GO) test -count=1 -run 'TestBench' -v ./quorum/... | tee /tmp/leasehold-bench-lease.txt
+	LEASEHOLD_BENCH=1 $(GO) test -count=1 -run 'TestBenchLease|TestBenchmark' -v ./quorum/... | tee /tmp/leasehold-bench-lease.txt
 	$(GO) run ./test/benchrecord lease /tmp/leasehold-bench-lease.txt docs/benchmarks.md
 
 # demo: until the lab lands, the keepalived interop scenario with the checkers.
+# bench-failover: leasehold (raft, etcd) against keepalived (v2, v3) through
+# graceful, kill -9, freeze and VRRP partition; LEASEHOLD_BENCH_RUNS=N (5).
+bench-failover: deps build
+	LEASEHOLD_BENCH=1 $(GO) test -count=1 -timeout 90m -run '^TestBenchFailover$$' -v ./test/acceptance/ | tee /tmp/leasehold-bench-failover.txt
+
 demo: deps build
 	$(GO) run ./test/demo -bin $(BIN)
 
