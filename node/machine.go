@@ -306,6 +306,11 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		if m.role == RoleFault {
 			out = m.to(RoleBackup, "quorum session established", out)
 			out = append(out, VRRPFault{On: false})
+			if m.vrrp && !m.stopping {
+				// VRRP became master before the session was up.
+				out = m.to(RoleCandidate, "VRRP master", out)
+				out = m.acquire(now, out)
+			}
 		}
 	case Renewed:
 		if ev.Deadline.After(m.deadline) {
@@ -316,6 +321,9 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		}
 	case SessionLost:
 		m.session, m.deadline = false, time.Time{}
+		// VRRP is put in fault: it leaves master (and comes back through
+		// backup once the fault is cleared).
+		m.vrrp = false
 		out = append(out, VRRPFault{On: true})
 		out = m.demote("quorum session lost: "+errString(ev.Err), false, now, out)
 		if m.role != RoleDemoting && m.role != RoleStopped {
