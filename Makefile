@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/leasehold
 PKGS     := ./...
 # Debian packages the tests and the lab use (real peers, not mocks).
-DEB_PKGS := keepalived nftables iproute2 tcpdump
+DEB_PKGS := keepalived nftables iproute2 tcpdump chromium
 export GOFLAGS := -buildvcs=false
 
 .PHONY: all build test test-unit deps lint bench bench-codec bench-scale bench-lease bench-failover demo clean
@@ -44,14 +44,16 @@ bench-lease:
 	LEASEHOLD_BENCH=1 $(GO) test -count=1 -run 'TestBenchLease|TestBenchmark' -v ./quorum/... | tee /tmp/leasehold-bench-lease.txt
 	$(GO) run ./test/benchrecord lease /tmp/leasehold-bench-lease.txt docs/benchmarks.md
 
-# demo: until the lab lands, the keepalived interop scenario with the checkers.
 # bench-failover: leasehold (raft, etcd) against keepalived (v2, v3) through
 # graceful, kill -9, freeze and VRRP partition; LEASEHOLD_BENCH_RUNS=N (5).
 bench-failover: deps build
 	LEASEHOLD_BENCH=1 $(GO) test -count=1 -timeout 90m -run '^TestBenchFailover$$' -v ./test/acceptance/ | tee /tmp/leasehold-bench-failover.txt
 
+# demo: a lab (2 nodes, raft witness), every drill, the table and the HTML
+# report (bin/drill-report.html), then the lab down; the same as
+#   leasehold lab up && leasehold drill all --html F; leasehold lab down
 demo: deps build
-	$(GO) run ./test/demo -bin $(BIN)
+	$(GO) run ./test/demo -bin $(BIN) -html bin/drill-report.html
 
 clean:
 	rm -rf bin

@@ -7,6 +7,8 @@
 //	leasehold status                 print the daemon's state
 //	leasehold lease ls|inspect|watch|history   inspect leases at the quorum
 //	leasehold witness -c FILE        run a raft witness (a voter with no VIPs)
+//	leasehold lab up|status|down     a throwaway lab of network namespaces
+//	leasehold drill SCENARIO         fault drills with a verdict
 package main
 
 import (
@@ -33,6 +35,8 @@ func commands() []command {
 		{"status", "[--socket PATH] [--json]", "print the running daemon's state", cmdStatus},
 		{"lease", "ls|inspect|watch|history", "inspect leases at the quorum (etcd or raft)", cmdLease},
 		{"witness", "-c FILE", "run a raft witness: a voter that holds no VIPs", cmdWitness},
+		{"lab", "up|status|down", "a throwaway lab of network namespaces on this machine", cmdLab},
+		{"drill", "SCENARIO [--lab NAME]", "fault drills with a verdict (lab, or --live on a node)", cmdDrill},
 	}
 }
 

@@ -236,7 +236,18 @@ func (d *daemon) allVIPs(iface string) []netip.Addr {
 func (d *daemon) run(ctx context.Context) error {
 	var memberWG sync.WaitGroup
 	memberCtx, stopMember := context.WithCancel(context.Background())
-	defer func() { stopMember(); memberWG.Wait() }()
+	defer func() {
+		// The raft voter stops last; a shutdown stuck on a dead peer
+		// connection must not keep the daemon from exiting.
+		stopMember()
+		done := make(chan struct{})
+		go func() { memberWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(stopBudget):
+			d.log.Error("raft member did not stop within the stop budget; exiting anyway", "budget", stopBudget)
+		}
+	}()
 	if d.cfg.Quorum.Backend == config.BackendRaft {
 		// This node is a raft voter too; it outlives everything else so the
 		// groups can release their keys on the way down.

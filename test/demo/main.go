@@ -1,195 +1,101 @@
-// Command demo is `make demo` until the lab lands: in throwaway network
-// namespaces it runs keepalived (Debian's package) as VRRP master and
-// leasehold as backup, stops keepalived gracefully, restarts it, kills it
-// with -9, and prints what the invariant checkers saw. Needs root.
+// Command demo is `make demo`: it brings up a lab (2 nodes, raft witness),
+// runs every drill against it, prints the table and the path of the HTML
+// report, and tears the lab down, also when interrupted. Needs root.
+//
+// It drives the same packages as `leasehold lab` and `leasehold drill`
+// (test/labctl, test/drill) in-process, the way a benchmark would.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"net/netip"
+	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"strings"
+	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/keepalivedtest"
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/test/drill"
+	"github.com/leasehold/leasehold/test/labctl"
 )
 
 func main() {
 	bin := flag.String("bin", "bin/leasehold", "leasehold binary")
+	html := flag.String("html", "drill-report.html", "where to write the HTML report")
+	quorum := flag.String("quorum", "raft", "raft or etcd")
 	flag.Parse()
-	if err := run(*bin); err != nil {
+	if err := run(*bin, *html, *quorum); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
 func say(format string, args ...any) {
-	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func run(bin string) error {
+func run(bin, htmlPath, quorum string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (network namespaces)")
+	}
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root (network namespaces)")
-	}
-	netlab.CleanupStale(netlab.DefaultStateDir)
-	lab, err := netlab.New(netlab.Options{Hosts: []string{"ka", "lh"}, Client: true})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	say("lab up: 2 leasehold nodes (priorities 120/100), quorum %s, VRRPv3 0.1 s, lease TTL 1 s", quorum)
+	l, err := labctl.Up(ctx, labctl.Options{Nodes: 2, Quorum: quorum, Binary: bin, Name: fmt.Sprintf("demo%d", os.Getpid())}, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("lab up: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	defer func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer dcancel()
-		lab.Down(dctx)
-		say("lab %s removed", lab.ID())
+		if err := l.Down(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: lab down:", err)
+		} else {
+			say("lab %s down: namespaces, processes and %s removed", l.Name(), l.Dir())
+		}
 	}()
-	if err := lab.Up(ctx); err != nil {
-		return err
+	say("lab %s up (namespaces %s-*, logs in %s)", l.Name(), l.Meta().ID, l.Dir())
+	host, _ := os.Hostname()
+	rep := drill.Report{Target: "lab " + l.Name(), Backend: quorum, Host: host, Created: time.Now().UTC()}
+	for _, sc := range drill.Scenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		t0 := time.Now()
+		r, err := drill.Run(ctx, l, drill.Scenario{Name: sc})
+		if err != nil {
+			say("drill %-16s ERROR %v", sc, err)
+			continue
+		}
+		r.Run, r.Target = 1, rep.Target
+		rep.Results = append(rep.Results, r)
+		say("drill %-16s %s  dual ARP rounds %d, client outage %v (%v)", sc, r.Verdict, r.DualARPRounds,
+			time.Duration(r.OutageUS)*time.Microsecond, time.Since(t0).Round(100*time.Millisecond))
 	}
-	ka, lh, client := lab.Host("ka"), lab.Host("lh"), lab.Host(netlab.ClientName)
-	vip := lab.VIP4()
-	say("lab %s up: keepalived on ka (%s), leasehold on lh (%s), client (%s), VIP %s", lab.ID(), ka.IPv4, lh.IPv4, client.IPv4, vip)
-
-	tb := lab.Timebase()
-	mon := netlab.NewAddrMonitor(tb, vip, ka, lh)
-	arp := netlab.NewARPProber(lab, vip)
-	tcp := netlab.NewTCPProber(tb, client, netip.AddrPortFrom(vip, 8080))
-	for _, c := range []interface {
-		Run(context.Context) error
-		Ready() <-chan struct{}
-	}{mon, arp, netlab.NewResponder(ka, 8080), netlab.NewResponder(lh, 8080), tcp} {
-		go c.Run(ctx)
-		<-c.Ready()
-	}
-
-	kaConf := keepalivedtest.Config{Instances: []keepalivedtest.Instance{{
-		Name: "VI_1", State: "MASTER", Interface: ka.Iface, VRID: 51, Priority: 120,
-		AdvertInt: time.Second, Version: 2, AuthPass: "1111", VIPs: []netip.Prefix{netip.PrefixFrom(vip, 24)},
-	}}}
-	k, err := keepalivedtest.Run(ctx, ka, kaConf)
-	if err != nil {
-		return err
-	}
-	say("keepalived started: MASTER, priority 120, VRRPv2 advert_int 1, auth PASS")
-	waitHolder(mon, tb, "ka", 10*time.Second)
-	say("ka holds the VIP")
-
-	dir, err := os.MkdirTemp("", "leasehold-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	conf := filepath.Join(dir, "leasehold.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`node: {name: lh}
-quorum: {backend: none}
-status: {listen: "unix:%s/lh.sock"}
-state_dir: %s/state
-vrrp_instance:
-  VI_1:
-    interface: %s
-    virtual_router_id: 51
-    priority: 100
-    advert_int: 1
-    authentication: {auth_type: PASS, auth_pass: "1111"}
-    virtual_ipaddress: [%s/24]
-`, dir, dir, lh.Iface, vip)), 0o644)
-	cmd := lh.Command(ctx, bin, "run", "-c", conf)
-	logf, _ := os.Create(filepath.Join(dir, "leasehold.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if _, err := lh.StartCmd(cmd); err != nil {
-		return err
-	}
-	say("leasehold started: BACKUP, priority 100, quorum none (plain VRRP: it warns it has no split-brain protection)")
-	time.Sleep(5 * time.Second)
-	say("after 5 s: VIP holders %v (leasehold stays backup while keepalived advertises)", mon.Holders(tb.Now()))
-
-	t0 := tb.Now()
-	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-	k.Stop(sctx)
-	scancel()
-	say("keepalived stopped with SIGTERM (it sends priority 0)")
-	t1 := waitHolder(mon, tb, "lh", 10*time.Second)
-	say("lh added the VIP %v after the stop (priority-0 advert → backup waits only its skew, ~0.6 s)", t1.Sub(t0).Round(time.Millisecond))
-	time.Sleep(2 * time.Second)
-	report("graceful stop", mon, arp, tcp, t0)
-
-	if k, err = keepalivedtest.Run(ctx, ka, kaConf); err != nil {
-		return err
-	}
-	say("keepalived restarted with priority 120: it preempts leasehold")
-	waitHolder(mon, tb, "ka", 15*time.Second)
-	time.Sleep(2 * time.Second)
-	say("VIP holders %v", mon.Holders(tb.Now()))
-
-	t0 = tb.Now()
-	k.Kill9()
-	say("keepalived killed with -9 (nothing sent; its VIP stays configured)")
-	t1 = waitHolder(mon, tb, "lh", 15*time.Second)
-	say("lh added the VIP %v after the kill (master-down interval 3 × 1 s + skew)", t1.Sub(t0).Round(time.Millisecond))
-	time.Sleep(3 * time.Second)
-	report("kill -9", mon, arp, tcp, t0)
 	fmt.Println()
-	fmt.Println("The kill -9 row shows keepalived's split brain: the dead master keeps the VIP while the")
-	fmt.Println("backup takes it too. quorum none reproduces it by design; the lease-gated mode with the")
-	fmt.Println("kernel fence (etcd or raft quorum) is what removes it — see README.md, Status.")
-	return nil
-}
-
-func waitHolder(mon *netlab.AddrMonitor, tb netlab.Timebase, host string, timeout time.Duration) netlab.Stamp {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		for _, h := range mon.Holders(tb.Now()) {
-			if h == host {
-				evs := mon.Events()
-				for i := len(evs) - 1; i >= 0; i-- {
-					if evs[i].Host == host && evs[i].Added {
-						return evs[i].At
-					}
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	rep.WriteTable(os.Stdout, false)
+	f, err := os.Create(htmlPath)
+	if err != nil {
+		return err
 	}
-	say("%s did not get the VIP within %v", host, timeout)
-	return tb.Now()
-}
-
-func report(what string, mon *netlab.AddrMonitor, arp *netlab.ARPProber, tcp *netlab.TCPProber, fault netlab.Stamp) {
-	var dual time.Duration
-	for _, iv := range mon.DualIntervals() {
-		if !iv.End.Before(fault) {
-			dual += iv.End.Sub(maxStamp(iv.Start, fault))
-		}
+	if err := drill.WriteHTML(f, rep); err != nil {
+		f.Close()
+		return err
 	}
-	dualARP := 0
-	for _, r := range arp.DualRounds() {
-		if !r.At.Before(fault) {
-			dualARP++
-		}
+	if err := f.Close(); err != nil {
+		return err
 	}
-	var outage time.Duration
-	for _, iv := range tcp.Outages() {
-		if !iv.End.Before(fault) {
-			outage += iv.End.Sub(maxStamp(iv.Start, fault))
-		}
+	abs, _ := filepath.Abs(htmlPath)
+	fmt.Printf("\nHTML report: %s\n", abs)
+	say("demo took %v", time.Since(start).Round(time.Second))
+	if !rep.Pass() {
+		return fmt.Errorf("some drills failed (see the table)")
 	}
-	holders := strings.Join(mon.Holders(mon.HolderIntervals()[len(mon.HolderIntervals())-1].End), ",")
-	fmt.Printf("\n  %-14s dual holder (netlink) %-10v ARP rounds with 2 MACs %-4d client outage %-10v holders now [%s]\n\n",
-		what, dual.Round(time.Millisecond), dualARP, outage.Round(time.Millisecond), holders)
-}
-
-func maxStamp(a, b netlab.Stamp) netlab.Stamp {
-	if a.Before(b) {
-		return b
-	}
-	return a
+	return ctx.Err()
 }

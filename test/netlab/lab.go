@@ -141,6 +141,11 @@ func New(opts Options) (*Lab, error) {
 	if opts.StateFile == "" {
 		opts.StateFile = filepath.Join(DefaultStateDir, id+".json")
 	}
+	return plan(id, opts), nil
+}
+
+// plan names every namespace, link and address of lab id.
+func plan(id string, opts Options) *Lab {
 	l := &Lab{id: id, opts: opts, tb: NewTimebase(), byName: map[string]*Host{}}
 	l.state = &stateFile{path: opts.StateFile, st: State{ID: id}}
 	idb, _ := hex.DecodeString(id[2:])
@@ -167,7 +172,7 @@ func New(opts Options) (*Lab, error) {
 	if opts.Client {
 		add(ClientName, 254)
 	}
-	return l, nil
+	return l
 }
 
 // addrIn returns the address with last byte idx in prefix p.
@@ -267,6 +272,8 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 	// everything that might exist.
 	if err := l.state.update(func(st *State) {
 		st.Owner = recordOf(os.Getpid(), "", os.Args[0])
+		st.Layout = &Layout{Hosts: l.opts.Hosts, Client: l.opts.Client,
+			Subnet4: l.opts.Subnet4.String(), Subnet6: l.opts.Subnet6.String()}
 		for _, h := range all {
 			st.Namespaces = append(st.Namespaces, h.NS)
 		}

@@ -21,6 +21,16 @@ type State struct {
 	Owner      ProcRecord   `json:"owner"`
 	Namespaces []string     `json:"namespaces"`
 	Procs      []ProcRecord `json:"procs"`
+	// Layout is how the lab was planned, so Attach can rebuild it.
+	Layout *Layout `json:"layout,omitempty"`
+}
+
+// Layout is the part of Options a lab records in its state file.
+type Layout struct {
+	Hosts   []string `json:"hosts"`
+	Client  bool     `json:"client"`
+	Subnet4 string   `json:"subnet4"`
+	Subnet6 string   `json:"subnet6"`
 }
 
 // ProcRecord identifies a process by PID and kernel start time (clock ticks

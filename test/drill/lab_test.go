@@ -1,0 +1,120 @@
+package drill_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/test/drill"
+	"github.com/leasehold/leasehold/test/labctl"
+	"github.com/leasehold/leasehold/test/lhtest"
+	"github.com/leasehold/leasehold/test/netlab"
+)
+
+// TestLabDrills drives the product end to end through the CLI: `lab up`
+// (2 nodes, raft), `drill kill9` and `drill graceful` with their verdicts,
+// `lab down` leaving no namespace and no process behind.
+func TestLabDrills(t *testing.T) {
+	netlab.Require(t)
+	bin, err := lhtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	name := fmt.Sprintf("t%d", os.Getpid())
+	lh := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return string(out), fmt.Errorf("leasehold %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return string(out), nil
+	}
+	down := func() { lh("lab", "down", "--dir", parent, "--lab", name) }
+	t.Cleanup(down)
+
+	start := time.Now()
+	if out, err := lh("lab", "up", "--dir", parent, "--name", name, "--nodes", "2", "--quorum", "raft"); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("lab up in %v:\n%s", time.Since(start).Round(time.Millisecond), out)
+	}
+	dir, err := labctl.Resolve(parent, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := labctl.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := l.Meta()
+
+	for _, sc := range []string{"kill9", "graceful"} {
+		out, err := lh("drill", sc, "--dir", parent, "--lab", name, "--json")
+		if err != nil {
+			t.Errorf("drill %s: %v", sc, err) // a failed verdict exits 1: the JSON still tells why
+		}
+		rep, perr := drill.ReadJSON([]byte(out))
+		if perr != nil || len(rep.Results) != 1 {
+			t.Fatalf("drill %s: no result (%v):\n%s", sc, perr, out)
+		}
+		r := rep.Results[0]
+		t.Logf("%s: %s dual ARP rounds %d of %d, VIP on both %dus, client outage %dus, new owner %s after %dus, epochs %v -> %v",
+			sc, r.Verdict, r.DualARPRounds, r.ARPRounds, r.AddrBothUS, r.OutageUS, r.NewOwner, r.TimeToNewOwnerUS, r.EpochBefore, r.EpochAfter)
+		if r.DualARPRounds != 0 {
+			t.Errorf("%s: SPLIT BRAIN: %d ARP rounds answered by two MACs", sc, r.DualARPRounds)
+		}
+		if r.ARPRounds < 10 {
+			t.Errorf("%s: only %d ARP rounds: the prober did not run", sc, r.ARPRounds)
+		}
+		if r.NewOwner == "" || r.NewOwner == r.OldOwner {
+			t.Errorf("%s: no new owner (old %q, new %q)", sc, r.OldOwner, r.NewOwner)
+		}
+		if !r.Pass {
+			t.Errorf("%s: verdict %s: %v", sc, r.Verdict, r.Reasons)
+		}
+		if len(r.Transitions) == 0 {
+			t.Errorf("%s: no logged transitions", sc)
+		}
+	}
+
+	// The daemons the drills restarted are recorded too.
+	meta = l.Meta()
+	if fresh, err := labctl.Open(dir, nil); err == nil {
+		meta = fresh.Meta()
+	}
+	var recs []netlab.ProcRecord
+	for _, r := range meta.Daemons {
+		recs = append(recs, r)
+	}
+	for _, r := range meta.Responder {
+		recs = append(recs, r)
+	}
+	recs = append(recs, meta.QuorumPID)
+	if out, err := lh("lab", "down", "--dir", parent, "--lab", name); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Log(strings.TrimSpace(out))
+	}
+	ns, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(ns), meta.ID+"-") {
+		t.Errorf("namespaces of lab %s left after lab down:\n%s", meta.ID, ns)
+	}
+	for _, r := range recs {
+		if r.Alive() {
+			t.Errorf("process %d (%s on %s) still running after lab down", r.PID, r.Argv0, r.Host)
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("lab directory %s left after lab down", dir)
+	}
+}

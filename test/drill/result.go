@@ -1,0 +1,266 @@
+package drill
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/leasehold/leasehold/test/netlab"
+)
+
+// Result is one drill run: what was done, what the checkers saw, the
+// verdict. Times are microseconds; timeline instants are relative to the
+// start of the observation.
+type Result struct {
+	Scenario string    `json:"scenario"`
+	Run      int       `json:"run,omitempty"`
+	Target   string    `json:"target,omitempty"`
+	Duration string    `json:"fault_duration,omitempty"`
+	Fault    string    `json:"fault"`
+	VIP      string    `json:"vip"`
+	Nodes    []string  `json:"nodes"`
+	Started  time.Time `json:"started"`
+
+	Pass    bool     `json:"pass"`
+	Verdict string   `json:"verdict"`
+	Reasons []string `json:"reasons,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
+
+	OldOwner   string `json:"old_owner"`
+	NewOwner   string `json:"new_owner,omitempty"`
+	FinalOwner string `json:"final_owner"`
+
+	// DualARPRounds counts ARP probe rounds answered by two MACs: THE
+	// split-brain invariant, must be 0.
+	ARPRounds     int   `json:"arp_rounds"`
+	DualARPRounds int   `json:"dual_arp_rounds"`
+	DualARPUS     int64 `json:"dual_arp_us"` // rounds × probe interval
+	// AddrBothUS is how long the VIP was configured on two nodes (netlink).
+	// Not a split brain by itself: after kill -9 the dead node's address
+	// lingers until its lifetime runs out while the nftables fence already
+	// keeps it from answering ARP or accepting traffic.
+	AddrBothUS int64 `json:"addr_configured_on_both_us"`
+	// OutageUS is the client's total TCP outage from the fault to the
+	// restore; RestoreOutageUS from the restore to the end (handback).
+	OutageUS        int64 `json:"client_outage_us"`
+	OutageMaxUS     int64 `json:"client_outage_max_us"`
+	RestoreOutageUS int64 `json:"restore_outage_us"`
+	ClientProbes    int   `json:"client_probes"`
+	ClientFailures  int   `json:"client_failures"`
+	// TimeToNewOwnerUS: from the fault to the first client answer from
+	// the new owner; AddrNewOwnerUS: to the VIP added on it (netlink).
+	TimeToNewOwnerUS int64 `json:"time_to_new_owner_us,omitempty"`
+	AddrNewOwnerUS   int64 `json:"addr_new_owner_us,omitempty"`
+	// OldOwnerLastARPUS: from the fault to the old owner's last ARP
+	// answer during the fault (-1: never answered after the fault).
+	OldOwnerLastARPUS int64 `json:"old_owner_last_arp_us"`
+
+	EpochBefore map[string]uint64 `json:"epoch_before"`
+	EpochAfter  map[string]uint64 `json:"epoch_after"`
+	Transitions []LogLine         `json:"transitions,omitempty"`
+
+	Timeline Timeline `json:"timeline"`
+}
+
+// Span is [From, To) in microseconds since the start of the observation.
+type Span struct {
+	From int64  `json:"from"`
+	To   int64  `json:"to"`
+	Who  string `json:"who,omitempty"`
+}
+
+// Mark is an instant on the timeline.
+type Mark struct {
+	At    int64  `json:"at"`
+	Node  string `json:"node"`
+	Role  string `json:"role"`
+	Epoch uint64 `json:"epoch"`
+	Up    bool   `json:"up"`
+}
+
+// Timeline is what the HTML report draws.
+type Timeline struct {
+	EndUS     int64             `json:"end_us"`
+	FaultUS   int64             `json:"fault_us"`
+	RestoreUS int64             `json:"restore_us,omitempty"`
+	VIP       map[string][]Span `json:"vip_configured"` // per node, netlink
+	ARP       map[string][]Span `json:"answers_arp"`    // per node
+	DualARP   []Span            `json:"dual_arp,omitempty"`
+	Client    []Span            `json:"client"` // Who: answering node, "" = failure
+	Status    []Mark            `json:"status"` // role/epoch changes
+}
+
+func rel(st, origin netlab.Stamp) int64 { return st.MonoUS - origin.MonoUS }
+
+// measure fills the figures and the timeline from the session's data.
+func (r *Result) measure(s *session, ph phases) {
+	o := s.start
+	r.Timeline = Timeline{EndUS: rel(s.end, o), FaultUS: rel(ph.fault, o), VIP: map[string][]Span{}, ARP: map[string][]Span{}}
+	if ph.fault.IsZero() {
+		r.Timeline.FaultUS = 0
+	}
+	restore := s.end
+	if !ph.restore.IsZero() {
+		restore = ph.restore
+		r.Timeline.RestoreUS = rel(ph.restore, o)
+	}
+	fault := ph.fault
+	if fault.IsZero() {
+		fault = s.end
+	}
+
+	// netlink: per-node spans, overlap.
+	open := map[string]int64{}
+	for _, ev := range s.mon.Events() {
+		at := rel(ev.At, o)
+		if ev.Added {
+			if _, ok := open[ev.Host]; !ok {
+				open[ev.Host] = max(at, 0)
+			}
+			if r.AddrNewOwnerUS == 0 && ev.Host != ph.victim && !ev.At.Before(fault) && (ph.served == "" || ev.Host == ph.served) {
+				r.AddrNewOwnerUS = ev.At.MonoUS - fault.MonoUS
+			}
+		} else if from, ok := open[ev.Host]; ok {
+			r.Timeline.VIP[ev.Host] = append(r.Timeline.VIP[ev.Host], Span{From: from, To: at})
+			delete(open, ev.Host)
+		}
+	}
+	for h, from := range open {
+		r.Timeline.VIP[h] = append(r.Timeline.VIP[h], Span{From: from, To: r.Timeline.EndUS})
+	}
+	for _, iv := range s.mon.DualIntervals() {
+		r.AddrBothUS += iv.DurUS
+	}
+
+	// ARP: per-node spans of consecutive answered rounds.
+	rounds := s.arp.Rounds()
+	r.ARPRounds = len(rounds)
+	r.OldOwnerLastARPUS = -1
+	interval := s.arp.Interval
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	cur := map[string]*Span{}
+	for i, rd := range rounds {
+		at := rel(rd.At, o)
+		next := at + interval.Microseconds()
+		if i+1 < len(rounds) {
+			next = rel(rounds[i+1].At, o)
+		}
+		if len(rd.Hosts) > 1 {
+			r.DualARPRounds++
+			r.Timeline.DualARP = append(r.Timeline.DualARP, Span{From: at, To: next, Who: fmt.Sprint(rd.Hosts)})
+		}
+		for _, h := range rd.Hosts {
+			if h == ph.victim && !rd.At.Before(fault) && rd.At.Before(restore) {
+				r.OldOwnerLastARPUS = rd.At.MonoUS - fault.MonoUS
+			}
+			if sp := cur[h]; sp != nil && sp.To == at {
+				sp.To = next
+				continue
+			}
+			if sp := cur[h]; sp != nil {
+				r.Timeline.ARP[h] = append(r.Timeline.ARP[h], *sp)
+			}
+			cur[h] = &Span{From: at, To: next}
+		}
+	}
+	for h, sp := range cur {
+		r.Timeline.ARP[h] = append(r.Timeline.ARP[h], *sp)
+	}
+	for _, spans := range r.Timeline.ARP {
+		slices.SortFunc(spans, func(a, b Span) int { return int(a.From - b.From) })
+	}
+	r.DualARPUS = int64(r.DualARPRounds) * interval.Microseconds()
+
+	// Client: answerer timeline and outages clipped to the phases.
+	for _, iv := range s.tcp.Answerers() {
+		sp := Span{From: rel(iv.Start, o), To: rel(iv.End, o)}
+		if len(iv.Who) == 1 {
+			sp.Who = iv.Who[0]
+		}
+		r.Timeline.Client = append(r.Timeline.Client, sp)
+	}
+	for _, x := range s.tcp.Samples() {
+		r.ClientProbes++
+		if !x.OK() {
+			r.ClientFailures++
+		} else if r.TimeToNewOwnerUS == 0 && x.Node != ph.victim && !x.At.Before(fault) && (ph.served == "" || x.Node == ph.served) {
+			r.TimeToNewOwnerUS = x.At.MonoUS - fault.MonoUS
+			r.NewOwner = x.Node
+		}
+	}
+	for _, iv := range s.tcp.Outages() {
+		r.OutageUS += clip(iv, fault, restore)
+		r.OutageMaxUS = max(r.OutageMaxUS, clip(iv, fault, restore))
+		if !ph.restore.IsZero() {
+			r.RestoreOutageUS += clip(iv, ph.restore, s.end)
+		}
+	}
+
+	s.mu.Lock()
+	for _, x := range s.samples {
+		r.Timeline.Status = append(r.Timeline.Status, Mark{At: rel(x.At, o), Node: x.Node, Role: x.Role, Epoch: x.Epoch, Up: x.Up})
+	}
+	for _, err := range s.errs {
+		r.Notes = append(r.Notes, "checker: "+err.Error())
+	}
+	s.mu.Unlock()
+}
+
+// clip returns the microseconds of iv inside [from, to).
+func clip(iv netlab.Interval, from, to netlab.Stamp) int64 {
+	a, b := max(iv.Start.MonoUS, from.MonoUS), min(iv.End.MonoUS, to.MonoUS)
+	return max(b-a, 0)
+}
+
+// judge sets the verdict.
+func (r *Result) judge(ph phases, perr, steadyErr error) {
+	if r.DualARPRounds > 0 {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("SPLIT BRAIN: %d ARP probe rounds answered by two MACs", r.DualARPRounds))
+	}
+	if perr != nil {
+		r.Reasons = append(r.Reasons, "drill: "+perr.Error())
+	}
+	switch ph.expect {
+	case expectTakeover:
+		if r.NewOwner == "" {
+			r.Reasons = append(r.Reasons, "no new owner served the client")
+		}
+	case expectWithdrawn:
+		// After the TTL plus a margin, nobody may answer for the VIP.
+		from := r.Timeline.FaultUS + (2 * time.Second).Microseconds()
+		for h, spans := range r.Timeline.ARP {
+			for _, sp := range spans {
+				if sp.To > from && sp.From < r.Timeline.RestoreUS {
+					r.Reasons = append(r.Reasons, fmt.Sprintf("%s answered ARP for the VIP without a quorum (at +%s)", h, us(max(sp.From, from))))
+					break
+				}
+			}
+		}
+	}
+	if steadyErr != nil {
+		r.Reasons = append(r.Reasons, "not steady after the drill: "+steadyErr.Error())
+	}
+	if r.AddrBothUS > 0 && r.DualARPRounds == 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("the VIP was configured on two nodes for %s (netlink), but only one answered ARP: "+
+			"the stale address waits for its lifetime to run out while the nftables fence already blocks it", us(r.AddrBothUS)))
+	}
+	r.Pass = len(r.Reasons) == 0
+	r.Verdict = "PASS"
+	if !r.Pass {
+		r.Verdict = "FAIL"
+	}
+}
+
+// us formats microseconds as a rounded duration.
+func us(v int64) string {
+	d := time.Duration(v) * time.Microsecond
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
+}

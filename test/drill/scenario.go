@@ -1,0 +1,255 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/leasehold/leasehold/test/netlab"
+)
+
+// Sentinel errors.
+var (
+	ErrUnknownScenario = errors.New("drill: unknown scenario")
+	errNotReady        = errors.New("drill: checkers not ready")
+)
+
+// Scenarios are the named drills, in the order `all` runs them.
+var Scenarios = []string{"graceful", "kill9", "freeze", "vrrp-partition", "quorum-partition", "quorum-loss", "link-flap", "preempt"}
+
+// Scenario names a drill and how long its fault lasts.
+type Scenario struct {
+	Name string
+	// Duration of the fault (freeze, partitions, quorum loss, link down);
+	// zero means the scenario's default (DefaultDuration).
+	Duration time.Duration
+}
+
+// DefaultDuration returns how long the fault of scenario name lasts by default.
+func DefaultDuration(name string) time.Duration {
+	switch name {
+	case "freeze", "vrrp-partition":
+		return 10 * time.Second
+	case "quorum-partition", "quorum-loss":
+		return 5 * time.Second
+	case "link-flap":
+		return 3 * time.Second
+	}
+	return 0
+}
+
+// expectation is what a scenario must show besides "never two MACs".
+type expectation int
+
+const (
+	expectTakeover  expectation = iota // another node serves the client during the fault
+	expectKeep                         // nothing required but safety and a steady lab after
+	expectWithdrawn                    // nobody answers for the VIP while the quorum is gone
+)
+
+// Run performs one drill on t: waits until the target is steady, starts
+// the checkers, injects the fault into the current owner, restores (the
+// killed daemon restarted, the frozen one continued, the partition healed)
+// and waits until the target is steady again, so the next drill finds a
+// usable lab. The Result carries the verdict; the error is for drills that
+// could not be carried out at all.
+func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
+	if !slices.Contains(Scenarios, sc.Name) {
+		return Result{}, fmt.Errorf("%w: %q (want one of %v)", ErrUnknownScenario, sc.Name, Scenarios)
+	}
+	if sc.Duration <= 0 {
+		sc.Duration = DefaultDuration(sc.Name)
+	}
+	// A daemon left down (by an interrupted drill) is started first.
+	for _, n := range t.Nodes() {
+		if st, _ := t.Status(ctx, n); !st.Running {
+			if err := t.Restart(ctx, n); err != nil {
+				return Result{}, fmt.Errorf("drill %s: restarting %s: %w", sc.Name, n, err)
+			}
+		}
+	}
+	if err := t.WaitSteady(ctx, 60*time.Second); err != nil {
+		return Result{}, fmt.Errorf("drill %s: target not steady before the drill: %w", sc.Name, err)
+	}
+	s, err := observe(ctx, t)
+	if err != nil {
+		return Result{}, fmt.Errorf("drill %s: %w", sc.Name, err)
+	}
+	r := Result{Scenario: sc.Name, Duration: sc.Duration.String(), VIP: t.VIP().String(), Started: time.Now().UTC(), Nodes: t.Nodes()}
+	// Let the checkers see the steady state first.
+	sleep(ctx, time.Second)
+	r.OldOwner = ownerOf(ctx, t)
+	r.EpochBefore = epochs(ctx, t)
+	ph, perr := perform(ctx, t, s, sc, &r)
+	// Whatever happened, leave the target steady (restart what is down).
+	for _, n := range t.Nodes() {
+		if st, _ := t.Status(ctx, n); !st.Running {
+			if err := t.Restart(ctx, n); err != nil {
+				r.Notes = append(r.Notes, fmt.Sprintf("restarting %s failed: %v", n, err))
+			}
+		}
+	}
+	steadyErr := t.WaitSteady(ctx, 45*time.Second)
+	sleep(ctx, time.Second)
+	r.EpochAfter = epochs(ctx, t)
+	r.FinalOwner = ownerOf(ctx, t)
+	s.stop()
+	r.Transitions = s.transitions(60)
+	r.measure(s, ph)
+	r.judge(ph, perr, steadyErr)
+	return r, nil
+}
+
+func epochs(ctx context.Context, t Target) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, n := range t.Nodes() {
+		if st, _ := t.Status(ctx, n); st.Up {
+			m[n] = st.Epoch
+		}
+	}
+	return m
+}
+
+// phases are the instants a drill marks on the timeline.
+type phases struct {
+	expect  expectation
+	fault   netlab.Stamp // fault injected
+	restore netlab.Stamp // restoring began (zero: nothing to restore)
+	victim  string       // the node the fault hit
+	// served is the node expected to serve after the fault ("" = any other than victim).
+	served string
+}
+
+// perform injects the scenario's fault into the current owner and restores.
+func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) (phases, error) {
+	victim := r.OldOwner
+	ph := phases{victim: victim, expect: expectTakeover}
+	if victim == "" {
+		return ph, fmt.Errorf("no owner before the fault")
+	}
+	others := func() bool {
+		for _, n := range t.Nodes() {
+			if n != victim {
+				if st, _ := t.Status(ctx, n); st.Up && st.Role == "owner" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	l := t.Netlab()
+	switch sc.Name {
+	case "graceful":
+		r.Fault = fmt.Sprintf("SIGTERM to %s's daemon (the owner); restarted after the handover", victim)
+		ph.fault = s.now()
+		if err := stopGracefully(ctx, t, victim, r); err != nil {
+			return ph, err
+		}
+		waitFor(ctx, 15*time.Second, others)
+		sleep(ctx, time.Second)
+		ph.restore = s.now()
+		return ph, t.Restart(ctx, victim)
+	case "kill9":
+		r.Fault = fmt.Sprintf("kill -9 of %s's daemon (the owner); restarted after the takeover", victim)
+		ph.fault = s.now()
+		if err := t.Signal(victim, syscall.SIGKILL); err != nil {
+			return ph, err
+		}
+		waitFor(ctx, 20*time.Second, others)
+		sleep(ctx, 2*time.Second)
+		ph.restore = s.now()
+		return ph, t.Restart(ctx, victim)
+	case "freeze":
+		r.Fault = fmt.Sprintf("SIGSTOP of %s's daemon (the owner) for %v, then SIGCONT", victim, sc.Duration)
+		ph.fault = s.now()
+		if err := t.Signal(victim, syscall.SIGSTOP); err != nil {
+			return ph, err
+		}
+		sleep(ctx, sc.Duration)
+		ph.restore = s.now()
+		return ph, t.Signal(victim, syscall.SIGCONT)
+	case "vrrp-partition":
+		ph.expect = expectKeep
+		r.Fault = fmt.Sprintf("VRRP (IP proto 112) dropped in and out of %s (the owner) for %v", victim, sc.Duration)
+		ph.fault = s.now()
+		if err := l.Host(victim).DropVRRP(ctx, true); err != nil {
+			return ph, err
+		}
+		sleep(ctx, sc.Duration)
+		ph.restore = s.now()
+		return ph, l.Host(victim).DropVRRP(context.WithoutCancel(ctx), false)
+	case "quorum-partition":
+		r.Fault = fmt.Sprintf("%s (the owner) cut from the quorum, both directions, for %v after the takeover", victim, sc.Duration)
+		ph.fault = s.now()
+		if err := t.CutQuorum(ctx, victim, true); err != nil {
+			return ph, err
+		}
+		waitFor(ctx, 30*time.Second, others)
+		sleep(ctx, sc.Duration)
+		ph.restore = s.now()
+		return ph, t.CutQuorum(context.WithoutCancel(ctx), victim, false)
+	case "quorum-loss":
+		ph.expect = expectWithdrawn
+		r.Fault = fmt.Sprintf("the whole quorum unavailable for %v (quorum process frozen; raft: nodes also cut from each other)", sc.Duration)
+		ph.fault = s.now()
+		if err := t.StopQuorum(ctx, true); err != nil {
+			return ph, err
+		}
+		sleep(ctx, sc.Duration)
+		ph.restore = s.now()
+		return ph, t.StopQuorum(context.WithoutCancel(ctx), false)
+	case "link-flap":
+		ph.expect = expectKeep
+		r.Fault = fmt.Sprintf("%s's (the owner's) interface down for %v, then up", victim, sc.Duration)
+		ph.fault = s.now()
+		if err := l.Host(victim).LinkDown(); err != nil {
+			return ph, err
+		}
+		sleep(ctx, sc.Duration)
+		ph.restore = s.now()
+		return ph, l.Host(victim).LinkUp()
+	case "preempt":
+		// The highest-priority node stops; once the next one owns, it
+		// comes back and takes the group over through the lease.
+		top := t.Nodes()[0]
+		if victim != top {
+			return ph, fmt.Errorf("preempt needs %s (highest priority) to own first; %s owns", top, victim)
+		}
+		if err := stopGracefully(ctx, t, top, r); err != nil {
+			return ph, err
+		}
+		if !waitFor(ctx, 15*time.Second, others) {
+			return ph, fmt.Errorf("no other owner after %s stopped", top)
+		}
+		sleep(ctx, time.Second)
+		r.OldOwner = ownerOf(ctx, t)
+		r.EpochBefore = epochs(ctx, t)
+		r.Fault = fmt.Sprintf("%s (priority highest) restarted while %s owns: it preempts through the lease", top, r.OldOwner)
+		ph.victim, ph.served = r.OldOwner, top
+		ph.fault = s.now()
+		if err := t.Restart(ctx, top); err != nil {
+			return ph, err
+		}
+		waitFor(ctx, 15*time.Second, func() bool { st, _ := t.Status(ctx, top); return st.Role == "owner" })
+		return ph, nil
+	}
+	return ph, fmt.Errorf("%w: %q", ErrUnknownScenario, sc.Name)
+}
+
+// stopGracefully sends SIGTERM and waits up to 10 s for the daemon to
+// exit; a daemon that hangs in its shutdown is a finding (returned as an
+// error, so the run fails) and is killed so the drill can go on.
+func stopGracefully(ctx context.Context, t Target, node string, r *Result) error {
+	if err := t.Signal(node, syscall.SIGTERM); err != nil {
+		return err
+	}
+	if waitFor(ctx, 10*time.Second, func() bool { st, _ := t.Status(ctx, node); return !st.Running }) {
+		return nil
+	}
+	t.Signal(node, syscall.SIGKILL)
+	waitFor(ctx, 5*time.Second, func() bool { st, _ := t.Status(ctx, node); return !st.Running })
+	return fmt.Errorf("%s's daemon did not exit within 10 s of SIGTERM (hung shutdown; killed with -9, see its log %s)", node, t.LogPath(node))
+}

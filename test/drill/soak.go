@@ -1,0 +1,161 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"text/tabwriter"
+	"time"
+)
+
+// SoakOptions configure Soak.
+type SoakOptions struct {
+	Duration time.Duration
+	Seed     int64
+	// Progress receives one line per fault (may be nil).
+	Progress io.Writer
+}
+
+// soakMix is the weighted mix of faults a soak draws from, with the range
+// of fault durations.
+var soakMix = []struct {
+	name     string
+	weight   int
+	min, max time.Duration
+}{
+	{"kill9", 3, 0, 0},
+	{"freeze", 2, 2 * time.Second, 8 * time.Second},
+	{"vrrp-partition", 2, 2 * time.Second, 8 * time.Second},
+	{"quorum-partition", 2, 1 * time.Second, 4 * time.Second},
+	{"graceful", 2, 0, 0},
+	{"link-flap", 1, 500 * time.Millisecond, 3 * time.Second},
+	{"quorum-loss", 1, 2 * time.Second, 5 * time.Second},
+	{"preempt", 1, 0, 0},
+}
+
+// SoakSummary is what a soak saw.
+type SoakSummary struct {
+	Seed     int64
+	Elapsed  time.Duration
+	Injected map[string]int
+	Results  []Result
+}
+
+// Pass reports whether no fault broke an invariant.
+func (s SoakSummary) Pass() bool {
+	for _, r := range s.Results {
+		if !r.Pass {
+			return false
+		}
+	}
+	return len(s.Results) > 0
+}
+
+// Soak injects random faults (weighted mix, random durations) one after
+// another until opts.Duration has passed; each is a full Run, so the
+// checkers watch every fault from before it starts until the target is
+// steady again.
+func Soak(ctx context.Context, t Target, opts SoakOptions) (SoakSummary, error) {
+	rng := rand.New(rand.NewPCG(uint64(opts.Seed), 0x1ea5e401d))
+	sum := SoakSummary{Seed: opts.Seed, Injected: map[string]int{}}
+	total := 0
+	for _, m := range soakMix {
+		total += m.weight
+	}
+	start := time.Now()
+	for i := 1; time.Since(start) < opts.Duration && ctx.Err() == nil; i++ {
+		k := rng.IntN(total)
+		m := soakMix[0]
+		for _, x := range soakMix {
+			if k < x.weight {
+				m = x
+				break
+			}
+			k -= x.weight
+		}
+		sc := Scenario{Name: m.name}
+		if m.max > 0 {
+			sc.Duration = m.min + time.Duration(rng.Int64N(int64(m.max-m.min)))
+			sc.Duration = sc.Duration.Round(100 * time.Millisecond)
+		}
+		r, err := Run(ctx, t, sc)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return sum, fmt.Errorf("fault %d (%s): %w", i, sc.Name, err)
+		}
+		r.Run = i
+		sum.Injected[sc.Name]++
+		sum.Results = append(sum.Results, r)
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "%s  fault %d: %-16s %-6s %s dual ARP rounds %d, outage %s\n",
+				time.Now().Format("15:04:05"), i, sc.Name, sc.Duration, r.Verdict, r.DualARPRounds, us(r.OutageUS))
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+// Write prints the soak's summary: faults injected, the dual-holder total,
+// the distribution of client outages.
+func (s SoakSummary) Write(w io.Writer) {
+	fmt.Fprintf(w, "soak: %d faults in %v (seed %d)\n", len(s.Results), s.Elapsed.Round(time.Second), s.Seed)
+	var names []string
+	for n := range s.Injected {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FAULT\tINJECTED\tFAILED\tOUTAGE median\tOUTAGE max")
+	dual, both, failed := 0, int64(0), 0
+	var all []int64
+	for _, n := range names {
+		var out []int64
+		f := 0
+		for _, r := range s.Results {
+			if r.Scenario != n {
+				continue
+			}
+			out = append(out, r.OutageUS)
+			if !r.Pass {
+				f++
+			}
+		}
+		failed += f
+		all = append(all, out...)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", n, s.Injected[n], f, us(median(out)), us(maxOf(out)))
+	}
+	tw.Flush()
+	for _, r := range s.Results {
+		dual += r.DualARPRounds
+		both += r.AddrBothUS
+	}
+	fmt.Fprintf(w, "dual holder (ARP rounds answered by two MACs), total: %d  (must be 0)\n", dual)
+	fmt.Fprintf(w, "VIP configured on two nodes (netlink, fenced), total: %s\n", us(both))
+	buckets := []struct {
+		label string
+		upTo  time.Duration
+	}{{"0", 0}, {"≤50ms", 50 * time.Millisecond}, {"≤200ms", 200 * time.Millisecond}, {"≤1s", time.Second},
+		{"≤2s", 2 * time.Second}, {"≤5s", 5 * time.Second}, {">5s", time.Duration(1<<62 - 1)}}
+	counts := make([]int, len(buckets))
+	for _, v := range all {
+		d := time.Duration(v) * time.Microsecond
+		for i, b := range buckets {
+			if d <= b.upTo {
+				counts[i]++
+				break
+			}
+		}
+	}
+	fmt.Fprint(w, "client outage per fault:")
+	for i, b := range buckets {
+		fmt.Fprintf(w, "  %s: %d", b.label, counts[i])
+	}
+	fmt.Fprintln(w)
+	if failed > 0 {
+		fmt.Fprintf(w, "%d fault(s) FAILED; see the JSON or HTML report for the reasons\n", failed)
+	}
+}
