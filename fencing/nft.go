@@ -40,7 +40,6 @@ type NFT struct {
 	mu      sync.Mutex
 	conn    *nftables.Conn
 	managed map[netip.Addr]bool
-	inPlace bool // the kernel updates an element's timeout when it is re-added (Linux ≥ 6.10)
 }
 
 var _ Fence = (*NFT)(nil)
@@ -69,7 +68,7 @@ func NewNFT(name string, log *slog.Logger) (*NFT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: nftables netlink: %w", ErrUnavailable, err)
 	}
-	return &NFT{name: TableName(name), log: log, conn: conn, managed: map[netip.Addr]bool{}, inPlace: true}, nil
+	return &NFT{name: TableName(name), log: log, conn: conn, managed: map[netip.Addr]bool{}}, nil
 }
 
 // Close releases the netlink socket. The kernel state stays (on purpose:
@@ -165,14 +164,6 @@ func (n *NFT) Install(ctx context.Context) error {
 	for _, a := range old {
 		n.managed[a] = true
 	}
-	inPlace, err := n.probeInPlace(id)
-	if err != nil {
-		return fmt.Errorf("fencing: install: probe timeout update: %w", err)
-	}
-	n.inPlace = inPlace
-	if !inPlace {
-		n.log.Info("fencing: kernel does not update element timeouts in place; refreshing by delete+add in one transaction")
-	}
 	return nil
 }
 
@@ -212,37 +203,6 @@ func (n *NFT) readManaged() ([]netip.Addr, error) {
 
 // probeInPlace checks, with a scratch set, whether re-adding an element
 // with a shorter timeout changes its expiry.
-func (n *NFT) probeInPlace(id uint32) (bool, error) {
-	s := &nftables.Set{Table: n.table(familyIPv4), ID: id, Name: "probe", KeyType: nftables.TypeIPAddr, HasTimeout: true}
-	k := []byte{192, 0, 2, 1}
-	if err := n.conn.AddSet(s, []nftables.SetElement{{Key: k, Timeout: time.Hour}}); err != nil {
-		return false, n.abort(err)
-	}
-	if err := n.conn.Flush(); err != nil {
-		return false, err
-	}
-	defer func() {
-		n.conn.DelSet(s)
-		if err := n.conn.Flush(); err != nil {
-			n.log.Warn("fencing: delete probe set", "err", err)
-		}
-	}()
-	if err := n.conn.SetAddElements(s, []nftables.SetElement{{Key: k, Timeout: time.Minute}}); err != nil {
-		return false, n.abort(err)
-	}
-	if err := n.conn.Flush(); err != nil {
-		return false, err
-	}
-	elems, err := n.conn.GetSetElements(s)
-	if err != nil {
-		return false, err
-	}
-	if len(elems) != 1 {
-		return false, fmt.Errorf("probe set has %d elements, want 1", len(elems))
-	}
-	return elems[0].Expires <= time.Minute, nil
-}
-
 // Rule building blocks. Register 1 is the only one used.
 
 func load(base expr.PayloadBase, off, size uint32) expr.Any {
@@ -366,11 +326,12 @@ func (n *NFT) Arm(vip netip.Addr, timeout time.Duration) error {
 	el := []nftables.SetElement{{Key: key(vip), Timeout: timeout}}
 	for _, f := range families(vip) {
 		_, owned := n.sets(f, 0)
-		errs := []error{n.conn.SetAddElements(owned, el)}
-		if !n.inPlace {
-			// The add above is a no-op on an existing element: replace it.
-			errs = append(errs, n.conn.SetDeleteElements(owned, el), n.conn.SetAddElements(owned, el))
-		}
+		// add (creates it if it lapsed), delete, add: one transaction, so
+		// the packet path sees the old element or the new one, never none.
+		// Re-adding alone is not enough: a kernel that updates timeouts in
+		// place (≥ 6.10) leaves the expiry alone when the timeout value is
+		// unchanged — measured here: the element lapsed once per TTL.
+		errs := []error{n.conn.SetAddElements(owned, el), n.conn.SetDeleteElements(owned, el), n.conn.SetAddElements(owned, el)}
 		if err := errors.Join(errs...); err != nil {
 			return n.abort(fmt.Errorf("fencing: arm %s: %w", vip, err))
 		}

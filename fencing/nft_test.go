@@ -214,28 +214,42 @@ func TestNFTFencesIPv6(t *testing.T) {
 }
 
 func TestNFTRefreshChangesTimeout(t *testing.T) {
-	for _, inPlace := range []bool{true, false} {
-		t.Run(map[bool]string{true: "in-place", false: "delete+add"}[inPlace], func(t *testing.T) {
-			nstest.Run(t, func() {
-				f := newFence(t, vip4, vip6)
-				if !f.inPlace && inPlace {
-					t.Logf("kernel has no in-place timeout update; testing the fallback only")
+	nstest.Run(t, func() {
+		f := newFence(t, vip4, vip6)
+		for _, v := range []netip.Addr{vip4, vip6} {
+			for _, d := range []time.Duration{2 * time.Second, time.Minute, 1500 * time.Millisecond, time.Hour} {
+				if err := f.Arm(v, d); err != nil {
+					t.Fatalf("Arm(%s, %v): %v", v, d, err)
 				}
-				f.inPlace = inPlace && f.inPlace
-				for _, v := range []netip.Addr{vip4, vip6} {
-					for _, d := range []time.Duration{2 * time.Second, time.Minute, 1500 * time.Millisecond, time.Hour} {
-						if err := f.Arm(v, d); err != nil {
-							t.Fatalf("Arm(%s, %v): %v", v, d, err)
-						}
-						left, ok, err := f.Armed(v)
-						if err != nil || !ok || left > d || left < d-time.Second {
-							t.Errorf("after Arm(%s, %v): Armed = %v, %v, %v", v, d, left, ok, err)
-						}
-					}
+				left, ok, err := f.Armed(v)
+				if err != nil || !ok || left > d || left < d-time.Second {
+					t.Errorf("after Arm(%s, %v): Armed = %v, %v, %v", v, d, left, ok, err)
 				}
-			})
-		})
-	}
+			}
+		}
+	})
+}
+
+// TestNFTRefreshSameTimeoutResetsExpiry is the steady state of a daemon:
+// every renewal re-arms with (nearly) the same timeout, and each must
+// restart the countdown. Kernels that update timeouts in place leave the
+// expiry alone when the value is unchanged, which made the element lapse
+// once per TTL.
+func TestNFTRefreshSameTimeoutResetsExpiry(t *testing.T) {
+	nstest.Run(t, func() {
+		f := newFence(t, vip4)
+		const d = time.Second
+		for i := 0; i < 6; i++ {
+			if err := f.Arm(vip4, d); err != nil {
+				t.Fatal(err)
+			}
+			left, ok, err := f.Armed(vip4)
+			if err != nil || !ok || left < d-150*time.Millisecond {
+				t.Fatalf("re-arm %d with the same timeout: Armed = %v, %v, %v; want the countdown restarted near %v", i, left, ok, err, d)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
 }
 
 func TestNFTLateRefresh(t *testing.T) {

@@ -147,6 +147,12 @@ func TestVRRPPartition(t *testing.T) {
 		if w.d["n1"].Role() != "owner" || w.d["n2"].Role() == "owner" {
 			t.Errorf("after the partition roles are n1=%s n2=%s, want n1 owner only", w.d["n1"].Role(), w.d["n2"].Role())
 		}
+		t.Logf("VRRP partition: client outage %v (the owner never changed)", w.outage(t0))
+		for _, iv := range w.tcp.Outages() {
+			if !iv.End.Before(t0) {
+				t.Logf("  outage %v..%v", iv.Start.Sub(t0), iv.End.Sub(t0))
+			}
+		}
 	})
 }
 
