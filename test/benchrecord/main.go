@@ -41,9 +41,19 @@ func main() {
 	case "lease":
 		title = "Quorum leases (LEASEHOLD_BENCH=1 go test -run TestBench ./quorum/...)"
 		var rows []string
-		for _, l := range strings.Split(string(b), "\n") {
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
 			t := strings.TrimSpace(l)
-			if strings.HasPrefix(t, "|") || strings.HasPrefix(t, "#") {
+			switch {
+			case strings.HasPrefix(t, "=== RUN   TestBenchLease"):
+				rows = append(rows, "", "**etcd backend**", "")
+			case strings.HasPrefix(t, "=== RUN   TestBenchmark"):
+				rows = append(rows, "", "**raft backend (3 voters on loopback, 100 ms timeouts)**", "")
+			case strings.HasPrefix(t, "|"):
+				// A header row (followed by |---) starts a new table.
+				if i+1 < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i+1]), "|---") && len(rows) > 0 && rows[len(rows)-1] != "" {
+					rows = append(rows, "")
+				}
 				rows = append(rows, t)
 			}
 		}
