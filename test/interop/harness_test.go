@@ -1,45 +1,18 @@
 package interop
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/leasehold/leasehold/test/keepalivedtest"
+	"github.com/leasehold/leasehold/test/lhtest"
 	"github.com/leasehold/leasehold/test/netlab"
 )
-
-// leaseholdBin is built once by TestMain.
-var leaseholdBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "leasehold-interop-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	leaseholdBin = filepath.Join(dir, "leasehold")
-	out, err := exec.Command("go", "build", "-o", leaseholdBin, "github.com/leasehold/leasehold/cmd/leasehold").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build leasehold: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 const probePort = 8080
 
@@ -72,7 +45,7 @@ type world struct {
 	wg   sync.WaitGroup
 
 	kad *keepalivedtest.Keepalived
-	lhd *lhDaemon
+	lhd *lhtest.Daemon
 }
 
 func newWorld(t *testing.T, p pair) *world {
@@ -119,8 +92,7 @@ func (w *world) close() {
 		w.kad.Kill9()
 	}
 	if w.lhd != nil {
-		w.lhd.proc.Signal(syscall.SIGKILL)
-		w.lhd.proc.Wait(context.Background())
+		w.lhd.Kill9()
 	}
 	w.stop()
 	w.wg.Wait()
@@ -129,7 +101,7 @@ func (w *world) close() {
 			w.t.Logf("keepalived log:\n%s", tail(w.kad.Log(), 40))
 		}
 		if w.lhd != nil {
-			w.t.Logf("leasehold log:\n%s", tail(w.lhd.log.String(), 40))
+			w.t.Logf("leasehold log:\n%s", w.lhd.Tail(40))
 		}
 		w.t.Logf("address events: %+v", w.mon.Events())
 	}
@@ -187,30 +159,6 @@ func (w *world) startKeepalived() {
 	w.kad = k
 }
 
-// lhDaemon is a running `leasehold run`.
-type lhDaemon struct {
-	proc *netlab.Proc
-	sock string
-	log  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startLeasehold runs leasehold on host lh.
 func (w *world) startLeasehold() {
 	w.t.Helper()
@@ -220,7 +168,7 @@ func (w *world) startLeasehold() {
 		state = "MASTER"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "node: {name: lh}\nquorum: {backend: none}\nstatus: {listen: \"unix:%s/lh.sock\"}\nstate_dir: %s/state\n", dir, dir)
+	b.WriteString("node: {name: lh}\nquorum: {backend: none}\nstatus: {listen: \"unix:%SOCK%\"}\nstate_dir: %DIR%/state\n")
 	fmt.Fprintf(&b, "vrrp_instance:\n  VI_1:\n    state: %s\n    interface: %s\n    virtual_router_id: %d\n    priority: %d\n    version: %d\n    advert_int: %s\n    garp_master_delay: 1\n",
 		state, w.lh.Iface, w.p.vrid, w.prio(true), w.p.version, w.p.interval)
 	fmt.Fprintf(&b, "    virtual_ipaddress: [\"%s\"]\n", w.vipPrefix())
@@ -230,58 +178,20 @@ func (w *world) startLeasehold() {
 	if w.p.unicast {
 		fmt.Fprintf(&b, "    unicast_src_ip: %s\n    unicast_peer: [\"%s\"]\n", w.addr(w.lh), w.addr(w.ka))
 	}
-	conf := filepath.Join(dir, "leasehold.yaml")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		w.t.Fatal(err)
-	}
-	d := &lhDaemon{sock: filepath.Join(dir, "lh.sock"), log: &syncBuffer{}}
-	cmd := w.lh.Command(w.ctx, leaseholdBin, "run", "-c", conf, "-log-level", "debug")
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	p, err := w.lh.StartCmd(cmd)
+	d, err := lhtest.Start(w.ctx, w.lh, dir, b.String())
 	if err != nil {
 		w.t.Fatalf("leasehold: %v", err)
 	}
-	d.proc = p
 	w.lhd = d
-	w.waitFor("leasehold status API", 10*time.Second, func() bool { _, err := d.status(); return err == nil })
-}
-
-// lhStatus is the part of GET /status the tests read.
-type lhStatus struct {
-	Warning   string `json:"warning"`
-	Instances []struct {
-		State string            `json:"state"`
-		Drops map[string]uint64 `json:"drops"`
-		Recv  uint64            `json:"adverts_received"`
-	} `json:"instances"`
-	SocketDrops map[string]uint64 `json:"socket_drops"`
-}
-
-func (d *lhDaemon) status() (lhStatus, error) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", d.sock)
-		}}}
-	var s lhStatus
-	resp, err := c.Get("http://leasehold/status")
-	if err != nil {
-		return s, err
+	if err := d.WaitReady(10 * time.Second); err != nil {
+		w.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return s, err
-	}
-	if len(s.Instances) != 1 {
-		return s, fmt.Errorf("status has %d instances", len(s.Instances))
-	}
-	return s, nil
 }
 
 func (w *world) lhState() string {
-	s, err := w.lhd.status()
-	if err != nil {
-		w.t.Fatalf("leasehold status: %v", err)
+	s, err := w.lhd.Status()
+	if err != nil || len(s.Instances) != 1 {
+		w.t.Fatalf("leasehold status: %+v, %v", s, err)
 	}
 	return s.Instances[0].State
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func failover(t *testing.T, p pair, how stopKind) {
 		if st := w.lhState(); st != "backup" {
 			t.Fatalf("leasehold state %q, want backup while keepalived is master", st)
 		}
-		if s, _ := w.lhd.status(); s.Instances[0].Recv == 0 {
+		if s, _ := w.lhd.Status(); s.Instances[0].Recv == 0 {
 			t.Fatalf("leasehold received no adverts from keepalived: %+v", s)
 		}
 	}
@@ -56,7 +57,7 @@ func failover(t *testing.T, p pair, how stopKind) {
 	t0 := w.lab.Timebase().Now()
 	switch {
 	case how == graceful && p.lhMaster:
-		w.lhd.proc.Signal(15)
+		w.lhd.Signal(syscall.SIGTERM)
 	case how == graceful:
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -64,7 +65,7 @@ func failover(t *testing.T, p pair, how stopKind) {
 			t.Fatalf("keepalived stop: %v", err)
 		}
 	case p.lhMaster:
-		w.lhd.proc.Signal(9)
+		w.lhd.Kill9()
 	default:
 		if err := w.kad.Kill9(); err != nil {
 			t.Fatalf("keepalived kill -9: %v", err)
@@ -203,7 +204,7 @@ func TestHostileAdvertsAreDropped(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 
-	st, err := w.lhd.status()
+	st, err := w.lhd.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
