@@ -52,6 +52,9 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := newDaemon(cfg, log)
+	if err == nil {
+		d.file = *file
+	}
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
@@ -82,6 +85,7 @@ type daemon struct {
 	notifiers map[string]notifier
 	metrics   *metrics
 	tracked   []*tracked
+	file      string // for SIGHUP
 }
 
 // notifier runs notify scripts (package node/notify).
@@ -275,6 +279,9 @@ func (d *daemon) run(ctx context.Context) error {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var wg sync.WaitGroup
 	muxCtx, stopMux := context.WithCancel(context.Background())
 	for _, m := range d.muxes {
@@ -316,6 +323,18 @@ func (d *daemon) run(ctx context.Context) error {
 		select {
 		case <-usr1:
 			d.dump()
+		case <-hup:
+			applied, refused, err := d.reload(d.file)
+			switch {
+			case err != nil:
+				d.log.Error("reload: the new configuration is invalid; keeping the running one", "err", err)
+			case len(refused) > 0:
+				d.log.Error("reload refused; keeping the running configuration", "refused", refused)
+			case len(applied) == 0:
+				d.log.Info("reload: no changes")
+			default:
+				d.log.Info("reload applied", "changes", applied)
+			}
 		case <-wdC:
 			sdNotify("WATCHDOG=1")
 		case <-ctx.Done():

@@ -333,3 +333,31 @@ func TestHealthFaultAndHangingNotify(t *testing.T) {
 		})
 	}
 }
+
+// SIGHUP with a lower priority drains the owner: the higher-priority peer
+// takes over through the lease; a refused change leaves it running.
+func TestReloadPriorityDrainsOwner(t *testing.T) {
+	w := newWorld(t, "etcd")
+	w.up()
+	conf := filepath.Join(w.d["n1"].Dir, "leasehold.yaml")
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A refused change (the VRID) first: nothing moves.
+	os.WriteFile(conf, []byte(strings.Replace(string(b), "virtual_router_id: 51", "virtual_router_id: 52", 1)), 0o644)
+	w.d["n1"].Signal(syscall.SIGHUP)
+	w.waitFor("the refusal in n1's log", 5*time.Second, func() bool { return strings.Contains(w.d["n1"].Log(), "reload refused") })
+	if w.d["n1"].Role() != "owner" {
+		t.Fatalf("n1 is %s after a refused reload", w.d["n1"].Role())
+	}
+	t0 := w.now()
+	os.WriteFile(conf, []byte(strings.Replace(string(b), "priority: 120", "priority: 90", 1)), 0o644)
+	w.d["n1"].Signal(syscall.SIGHUP)
+	w.takeover(t0, 15*time.Second)
+	if !strings.Contains(w.d["n1"].Log(), "reload applied") {
+		t.Errorf("n1's log lacks \"reload applied\"")
+	}
+	t.Logf("reload drain: client outage %v", w.outage(t0))
+	w.checkNoDualARP()
+}
