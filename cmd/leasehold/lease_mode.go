@@ -170,7 +170,11 @@ func (d *daemon) newGroup(ic *config.Instance, vips []vipaddr.VIP, addrs []netip
 	if len(hr.promote)+len(hr.demote) > 0 {
 		deps.Resources = hr
 	}
-	deps.OnTransition = func(t node.Transition, epoch uint64) { d.onTransition(ic.Name, t, epoch) }
+	needsWatchdog := len(ic.Promote)+len(ic.Demote) > 0
+	deps.OnTransition = func(t node.Transition, epoch uint64) {
+		d.watchdog.transition(ic.Name, needsWatchdog, t.To)
+		d.onTransition(ic.Name, t, epoch)
+	}
 	deps.OnAlarm = func(a node.Alarm) {
 		d.metrics.alarm(ic.Name, a.Kind)
 		if a.Kind == "fence-hook-failed" {

@@ -86,6 +86,7 @@ type daemon struct {
 	metrics   *metrics
 	tracked   []*tracked
 	file      string // for SIGHUP
+	watchdog  *watchdogGuard
 }
 
 // notifier runs notify scripts (package node/notify).
@@ -147,6 +148,11 @@ func (d *daemon) setup(ctx context.Context) error {
 		if err := d.setupLease(ctx); err != nil {
 			return err
 		}
+		wd, err := d.newWatchdogGuard()
+		if err != nil {
+			return err
+		}
+		d.watchdog = wd
 	}
 	type sockKey struct {
 		iface string
@@ -292,7 +298,10 @@ func (d *daemon) run(ctx context.Context) error {
 	defer stopSuper()
 	if d.leaseMode() {
 		d.super = node.NewSupervisor(d.backend, d.groups, d.log)
-		d.super.OnRenew = d.metrics.renewed
+		d.super.OnRenew = func(rtt time.Duration, deadline time.Time) {
+			d.metrics.renewed(rtt, deadline)
+			d.watchdog.renewed()
+		}
 		d.super.OnSession = d.metrics.session
 		swg.Go(func() { d.super.Run(superCtx) })
 		for _, g := range d.groups {

@@ -361,3 +361,36 @@ func TestReloadPriorityDrainsOwner(t *testing.T) {
 	t.Logf("reload drain: client outage %v", w.outage(t0))
 	w.checkNoDualARP()
 }
+
+// A group with resource hooks (unfenceable resources) arms the watchdog
+// while owned, feeds it on renewals and disarms it (magic close) on
+// handover. The device is a plain file standing in for /dev/watchdog (the
+// VM suite proves it against softdog).
+func TestWatchdogWithResourceHooks(t *testing.T) {
+	w := newWorld(t, "etcd")
+	w.ttl = 3 * time.Second
+	dir := filepath.Join(w.dir, "hooks")
+	os.MkdirAll(dir, 0o755)
+	promote := filepath.Join(dir, "promote.sh")
+	marker := filepath.Join(dir, "promoted")
+	os.WriteFile(promote, []byte("#!/bin/sh\necho \"$LEASEHOLD_GROUP $LEASEHOLD_EPOCH\" >> "+marker+"\n"), 0o755)
+	dev := filepath.Join(dir, "watchdog")
+	os.WriteFile(dev, nil, 0o644)
+	w.extra["n1"] = "fencing: {watchdog: auto, watchdog_device: \"" + dev + "\"}\n    promote: [{path: \"" + promote + "\"}]\n"
+	w.up()
+	w.waitFor("the promote hook to run with the epoch", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(marker)
+		return strings.HasPrefix(string(b), "VI_1 ")
+	})
+	w.waitFor("the watchdog to be fed", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(dev)
+		return strings.Count(string(b), "1") >= 3
+	})
+	t0 := w.now()
+	w.d["n1"].Signal(syscall.SIGTERM)
+	w.takeover(t0, 20*time.Second)
+	w.waitFor("the watchdog's magic close", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(dev)
+		return strings.HasSuffix(string(b), "V")
+	})
+}
