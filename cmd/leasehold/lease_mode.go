@@ -151,10 +151,13 @@ func minTTL(cfg *config.Config) time.Duration {
 // newGroup makes the node.Group for an instance.
 func (d *daemon) newGroup(ic *config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
 	opts := quorumOptions(d.cfg)
-	skew := vrrp.SkewTime(uint8(ic.Version), uint8(ic.Priority), ic.AdvertInt.D())
+	// A backup that sees the key released waits an eighth of its VRRP skew:
+	// still ordered by priority, so the best candidate usually wins, but
+	// a handover need not wait for VRRP's timers (the lease arbitrates).
+	skew := vrrp.SkewTime(uint8(ic.Version), uint8(ic.Priority), ic.AdvertInt.D()) / 8
 	var probe node.Prober
 	if *ic.Probe && !ic.IPv6 {
-		probe = arpProber{iface: ic.Interface, vips: addrs, wait: 40 * time.Millisecond}
+		probe = arpProber{iface: ic.Interface, vips: addrs, wait: 20 * time.Millisecond}
 	}
 	hr := hookRunner{group: ic.Name, fence: hooks(ic.FencePeer), promote: hooks(ic.Promote), demote: hooks(ic.Demote),
 		log: d.log.With("group", ic.Name)}
