@@ -33,6 +33,12 @@ flags (before or after the subcommand):
 `
 
 func cmdLease(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return cmdLeaseCtx(ctx, args, stdout, stderr)
+}
+
+func cmdLeaseCtx(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, leaseUsage)
 		return 2
@@ -96,8 +102,6 @@ func cmdLease(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer b.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	needGroup := func() (string, bool) {
 		if len(pos) != 1 || pos[0] == "" {
 			fmt.Fprintf(stderr, "leasehold lease %s: want exactly one GROUP\n", sub)

@@ -16,6 +16,7 @@ import (
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/etcd/etcdtest"
 	"github.com/leasehold/leasehold/quorum/raft"
+	"github.com/leasehold/leasehold/test/lhtest"
 )
 
 func run(t *testing.T, args ...string) (string, string, int) {
@@ -76,12 +77,48 @@ func TestLeaseCLIEtcd(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprint(g.Epoch)) {
 		t.Fatalf("lease history lacks epoch %d:\n%s", g.Epoch, out)
 	}
+	// watch: a release shows up as a delete with the epoch.
+	wout := &lhtest.SyncBuffer{}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	done := make(chan int, 1)
+	go func() { done <- cmdLeaseCtx(wctx, []string{"watch", "VI_2", "--etcd", ep}, wout, wout) }()
+	time.Sleep(500 * time.Millisecond) // the watch is registered
+	g2 := holdGroupRelease(t, c.Backend(t, "lb2", opts), "VI_2")
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(wout.String(), "delete") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	wcancel()
+	<-done
+	if w := wout.String(); !strings.Contains(w, "put") || !strings.Contains(w, fmt.Sprintf("delete  VI_2 epoch %d", g2.Epoch)) {
+		t.Errorf("lease watch output lacks the put and the delete of epoch %d:\n%s", g2.Epoch, w)
+	}
 	if _, errs, code := run(t, "lease", "inspect", "--etcd", ep); code != 2 || !strings.Contains(errs, "GROUP") {
 		t.Errorf("inspect without a group = %d %q", code, errs)
 	}
 	if _, errs, code := run(t, "lease", "ls"); code != 2 || !strings.Contains(errs, "-c FILE") {
 		t.Errorf("ls without a quorum = %d %q", code, errs)
 	}
+}
+
+// holdGroupRelease acquires group and releases it at once.
+func holdGroupRelease(t *testing.T, b quorum.Backend, group string) quorum.Grant {
+	t.Helper()
+	ctx := context.Background()
+	s, err := b.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	g, err := s.Acquire(ctx, group, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 func freePort(t *testing.T) string {
