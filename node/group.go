@@ -17,8 +17,10 @@ import (
 
 // VRRPControl is what a group needs of its VRRP instance (or sync group).
 type VRRPControl interface {
-	// Inject delivers vrrp.Claim or vrrp.Fault to the VRRP machine.
+	// Inject delivers vrrp.Claim to the VRRP machine.
 	Inject(ev vrrp.Event)
+	// SetFault holds the VRRP machine in fault while any source is on.
+	SetFault(source string, on bool)
 	// Announce starts the GARP/NA schedule (garp_master_*).
 	Announce()
 }
@@ -375,7 +377,7 @@ func (g *Group) perform(a Action, m Machine) {
 	case ClaimVRRP:
 		g.deps.VRRP.Inject(vrrp.Claim{})
 	case VRRPFault:
-		g.deps.VRRP.Inject(vrrp.Fault{On: a.On})
+		g.deps.VRRP.SetFault("quorum", a.On)
 	case Demote:
 		g.demote(a)
 	case Alarm:

@@ -71,7 +71,7 @@ func (t *tracked) run(ctx context.Context, wg *sync.WaitGroup) {
 						t.in.Inject(vrrp.PriorityChanged{Priority: s.Priority})
 					}
 					if first || s.Fault != last.Fault {
-						t.in.Inject(vrrp.Fault{On: s.Fault})
+						t.in.SetFault("health", s.Fault)
 					}
 					last, first = s, false
 				}

@@ -148,46 +148,66 @@ func minTTL(cfg *config.Config) time.Duration {
 	return time.Second
 }
 
-// newGroup makes the node.Group for an instance.
-func (d *daemon) newGroup(ic *config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
+// newGroup makes the node.Group for an instance, or for the instances of
+// a sync group (ics; the group is named name and its lease key is name).
+func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
 	opts := quorumOptions(d.cfg)
+	lead := ics[0]
+	prio := 0
+	var fence, promote, demote []fencing.Hook
+	probeOK := true
+	var members []string
+	for _, ic := range ics {
+		if ic.Priority > prio {
+			lead, prio = ic, ic.Priority
+		}
+		fence, promote, demote = append(fence, hooks(ic.FencePeer)...), append(promote, hooks(ic.Promote)...), append(demote, hooks(ic.Demote)...)
+		probeOK = probeOK && *ic.Probe
+		members = append(members, ic.Name)
+	}
 	// A backup that sees the key released waits an eighth of its VRRP skew:
 	// still ordered by priority, so the best candidate usually wins, but
 	// a handover need not wait for VRRP's timers (the lease arbitrates).
-	skew := vrrp.SkewTime(uint8(ic.Version), uint8(ic.Priority), ic.AdvertInt.D()) / 8
-	var probe node.Prober
-	if *ic.Probe && !ic.IPv6 {
-		probe = arpProber{iface: ic.Interface, vips: addrs, wait: 20 * time.Millisecond}
+	skew := vrrp.SkewTime(uint8(lead.Version), uint8(prio), lead.AdvertInt.D()) / 8
+	var v4 []netip.Addr
+	for _, a := range addrs {
+		if a.Is4() {
+			v4 = append(v4, a)
+		}
 	}
-	hr := hookRunner{group: ic.Name, fence: hooks(ic.FencePeer), promote: hooks(ic.Promote), demote: hooks(ic.Demote),
-		log: d.log.With("group", ic.Name)}
-	for _, h := range append(append(append([]fencing.Hook{}, hr.fence...), hr.promote...), hr.demote...) {
+	var probe node.Prober
+	if probeOK && len(v4) > 0 {
+		probe = arpProber{iface: lead.Interface, vips: v4, wait: 20 * time.Millisecond}
+	}
+	hr := hookRunner{group: name, fence: fence, promote: promote, demote: demote, log: d.log.With("group", name)}
+	for _, h := range append(append(append([]fencing.Hook{}, fence...), promote...), demote...) {
 		if err := fencing.CheckHook(h); err != nil {
-			return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
+			return nil, fmt.Errorf("group %s: %w", name, err)
 		}
 	}
 	deps := node.GroupDeps{Addrs: groupAddrs{m: d.vips, vips: vips}, Fence: d.fence, Prober: probe, Log: d.log}
-	if len(hr.fence) > 0 {
+	if len(fence) > 0 {
 		deps.PeerFence = hr
 	}
-	if len(hr.promote)+len(hr.demote) > 0 {
+	if len(promote)+len(demote) > 0 {
 		deps.Resources = hr
 	}
-	needsWatchdog := len(ic.Promote)+len(ic.Demote) > 0
+	needsWatchdog := len(promote)+len(demote) > 0
 	deps.OnTransition = func(t node.Transition, epoch uint64) {
-		d.watchdog.transition(ic.Name, needsWatchdog, t.To)
-		d.onTransition(ic.Name, t, epoch)
+		d.watchdog.transition(name, needsWatchdog, t.To)
+		d.onTransition(name, members, t, epoch)
 	}
 	deps.OnAlarm = func(a node.Alarm) {
-		d.metrics.alarm(ic.Name, a.Kind)
+		d.metrics.alarm(name, a.Kind)
 		if a.Kind == "fence-hook-failed" {
-			d.metrics.hookFails.WithLabelValues(ic.Name, "fence_peer").Inc()
+			d.metrics.hookFails.WithLabelValues(name, "fence_peer").Inc()
 		}
 	}
+	retry := lead.AdvertInt.D()
 	return node.NewGroup(node.GroupConfig{
-		Machine: node.Config{Group: ic.Name, Probe: probe != nil, StepTimeout: max(opts.TTL/2, 500*time.Millisecond),
-			RetryInterval: max(ic.AdvertInt.D(), 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget},
-		Priority: ic.Priority, VIPs: addrs, FenceMargin: d.cfg.Fencing.Margin.D(), StopBudget: stopBudget,
+		Machine: node.Config{Group: name, Probe: probe != nil, StepTimeout: max(opts.TTL/2, 500*time.Millisecond),
+			RetryInterval: max(retry, 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget},
+		Priority: prio, VIPs: addrs, FenceMargin: d.cfg.Fencing.Margin.D(), StopBudget: stopBudget,
 		LifetimeIsFence: lifetimeOnly(d.fence),
 	}, deps)
 }
@@ -200,17 +220,22 @@ func lifetimeOnly(f fencing.Fence) bool {
 // vrrpControl adapts a vrrp.Instance to node.VRRPControl.
 type vrrpControl struct{ in *vrrp.Instance }
 
-func (v vrrpControl) Inject(ev vrrp.Event) { v.in.Inject(ev) }
-func (v vrrpControl) Announce()            { v.in.Announce() }
+func (v vrrpControl) Inject(ev vrrp.Event)            { v.in.Inject(ev) }
+func (v vrrpControl) SetFault(source string, on bool) { v.in.SetFault(source, on) }
+func (v vrrpControl) Announce()                       { v.in.Announce() }
+func (v vrrpControl) Faults() []string                { return v.in.Faults() }
 
 // onTransition logs, counts and notifies a role change.
-func (d *daemon) onTransition(group string, t node.Transition, epoch uint64) {
+func (d *daemon) onTransition(group string, members []string, t node.Transition, epoch uint64) {
 	d.metrics.transition(group, t.To.String())
-	if n := d.notifiers[group]; n != nil {
-		state := map[node.Role]string{node.RoleOwner: "MASTER", node.RoleBackup: "BACKUP", node.RoleFault: "FAULT",
-			node.RoleStopped: "STOP"}[t.To]
-		if state != "" {
-			n.Notify(state, uint8(d.cfg.Instance[group].Priority), epoch)
+	state := map[node.Role]string{node.RoleOwner: "MASTER", node.RoleBackup: "BACKUP", node.RoleFault: "FAULT",
+		node.RoleStopped: "STOP"}[t.To]
+	if state == "" {
+		return
+	}
+	for _, m := range members {
+		if n := d.notifiers[m]; n != nil {
+			n.Notify(state, uint8(d.cfg.Instance[m].Priority), epoch)
 		}
 	}
 }

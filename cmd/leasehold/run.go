@@ -160,6 +160,11 @@ func (d *daemon) setup(ctx context.Context) error {
 	}
 	muxes := map[sockKey]*vrrp.Mux{}
 	anns := map[string]*vrrp.Announcer{}
+	syncOf := d.cfg.SyncOf()
+	syncs, err := d.setupSync()
+	if err != nil {
+		return err
+	}
 	for _, name := range d.cfg.Names() {
 		ic := d.cfg.Instance[name]
 		k := sockKey{ic.Interface, ic.IPv6}
@@ -190,8 +195,12 @@ func (d *daemon) setup(ctx context.Context) error {
 		icfg := instanceConfig(ic, addrs)
 		var eff vrrp.Effects = &addrEffects{m: d.vips, vips: vips, log: d.log.With("group", name)}
 		var g *node.Group
-		if d.leaseMode() {
-			if g, err = d.newGroup(ic, vips, addrs); err != nil {
+		sg, inSync := syncs[syncOf[name]]
+		switch {
+		case inSync:
+			eff, icfg.LeaseGated = sg.sync.Effects(sg.index[name]), true
+		case d.leaseMode():
+			if g, err = d.newGroup(name, []*config.Instance{ic}, vips, addrs); err != nil {
 				return err
 			}
 			eff, icfg.LeaseGated = g.Effects(), true
@@ -206,24 +215,37 @@ func (d *daemon) setup(ctx context.Context) error {
 		}
 		tr.in = in
 		d.tracked = append(d.tracked, tr)
-		if tr.notif != nil && !d.leaseMode() {
-			in.OnTransition = vrrpNotify(tr.notif)
-		}
 		if err := mux.Add(in); err != nil {
 			return err
 		}
 		d.insts = append(d.insts, in)
-		if g != nil {
-			in.OnTransition = func(tr vrrp.Transition, _ uint8) {
+		var observers []func(vrrp.Transition, uint8)
+		if tr.notif != nil && !d.leaseMode() {
+			observers = append(observers, vrrpNotify(tr.notif))
+		}
+		switch {
+		case inSync:
+			sg.sync.SetMember(sg.index[name], vrrpControl{in})
+			observers = append(observers, sg.sync.OnTransition(sg.index[name]))
+			if sg.none != nil {
+				sg.none.effects[sg.index[name]] = eff0(d, name, vips)
+			}
+		case g != nil:
+			observers = append(observers, func(tr vrrp.Transition, _ uint8) {
 				switch {
 				case tr.To == vrrp.StateFault:
 					g.Post(node.VRRPFaulted{On: true})
 				case tr.From == vrrp.StateFault:
 					g.Post(node.VRRPFaulted{On: false})
 				}
-			}
+			})
 			g.SetVRRP(vrrpControl{in})
 			d.groups = append(d.groups, g)
+		}
+		in.OnTransition = func(t vrrp.Transition, p uint8) {
+			for _, o := range observers {
+				o(t, p)
+			}
 		}
 	}
 	return nil

@@ -394,3 +394,26 @@ func TestWatchdogWithResourceHooks(t *testing.T) {
 		return strings.HasSuffix(string(b), "V")
 	})
 }
+
+// vrrp_sync_group: two instances move together under one lease, named
+// after the sync group, through kill -9 of the owner.
+func TestSyncGroupMovesTogether(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			w := newWorld(t, b)
+			vip2 := w.lab.Addr4(101)
+			w.tail = "  VI_2:\n    interface: %IFACE%\n    virtual_router_id: 52\n    priority: %PRIO%\n    version: 3\n    advert_int: 0.1\n" +
+				"    virtual_ipaddress: [\"" + vip2.String() + "/24\"]\nvrrp_sync_group:\n  G1: {group: [VI_1, VI_2]}\n"
+			w.up()
+			if st, _ := w.d["n1"].Status(); len(st.Groups) != 1 || st.Groups[0].Group != "G1" {
+				t.Fatalf("n1 groups %+v, want the one sync group G1", st.Groups)
+			}
+			w.waitFor("n1 to hold both VIPs", 10*time.Second, func() bool { ok, _ := w.n1.HasAddr(vip2); return ok })
+			t0 := w.now()
+			w.d["n1"].Kill9()
+			w.takeover(t0, 20*time.Second)
+			w.waitFor("n2 to hold the second VIP too", 10*time.Second, func() bool { ok, _ := w.n2.HasAddr(vip2); return ok })
+			w.checkNoDualARP()
+		})
+	}
+}

@@ -48,6 +48,8 @@ type world struct {
 	epochBefore uint64
 	// ttl is the lease TTL (default 1 s).
 	ttl time.Duration
+	// tail is YAML appended after the VI_1 block (more instances).
+	tail string
 }
 
 func newWorld(t *testing.T, backend string) *world {
@@ -174,6 +176,7 @@ func (w *world) startNode(h *netlab.Host, prio int) *lhtest.Daemon {
 	}
 	conf := fmt.Sprintf("node: {name: %s}\n%s%sstatus: {listen: \"unix:%%SOCK%%\"}\nstate_dir: %%DIR%%/state\nvrrp_instance:\n  VI_1:\n    interface: %s\n    virtual_router_id: 51\n    priority: %d\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [\"%s/24\"]\n%s",
 		h.Name, w.quorumYAML(h), top.String(), h.Iface, prio, w.vip, inst.String())
+	conf += strings.ReplaceAll(strings.ReplaceAll(w.tail, "%IFACE%", h.Iface), "%PRIO%", fmt.Sprint(prio))
 	d, err := lhtest.Start(w.ctx, h, filepath.Join(w.dir, h.Name), conf)
 	if err != nil {
 		w.t.Fatal(err)

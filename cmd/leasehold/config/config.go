@@ -25,13 +25,14 @@ import (
 
 // Config is the whole file.
 type Config struct {
-	Node     Node                 `yaml:"node"`
-	Quorum   Quorum               `yaml:"quorum"`
-	Fencing  Fencing              `yaml:"fencing"`
-	Status   Status               `yaml:"status"`
-	StateDir string               `yaml:"state_dir"`
-	Script   map[string]*Script   `yaml:"vrrp_script"`
-	Instance map[string]*Instance `yaml:"vrrp_instance"`
+	Node     Node                  `yaml:"node"`
+	Quorum   Quorum                `yaml:"quorum"`
+	Fencing  Fencing               `yaml:"fencing"`
+	Status   Status                `yaml:"status"`
+	StateDir string                `yaml:"state_dir"`
+	Script   map[string]*Script    `yaml:"vrrp_script"`
+	Sync     map[string]*SyncGroup `yaml:"vrrp_sync_group"`
+	Instance map[string]*Instance  `yaml:"vrrp_instance"`
 
 	file  string
 	lines map[string]int // key path → line
@@ -76,6 +77,12 @@ type Script struct {
 	Fall     int      `yaml:"fall"`
 	InitFail bool     `yaml:"init_fail"`
 	User     string   `yaml:"user"`
+}
+
+// SyncGroup is a vrrp_sync_group: instances that move together under one
+// lease (its key is the sync group's name).
+type SyncGroup struct {
+	Group []string `yaml:"group"`
 }
 
 // Hook is a program run with a timeout (peer fencing, resources).

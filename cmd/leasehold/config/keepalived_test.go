@@ -257,7 +257,6 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	warned := warningText(im)
 	for _, w := range []string{
 		"mixed.conf:7: lvs_id: global_defs lvs_id: not converted",
-		"mixed.conf:9: vrrp_sync_group: vrrp_sync_group G1: not yet supported by leasehold run",
 		"mixed.conf:21: advert_int", // none: v3 keeps 0.5
 		"mixed.conf:25: virtual_ipaddress: 10.1.0.10/24: label eth1:vip dropped",
 		"mixed.conf:25: virtual_ipaddress: 10.1.0.10/24: option brd 10.1.0.255 dropped",
@@ -284,9 +283,10 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 			t.Errorf("warnings lack %q:\n%s", w, warned)
 		}
 	}
-	// The sync group is kept, commented, for when config grows the key.
-	if !strings.Contains(string(im.YAML), "# vrrp_sync_group:") || !strings.Contains(string(im.YAML), "#       - V6") {
-		t.Errorf("sync group not kept as a comment:\n%s", im.YAML)
+	// The sync group is converted for real (its notify_* stay comments).
+	if !strings.Contains(string(im.YAML), "vrrp_sync_group:\n  G1:") || !strings.Contains(string(im.YAML), "      - V6") ||
+		im.Config.Sync["G1"] == nil || len(im.Config.Sync["G1"].Group) != 2 {
+		t.Errorf("sync group not converted:\n%s", im.YAML)
 	}
 }
 

@@ -55,6 +55,7 @@ func (c *Config) validate() error {
 	for _, name := range sortedKeys(c.Script) {
 		add(c.validateScript(name, c.Script[name]))
 	}
+	add(c.validateSync())
 	if len(c.Instance) == 0 && !c.quorumOnly {
 		add(c.errAt("vrrp_instance", "at least one instance is required"))
 	}
@@ -116,6 +117,50 @@ func (c *Config) validateFencing() error {
 	}
 	if f.NFTables == "off" && c.Quorum.Backend != BackendNone {
 		c.warn("fencing.nftables", "off: address lifetimes alone fence the VIP; the lease TTL must exceed the lifetime + 2 s")
+	}
+	return errors.Join(errs...)
+}
+
+// SyncOf maps each instance in a sync group to the group's name.
+func (c *Config) SyncOf() map[string]string {
+	out := map[string]string{}
+	for name, g := range c.Sync {
+		if g == nil {
+			continue
+		}
+		for _, in := range g.Group {
+			out[in] = name
+		}
+	}
+	return out
+}
+
+func (c *Config) validateSync() error {
+	var errs []error
+	seen := map[string]string{}
+	for _, name := range sortedKeys(c.Sync) {
+		g := c.Sync[name]
+		p := "vrrp_sync_group." + name
+		if g == nil || len(g.Group) == 0 {
+			errs = append(errs, c.errAt(p, "empty sync group: list its instances under group"))
+			continue
+		}
+		if _, clash := c.Instance[name]; clash {
+			errs = append(errs, c.errAt(p, "%q is also an instance name (both would name the same lease)", name))
+		}
+		if len(g.Group) == 1 {
+			c.warn(p+".group", "a sync group of one instance does nothing (as in keepalived)")
+		}
+		for i, in := range g.Group {
+			key := fmt.Sprintf("%s.group[%d]", p, i)
+			if _, ok := c.Instance[in]; !ok {
+				errs = append(errs, c.errAt(key, "no vrrp_instance named %q", in))
+			}
+			if other, dup := seen[in]; dup {
+				errs = append(errs, c.errAt(key, "%q is already in sync group %s", in, other))
+			}
+			seen[in] = name
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+
+	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/vrrp/vipaddr"
+)
+
+// syncSetup is one vrrp_sync_group being built.
+type syncSetup struct {
+	sync  *node.SyncGroup
+	index map[string]int // member instance → index
+	none  *noneSync      // quorum none: adds/removes the members' VIPs
+}
+
+// setupSync builds every sync group: in lease mode one node.Group (one
+// lease, named after the sync group) for all members' VIPs; with quorum
+// none the members' VIPs go up when all are master and down when one
+// leaves.
+func (d *daemon) setupSync() (map[string]*syncSetup, error) {
+	out := map[string]*syncSetup{}
+	names := make([]string, 0, len(d.cfg.Sync))
+	for n := range d.cfg.Sync {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		members := d.cfg.Sync[name].Group
+		ss := &syncSetup{index: map[string]int{}}
+		var ics []*config.Instance
+		var vips []vipaddr.VIP
+		var addrs []netip.Addr
+		for i, m := range members {
+			ss.index[m] = i
+			ic := d.cfg.Instance[m]
+			ics = append(ics, ic)
+			for _, v := range ic.VIPs {
+				addrs = append(addrs, v.Prefix.Addr())
+				vips = append(vips, vipaddr.VIP{Iface: v.Dev, Prefix: v.Prefix})
+			}
+		}
+		if d.leaseMode() {
+			g, err := d.newGroup(name, ics, vips, addrs)
+			if err != nil {
+				return nil, err
+			}
+			ss.sync = node.NewSyncGroup(node.GroupTarget{G: g}, len(members))
+			g.SetVRRP(ss.sync.Control())
+			d.groups = append(d.groups, g)
+		} else {
+			ss.none = &noneSync{d: d, name: name, effects: make([]*addrEffects, len(members))}
+			ss.sync = node.NewSyncGroup(ss.none, len(members))
+			ss.none.sync = ss.sync
+		}
+		out[name] = ss
+	}
+	return out, nil
+}
+
+// eff0 is a member's own VIP effects (quorum none).
+func eff0(d *daemon, name string, vips []vipaddr.VIP) *addrEffects {
+	return &addrEffects{m: d.vips, vips: vips, log: d.log.With("group", name)}
+}
+
+// noneSync applies a sync group's decisions without a quorum.
+type noneSync struct {
+	d       *daemon
+	name    string
+	sync    *node.SyncGroup
+	effects []*addrEffects
+}
+
+func (n *noneSync) AllMaster() {
+	for _, e := range n.effects {
+		if err := e.Up(context.Background()); err != nil {
+			n.d.log.Error("sync group: adding VIPs failed", "group", n.name, "err", err)
+		}
+	}
+	n.sync.Control().Announce()
+}
+
+func (n *noneSync) NotAllMaster(reason string) {
+	for _, e := range n.effects {
+		e.Down(context.Background())
+	}
+	n.d.log.Info("sync group left master", "group", n.name, "reason", reason)
+}
+
+func (n *noneSync) Faulted(bool) {}
