@@ -105,6 +105,7 @@ type Instance struct {
 	state    State
 	since    time.Time
 	lastErr  string
+	faults   map[string]bool // fault sources (health, quorum, sync) now on
 }
 
 // job is one effect for the Run goroutine.
@@ -184,6 +185,40 @@ func (in *Instance) Inject(ev Event) {
 	d := in.deadlineLocked()
 	in.mu.Unlock()
 	in.poke(d)
+}
+
+// SetFault turns one fault source on or off. The machine is in fault while
+// any source is on, so a health check clearing its fault cannot clear the
+// quorum's (or a sync group's), and the other way round.
+func (in *Instance) SetFault(source string, on bool) {
+	in.mu.Lock()
+	if in.faults == nil {
+		in.faults = map[string]bool{}
+	}
+	before := len(in.faults) > 0
+	if on {
+		in.faults[source] = true
+	} else {
+		delete(in.faults, source)
+	}
+	after := len(in.faults) > 0
+	if before != after {
+		in.stepLocked(Fault{On: after}, time.Now(), nil)
+	}
+	d := in.deadlineLocked()
+	in.mu.Unlock()
+	in.poke(d)
+}
+
+// Faults lists the fault sources now on.
+func (in *Instance) Faults() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []string
+	for f := range in.faults {
+		out = append(out, f)
+	}
+	return out
 }
 
 // Announce starts the GARP/NA schedule now (a burst, a second burst after
