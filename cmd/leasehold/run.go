@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -109,30 +108,23 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 
 // addrEffects adds and removes an instance's VIPs (quorum none).
 type addrEffects struct {
-	m    *vipaddr.Manager
-	vips []vipaddr.VIP
-	log  *slog.Logger
+	addrs groupAddrs
+	log   *slog.Logger
+}
+
+func newAddrEffects(d *daemon, group string, vips []vipaddr.VIP) *addrEffects {
+	return &addrEffects{addrs: groupAddrs{m: d.vips, vips: vips}, log: d.log.With("group", group)}
 }
 
 func (e *addrEffects) Up(context.Context) error {
-	for _, v := range e.vips {
-		if err := e.m.Add(v, 0); err != nil {
-			return err
-		}
-		e.log.Info("vip added", "vip", v.String())
+	if err := e.addrs.Add(0); err != nil {
+		return err
 	}
+	e.log.Info("vips added", "vips", len(e.addrs.vips))
 	return nil
 }
 
-func (e *addrEffects) Down(context.Context) error {
-	var errs []error
-	for _, v := range e.vips {
-		if err := e.m.Remove(v); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
+func (e *addrEffects) Down(context.Context) error { return e.addrs.Remove() }
 
 func (d *daemon) setup(ctx context.Context) error {
 	// Orphans of a crash first (VIPs and, in lease mode, fence state),
@@ -193,7 +185,7 @@ func (d *daemon) setup(ctx context.Context) error {
 			d.anns = append(d.anns, ann)
 		}
 		icfg := instanceConfig(ic, addrs)
-		var eff vrrp.Effects = &addrEffects{m: d.vips, vips: vips, log: d.log.With("group", name)}
+		var eff vrrp.Effects = newAddrEffects(d, name, vips)
 		var g *node.Group
 		sg, inSync := syncs[syncOf[name]]
 		switch {
@@ -228,7 +220,7 @@ func (d *daemon) setup(ctx context.Context) error {
 			sg.sync.SetMember(sg.index[name], vrrpControl{in})
 			observers = append(observers, sg.sync.OnTransition(sg.index[name]))
 			if sg.none != nil {
-				sg.none.effects[sg.index[name]] = eff0(d, name, vips)
+				sg.none.effects[sg.index[name]] = newAddrEffects(d, name, vips)
 			}
 		case g != nil:
 			observers = append(observers, func(tr vrrp.Transition, _ uint8) {

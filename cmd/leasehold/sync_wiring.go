@@ -61,11 +61,6 @@ func (d *daemon) setupSync() (map[string]*syncSetup, error) {
 	return out, nil
 }
 
-// eff0 is a member's own VIP effects (quorum none).
-func eff0(d *daemon, name string, vips []vipaddr.VIP) *addrEffects {
-	return &addrEffects{m: d.vips, vips: vips, log: d.log.With("group", name)}
-}
-
 // noneSync applies a sync group's decisions without a quorum.
 type noneSync struct {
 	d       *daemon
