@@ -10,13 +10,19 @@
 //     keepalived's choices where the RFC is silent (see the scenario
 //     scripts in testdata/scenarios). Step never reads the clock; timers
 //     exist only as NextDeadline.
-//   - conn.go, mux.go: raw IP protocol 112 sockets (TTL/hop limit 255 sent
-//     and checked on multicast receive), one per interface and family,
-//     demultiplexed by VRID; every drop is counted by reason.
-//   - announce.go: gratuitous ARP and unsolicited neighbour advertisements.
-//   - instance.go: one virtual router's loop, performing the machine's
-//     actions through an Effects interface (VIP add/remove in quorum "none"
-//     mode; lease-gated in the node package).
+//   - conn.go, conn_linux.go, mux.go: raw IP protocol 112 sockets, one per
+//     interface and family. IPv4 builds its own header (IP_HDRINCL: TTL
+//     255, our source) and sends many adverts per sendmmsg; receive reads
+//     batches and checks TTL/hop limit 255 on multicast. One scheduler per
+//     Mux drives the timers of all its instances; packets are demultiplexed
+//     by VRID and every drop is counted by reason.
+//   - announce.go, probe.go: gratuitous ARP and unsolicited neighbour
+//     advertisements; the RFC 5227 probe (sender 0.0.0.0) before claiming.
+//   - instance.go: one virtual router: the machine's adverts go out from
+//     the scheduler, its effects (Effects.Up/Down, OnTransition) run in
+//     order on the instance's Run goroutine — VIP add/remove in quorum
+//     "none" mode, lease-gated in the node package. Faults are kept per
+//     source (health, quorum, sync group).
 //   - vipaddr: idempotent, labelled VIP add/remove through netlink.
 //
 // Guaranteed: RFC election order; malformed or hostile packets are dropped
