@@ -169,15 +169,9 @@ func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	// still ordered by priority, so the best candidate usually wins, but
 	// a handover need not wait for VRRP's timers (the lease arbitrates).
 	skew := vrrp.SkewTime(uint8(lead.Version), uint8(prio), lead.AdvertInt.D()) / 8
-	var v4 []netip.Addr
-	for _, a := range addrs {
-		if a.Is4() {
-			v4 = append(v4, a)
-		}
-	}
 	var probe node.Prober
-	if probeOK && len(v4) > 0 {
-		probe = arpProber{iface: lead.Interface, vips: v4, wait: 20 * time.Millisecond}
+	if probeOK && len(addrs) > 0 {
+		probe = arpProber{iface: lead.Interface, vips: addrs, wait: 20 * time.Millisecond}
 	}
 	hr := hookRunner{group: name, fence: fence, promote: promote, demote: demote, log: d.log.With("group", name)}
 	for _, h := range append(append(append([]fencing.Hook{}, fence...), promote...), demote...) {
