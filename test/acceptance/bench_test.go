@@ -263,6 +263,7 @@ func benchTable(res map[string]map[string][]sample, runs int, hold time.Duration
 			fmt.Fprintf(&b, "| %s | %s | %s / %s | %s / %s | %s / %s | %s |\n", sys.name, sc, fmtD(om), fmtD(ox), fmtD(am), fmtD(ax), fmtD(nm), fmtD(nx), owner)
 		}
 	}
+	b.WriteString("\nReading the table: the client probe gives up after 100 ms, so one failed probe already counts 100 ms — that is the floor of \"client outage\" (leasehold's graceful new owner comes after ~40 ms). keepalived's client outage is 0 after kill -9 and freeze because the dead or frozen master's kernel keeps answering for the VIP: the client is served, but by two machines at once (the dual columns). leasehold's non-zero outage there is the price of fencing: the old owner stops answering at its local deadline, the new one starts after the quorum lets the lease go.\n")
 	lr, le, k2, k3 := systems[0].name, systems[1].name, systems[2].name, systems[3].name
 	ratio := func(a, b time.Duration) string {
 		if b == 0 {
@@ -270,7 +271,7 @@ func benchTable(res map[string]map[string][]sample, runs int, hold time.Duration
 		}
 		return fmt.Sprintf("%.2f", float64(a)/float64(b))
 	}
-	b.WriteString("\nRatios leasehold raft / keepalived v3 0.1 s (client outage, medians): ")
+	b.WriteString("\nRatios leasehold raft / keepalived v3 0.1 s (client outage, medians; n/a where keepalived's is 0): ")
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "%s %s; ", sc, ratio(med[lr][sc]["outage"], med[k3][sc]["outage"]))
 	}
