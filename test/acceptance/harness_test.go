@@ -17,6 +17,9 @@ import (
 	"github.com/leasehold/leasehold/test/netlab"
 )
 
+// probeTimeout overrides the client probe's timeout (benchmarks).
+var probeTimeout time.Duration
+
 const (
 	probePort = 8080
 	etcdPort  = 2379
@@ -61,6 +64,9 @@ func newWorld(t *testing.T, backend string) *world {
 	w.mon = netlab.NewAddrMonitor(lab.Timebase(), w.vip, w.n1, w.n2)
 	w.arp = netlab.NewARPProber(lab, w.vip)
 	w.tcp = netlab.NewTCPProber(lab.Timebase(), lab.Host(netlab.ClientName), netip.AddrPortFrom(w.vip, probePort))
+	if probeTimeout > 0 {
+		w.tcp.Timeout = probeTimeout
+	}
 	for _, c := range []interface {
 		Run(context.Context) error
 		Ready() <-chan struct{}
