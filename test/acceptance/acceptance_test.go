@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -255,6 +256,12 @@ func TestGracefulHandover(t *testing.T) {
 			t.Errorf("n1 did not exit within 10 s of SIGTERM")
 		}
 		t.Logf("graceful: n2 owner %v after SIGTERM; client outage %v", at.Sub(t0), w.outage(t0))
+		// The operator's view: `leasehold status` as a table.
+		bin, _ := lhtest.Binary()
+		out, err := exec.Command(bin, "status", "--socket", "unix:"+w.d["n2"].Sock).CombinedOutput()
+		if err != nil || !regexp.MustCompile(`VI_1\s+owner`).Match(out) || !strings.Contains(string(out), "fence: nftables") {
+			t.Errorf("leasehold status on n2: %v\n%s", err, out)
+		}
 		m, err := w.d["n2"].Metrics()
 		if err != nil {
 			t.Fatalf("metrics: %v", err)

@@ -6,14 +6,17 @@ package interop
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/leasehold/leasehold/test/lhtest"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -195,6 +198,21 @@ func TestHostileAdvertsAreDropped(t *testing.T) {
 		a   vrrp.Advert
 		ttl int
 	}{{wrongAuth, 255}, {wrongVRID, 255}, {good, 64}}
+	// `leasehold vrrp dump` on the keepalived host shows every advert on
+	// the wire with the reason it would be dropped for this VRID.
+	bin, err := lhtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumpOut := &lhtest.SyncBuffer{}
+	dump := w.ka.Command(w.ctx, bin, "vrrp", "dump", "--iface", w.ka.Iface, "--duration", "3s",
+		"--vrid", fmt.Sprint(p.vrid), "--auth-pass", p.authPass, "--advert-int", "1s")
+	dump.Stdout, dump.Stderr = dumpOut, dumpOut
+	dumpProc, err := w.ka.StartCmd(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
 	for round := 0; round < 5; round++ {
 		for _, s := range send {
 			w.spoof(s.a, s.ttl, nil)
@@ -203,6 +221,14 @@ func TestHostileAdvertsAreDropped(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
+	dumpProc.Wait(context.Background())
+	out := dumpOut.String()
+	for _, want := range []string{"DROP auth_mismatch", "DROP bad_ttl", "DROP truncated", "DROP other_vrid",
+		"dropped auth_mismatch", fmt.Sprintf("VRRPv2 vrid %d prio 120", p.vrid)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("vrrp dump output lacks %q:\n%s", want, out)
+		}
+	}
 
 	st, err := w.lhd.Status()
 	if err != nil {
