@@ -79,6 +79,22 @@ func (m *Member) IsLeader() bool { return m.ready.Load() }
 // Applies counts the commands this member applied as leader (for benchmarks).
 func (m *Member) Applies() uint64 { return m.applies.Load() }
 
+// guard runs a raft call that reads the log, turning a panic of the log
+// store (seen: raft-wal "sealed segment has no index block" after the
+// process was killed) into an error that names the data directory.
+func (m *Member) guard(what string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("raft: %s: the log in %s is unreadable (%v); this voter cannot start with it "+
+				"(see docs/operating.md, \"A raft voter's log is unreadable\")", what, m.cfg.DataDir, p)
+		}
+	}()
+	if err := f(); err != nil {
+		return fmt.Errorf("raft: %s: %w", what, err)
+	}
+	return nil
+}
+
 // Shutdown stops a running member and waits for Run to return.
 func (m *Member) Shutdown() {
 	m.once.Do(func() { close(m.stop) })
@@ -128,9 +144,9 @@ func (m *Member) Run(ctx context.Context) (err error) {
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
-	has, err := hraft.HasExistingState(store, store, snaps)
-	if err != nil {
-		return fmt.Errorf("raft: read state: %w", err)
+	var has bool
+	if err := m.guard("read state", func() (err error) { has, err = hraft.HasExistingState(store, store, snaps); return err }); err != nil {
+		return err
 	}
 	if !has {
 		var conf hraft.Configuration
@@ -147,10 +163,10 @@ func (m *Member) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	r, err := hraft.NewRaft(rc, m.fsm, store, store, snaps, trans)
-	if err != nil {
+	var r *hraft.Raft
+	if err := m.guard("start", func() (err error) { r, err = hraft.NewRaft(rc, m.fsm, store, store, snaps, trans); return err }); err != nil {
 		ln.Close()
-		return fmt.Errorf("raft: start: %w", err)
+		return err
 	}
 	m.mu.Lock()
 	m.r = r
