@@ -237,6 +237,14 @@ func (n *Notifier) commands(it item) []script.Command {
 
 func (n *Notifier) run(ctx context.Context, c script.Command, it item) {
 	res := script.Run(ctx, c)
+	// Failures and timeouts are counted before the run itself, so a reader
+	// that sees Runs == N sees the outcome of all N.
+	if !res.OK() {
+		n.failures.Add(1)
+		if res.TimedOut {
+			n.timeouts.Add(1)
+		}
+	}
 	n.runs.Add(1)
 	attrs := []any{"state", it.state, "epoch", it.epoch, "script", c.Path, "result", res.Reason(), "took", res.Took}
 	if len(res.Output) > 0 {
@@ -245,10 +253,6 @@ func (n *Notifier) run(ctx context.Context, c script.Command, it item) {
 	if res.OK() {
 		n.log.Info("notify: script done", attrs...)
 		return
-	}
-	n.failures.Add(1)
-	if res.TimedOut {
-		n.timeouts.Add(1)
 	}
 	n.log.Warn("notify: script failed", append(attrs, "err", res.Err)...)
 }

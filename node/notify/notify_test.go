@@ -126,6 +126,8 @@ func TestNotifyOrderArgumentsEnvironment(t *testing.T) {
 	if got := lines(log); !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// The last script has written its line before the runner counts it.
+	eventually(func() bool { return n.Counters().Runs == 8 })
 	if c := n.Counters(); c != (Counters{Runs: 8}) {
 		t.Errorf("counters %+v, want 8 runs and nothing else", c)
 	}
