@@ -1,0 +1,120 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func testOpts() Options {
+	o := ScaledOptions(time.Second)
+	o.Node = "n1"
+	return o
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if err := testOpts().Validate(time.Second); err != nil {
+		t.Fatalf("scaled options: %v", err)
+	}
+	o := testOpts()
+	o.RenewInterval = 600 * time.Millisecond
+	o.Margin = 0
+	err := o.Validate(2 * time.Second)
+	for _, want := range []string{"renew_interval", "margin", "below the backend minimum"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+// The deadline counts from the send time of the renewal, never the reply,
+// and uses the smaller of our TTL and the server's.
+func TestDeadlineFromSendTime(t *testing.T) {
+	o := testOpts()
+	sent := time.Unix(100, 0)
+	if got, want := o.DeadlineAfter(sent, 0), sent.Add(o.TTL-o.Drift-o.Margin); !got.Equal(want) {
+		t.Fatalf("DeadlineAfter = %v, want %v", got, want)
+	}
+	if got, want := o.DeadlineAfter(sent, 500*time.Millisecond), sent.Add(500*time.Millisecond-o.Drift-o.Margin); !got.Equal(want) {
+		t.Fatalf("with a shorter server TTL: %v, want %v", got, want)
+	}
+}
+
+func TestRenewerExtendsAndSignalsLossBeforeDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOpts()
+		rtt := 5 * time.Millisecond
+		fail := false
+		renew := func(ctx context.Context) (time.Duration, error) {
+			if fail {
+				<-ctx.Done() // the quorum is unreachable: every request times out
+				return 0, ctx.Err()
+			}
+			time.Sleep(rtt)
+			return 0, nil
+		}
+		start := time.Now()
+		r := NewRenewer(o, renew, start, 0)
+		var renewals int
+		r.OnRenew(func(time.Duration, time.Time) { renewals++ })
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(2 * time.Second)
+		if renewals < 10 {
+			t.Fatalf("%d renewals in 2 s, want one per %v", renewals, o.RenewInterval)
+		}
+		d := r.Deadline()
+		if left := time.Until(d); left < o.TTL-o.Drift-o.Margin-o.RenewInterval-rtt || left > o.TTL {
+			t.Fatalf("deadline %v ahead after steady renewals", left)
+		}
+		// The quorum goes away: loss comes DemoteBudget before the deadline.
+		fail = true
+		lastDeadline := r.Deadline()
+		err := <-done
+		lostAt := time.Now()
+		if !errors.Is(err, ErrLost) || !errors.Is(r.Err(), ErrLost) {
+			t.Fatalf("Run = %v, want ErrLost", err)
+		}
+		if margin := lastDeadline.Sub(lostAt); margin < o.DemoteBudget {
+			t.Fatalf("loss signalled %v before the deadline, want at least the demote budget %v", margin, o.DemoteBudget)
+		}
+		select {
+		case <-r.Done():
+		default:
+			t.Fatal("Done not closed after loss")
+		}
+		if !r.Deadline().IsZero() {
+			t.Fatal("Deadline not zero after loss")
+		}
+	})
+}
+
+func TestRenewerLostAtQuorum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOpts()
+		r := NewRenewer(o, func(context.Context) (time.Duration, error) {
+			return 0, errors.New("lease not found: " + ErrLost.Error())
+		}, time.Now(), 0)
+		lost := NewRenewer(o, func(context.Context) (time.Duration, error) {
+			return 0, ErrLost
+		}, time.Now(), 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := lost.Run(ctx); !errors.Is(err, ErrLost) {
+			t.Fatalf("Run = %v, want ErrLost at once", err)
+		}
+		// A plain error is retried until the loss point, not treated as lost.
+		go r.Run(ctx)
+		time.Sleep(o.RenewInterval * 2)
+		select {
+		case <-r.Done():
+			t.Fatal("a transient error ended the session early")
+		default:
+		}
+	})
+}
