@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -47,9 +48,9 @@ func TestRenewerExtendsAndSignalsLossBeforeDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		o := testOpts()
 		rtt := 5 * time.Millisecond
-		fail := false
+		var fail atomic.Bool
 		renew := func(ctx context.Context) (time.Duration, error) {
-			if fail {
+			if fail.Load() {
 				<-ctx.Done() // the quorum is unreachable: every request times out
 				return 0, ctx.Err()
 			}
@@ -58,22 +59,22 @@ func TestRenewerExtendsAndSignalsLossBeforeDeadline(t *testing.T) {
 		}
 		start := time.Now()
 		r := NewRenewer(o, renew, start, 0)
-		var renewals int
-		r.OnRenew(func(time.Duration, time.Time) { renewals++ })
+		var renewals atomic.Int32
+		r.OnRenew(func(time.Duration, time.Time) { renewals.Add(1) })
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
 		time.Sleep(2 * time.Second)
-		if renewals < 10 {
-			t.Fatalf("%d renewals in 2 s, want one per %v", renewals, o.RenewInterval)
+		if n := renewals.Load(); n < 10 {
+			t.Fatalf("%d renewals in 2 s, want one per %v", n, o.RenewInterval)
 		}
 		d := r.Deadline()
 		if left := time.Until(d); left < o.TTL-o.Drift-o.Margin-o.RenewInterval-rtt || left > o.TTL {
 			t.Fatalf("deadline %v ahead after steady renewals", left)
 		}
 		// The quorum goes away: loss comes DemoteBudget before the deadline.
-		fail = true
+		fail.Store(true)
 		lastDeadline := r.Deadline()
 		err := <-done
 		lostAt := time.Now()
