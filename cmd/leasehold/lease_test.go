@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/etcd/etcdtest"
 	"github.com/leasehold/leasehold/quorum/raft"
+	"github.com/leasehold/leasehold/test/freeport"
 	"github.com/leasehold/leasehold/test/lhtest"
 )
 
@@ -121,23 +121,13 @@ func holdGroupRelease(t *testing.T, b quorum.Backend, group string) quorum.Grant
 	return g
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestWitnessAndLeaseCLIRaft runs three `leasehold witness` voters from
 // config files (in-process), holds a group through the raft backend, and
 // reads it with `leasehold lease`; then watches a release.
 func TestWitnessAndLeaseCLIRaft(t *testing.T) {
 	dir := t.TempDir()
 	type voter struct{ id, raft, client string }
-	vs := []voter{{"w1", freePort(t), freePort(t)}, {"w2", freePort(t), freePort(t)}, {"w3", freePort(t), freePort(t)}}
+	vs := []voter{{"w1", freeport.Addr(t), freeport.Addr(t)}, {"w2", freeport.Addr(t), freeport.Addr(t)}, {"w3", freeport.Addr(t), freeport.Addr(t)}}
 	var peers strings.Builder
 	for _, v := range vs {
 		fmt.Fprintf(&peers, "      - {id: %s, addr: %q, client: %q}\n", v.id, v.raft, v.client)

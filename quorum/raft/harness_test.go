@@ -15,6 +15,7 @@ import (
 	hraft "github.com/hashicorp/raft"
 
 	"github.com/leasehold/leasehold/quorum"
+	"github.com/leasehold/leasehold/test/freeport"
 )
 
 // hole cuts connections: while on, dials fail, accepted connections are
@@ -124,16 +125,6 @@ func (h *hole) dial(ctx context.Context, network, addr string) (net.Conn, error)
 	return h.track(c)
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // voters is a raft group of real members over TCP on 127.0.0.1.
 type voters struct {
 	t       testing.TB
@@ -156,7 +147,7 @@ func startVoters(t testing.TB, n int, tlsCfg *TLSConfig) *voters {
 	v := &voters{t: t, log: testLogger(t)}
 	var peers []Peer
 	for i := range n {
-		peers = append(peers, Peer{ID: fmt.Sprintf("m%d", i+1), Addr: freePort(t), ClientAddr: freePort(t)})
+		peers = append(peers, Peer{ID: fmt.Sprintf("m%d", i+1), Addr: freeport.Addr(t), ClientAddr: freeport.Addr(t)})
 	}
 	dir := t.TempDir()
 	for i, p := range peers {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/etcd"
 	"github.com/leasehold/leasehold/quorum/quorumtest"
+	"github.com/leasehold/leasehold/test/freeport"
 )
 
 // Tuned server timings: heartbeat 50 ms, election 500 ms give a minimum lease
@@ -80,22 +80,13 @@ func StartOptions(t testing.TB, o Options) *Cluster {
 		c.members = append(c.members, &member{
 			name:      fmt.Sprintf("m%d", i),
 			dir:       filepath.Join(base, fmt.Sprintf("m%d", i)),
-			peerURL:   url.URL{Scheme: "http", Host: freeAddr(t)},
-			clientURL: url.URL{Scheme: scheme, Host: freeAddr(t)},
+			peerURL:   url.URL{Scheme: "http", Host: freeport.Addr(t)},
+			clientURL: url.URL{Scheme: scheme, Host: freeport.Addr(t)},
 		})
 	}
 	t.Cleanup(c.shutdown)
 	c.StartAll(t)
 	return c
-}
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func (c *Cluster) config(m *member) *embed.Config {
