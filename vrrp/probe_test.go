@@ -35,12 +35,35 @@ func TestProbeFindsHolder(t *testing.T) {
 		want := peer.Attrs().HardwareAddr.String()
 		ctx := context.Background()
 		for _, c := range []struct {
-			vip  string
-			want string
-		}{{"10.8.0.100", want}, {"10.8.0.200", ""}, {"fd08::100", want}, {"fd08::200", ""}} {
-			got, err := ProbeARP(ctx, "pr0", netip.MustParseAddr(c.vip), 100*time.Millisecond)
-			if err != nil || got != c.want {
-				t.Errorf("probe %s = %q, %v; want %q", c.vip, got, err, c.want)
+			vips []string
+			want string // "" = no conflict, else the VIP that must be named
+		}{
+			{[]string{"10.8.0.100"}, "10.8.0.100"},
+			{[]string{"10.8.0.200"}, ""},
+			{[]string{"fd08::100"}, "fd08::100"},
+			{[]string{"fd08::200"}, ""},
+			{[]string{"10.8.0.200", "10.8.0.201", "10.8.0.100"}, "10.8.0.100"},
+			{[]string{"10.8.0.200", "fd08::200"}, ""},
+			{[]string{"10.8.0.200", "fd08::100"}, "fd08::100"},
+		} {
+			var vips []netip.Addr
+			for _, v := range c.vips {
+				vips = append(vips, netip.MustParseAddr(v))
+			}
+			start := time.Now()
+			got, ok, err := Probe(ctx, "pr0", vips, 100*time.Millisecond)
+			took := time.Since(start)
+			switch {
+			case err != nil:
+				t.Errorf("probe %v: %v", c.vips, err)
+			case c.want == "" && ok:
+				t.Errorf("probe %v: conflict %v, want none", c.vips, got)
+			case c.want != "" && (!ok || got.VIP.String() != c.want || got.MAC != want):
+				t.Errorf("probe %v = %v, %v; want %s from %s", c.vips, got, ok, c.want, want)
+			case c.want == "" && took > time.Second:
+				// One round for the whole set, not one per VIP (a loose
+				// bound: this is about the shape, not the timing).
+				t.Errorf("probe %v took %v", c.vips, took)
 			}
 		}
 	})

@@ -48,12 +48,11 @@ type arpProber struct {
 }
 
 func (p arpProber) Probe(ctx context.Context) (string, error) {
-	for _, v := range p.vips {
-		if c, err := vrrp.ProbeARP(ctx, p.iface, v, p.wait); err != nil || c != "" {
-			return c, err
-		}
+	c, ok, err := vrrp.Probe(ctx, p.iface, p.vips, p.wait)
+	if err != nil || !ok {
+		return "", err
 	}
-	return "", nil
+	return c.String(), nil
 }
 
 // hookRunner runs peer-fence hooks (node.PeerFencer) and resource hooks
