@@ -325,7 +325,7 @@ func (g *Group) perform(a Action, m Machine) {
 		g.async(step, func(ctx context.Context) Event {
 			prev, _ := netip.ParseAddr(a.PrevAddr)
 			err := g.deps.PeerFence.Fence(ctx, fencing.FenceEnv{Group: g.Name(), Epoch: a.Grant.Epoch, PrevHolder: a.PrevHolder, PrevAddr: prev})
-			return HooksDone{Epoch: a.Grant.Epoch, Err: err}
+			return HooksDone{Epoch: a.Grant.Epoch, Err: err, Ran: true}
 		})
 	case Probe:
 		if g.deps.Prober == nil {

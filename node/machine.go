@@ -135,13 +135,16 @@ type (
 		Epoch  uint64
 		Holder string
 	}
-	// HooksDone: the peer-fence hooks finished; Err means a required hook failed.
+	// HooksDone: the peer-fence hooks finished; Err means a required hook
+	// failed. Ran says hooks were configured and run (a probe made before
+	// them says nothing about their effect).
 	HooksDone struct {
 		Epoch uint64
 		Err   error
+		Ran   bool
 	}
 	// ProbeDone: the VIP probe finished. Conflict names another MAC that
-	// answered for the VIP.
+	// answered for the VIP. Epoch 0 is the early probe of a handover.
 	ProbeDone struct {
 		Epoch    uint64
 		Conflict string
@@ -205,7 +208,9 @@ type (
 		Grant                quorum.Grant
 		PrevHolder, PrevAddr string
 	}
-	// Probe the VIP (sender 0.0.0.0 / unspecified).
+	// Probe the VIP (sender 0.0.0.0 / unspecified). Epoch 0: the early
+	// probe of a handover, started when the key was deleted, before any
+	// grant.
 	Probe struct{ Epoch uint64 }
 	// Promote resources under the epoch.
 	Promote struct{ Epoch uint64 }
@@ -268,7 +273,24 @@ type Machine struct {
 	prev     [2]string // previous holder and address, for hooks
 	timer    time.Time // stage timeout / retry / handover
 	stopping bool
+	early    early
+	earlyAt  time.Time // when the early probe started
 }
+
+// early is the state of a handover's early probe. A handover starts when
+// the key is deleted: the holder released it after removing its VIPs, or
+// the quorum expired it after the holder's own fence had run out. From
+// then on nobody may answer for the VIP, so the probe can run while this
+// node waits its skew and acquires, instead of after. Only a clean result
+// is used, and only when no peer-fence hooks run (the probe then has to
+// see their effect): anything else falls back to the probe after the grant.
+type early int
+
+const (
+	earlyNone early = iota
+	earlyRunning
+	earlyClean
+)
 
 // New returns a machine in RoleFault: no session yet.
 func New(cfg Config) Machine { return Machine{cfg: cfg, role: RoleFault} }
@@ -359,6 +381,10 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			// Not for our own release: we let go for a reason.
 			out = m.to(RoleCandidate, "the owner released the lease", out)
 			m.stage, m.timer = StageHandover, now.Add(m.cfg.HandoverDelay)
+			if m.cfg.Probe {
+				m.early, m.earlyAt = earlyRunning, now
+				out = append(out, Probe{})
+			}
 		}
 	case KeyPut:
 		if m.role == RoleOwner && ev.Epoch != m.grant.Epoch && ev.Epoch != 0 {
@@ -384,6 +410,7 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		out = append(out, RunHooks{Grant: m.grant, PrevHolder: ev.PrevHolder, PrevAddr: ev.PrevAddr})
 	case AcquireFailed:
 		if m.role == RoleCandidate && m.stage == StageAcquire {
+			m.early = earlyNone // a retry comes later: probe afresh then
 			if !m.vrrp {
 				out = m.to(RoleBackup, "handover lost: "+holderOrErr(ev.Holder, ev.Err), out)
 				break
@@ -402,12 +429,30 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			break
 		}
 		if m.cfg.Probe {
-			m.stage, m.timer = StageProbe, now.Add(m.cfg.StepTimeout)
-			out = append(out, Probe{Epoch: m.grant.Epoch})
+			e := m.early
+			m.early = earlyNone
+			if ev.Ran || now.Sub(m.earlyAt) > m.cfg.StepTimeout {
+				e = earlyNone // hooks changed things, or too old to trust
+			}
+			switch e {
+			case earlyClean:
+				out = m.promote(now, out)
+			case earlyRunning:
+				// Wait for the early probe's result.
+				m.early = earlyRunning
+				m.stage, m.timer = StageProbe, now.Add(m.cfg.StepTimeout)
+			default:
+				m.stage, m.timer = StageProbe, now.Add(m.cfg.StepTimeout)
+				out = append(out, Probe{Epoch: m.grant.Epoch})
+			}
 			break
 		}
 		out = m.promote(now, out)
 	case ProbeDone:
+		if ev.Epoch == 0 {
+			out = m.earlyDone(ev, now, out)
+			break
+		}
 		if !m.current(RoleCandidate, StageProbe, ev.Epoch) {
 			break
 		}
@@ -475,6 +520,30 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		out = m.tick(now, out)
 	}
 	return m, out
+}
+
+// earlyDone takes the early probe's result. A conflict is not acted on:
+// the probe after the grant decides (and raises stale-holder).
+func (m *Machine) earlyDone(ev ProbeDone, now time.Time, out []Action) []Action {
+	if m.early != earlyRunning || m.role != RoleCandidate {
+		return out
+	}
+	clean := ev.Conflict == "" && ev.Err == nil
+	if m.stage != StageProbe {
+		if clean {
+			m.early = earlyClean
+		} else {
+			m.early = earlyNone
+		}
+		return out
+	}
+	// The grant is waiting for it.
+	m.early = earlyNone
+	if clean {
+		return m.promote(now, out)
+	}
+	m.timer = now.Add(m.cfg.StepTimeout)
+	return append(out, Probe{Epoch: m.grant.Epoch})
 }
 
 // current reports whether a completion belongs to the step in progress.
@@ -560,6 +629,7 @@ func (m *Machine) to(r Role, reason string, out []Action) []Action {
 	m.role = r
 	if r != RoleCandidate {
 		m.stage = StageIdle
+		m.early = earlyNone
 	}
 	return out
 }

@@ -163,7 +163,7 @@ func parseEvent(t *testing.T, where, name string, a map[string]string, t0 time.T
 	case "key-put":
 		return KeyPut{Epoch: epoch(), Holder: a["holder"]}
 	case "hooks-done":
-		return HooksDone{Epoch: epoch(), Err: err}
+		return HooksDone{Epoch: epoch(), Err: err, Ran: a["ran"] == "true"}
 	case "probe-done":
 		return ProbeDone{Epoch: epoch(), Conflict: a["conflict"], Err: err}
 	case "promoted":
