@@ -251,6 +251,9 @@ func benchTable(res map[string]map[string][]sample, runs int, hold time.Duration
 		med[sys.name] = map[string]map[string]time.Duration{}
 		for _, sc := range scenarios {
 			ss := res[sys.name][sc]
+			if len(ss) == 0 {
+				continue
+			}
 			var o, da, dn, no []time.Duration
 			owned := 0
 			for _, s := range ss {
@@ -283,9 +286,21 @@ func benchTable(res map[string]map[string][]sample, runs int, hold time.Duration
 		}
 		return fmt.Sprintf("%.2f", float64(a)/float64(b))
 	}
+	// Cells without runs (a LEASEHOLD_BENCH_SCENARIOS subset, or every run
+	// failed) get no ratio and no verdict: a missing figure is not a zero.
+	ran := func(sys string, scs ...string) bool {
+		for _, sc := range scs {
+			if len(res[sys][sc]) == 0 {
+				return false
+			}
+		}
+		return true
+	}
 	b.WriteString("\nRatios leasehold raft / keepalived v3 0.1 s (client outage, medians; n/a where keepalived's is 0): ")
 	for _, sc := range scenarios {
-		fmt.Fprintf(&b, "%s %s; ", sc, ratio(med[lr][sc]["outage"], med[k3][sc]["outage"]))
+		if ran(lr, sc) && ran(k3, sc) {
+			fmt.Fprintf(&b, "%s %s; ", sc, ratio(med[lr][sc]["outage"], med[k3][sc]["outage"]))
+		}
 	}
 	b.WriteString("\n\n### Targets (DESIGN.md)\n\n| target | goal | measured | verdict |\n|---|---|---|---|\n")
 	verdict := func(ok bool) string {
@@ -296,17 +311,30 @@ func benchTable(res map[string]map[string][]sample, runs int, hold time.Duration
 	}
 	for _, sys := range []string{lr, le} {
 		for _, sc := range []string{"kill9", "freeze", "vrrp-partition"} {
+			if !ran(sys, sc) {
+				continue
+			}
 			mx := med[sys][sc]["dualARPmax"]
 			fmt.Fprintf(&b, "| %s: dual holder (ARP), %s | 0 ms every run | max %s | %s |\n", sys, sc, fmtD(mx), verdict(mx == 0))
 		}
 	}
-	no := med[lr]["kill9"]["newOwner"]
-	fmt.Fprintf(&b, "| kill -9: backup serving, raft | ≤ 0.6 s | median %s | %s |\n", fmtD(no), verdict(no > 0 && no <= 600*time.Millisecond))
-	no = med[le]["kill9"]["newOwner"]
-	fmt.Fprintf(&b, "| kill -9: backup serving, etcd TTL 1 s | ≤ 1.5 s | median %s | %s |\n", fmtD(no), verdict(no > 0 && no <= 1500*time.Millisecond))
+	if ran(lr, "kill9") {
+		no := med[lr]["kill9"]["newOwner"]
+		fmt.Fprintf(&b, "| kill -9: backup serving, raft | ≤ 0.6 s | median %s | %s |\n", fmtD(no), verdict(no > 0 && no <= 600*time.Millisecond))
+	}
+	if ran(le, "kill9") {
+		no := med[le]["kill9"]["newOwner"]
+		fmt.Fprintf(&b, "| kill -9: backup serving, etcd TTL 1 s | ≤ 1.5 s | median %s | %s |\n", fmtD(no), verdict(no > 0 && no <= 1500*time.Millisecond))
+	}
 	for _, sys := range []string{lr, le} {
+		if !ran(sys, "graceful") {
+			continue
+		}
 		o := med[sys]["graceful"]["outage"]
 		fmt.Fprintf(&b, "| graceful stop: client outage, %s | ≤ 40 ms | median %s | %s |\n", sys, fmtD(o), verdict(o <= 40*time.Millisecond))
+	}
+	if !ran(k2, "kill9", "freeze", "vrrp-partition") || !ran(k3, "kill9", "freeze", "vrrp-partition") {
+		return b.String()
 	}
 	fmt.Fprintf(&b, "\nkeepalived for comparison: kill -9 dual (ARP) median %s (v2) / %s (v3); freeze %s / %s; VRRP partition %s / %s.\n",
 		fmtD(med[k2]["kill9"]["dualARP"]), fmtD(med[k3]["kill9"]["dualARP"]), fmtD(med[k2]["freeze"]["dualARP"]), fmtD(med[k3]["freeze"]["dualARP"]),
