@@ -80,8 +80,9 @@ func (m *Member) IsLeader() bool { return m.ready.Load() }
 func (m *Member) Applies() uint64 { return m.applies.Load() }
 
 // guard runs a raft call that reads the log, turning a panic of the log
-// store (seen: raft-wal "sealed segment has no index block" after the
-// process was killed) into an error that names the data directory.
+// store (seen with raft-wal v0.4.0: "sealed segment has no index block",
+// hashicorp/raft-wal#31, fixed in the pinned v0.4.1; a damaged disk can do
+// the like) into an error that names the data directory.
 func (m *Member) guard(what string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
