@@ -71,6 +71,12 @@ func DefaultConfig() Config {
 	}
 }
 
+// rpcTimeout bounds each transport RPC: ten election timeouts, at least 1 s
+// (a slow fsync must not look like a dead peer).
+func (c Config) rpcTimeout() time.Duration {
+	return max(10*c.ElectionTimeout, time.Second)
+}
+
 // MinTTL is the smallest session TTL this group accepts. Safety never
 // depends on it (a new leader restarts every lease with the full TTL); it
 // keeps leases alive across a leader change: a follower notices a dead leader

@@ -133,10 +133,18 @@ func (m *Member) Run(ctx context.Context) (err error) {
 	if m.cfg.wrapStream != nil {
 		stream = m.cfg.wrapStream(stream)
 	}
+	// Timeout bounds every RPC's I/O (and dials): without it an RPC to a
+	// frozen peer (SIGSTOP, a hung VM: the connection stays open, nothing
+	// answers) blocks forever, and raft's shutdown waits for it.
+	// MaxRPCsInFlight 1 turns off pipelined replication: our entries are
+	// tiny renewals, and the pipeline can wedge replication to a follower
+	// that rejects an append (seen upstream with the default of 2).
 	trans := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: 3,
-		Logger:  hlog,
+		Stream:          stream,
+		MaxPool:         3,
+		Timeout:         m.cfg.rpcTimeout(),
+		MaxRPCsInFlight: 1,
+		Logger:          hlog,
 	})
 	defer trans.Close()
 
@@ -200,7 +208,12 @@ func (m *Member) Run(ctx context.Context) (err error) {
 	m.fsm.dropWatchers()
 	srv.Close()
 	<-srvDone
-	if err := r.Shutdown().Error(); err != nil {
+	// Close the transport before waiting for raft's goroutines: one blocked
+	// on an RPC to a frozen peer (connection open, nothing answered) would
+	// otherwise hold the shutdown until the peer comes back.
+	shut := r.Shutdown()
+	trans.Close()
+	if err := shut.Error(); err != nil {
 		m.log.Warn("raft shutdown", "err", err)
 	}
 	close(leadStop)
