@@ -126,7 +126,13 @@ func (s *Session) Acquire(ctx context.Context, group string, priority int) (quor
 	if !resp.Succeeded {
 		who := "unknown"
 		if rr := resp.Responses; len(rr) == 1 && rr[0].GetResponseRange() != nil && len(rr[0].GetResponseRange().Kvs) == 1 {
-			h := b.holder(rr[0].GetResponseRange().Kvs[0])
+			kv := rr[0].GetResponseRange().Kvs[0]
+			if clientv3.LeaseID(kv.Lease) == s.id {
+				// Ours already (an acquire whose answer was lost, a release
+				// that failed): the grant stands, same epoch.
+				return quorum.Grant{Group: group, Epoch: uint64(kv.CreateRevision), AcquiredAt: time.Now()}, nil
+			}
+			h := b.holder(kv)
 			if h.Unknown {
 				who = fmt.Sprintf("unknown value %q, epoch %d", h.Raw, h.Epoch)
 			} else {

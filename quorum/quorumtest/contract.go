@@ -23,6 +23,7 @@ import (
 func RunContract(t *testing.T, newCluster func(t *testing.T) Cluster) {
 	t.Run("MutualExclusion", func(t *testing.T) { testMutualExclusion(t, newCluster(t)) })
 	t.Run("ReleaseHandover", func(t *testing.T) { testReleaseHandover(t, newCluster(t)) })
+	t.Run("HolderReacquires", func(t *testing.T) { testHolderReacquires(t, newCluster(t)) })
 	t.Run("HolderDies", func(t *testing.T) { testHolderDies(t, newCluster(t)) })
 	t.Run("HolderPartitioned", func(t *testing.T) { testHolderPartitioned(t, newCluster(t)) })
 	t.Run("LeaderKilled", func(t *testing.T) { testLeaderKilled(t, newCluster(t)) })
@@ -414,6 +415,51 @@ func testReleaseHandover(t *testing.T, c Cluster) {
 		}
 	}
 	t.Logf("release → watcher acquired (release send to acquire ack): %v", lat)
+}
+
+// testHolderReacquires: acquiring a group one's own session already holds
+// returns the grant it holds, same epoch (an acquire whose answer was lost
+// is retried; a release that failed leaves the key under the live session:
+// neither may lock the holder out of its own group). Others still get
+// ErrHeld; after a release the next grant has a higher epoch.
+func testHolderReacquires(t *testing.T, c Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := newContender(t, c, "re-a"), newContender(t, c, "re-b")
+	as, err := a.session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := b.session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const group = "reacquire"
+	g, err := as.Acquire(ctx, group, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := as.Acquire(ctx, group, 100)
+	if err != nil || again.Epoch != g.Epoch {
+		t.Fatalf("holder re-acquires: epoch %d, %v; want epoch %d", again.Epoch, err, g.Epoch)
+	}
+	if _, err := bs.Acquire(ctx, group, 100); !errors.Is(err, quorum.ErrHeld) {
+		t.Fatalf("another session acquires a held group: %v, want ErrHeld", err)
+	}
+	h, ok, err := a.b.Inspect(ctx, group)
+	if err != nil || !ok || h.Epoch != g.Epoch || h.Node != a.node {
+		t.Fatalf("inspect after re-acquire: %+v %v %v", h, ok, err)
+	}
+	if err := as.Release(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.b.Inspect(ctx, group); err != nil || ok {
+		t.Fatalf("released group still held: %v %v", ok, err)
+	}
+	g2, err := bs.Acquire(ctx, group, 100)
+	if err != nil || g2.Epoch <= g.Epoch {
+		t.Fatalf("acquire after release: epoch %d, %v; want > %d", g2.Epoch, err, g.Epoch)
+	}
 }
 
 // acquireLoop has k acquire group until it succeeds or ctx ends; it returns

@@ -145,6 +145,16 @@ func (b *Backend) found(addr string) {
 // from unreachable members, until ctx ends. A definite answer (success or a
 // quorum sentinel) is returned at once.
 func (b *Backend) call(ctx context.Context, op string, req wireRequest) (wireResponse, error) {
+	resp, _, err := b.callRetried(ctx, op, req)
+	return resp, err
+}
+
+// callRetried is call that also says whether an earlier attempt may have
+// been applied: it failed after the request could have reached a leader
+// (the leader died, the connection broke), so the answer comes from a retry
+// that may see that attempt's effect.
+func (b *Backend) callRetried(ctx context.Context, op string, req wireRequest) (wireResponse, bool, error) {
+	retried := false
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, b.opts.RequestTimeout)
@@ -154,14 +164,14 @@ func (b *Backend) call(ctx context.Context, op string, req wireRequest) (wireRes
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-b.closed:
-			return wireResponse{}, fmt.Errorf("raft: %s: %w", op, quorum.ErrClosed)
+			return wireResponse{}, retried, fmt.Errorf("raft: %s: %w", op, quorum.ErrClosed)
 		default:
 		}
 		if err := ctx.Err(); err != nil {
 			if last == nil {
 				last = err
 			}
-			return wireResponse{}, fmt.Errorf("raft: %s: %w (last: %v)", op, err, last)
+			return wireResponse{}, retried, fmt.Errorf("raft: %s: %w (last: %v)", op, err, last)
 		}
 		addr := b.target()
 		resp, err := b.send(ctx, addr, op, req)
@@ -174,13 +184,14 @@ func (b *Backend) call(ctx context.Context, op string, req wireRequest) (wireRes
 					break
 				}
 				b.found(addr)
-				return resp, fmt.Errorf("raft: %s: %w", op, rerr)
+				return resp, retried, fmt.Errorf("raft: %s: %w", op, rerr)
 			}
 			b.found(addr)
-			return resp, nil
+			return resp, retried, nil
 		default:
 			b.miss(addr, "")
 			last = err
+			retried = retried || mayHaveArrived(err)
 		}
 		// Pause briefly once every member was tried, so an election can end.
 		if attempt%len(b.addrs) == len(b.addrs)-1 {
@@ -192,6 +203,13 @@ func (b *Backend) call(ctx context.Context, op string, req wireRequest) (wireRes
 			t.Stop()
 		}
 	}
+}
+
+// mayHaveArrived reports whether a failed send could have delivered the
+// request: anything but a refused or failed dial.
+func mayHaveArrived(err error) bool {
+	var oe *net.OpError
+	return !errors.As(err, &oe) || oe.Op != "dial"
 }
 
 func (b *Backend) send(ctx context.Context, addr, op string, req wireRequest) (wireResponse, error) {
@@ -289,9 +307,15 @@ func (s *Session) Acquire(ctx context.Context, group string, priority int) (quor
 	return quorum.Grant{Group: group, Epoch: resp.Epoch, AcquiredAt: time.Now()}, nil
 }
 
-// Release deletes the group's key if it still carries g's epoch.
+// Release deletes the group's key if it still carries g's epoch. If an
+// attempt may have been applied before a retry (the leader died under it),
+// "not owner" from the retry is that attempt's effect: the key no longer
+// carries g's epoch, which is all a release asks.
 func (s *Session) Release(ctx context.Context, g quorum.Grant) error {
-	_, err := s.b.call(ctx, "release", wireRequest{Session: s.id, Group: g.Group, Epoch: g.Epoch})
+	_, retried, err := s.b.callRetried(ctx, "release", wireRequest{Session: s.id, Group: g.Group, Epoch: g.Epoch})
+	if retried && errors.Is(err, quorum.ErrNotOwner) {
+		return nil
+	}
 	return err
 }
 

@@ -155,6 +155,11 @@ func (f *fsm) applyLocked(index uint64, c command) (res applyResult, events []qu
 			return lost(), nil, nil, ""
 		}
 		if k, ok := f.st.Keys[c.Group]; ok {
+			if k.Session == s.ID {
+				// Ours already: a retry of an acquire whose answer was lost,
+				// or a release that failed. The grant stands, same epoch.
+				return applyResult{Epoch: k.Epoch, Session: s.ID}, nil, nil, ""
+			}
 			return applyResult{Epoch: k.Epoch, Err: fmt.Errorf("%w: group %s at epoch %d", quorum.ErrHeld, c.Group, k.Epoch)}, nil, nil, ""
 		}
 		rec := quorum.Record{V: quorum.RecordVersion, Node: s.Node, Addr: s.Addr, Priority: c.Priority, Epoch: index, AcquiredAt: c.AcquiredAt}
