@@ -119,6 +119,8 @@ type Group struct {
 	events chan Event
 	lease  atomic.Pointer[leaseRef]
 
+	rel releaser
+
 	mu     sync.Mutex
 	m      Machine
 	since  time.Time
@@ -144,8 +146,10 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Group{cfg: cfg, deps: deps, log: log.With("group", cfg.Machine.Group),
-		events: make(chan Event, 256), m: New(cfg.Machine), since: time.Now()}, nil
+	g := &Group{cfg: cfg, deps: deps, log: log.With("group", cfg.Machine.Group),
+		events: make(chan Event, 256), m: New(cfg.Machine), since: time.Now()}
+	g.rel = releaser{log: g.log, interval: cfg.Machine.RetryInterval, timeout: cfg.Machine.StepTimeout}
+	return g, nil
 }
 
 // SetVRRP connects the group's VRRP instance (created after the group,
@@ -259,6 +263,13 @@ func (g *Group) step(ev Event) {
 	}
 }
 
+// live reports whether l is still the group's lease (the session that
+// holds what it would release).
+func (g *Group) live(l Lease) bool {
+	cur := g.lease.Load()
+	return cur != nil && Lease(cur) == l
+}
+
 func (g *Group) setErr(err error) {
 	g.mu.Lock()
 	g.lastEr = err.Error()
@@ -296,6 +307,7 @@ func (g *Group) perform(a Action, m Machine) {
 			return
 		}
 		g.async(step, func(ctx context.Context) Event {
+			g.rel.Cancel() // an acquire of our own held key gets it back
 			gr, err := l.Acquire(ctx, g.Name(), g.cfg.Priority)
 			if err != nil {
 				if errors.Is(err, quorum.ErrHeld) {
@@ -312,8 +324,8 @@ func (g *Group) perform(a Action, m Machine) {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), step)
 				defer cancel()
-				if err := l.Release(ctx, a.Grant); err != nil {
-					g.log.Warn("release failed (the lease expires)", "epoch", a.Grant.Epoch, "err", err)
+				if err := g.rel.Release(ctx, l, a.Grant, g.live); err != nil {
+					g.log.Warn("release failed", "epoch", a.Grant.Epoch, "err", err, "retrying", retryable(err))
 				}
 			}()
 		}
@@ -455,8 +467,12 @@ func (g *Group) demote(a Demote) {
 		}
 		if a.Release && a.Grant.Epoch != 0 {
 			if l := g.lease.Load(); l != nil {
-				if err := l.Release(ctx, a.Grant); err != nil {
-					errs = append(errs, fmt.Errorf("release (the lease expires instead): %w", err))
+				if err := g.rel.Release(ctx, l, a.Grant, g.live); err != nil {
+					how := "not retried"
+					if retryable(err) {
+						how = "retrying in the background"
+					}
+					errs = append(errs, fmt.Errorf("release (%s): %w", how, err))
 				}
 			}
 		}
