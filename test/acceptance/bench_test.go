@@ -244,7 +244,7 @@ func fmtD(d time.Duration) string {
 
 func benchTable(res map[string]map[string][]sample, runs int, hold time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Two nodes (priority 120/100) and a client on a bridge in network namespaces; quorum host for leasehold. Checkers: netlink address monitor per node, ARP probe for the VIP every 100 ms (sender 0.0.0.0), client TCP probe every 20 ms with a 30 ms timeout. %d runs per cell; freeze and VRRP partition last %v. Figures are median / max. \"dual (ARP)\" is time during which two MACs answered the ARP probe (100 ms rounds) — the split brain a client sees; \"dual (netlink)\" is time both nodes had the address configured (with leasehold the fenced node's address can linger until its lifetime while nftables already blocks it). \"new owner\" is when n2 configured the VIP (– if it never did).\n\n", runs, hold)
+	fmt.Fprintf(&b, "Two nodes (priority 120/100) and a client on a bridge in network namespaces; quorum host for leasehold. Checkers: netlink address monitor per node, ARP probe for the VIP every 100 ms (sender 0.0.0.0), client TCP probe started every 20 ms (several in flight while the VIP is silent) with a 30 ms timeout. %d runs per cell; freeze and VRRP partition last %v. Figures are median / max. \"dual (ARP)\" is time during which two MACs answered the ARP probe (100 ms rounds) — the split brain a client sees; \"dual (netlink)\" is time both nodes had the address configured (with leasehold the fenced node's address can linger until its lifetime while nftables already blocks it). \"new owner\" is when n2 configured the VIP (– if it never did).\n\n", runs, hold)
 	b.WriteString("| system | scenario | client outage | dual (ARP) | dual (netlink) | new owner |\n|---|---|---|---|---|---|\n")
 	med := map[string]map[string]map[string]time.Duration{}
 	for _, sys := range systems {
@@ -278,7 +278,7 @@ func benchTable(res map[string]map[string][]sample, runs int, hold time.Duration
 			fmt.Fprintf(&b, "| %s | %s | %s / %s | %s / %s | %s / %s | %s |\n", sys.name, sc, fmtD(om), fmtD(ox), fmtD(am), fmtD(ax), fmtD(nm), fmtD(nx), owner)
 		}
 	}
-	b.WriteString("\nReading the table: a failed client probe counts as long as its 30 ms timeout, so \"client outage\" has that resolution. keepalived's client outage is 0 after kill -9 and freeze because the dead or frozen master's kernel keeps answering for the VIP: the client is served, but by two machines at once (the dual columns). leasehold's non-zero outage there is the price of fencing: the old owner stops answering at its local deadline, the new one starts after the quorum lets the lease go.\n")
+	b.WriteString("\nReading the table: \"client outage\" runs from the start of the first failed probe to the start of the next good one, so it has the probe interval's resolution (20 ms): a gap of a few milliseconds that one probe hits reads as 20 ms. keepalived's client outage is 0 after kill -9 and freeze because the dead or frozen master's kernel keeps answering for the VIP: the client is served, but by two machines at once (the dual columns). leasehold's non-zero outage there is the price of fencing: the old owner stops answering at its local deadline, the new one starts after the quorum lets the lease go.\n")
 	lr, le, k2, k3 := systems[0].name, systems[1].name, systems[2].name, systems[3].name
 	ratio := func(a, b time.Duration) string {
 		if b == 0 {

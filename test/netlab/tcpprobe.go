@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,12 +84,14 @@ type TCPSample struct {
 func (s TCPSample) OK() bool { return s.Err == "" }
 
 // TCPProber connects from the client host to VIP:port every Interval,
-// reads the answering node's name and records it.
+// reads the answering node's name and records it. Probes start on a fixed
+// grid, whatever became of the previous one: while the VIP is silent a
+// failing probe waits out its Timeout, and the next ones are already under
+// way on other threads, so an outage is resolved to Interval, not Timeout.
 type TCPProber struct {
 	// Interval between probe starts (default 20 ms).
 	Interval time.Duration
-	// Timeout for connect plus read (default 100 ms). A probe longer than
-	// Interval delays the next one.
+	// Timeout for connect plus read (default 100 ms).
 	Timeout time.Duration
 
 	tb     Timebase
@@ -116,8 +119,9 @@ func NewTCPProber(tb Timebase, client *Host, target netip.AddrPort) *TCPProber {
 // Ready is closed when probing starts.
 func (p *TCPProber) Ready() <-chan struct{} { return p.ready }
 
-// Run probes until ctx ends. Its loop runs on a thread inside the client's
-// namespace (so every connection is made from there).
+// Run probes until ctx ends. Its probes run on 1 + Timeout/Interval
+// threads inside the client's namespace (so every connection is made from
+// there), thread i taking grid slots i, i+n, i+2n, ...
 func (p *TCPProber) Run(ctx context.Context) error {
 	interval, timeout := p.Interval, p.Timeout
 	if interval <= 0 {
@@ -131,36 +135,60 @@ func (p *TCPProber) Run(ctx context.Context) error {
 		p.end = p.tb.Now()
 		p.mu.Unlock()
 	}()
-	return p.client.Do(func() error {
-		close(p.ready)
-		d := net.Dialer{Timeout: timeout}
-		buf := make([]byte, 64)
-		next := time.Now()
-		for ctx.Err() == nil {
-			start := time.Now()
-			s := TCPSample{At: p.tb.Stamp(start)}
-			s.Node, s.Err = probeOnce(ctx, &d, p.target, start.Add(timeout), buf)
-			s.RTTUS = time.Since(start).Microseconds()
-			if ctx.Err() != nil {
-				break // a probe cut short by the end of Run is no outage
-			}
-			p.mu.Lock()
-			p.samples = append(p.samples, s)
-			p.mu.Unlock()
-			next = next.Add(interval)
-			if wait := time.Until(next); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-				case <-t.C:
-				}
+	n := 1 + int((timeout+interval-1)/interval)
+	start := time.Now()
+	var ready sync.Once
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- p.client.Do(func() error {
+				ready.Do(func() { close(p.ready) })
+				p.worker(ctx, start, i, n, interval, timeout)
+				return nil
+			})
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// worker probes at start + (i + k·n)·interval for k = 0, 1, ...; a slot it
+// is already late for (its last probe ran long) is skipped.
+func (p *TCPProber) worker(ctx context.Context, start time.Time, i, n int, interval, timeout time.Duration) {
+	d := net.Dialer{Timeout: timeout}
+	buf := make([]byte, 64)
+	step := time.Duration(n) * interval
+	next := start.Add(time.Duration(i) * interval)
+	for ctx.Err() == nil {
+		if late := time.Since(next); late > interval {
+			next = next.Add((late/step + 1) * step)
+		}
+		if wait := time.Until(next); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
 				t.Stop()
-			} else {
-				next = time.Now()
+				return
+			case <-t.C:
 			}
 		}
-		return nil
-	})
+		next = next.Add(step)
+		begin := time.Now()
+		s := TCPSample{At: p.tb.Stamp(begin)}
+		s.Node, s.Err = probeOnce(ctx, &d, p.target, begin.Add(timeout), buf)
+		s.RTTUS = time.Since(begin).Microseconds()
+		if ctx.Err() != nil {
+			return // a probe cut short by the end of Run is no outage
+		}
+		p.mu.Lock()
+		p.samples = append(p.samples, s)
+		p.mu.Unlock()
+	}
 }
 
 func probeOnce(ctx context.Context, d *net.Dialer, target netip.AddrPort, deadline time.Time, buf []byte) (node, errText string) {
@@ -201,11 +229,13 @@ func errKind(err error) string {
 	return err.Error()
 }
 
-// Samples returns every probe recorded so far.
+// Samples returns every probe recorded so far, in order of their start.
 func (p *TCPProber) Samples() []TCPSample {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.samples)
+	out := slices.Clone(p.samples)
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b TCPSample) int { return cmp.Compare(a.At.MonoUS, b.At.MonoUS) })
+	return out
 }
 
 func (p *TCPProber) endStamp() Stamp {
