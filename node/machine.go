@@ -275,6 +275,9 @@ type Machine struct {
 	stopping bool
 	early    early
 	earlyAt  time.Time // when the early probe started
+	// quorumFault: VRRP is held in fault for want of a session (set on
+	// SessionLost, cleared by the next SessionUp).
+	quorumFault bool
 }
 
 // early is the state of a handover's early probe. A handover starts when
@@ -293,7 +296,7 @@ const (
 )
 
 // New returns a machine in RoleFault: no session yet.
-func New(cfg Config) Machine { return Machine{cfg: cfg, role: RoleFault} }
+func New(cfg Config) Machine { return Machine{cfg: cfg, role: RoleFault, quorumFault: true} }
 
 // Role returns the current role.
 func (m Machine) Role() Role { return m.role }
@@ -325,14 +328,21 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 	switch ev := ev.(type) {
 	case SessionUp:
 		m.session, m.deadline = true, ev.Deadline
-		if m.role == RoleFault {
+		wasFault := m.role == RoleFault
+		if wasFault {
 			out = m.to(RoleBackup, "quorum session established", out)
+		}
+		if m.quorumFault {
+			// Whatever the role: a new session can come while the old
+			// grant is still being demoted, and VRRP must not stay in
+			// fault after it (it would never be master again).
+			m.quorumFault = false
 			out = append(out, VRRPFault{On: false})
-			if m.vrrp && !m.stopping {
-				// VRRP became master before the session was up.
-				out = m.to(RoleCandidate, "VRRP master", out)
-				out = m.acquire(now, out)
-			}
+		}
+		if wasFault && m.vrrp && !m.stopping {
+			// VRRP became master before the session was up.
+			out = m.to(RoleCandidate, "VRRP master", out)
+			out = m.acquire(now, out)
 		}
 	case Renewed:
 		if ev.Deadline.After(m.deadline) {
@@ -345,7 +355,7 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		m.session, m.deadline = false, time.Time{}
 		// VRRP is put in fault: it leaves master (and comes back through
 		// backup once the fault is cleared).
-		m.vrrp = false
+		m.vrrp, m.quorumFault = false, true
 		out = append(out, VRRPFault{On: true})
 		out = m.demote("quorum session lost: "+errString(ev.Err), false, now, out)
 		if m.role != RoleDemoting && m.role != RoleStopped {
