@@ -76,7 +76,7 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	if *live {
-		return drillLive(ctx, name, *conf, *dur, *yes, stdout, stderr)
+		return drillLive(ctx, name, *conf, *dur, *yes, *asJSON, *htmlFile, stdout, stderr)
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "leasehold drill: needs root (network namespaces)")
@@ -186,7 +186,7 @@ func writeHTML(path string, rep drill.Report, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func drillLive(ctx context.Context, name, conf string, dur time.Duration, yes bool, stdout, stderr io.Writer) int {
+func drillLive(ctx context.Context, name, conf string, dur time.Duration, yes, asJSON bool, htmlFile string, stdout, stderr io.Writer) int {
 	if !yes {
 		fmt.Fprintln(stderr, "leasehold drill --live injects a real fault on THIS node (its VIPs may move, clients may see an outage).\n"+
 			"Re-run with --yes-disrupt to confirm.")
@@ -201,7 +201,14 @@ func drillLive(ctx context.Context, name, conf string, dur time.Duration, yes bo
 		return 1
 	}
 	rep := drill.Report{Target: "live " + r.Target, Created: time.Now().UTC(), Results: []drill.Result{r}}
-	rep.WriteTable(stdout, true)
+	if asJSON {
+		rep.WriteJSON(stdout)
+	} else {
+		rep.WriteTable(stdout, true)
+	}
+	if rc := writeHTML(htmlFile, rep, stdout, stderr); rc != 0 {
+		return rc
+	}
 	if !r.Pass {
 		return 1
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,48 @@ func TestLabDrills(t *testing.T) {
 		if len(r.Transitions) == 0 {
 			t.Errorf("%s: no logged transitions", sc)
 		}
+	}
+
+	// Live drills, run the way an operator runs them on a real node: from
+	// inside a node's namespace, against its own config and daemon.
+	owner := meta.Nodes[0]
+	od := &lhtest.Daemon{Sock: filepath.Join(dir, owner, "lh.sock")}
+	for _, sc := range []string{"freeze", "vrrp-partition"} {
+		for end := time.Now().Add(20 * time.Second); ; {
+			if st, err := od.Status(); err == nil && len(st.Groups) > 0 && st.Groups[0].Role == "owner" {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("%s did not take its group back before the live %s drill", owner, sc)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cmd := exec.Command("ip", "netns", "exec", meta.ID+"-"+owner, bin, "drill", sc, "--live", "--yes-disrupt",
+			"--duration", "3s", "-c", filepath.Join(dir, owner, "leasehold.yaml"), "--json")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Errorf("live drill %s on %s: %v\n%s", sc, owner, err, stderr.String())
+		}
+		rep, perr := drill.ReadJSON(out)
+		if perr != nil || len(rep.Results) != 1 {
+			t.Fatalf("live drill %s: no result (%v):\n%s\n%s", sc, perr, out, stderr.String())
+		}
+		r := rep.Results[0]
+		t.Logf("live %s on %s: %s dual ARP rounds %d of %d, epochs %v -> %v, reasons %v", sc, owner, r.Verdict,
+			r.DualARPRounds, r.ARPRounds, r.EpochBefore, r.EpochAfter, r.Reasons)
+		if !r.Pass || r.DualARPRounds != 0 || r.ARPRounds < 10 {
+			t.Errorf("live drill %s: verdict %s, %d dual of %d ARP rounds: %v", sc, r.Verdict, r.DualARPRounds, r.ARPRounds, r.Reasons)
+		}
+		if r.OldOwner != owner {
+			t.Errorf("live drill %s: %s was not the owner when the fault was injected (%q)", sc, owner, r.OldOwner)
+		}
+	}
+	// Without the explicit flag a live drill refuses.
+	if out, err := exec.Command(bin, "drill", "freeze", "--live", "-c", filepath.Join(dir, owner, "leasehold.yaml")).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "--yes-disrupt") {
+		t.Errorf("live drill without --yes-disrupt: %v\n%s", err, out)
 	}
 
 	// The daemons the drills restarted are recorded too.

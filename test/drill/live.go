@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/test/lhtest"
 )
 
@@ -309,6 +311,9 @@ type liveObserver struct {
 	vip   netip.Addr
 	start time.Time
 
+	fence *fencing.NFT // read only: is the local VIP's fence open
+
+	mu     sync.Mutex // the status poller and the ARP rounds both record
 	rounds int
 	dual   int
 	vipOn  []Span
@@ -327,15 +332,25 @@ func (o *liveObserver) run(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	defer func() {
+		if o.fence != nil {
+			o.fence.Close()
+		}
+	}()
+	// The daemon's status is polled on its own: while the daemon is frozen
+	// a status call blocks, and the ARP rounds must go on.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { o.pollStatus(ctx) })
 	frame := arpProbe(ifi.HardwareAddr, o.vip)
 	bcast := &packet.Addr{HardwareAddr: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
 	buf := make([]byte, 1500)
-	var last Mark
 	for ctx.Err() == nil {
 		at := time.Since(o.start).Microseconds()
 		next := time.Now().Add(100 * time.Millisecond)
 		conn.WriteTo(frame, bcast)
 		macs := map[string]bool{}
+		dual := false
 		for {
 			conn.SetReadDeadline(next)
 			n, _, err := conn.ReadFrom(buf)
@@ -344,31 +359,74 @@ func (o *liveObserver) run(ctx context.Context) error {
 			}
 			if mac, ok := arpReplyFor(buf[:n], o.vip, ifi.HardwareAddr); ok {
 				macs[mac] = true
+				// Our own replies never reach our probe: whether this node
+				// answers too is read from its kernel at the instant the
+				// other reply arrives (VIP configured and fence open), not
+				// from the daemon's status, which lags or is absent while it
+				// is frozen or just thawed.
+				if !dual && hasAddr(o.vip) && o.fenceOpen() {
+					dual = true
+				}
 			}
 		}
 		end := time.Since(o.start).Microseconds()
+		o.mu.Lock()
 		o.rounds++
-		st, serr := o.d.Status()
-		m := Mark{At: at, Node: "local", Up: serr == nil}
-		if serr == nil && len(st.Groups) > 0 {
-			m.Role, m.Epoch = st.Groups[0].Role, st.Groups[0].Epoch
-		}
-		if m.Role != last.Role || m.Epoch != last.Epoch || m.Up != last.Up || len(o.status) == 0 {
-			o.status = append(o.status, m)
-			last = m
-		}
-		local := hasAddr(o.vip)
-		if local {
+		if hasAddr(o.vip) {
 			o.vipOn = appendSpan(o.vipOn, at, end)
 		}
-		if len(macs) > 1 || (len(macs) > 0 && local && m.Role == "owner") {
+		if len(macs) > 1 || dual {
 			o.dual++
 		}
 		for mac := range macs {
 			o.arp[mac] = appendSpan(o.arp[mac], at, end)
 		}
+		o.mu.Unlock()
 	}
 	return nil
+}
+
+// pollStatus records the daemon's role and epoch every 100 ms, stamped
+// with the time the answer came (a frozen daemon answers late).
+func (o *liveObserver) pollStatus(ctx context.Context) {
+	var last Mark
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for first := true; ctx.Err() == nil; first = false {
+		st, err := o.d.Status()
+		m := Mark{At: time.Since(o.start).Microseconds(), Node: "local", Up: err == nil}
+		if err == nil && len(st.Groups) > 0 {
+			m.Role, m.Epoch = st.Groups[0].Role, st.Groups[0].Epoch
+		}
+		if first || m.Role != last.Role || m.Epoch != last.Epoch || m.Up != last.Up {
+			o.mu.Lock()
+			o.status = append(o.status, m)
+			o.mu.Unlock()
+			last = m
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}
+
+// fenceOpen reports whether the local kernel lets the VIP answer: its
+// element in leasehold's nftables fence is present and not expired. Without
+// a readable fence (nftables unused) a configured VIP counts as answering.
+func (o *liveObserver) fenceOpen() bool {
+	if o.fence == nil {
+		f, err := fencing.NewNFT("", nil)
+		if err != nil {
+			return true
+		}
+		o.fence = f
+	}
+	left, ok, err := o.fence.Armed(o.vip)
+	if err != nil {
+		return true
+	}
+	return ok && left > 0
 }
 
 func appendSpan(s []Span, from, to int64) []Span {
