@@ -62,6 +62,7 @@ type hookRunner struct {
 	fence           []fencing.Hook
 	promote, demote []fencing.Hook
 	log             *slog.Logger
+	failed          func(kind string) // counts a failed run (metrics)
 }
 
 func (h hookRunner) Fence(ctx context.Context, env fencing.FenceEnv) error {
@@ -69,11 +70,18 @@ func (h hookRunner) Fence(ctx context.Context, env fencing.FenceEnv) error {
 }
 
 func (h hookRunner) Promote(ctx context.Context, epoch uint64) error {
-	return fencing.RunHooks(ctx, h.promote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log)
+	return h.count("promote", fencing.RunHooks(ctx, h.promote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log))
 }
 
 func (h hookRunner) Demote(ctx context.Context, epoch uint64) error {
-	return fencing.RunHooks(ctx, h.demote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log)
+	return h.count("demote", fencing.RunHooks(ctx, h.demote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log))
+}
+
+func (h hookRunner) count(kind string, err error) error {
+	if err != nil && h.failed != nil {
+		h.failed(kind)
+	}
+	return err
 }
 
 func hooks(hs []config.Hook) []fencing.Hook {
@@ -172,7 +180,8 @@ func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	if probeOK && len(addrs) > 0 {
 		probe = arpProber{iface: lead.Interface, vips: addrs, wait: 20 * time.Millisecond}
 	}
-	hr := hookRunner{group: name, fence: fence, promote: promote, demote: demote, log: d.log.With("group", name)}
+	hr := hookRunner{group: name, fence: fence, promote: promote, demote: demote, log: d.log.With("group", name),
+		failed: func(kind string) { d.metrics.hookFails.WithLabelValues(name, kind).Inc() }}
 	for _, h := range append(append(append([]fencing.Hook{}, fence...), promote...), demote...) {
 		if err := fencing.CheckHook(h); err != nil {
 			return nil, fmt.Errorf("group %s: %w", name, err)
@@ -230,6 +239,9 @@ func (d *daemon) onTransition(group string, members []string, t node.Transition,
 		if n := d.notifiers[m]; n != nil {
 			n.Notify(state, uint8(d.cfg.Instance[m].Priority), epoch)
 		}
+	}
+	if n := d.syncNotifiers[group]; n != nil {
+		n.Notify(state, 0, epoch)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/leasehold/leasehold/node/notify"
 )
 
 // metrics are the daemon's Prometheus metrics, on its own registry.
@@ -31,6 +33,7 @@ type stateCollector struct {
 	epoch    *prometheus.Desc
 	armed    *prometheus.Desc
 	noQuorum *prometheus.Desc
+	notify   *prometheus.Desc
 }
 
 func newStateCollector(d *daemon) *stateCollector {
@@ -42,11 +45,14 @@ func newStateCollector(d *daemon) *stateCollector {
 		epoch:    prometheus.NewDesc("leasehold_group_epoch", "Epoch of the grant held (0: none).", []string{"group"}, nil),
 		armed:    prometheus.NewDesc("leasehold_fence_armed", "1 while the group's kernel fence is armed.", []string{"group"}, nil),
 		noQuorum: prometheus.NewDesc("leasehold_no_split_brain_protection", "1 when quorum is none (plain VRRP).", nil, nil),
+		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
+			"Notify script runs of an instance or sync group by outcome: run (finished), failed (non-zero exit or killed), "+
+				"timeout (killed at notify_timeout), dropped (queue full).", []string{"group", "outcome"}, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify} {
 		ch <- d
 	}
 }
@@ -75,6 +81,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), "", reason)
 		}
 	}
+	counts := func(group string, n notify.Counters) {
+		for outcome, v := range map[string]uint64{"run": n.Runs, "failed": n.Failures, "timeout": n.Timeouts, "dropped": n.Dropped} {
+			ch <- prometheus.MustNewConstMetric(c.notify, prometheus.CounterValue, float64(v), group, outcome)
+		}
+	}
+	for name, n := range c.d.notifiers {
+		counts(name, n.Counters())
+	}
+	for name, n := range c.d.syncNotifiers {
+		counts(name, n.Counters())
+	}
 	none := 0.0
 	if !c.d.leaseMode() {
 		none = 1
@@ -98,7 +115,7 @@ func newMetrics() *metrics {
 		sessionLoss: prometheus.NewCounter(prometheus.CounterOpts{Name: "leasehold_quorum_session_lost_total",
 			Help: "Quorum sessions lost."}),
 		hookFails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "leasehold_hook_failures_total",
-			Help: "Failed hooks and scripts (peer fence, resources, notify) per group."}, []string{"group", "kind"}),
+			Help: "Failed hook runs per group and kind (fence_peer, promote, demote)."}, []string{"group", "kind"}),
 	}
 	m.reg.MustRegister(m.transitions, m.alarms, m.renewRTT, m.margin, m.sessionUp, m.sessionLoss, m.hookFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -17,6 +17,7 @@ import (
 	"github.com/leasehold/leasehold/cmd/leasehold/config"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/node/notify"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/raft"
 	"github.com/leasehold/leasehold/vrrp"
@@ -82,15 +83,18 @@ type daemon struct {
 	groups    []*node.Group
 	super     *node.Supervisor
 	notifiers map[string]notifier
-	metrics   *metrics
-	tracked   []*tracked
-	file      string // for SIGHUP
-	watchdog  *watchdogGuard
+	// syncNotifiers are the vrrp_sync_groups' own notify scripts.
+	syncNotifiers map[string]*notify.Notifier
+	metrics       *metrics
+	tracked       []*tracked
+	file          string // for SIGHUP
+	watchdog      *watchdogGuard
 }
 
 // notifier runs notify scripts (package node/notify).
 type notifier interface {
 	Notify(state string, priority uint8, epoch uint64)
+	Counters() notify.Counters
 }
 
 func (d *daemon) leaseMode() bool { return d.cfg.Quorum.Backend != config.BackendNone }
@@ -101,7 +105,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 			"two nodes may hold the VIP at once (as with keepalived). Use it for interop and migration only.")
 	}
 	d := &daemon{cfg: cfg, log: log, vips: vipaddr.New(filepath.Join(cfg.StateDir, "vips.json")),
-		notifiers: map[string]notifier{}, metrics: newMetrics()}
+		notifiers: map[string]notifier{}, syncNotifiers: map[string]*notify.Notifier{}, metrics: newMetrics()}
 	d.metrics.watch(d)
 	return d, nil
 }
@@ -333,6 +337,9 @@ func (d *daemon) run(ctx context.Context) error {
 	for _, t := range d.tracked {
 		t.run(hctx, &hwg)
 	}
+	for _, n := range d.syncNotifiers {
+		hwg.Go(func() { n.Run(hctx) })
+	}
 	d.log.Info("running", "node", d.cfg.Node.Name, "instances", len(d.insts), "quorum", d.cfg.Quorum.Backend, "fence", d.fenceDesc)
 	sdNotify("READY=1\nSTATUS=running")
 	watchdog := sdWatchdogInterval()
@@ -377,6 +384,14 @@ func (d *daemon) run(ctx context.Context) error {
 			t.notif.Flush(fctx)
 			cancel()
 		}
+	}
+	for _, n := range d.syncNotifiers {
+		if !d.leaseMode() {
+			n.Notify(notify.Stop, 0, 0) // with a quorum the group's own stop says it
+		}
+		fctx, cancel := context.WithTimeout(context.Background(), stopBudget)
+		n.Flush(fctx)
+		cancel()
 	}
 	if d.super != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)

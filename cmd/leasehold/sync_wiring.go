@@ -2,19 +2,22 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sort"
 
 	"github.com/leasehold/leasehold/cmd/leasehold/config"
 	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/node/notify"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
 )
 
 // syncSetup is one vrrp_sync_group being built.
 type syncSetup struct {
 	sync  *node.SyncGroup
-	index map[string]int // member instance → index
-	none  *noneSync      // quorum none: adds/removes the members' VIPs
+	index map[string]int   // member instance → index
+	none  *noneSync        // quorum none: adds/removes the members' VIPs
+	notif *notify.Notifier // the group's own notify scripts (nil: none)
 }
 
 // setupSync builds every sync group: in lease mode one node.Group (one
@@ -31,6 +34,11 @@ func (d *daemon) setupSync() (map[string]*syncSetup, error) {
 	for _, name := range names {
 		members := d.cfg.Sync[name].Group
 		ss := &syncSetup{index: map[string]int{}}
+		n, err := d.syncNotifier(name, d.cfg.Sync[name])
+		if err != nil {
+			return nil, err
+		}
+		ss.notif = n
 		var ics []*config.Instance
 		var vips []vipaddr.VIP
 		var addrs []netip.Addr
@@ -52,7 +60,7 @@ func (d *daemon) setupSync() (map[string]*syncSetup, error) {
 			g.SetVRRP(ss.sync.Control())
 			d.groups = append(d.groups, g)
 		} else {
-			ss.none = &noneSync{d: d, name: name, effects: make([]*addrEffects, len(members))}
+			ss.none = &noneSync{d: d, name: name, effects: make([]*addrEffects, len(members)), notif: n}
 			ss.sync = node.NewSyncGroup(ss.none, len(members))
 			ss.none.sync = ss.sync
 		}
@@ -61,12 +69,29 @@ func (d *daemon) setupSync() (map[string]*syncSetup, error) {
 	return out, nil
 }
 
+// syncNotifier builds a sync group's notifier (nil if it has no scripts);
+// the daemon runs and flushes it with the instances' ones.
+func (d *daemon) syncNotifier(name string, sg *config.SyncGroup) (*notify.Notifier, error) {
+	if sg.NotifyMaster+sg.NotifyBackup+sg.NotifyFault+sg.NotifyStop+sg.Notify == "" {
+		return nil, nil
+	}
+	n, err := notify.New(name, notify.Config{Master: sg.NotifyMaster, Backup: sg.NotifyBackup, Fault: sg.NotifyFault,
+		Stop: sg.NotifyStop, Generic: sg.Notify, Timeout: sg.NotifyTimeout.D(), Kind: notify.KindGroup}, d.log)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp_sync_group %s: %w", name, err)
+	}
+	d.syncNotifiers[name] = n
+	return n, nil
+}
+
 // noneSync applies a sync group's decisions without a quorum.
 type noneSync struct {
 	d       *daemon
 	name    string
 	sync    *node.SyncGroup
 	effects []*addrEffects
+	notif   *notify.Notifier
+	faulted bool
 }
 
 func (n *noneSync) AllMaster() {
@@ -76,6 +101,7 @@ func (n *noneSync) AllMaster() {
 		}
 	}
 	n.sync.Control().Announce()
+	n.notify(notify.Master)
 }
 
 func (n *noneSync) NotAllMaster(reason string) {
@@ -83,6 +109,22 @@ func (n *noneSync) NotAllMaster(reason string) {
 		e.Down(context.Background())
 	}
 	n.d.log.Info("sync group left master", "group", n.name, "reason", reason)
+	if !n.faulted {
+		n.notify(notify.Backup)
+	}
 }
 
-func (n *noneSync) Faulted(bool) {}
+func (n *noneSync) Faulted(on bool) {
+	n.faulted = on
+	if on {
+		n.notify(notify.Fault)
+	} else {
+		n.notify(notify.Backup)
+	}
+}
+
+func (n *noneSync) notify(state string) {
+	if n.notif != nil {
+		n.notif.Notify(state, 0, 0)
+	}
+}

@@ -329,6 +329,9 @@ func TestHealthFaultAndHangingNotify(t *testing.T) {
 			if w.d["n1"].Role() != "owner" {
 				t.Fatalf("n1 is %s, want owner despite the hanging notify script", w.d["n1"].Role())
 			}
+			if m, err := w.d["n1"].Metrics(); err != nil || !strings.Contains(m, `leasehold_notify_scripts_total{group="VI_1",outcome="timeout"} 1`) {
+				t.Errorf("n1 /metrics does not count the notify timeout (%v):\n%s", err, grepLines(m, "notify"))
+			}
 			// The health check fails: n1 faults and n2 takes over.
 			t0 := w.now()
 			os.Remove(okFile)
@@ -403,14 +406,21 @@ func TestWatchdogWithResourceHooks(t *testing.T) {
 }
 
 // vrrp_sync_group: two instances move together under one lease, named
-// after the sync group, through kill -9 of the owner.
+// after the sync group, through kill -9 of the owner; the group's own
+// notify script hears GROUP G1 MASTER 0 on the new owner.
 func TestSyncGroupMovesTogether(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b, func(t *testing.T) {
 			w := newWorld(t, b)
 			vip2 := w.lab.Addr4(101)
+			// One script per node (in the node's own %DIR%): it logs its
+			// arguments next to itself.
+			for _, n := range []string{"n1", "n2"} {
+				os.MkdirAll(filepath.Join(w.dir, n), 0o755)
+				os.WriteFile(filepath.Join(w.dir, n, "group-notify.sh"), []byte("#!/bin/sh\necho \"$*\" >> \"$0.log\"\n"), 0o755)
+			}
 			w.tail = "  VI_2:\n    interface: %IFACE%\n    virtual_router_id: 52\n    priority: %PRIO%\n    version: 3\n    advert_int: 0.1\n" +
-				"    virtual_ipaddress: [\"" + vip2.String() + "/24\"]\nvrrp_sync_group:\n  G1: {group: [VI_1, VI_2]}\n"
+				"    virtual_ipaddress: [\"" + vip2.String() + "/24\"]\nvrrp_sync_group:\n  G1:\n    group: [VI_1, VI_2]\n    notify: %DIR%/group-notify.sh\n"
 			w.up()
 			if st, _ := w.d["n1"].Status(); len(st.Groups) != 1 || st.Groups[0].Group != "G1" {
 				t.Fatalf("n1 groups %+v, want the one sync group G1", st.Groups)
@@ -421,6 +431,24 @@ func TestSyncGroupMovesTogether(t *testing.T) {
 			w.takeover(t0, 20*time.Second)
 			w.waitFor("n2 to hold the second VIP too", 10*time.Second, func() bool { ok, _ := w.n2.HasAddr(vip2); return ok })
 			w.checkNoDualARP()
+			for _, n := range []string{"n1", "n2"} {
+				log := filepath.Join(w.dir, n, "group-notify.sh.log")
+				w.waitFor(n+"'s group notify to say MASTER", 10*time.Second, func() bool {
+					b, _ := os.ReadFile(log)
+					return strings.Contains(string(b), "GROUP G1 MASTER 0\n")
+				})
+			}
 		})
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

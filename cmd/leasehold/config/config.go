@@ -83,6 +83,16 @@ type Script struct {
 // lease (its key is the sync group's name).
 type SyncGroup struct {
 	Group []string `yaml:"group"`
+	// Notify scripts for the group as a whole, as keepalived's
+	// vrrp_sync_group runs them: the state's own script with no arguments,
+	// then notify with GROUP NAME STATE 0. With a quorum the state is the
+	// lease's (MASTER while the group is owned).
+	NotifyMaster  string   `yaml:"notify_master"`
+	NotifyBackup  string   `yaml:"notify_backup"`
+	NotifyFault   string   `yaml:"notify_fault"`
+	NotifyStop    string   `yaml:"notify_stop"`
+	Notify        string   `yaml:"notify"`
+	NotifyTimeout Duration `yaml:"notify_timeout"`
 }
 
 // Hook is a program run with a timeout (peer fencing, resources).

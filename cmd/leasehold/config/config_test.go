@@ -77,6 +77,8 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 			"bad.yaml:2: status.listen: 10.0.0.1 is not a loopback address"},
 		{"v3 auth", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    version: 3\n    virtual_router_id: 5\n    authentication: {auth_type: PASS, auth_pass: x}\n    virtual_ipaddress: [10.0.0.1]\n",
 			"bad.yaml:7: vrrp_instance.A.authentication: VRRPv3 has no authentication"},
+		{"sync notify relative", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n  B:\n    interface: eth0\n    virtual_router_id: 6\n    virtual_ipaddress: [10.0.0.2]\nvrrp_sync_group:\n  G:\n    group: [A, B]\n    notify: notify.sh\n",
+			"bad.yaml:14: vrrp_sync_group.G.notify: \"notify.sh\": an absolute path is required"},
 		{"syntax", "quorum: {backend: none\n", "bad.yaml:"},
 	}
 	for _, tc := range cases {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func importFile(t *testing.T, path string, opt ImportOptions) (*Imported, error) {
@@ -283,10 +284,16 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 			t.Errorf("warnings lack %q:\n%s", w, warned)
 		}
 	}
-	// The sync group is converted for real (its notify_* stay comments).
+	// The sync group is converted for real, its notify_* too.
 	if !strings.Contains(string(im.YAML), "vrrp_sync_group:\n  G1:") || !strings.Contains(string(im.YAML), "      - V6") ||
 		im.Config.Sync["G1"] == nil || len(im.Config.Sync["G1"].Group) != 2 {
 		t.Errorf("sync group not converted:\n%s", im.YAML)
+	}
+	if g := im.Config.Sync["G1"]; g == nil || g.NotifyMaster != "/etc/keepalived/master.sh" || g.NotifyTimeout.D() != 10*time.Second {
+		t.Errorf("sync group notify_master not converted: %+v\n%s", g, im.YAML)
+	}
+	if strings.Contains(warned, "notify_master: "+notYet) {
+		t.Errorf("sync group notify_master still reported as not supported:\n%s", warned)
 	}
 }
 

@@ -161,6 +161,18 @@ func (c *Config) validateSync() error {
 			}
 			seen[in] = name
 		}
+		for _, kv := range [][2]string{{"notify_master", g.NotifyMaster}, {"notify_backup", g.NotifyBackup},
+			{"notify_fault", g.NotifyFault}, {"notify_stop", g.NotifyStop}, {"notify", g.Notify}} {
+			if kv[1] != "" && !strings.HasPrefix(kv[1], "/") {
+				errs = append(errs, c.errAt(p+"."+kv[0], "%q: an absolute path is required", kv[1]))
+			}
+		}
+		if g.NotifyTimeout < 0 {
+			errs = append(errs, c.errAt(p+".notify_timeout", "must not be negative"))
+		}
+		if g.NotifyTimeout == 0 {
+			g.NotifyTimeout = Duration(10 * time.Second)
+		}
 	}
 	return errors.Join(errs...)
 }
