@@ -42,7 +42,7 @@ func (d *daemon) newTracked(ic *config.Instance) (*tracked, error) {
 		}
 		t.tracker = tr
 	}
-	if ic.NotifyMaster+ic.NotifyBackup+ic.NotifyFault+ic.NotifyStop+ic.Notify != "" {
+	if ic.Any() {
 		n, err := notify.New(ic.Name, notify.Config{Master: ic.NotifyMaster, Backup: ic.NotifyBackup, Fault: ic.NotifyFault,
 			Stop: ic.NotifyStop, Generic: ic.Notify, Timeout: ic.NotifyTimeout.D()}, d.log)
 		if err != nil {

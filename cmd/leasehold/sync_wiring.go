@@ -72,7 +72,7 @@ func (d *daemon) setupSync() (map[string]*syncSetup, error) {
 // syncNotifier builds a sync group's notifier (nil if it has no scripts);
 // the daemon runs and flushes it with the instances' ones.
 func (d *daemon) syncNotifier(name string, sg *config.SyncGroup) (*notify.Notifier, error) {
-	if sg.NotifyMaster+sg.NotifyBackup+sg.NotifyFault+sg.NotifyStop+sg.Notify == "" {
+	if !sg.Any() {
 		return nil, nil
 	}
 	n, err := notify.New(name, notify.Config{Master: sg.NotifyMaster, Backup: sg.NotifyBackup, Fault: sg.NotifyFault,

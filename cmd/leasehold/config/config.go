@@ -87,12 +87,22 @@ type SyncGroup struct {
 	// vrrp_sync_group runs them: the state's own script with no arguments,
 	// then notify with GROUP NAME STATE 0. With a quorum the state is the
 	// lease's (MASTER while the group is owned).
+	NotifyScripts `yaml:",inline"`
+}
+
+// NotifyScripts are keepalived's notify_* of an instance or a sync group.
+type NotifyScripts struct {
 	NotifyMaster  string   `yaml:"notify_master"`
 	NotifyBackup  string   `yaml:"notify_backup"`
 	NotifyFault   string   `yaml:"notify_fault"`
 	NotifyStop    string   `yaml:"notify_stop"`
 	Notify        string   `yaml:"notify"`
 	NotifyTimeout Duration `yaml:"notify_timeout"`
+}
+
+// Any reports whether a script is set.
+func (n NotifyScripts) Any() bool {
+	return n.NotifyMaster+n.NotifyBackup+n.NotifyFault+n.NotifyStop+n.Notify != ""
 }
 
 // Hook is a program run with a timeout (peer fencing, resources).
@@ -182,12 +192,7 @@ type Instance struct {
 	TrackScript    []string `yaml:"track_script"`
 	TrackInterface []string `yaml:"track_interface"`
 	// Notify scripts, called with keepalived's arguments.
-	NotifyMaster  string   `yaml:"notify_master"`
-	NotifyBackup  string   `yaml:"notify_backup"`
-	NotifyFault   string   `yaml:"notify_fault"`
-	NotifyStop    string   `yaml:"notify_stop"`
-	Notify        string   `yaml:"notify"`
-	NotifyTimeout Duration `yaml:"notify_timeout"`
+	NotifyScripts `yaml:",inline"`
 	// Lease-gated ownership (quorum etcd/raft): peer-fence hooks run by a
 	// new owner, resource hooks, and the ARP/NA probe before claiming.
 	FencePeer []Hook `yaml:"fence_peer"`

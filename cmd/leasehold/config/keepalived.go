@@ -779,19 +779,32 @@ func yamlHas(path ...string) bool {
 		if t.Kind() != reflect.Struct {
 			return false
 		}
-		found := false
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
-				t, found = f.Type, true
-				break
-			}
-		}
+		ft, found := yamlField(t, key)
 		if !found {
 			return false
 		}
+		t = ft
 	}
 	return true
+}
+
+// yamlField finds the field of struct type t named key in YAML, looking
+// into inline structs.
+func yamlField(t reflect.Type, key string) (reflect.Type, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			if ft, ok := yamlField(f.Type, key); ok {
+				return ft, true
+			}
+			continue
+		}
+		if name == key {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 var plainScalar = regexp.MustCompile(`^[A-Za-z0-9_/][A-Za-z0-9_./:@+-]*$`)

@@ -161,18 +161,26 @@ func (c *Config) validateSync() error {
 			}
 			seen[in] = name
 		}
-		for _, kv := range [][2]string{{"notify_master", g.NotifyMaster}, {"notify_backup", g.NotifyBackup},
-			{"notify_fault", g.NotifyFault}, {"notify_stop", g.NotifyStop}, {"notify", g.Notify}} {
-			if kv[1] != "" && !strings.HasPrefix(kv[1], "/") {
-				errs = append(errs, c.errAt(p+"."+kv[0], "%q: an absolute path is required", kv[1]))
-			}
+		errs = append(errs, c.validateNotify(p+".", &g.NotifyScripts))
+	}
+	return errors.Join(errs...)
+}
+
+// validateNotify checks notify_* under the key prefix p ("...NAME.") and
+// fills in the default timeout.
+func (c *Config) validateNotify(p string, n *NotifyScripts) error {
+	var errs []error
+	for _, kv := range [][2]string{{"notify_master", n.NotifyMaster}, {"notify_backup", n.NotifyBackup},
+		{"notify_fault", n.NotifyFault}, {"notify_stop", n.NotifyStop}, {"notify", n.Notify}} {
+		if kv[1] != "" && !strings.HasPrefix(kv[1], "/") {
+			errs = append(errs, c.errAt(p+kv[0], "%q: an absolute path is required", kv[1]))
 		}
-		if g.NotifyTimeout < 0 {
-			errs = append(errs, c.errAt(p+".notify_timeout", "must not be negative"))
-		}
-		if g.NotifyTimeout == 0 {
-			g.NotifyTimeout = Duration(10 * time.Second)
-		}
+	}
+	if n.NotifyTimeout < 0 {
+		errs = append(errs, c.errAt(p+"notify_timeout", "must not be negative"))
+	}
+	if n.NotifyTimeout == 0 {
+		n.NotifyTimeout = Duration(10 * time.Second)
 	}
 	return errors.Join(errs...)
 }
@@ -471,16 +479,7 @@ func (c *Config) validateInstance(in *Instance) error {
 		}
 		in.Tracks = append(in.Tracks, t)
 	}
-	for key, v := range map[string]string{"notify_master": in.NotifyMaster, "notify_backup": in.NotifyBackup,
-		"notify_fault": in.NotifyFault, "notify_stop": in.NotifyStop, "notify": in.Notify} {
-		if v != "" && !strings.HasPrefix(v, "/") {
-			bad(key, "%q: an absolute path is required", v)
-		}
-	}
-	if in.NotifyTimeout == 0 {
-		in.NotifyTimeout = Duration(10 * time.Second)
-	}
-	errs = append(errs, c.validateHooks(p+"fence_peer", in.FencePeer), c.validateHooks(p+"promote", in.Promote),
+	errs = append(errs, c.validateNotify(p, &in.NotifyScripts), c.validateHooks(p+"fence_peer", in.FencePeer), c.validateHooks(p+"promote", in.Promote),
 		c.validateHooks(p+"demote", in.Demote))
 	if in.Probe == nil {
 		t := true
