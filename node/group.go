@@ -100,6 +100,9 @@ type GroupStatus struct {
 	Since        time.Time     `json:"since"`
 	Transitions  []TransRecord `json:"last_transitions,omitempty"`
 	LastError    string        `json:"last_error,omitempty"`
+	// ReleasePending is the epoch of a grant whose release failed and is
+	// being retried (its key still sits under this node's session).
+	ReleasePending uint64 `json:"release_pending,omitempty"`
 }
 
 // TransRecord is one logged transition.
@@ -194,6 +197,7 @@ func (g *Group) Status() GroupStatus {
 	if g.m.Role() == RoleCandidate {
 		s.Stage = g.m.Stage().String()
 	}
+	s.ReleasePending = g.rel.Pending()
 	if d := g.m.Deadline(); !d.IsZero() {
 		s.DeadlineLeft = time.Until(d).Round(time.Millisecond).String()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/leasehold/leasehold/quorum"
@@ -25,8 +26,10 @@ type releaser struct {
 	interval time.Duration // between retries (doubling, up to maxRetryGap)
 	timeout  time.Duration // per retry
 
-	mu      sync.Mutex // held across each attempt and by Cancel
-	pending uint64     // the epoch a retry loop is working on (0: none)
+	mu sync.Mutex // held across each attempt and by Cancel
+	// pending is the epoch a retry loop is working on (0: none); written
+	// under mu, read without it (Pending must not wait for an attempt).
+	pending atomic.Uint64
 }
 
 const maxRetryGap = 2 * time.Second
@@ -40,7 +43,7 @@ func (r *releaser) Release(ctx context.Context, l Lease, g quorum.Grant, live fu
 	err := l.Release(ctx, g)
 	retry := retryable(err)
 	if retry {
-		r.pending = g.Epoch
+		r.pending.Store(g.Epoch)
 	}
 	r.mu.Unlock()
 	if retry {
@@ -52,16 +55,12 @@ func (r *releaser) Release(ctx context.Context, l Lease, g quorum.Grant, live fu
 // Cancel stops a pending retry (and waits for an attempt in flight).
 func (r *releaser) Cancel() {
 	r.mu.Lock()
-	r.pending = 0
+	r.pending.Store(0)
 	r.mu.Unlock()
 }
 
 // Pending is the epoch still to release (0: none).
-func (r *releaser) Pending() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.pending
-}
+func (r *releaser) Pending() uint64 { return r.pending.Load() }
 
 func (r *releaser) loop(l Lease, g quorum.Grant, live func(Lease) bool) {
 	gap := r.interval
@@ -69,11 +68,9 @@ func (r *releaser) loop(l Lease, g quorum.Grant, live func(Lease) bool) {
 		time.Sleep(gap)
 		gap = min(2*gap, maxRetryGap)
 		r.mu.Lock()
-		if r.pending != g.Epoch || !live(l) {
+		if r.pending.Load() != g.Epoch || !live(l) {
 			// Cancelled, replaced, or the session is gone (its keys go with it).
-			if r.pending == g.Epoch {
-				r.pending = 0
-			}
+			r.pending.CompareAndSwap(g.Epoch, 0)
 			r.mu.Unlock()
 			return
 		}
@@ -81,7 +78,7 @@ func (r *releaser) loop(l Lease, g quorum.Grant, live func(Lease) bool) {
 		err := l.Release(ctx, g)
 		cancel()
 		if !retryable(err) {
-			r.pending = 0
+			r.pending.Store(0)
 			r.mu.Unlock()
 			r.log.Info("release retried", "epoch", g.Epoch, "tries", tries+1, "result", errText(err))
 			return
