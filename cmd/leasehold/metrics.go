@@ -34,6 +34,7 @@ type stateCollector struct {
 	armed    *prometheus.Desc
 	noQuorum *prometheus.Desc
 	notify   *prometheus.Desc
+	relRetry *prometheus.Desc
 }
 
 func newStateCollector(d *daemon) *stateCollector {
@@ -45,6 +46,8 @@ func newStateCollector(d *daemon) *stateCollector {
 		epoch:    prometheus.NewDesc("leasehold_group_epoch", "Epoch of the grant held (0: none).", []string{"group"}, nil),
 		armed:    prometheus.NewDesc("leasehold_fence_armed", "1 while the group's kernel fence is armed.", []string{"group"}, nil),
 		noQuorum: prometheus.NewDesc("leasehold_no_split_brain_protection", "1 when quorum is none (plain VRRP).", nil, nil),
+		relRetry: prometheus.NewDesc("leasehold_release_retrying",
+			"1 while a failed release of the group is being retried (its key still sits under this node's session).", []string{"group"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
 			"Notify script runs of an instance or sync group by outcome: run (finished), failed (non-zero exit or killed), "+
 				"timeout (killed at notify_timeout), dropped (queue full).", []string{"group", "outcome"}, nil),
@@ -52,7 +55,7 @@ func newStateCollector(d *daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry} {
 		ch <- d
 	}
 }
@@ -67,6 +70,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			armed = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.armed, prometheus.GaugeValue, armed, s.Group)
+		retrying := 0.0
+		if s.ReleasePending != 0 {
+			retrying = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.relRetry, prometheus.GaugeValue, retrying, s.Group)
 	}
 	for _, in := range c.d.insts {
 		s := in.Status()

@@ -276,7 +276,8 @@ func TestGracefulHandover(t *testing.T) {
 			t.Fatalf("metrics: %v", err)
 		}
 		for _, want := range []string{`leasehold_group_role{group="VI_1",role="owner"} 1`, `leasehold_quorum_session_up 1`,
-			`leasehold_transitions_total{group="VI_1",to="owner"} 1`, `leasehold_renew_latency_seconds_count`} {
+			`leasehold_transitions_total{group="VI_1",to="owner"} 1`, `leasehold_renew_latency_seconds_count`,
+			`leasehold_release_retrying{group="VI_1"} 0`} {
 			if !strings.Contains(m, want) {
 				t.Errorf("n2 /metrics lacks %q", want)
 			}
