@@ -103,6 +103,18 @@ type GroupStatus struct {
 	// ReleasePending is the epoch of a grant whose release failed and is
 	// being retried (its key still sits under this node's session).
 	ReleasePending uint64 `json:"release_pending,omitempty"`
+	// Priority is the priority this node asks the lease with (the highest
+	// of the group's instances).
+	Priority int `json:"priority"`
+	// Holder is who holds the group at the quorum as this node's watch last
+	// saw it ("" = free or not seen yet, "unknown" = an unreadable value),
+	// with HolderEpoch.
+	Holder      string `json:"holder,omitempty"`
+	HolderEpoch uint64 `json:"holder_epoch,omitempty"`
+	// FenceRefreshes counts kernel fence refreshes, FenceRefreshFailures
+	// those that failed or came too late.
+	FenceRefreshes       uint64 `json:"fence_refreshes"`
+	FenceRefreshFailures uint64 `json:"fence_refresh_failures"`
 }
 
 // TransRecord is one logged transition.
@@ -122,9 +134,16 @@ type Group struct {
 	events chan Event
 	lease  atomic.Pointer[leaseRef]
 
-	rel releaser
+	rel      releaser
+	priority atomic.Int64
+	// fence refreshes (RefreshFence actions), and those that failed
+	refreshes, refreshFails atomic.Uint64
 
 	mu     sync.Mutex
+	holder struct {
+		node  string
+		epoch uint64
+	}
 	m      Machine
 	since  time.Time
 	trans  []TransRecord
@@ -152,6 +171,7 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 	g := &Group{cfg: cfg, deps: deps, log: log.With("group", cfg.Machine.Group),
 		events: make(chan Event, 256), m: New(cfg.Machine), since: time.Now()}
 	g.rel = releaser{log: g.log, interval: cfg.Machine.RetryInterval, timeout: cfg.Machine.StepTimeout}
+	g.priority.Store(int64(cfg.Priority))
 	return g, nil
 }
 
@@ -198,6 +218,12 @@ func (g *Group) Status() GroupStatus {
 		s.Stage = g.m.Stage().String()
 	}
 	s.ReleasePending = g.rel.Pending()
+	s.Priority = int(g.priority.Load())
+	s.Holder, s.HolderEpoch = g.holder.node, g.holder.epoch
+	// Failures first: a refresh is counted before its failure, so the
+	// difference never goes negative.
+	s.FenceRefreshFailures = g.refreshFails.Load()
+	s.FenceRefreshes = g.refreshes.Load()
 	if d := g.m.Deadline(); !d.IsZero() {
 		s.DeadlineLeft = time.Until(d).Round(time.Millisecond).String()
 	}
@@ -256,9 +282,22 @@ func (g *Group) Run(ctx context.Context) error {
 	}
 }
 
+// SetPriority changes the priority recorded with the next acquire (a
+// reload; VRRP's own priority is changed on the instance).
+func (g *Group) SetPriority(p int) { g.priority.Store(int64(p)) }
+
 func (g *Group) step(ev Event) {
 	now := time.Now()
 	g.mu.Lock()
+	switch ev := ev.(type) {
+	case KeyPut:
+		g.holder.node, g.holder.epoch = ev.Holder, ev.Epoch
+		if ev.Holder == "" {
+			g.holder.node = "unknown"
+		}
+	case KeyDeleted:
+		g.holder.node, g.holder.epoch = "", 0
+	}
 	m, acts := g.m.Step(ev, now)
 	g.m = m
 	g.mu.Unlock()
@@ -312,7 +351,7 @@ func (g *Group) perform(a Action, m Machine) {
 		}
 		g.async(step, func(ctx context.Context) Event {
 			g.rel.Cancel() // an acquire of our own held key gets it back
-			gr, err := l.Acquire(ctx, g.Name(), g.cfg.Priority)
+			gr, err := l.Acquire(ctx, g.Name(), int(g.priority.Load()))
 			if err != nil {
 				if errors.Is(err, quorum.ErrHeld) {
 					return AcquireFailed{Holder: err.Error()}
@@ -377,6 +416,7 @@ func (g *Group) perform(a Action, m Machine) {
 		}
 		g.Post(VIPUp{Epoch: a.Epoch, Err: err})
 	case RefreshFence:
+		g.refreshes.Add(1)
 		err := g.armFence(a.Deadline)
 		if err == nil {
 			var lt time.Duration
@@ -385,6 +425,7 @@ func (g *Group) perform(a Action, m Machine) {
 			}
 		}
 		if err != nil {
+			g.refreshFails.Add(1)
 			g.setErr(err)
 			g.Post(FenceFailed{Err: err})
 		}

@@ -35,6 +35,7 @@ type stateCollector struct {
 	noQuorum *prometheus.Desc
 	notify   *prometheus.Desc
 	relRetry *prometheus.Desc
+	refresh  *prometheus.Desc
 }
 
 func newStateCollector(d *daemon) *stateCollector {
@@ -46,6 +47,8 @@ func newStateCollector(d *daemon) *stateCollector {
 		epoch:    prometheus.NewDesc("leasehold_group_epoch", "Epoch of the grant held (0: none).", []string{"group"}, nil),
 		armed:    prometheus.NewDesc("leasehold_fence_armed", "1 while the group's kernel fence is armed.", []string{"group"}, nil),
 		noQuorum: prometheus.NewDesc("leasehold_no_split_brain_protection", "1 when quorum is none (plain VRRP).", nil, nil),
+		refresh: prometheus.NewDesc("leasehold_fence_refreshes_total",
+			"Kernel fence refreshes on lease renewals, by result (ok, failed: an error or too late).", []string{"group", "result"}, nil),
 		relRetry: prometheus.NewDesc("leasehold_release_retrying",
 			"1 while a failed release of the group is being retried (its key still sits under this node's session).", []string{"group"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
@@ -55,7 +58,7 @@ func newStateCollector(d *daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh} {
 		ch <- d
 	}
 }
@@ -75,6 +78,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			retrying = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.relRetry, prometheus.GaugeValue, retrying, s.Group)
+		ch <- prometheus.MustNewConstMetric(c.refresh, prometheus.CounterValue, float64(s.FenceRefreshes-s.FenceRefreshFailures), s.Group, "ok")
+		ch <- prometheus.MustNewConstMetric(c.refresh, prometheus.CounterValue, float64(s.FenceRefreshFailures), s.Group, "failed")
 	}
 	for _, in := range c.d.insts {
 		s := in.Status()

@@ -87,5 +87,19 @@ func (d *daemon) reload(path string) (applied, refused []string, err error) {
 		d.cfg.Instance[c.name].Priority = c.prio
 		applied = append(applied, fmt.Sprintf("vrrp_instance.%s.priority = %d", c.name, c.prio))
 	}
+	// The priority recorded with the lease: a group's highest member.
+	for _, g := range d.groups {
+		members := []string{g.Name()}
+		if sg := d.cfg.Sync[g.Name()]; sg != nil {
+			members = sg.Group
+		}
+		prio := 0
+		for _, m := range members {
+			if ic := d.cfg.Instance[m]; ic != nil {
+				prio = max(prio, ic.Priority)
+			}
+		}
+		g.SetPriority(prio)
+	}
 	return applied, nil, nil
 }

@@ -154,14 +154,18 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	if len(doc.Groups) > 0 {
-		fmt.Fprintln(tw, "GROUP\tROLE\tSTAGE\tEPOCH\tDEADLINE IN\tFENCE\tFENCE LEFT\tSINCE\tLAST ERROR")
+		fmt.Fprintln(tw, "GROUP\tROLE\tSTAGE\tPRIO\tEPOCH\tHOLDER\tDEADLINE IN\tFENCE\tFENCE LEFT\tSINCE\tLAST ERROR")
 		for _, g := range doc.Groups {
 			lastErr := g.LastError
 			if g.ReleasePending != 0 {
 				lastErr = fmt.Sprintf("release of epoch %d pending (retrying); %s", g.ReleasePending, lastErr)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%v\t%s\t%s\t%s\n", g.Group, g.Role, g.Stage, g.Epoch, g.DeadlineLeft,
-				g.FenceArmed, g.FenceLeft, g.Since.Format(time.TimeOnly), lastErr)
+			holder := "free"
+			if g.Holder != "" {
+				holder = fmt.Sprintf("%s@%d", g.Holder, g.HolderEpoch)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%v\t%s\t%s\t%s\n", g.Group, g.Role, g.Stage, g.Priority, g.Epoch, holder,
+				g.DeadlineLeft, g.FenceArmed, g.FenceLeft, g.Since.Format(time.TimeOnly), lastErr)
 		}
 		fmt.Fprintln(tw)
 	}

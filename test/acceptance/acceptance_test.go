@@ -268,7 +268,7 @@ func TestGracefulHandover(t *testing.T) {
 		// The operator's view: `leasehold status` as a table.
 		bin, _ := lhtest.Binary()
 		out, err := exec.Command(bin, "status", "--socket", "unix:"+w.d["n2"].Sock).CombinedOutput()
-		if err != nil || !regexp.MustCompile(`VI_1\s+owner`).Match(out) || !strings.Contains(string(out), "fence: nftables") {
+		if err != nil || !regexp.MustCompile(`VI_1\s+owner\s+100\s+\d+\s+n2@\d+`).Match(out) || !strings.Contains(string(out), "fence: nftables") {
 			t.Errorf("leasehold status on n2: %v\n%s", err, out)
 		}
 		m, err := w.d["n2"].Metrics()
@@ -277,7 +277,7 @@ func TestGracefulHandover(t *testing.T) {
 		}
 		for _, want := range []string{`leasehold_group_role{group="VI_1",role="owner"} 1`, `leasehold_quorum_session_up 1`,
 			`leasehold_transitions_total{group="VI_1",to="owner"} 1`, `leasehold_renew_latency_seconds_count`,
-			`leasehold_release_retrying{group="VI_1"} 0`} {
+			`leasehold_release_retrying{group="VI_1"} 0`, `leasehold_fence_refreshes_total{group="VI_1",result="failed"} 0`} {
 			if !strings.Contains(m, want) {
 				t.Errorf("n2 /metrics lacks %q", want)
 			}
