@@ -150,7 +150,7 @@ func TestBenchmark(t *testing.T) {
 		settle := time.NewTimer(300 * time.Millisecond)
 		<-settle.C
 	}
-	row("leader shutdown → new leader serving", elect)
+	row("leader stopped (hands leadership off) → new leader serving", elect)
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nraft-3 on loopback, heartbeat/election %v/%v, TTL %v\n\n", v.cfgs[0].HeartbeatTimeout, v.cfgs[0].ElectionTimeout, ttl)
