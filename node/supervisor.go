@@ -69,16 +69,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if r, ok := sess.(interface {
-			OnRenew(func(time.Duration, time.Time))
-		}); ok {
-			r.OnRenew(func(rtt time.Duration, d time.Time) {
-				s.each(Renewed{Deadline: d})
-				if s.OnRenew != nil {
-					s.OnRenew(rtt, d)
-				}
-			})
-		}
+		sess.OnRenew(func(rtt time.Duration, d time.Time) {
+			s.each(Renewed{Deadline: d})
+			if s.OnRenew != nil {
+				s.OnRenew(rtt, d)
+			}
+		})
 		s.mu.Lock()
 		s.session = sess
 		s.mu.Unlock()

@@ -150,6 +150,11 @@ type Session interface {
 	Done() <-chan struct{}
 	// Err says why Done was closed (wraps ErrLost or ErrClosed).
 	Err() error
+	// OnRenew registers f, run after every acknowledged renewal with the
+	// round trip and the new local deadline (the kernel fence and metrics
+	// follow it). Set it before Run. f runs on the renewal path: it must
+	// not block.
+	OnRenew(f func(rtt time.Duration, deadline time.Time))
 	// Run renews the lease on its own timer until ctx ends or the session is
 	// lost. It returns the loss error (or ctx.Err()).
 	Run(ctx context.Context) error
