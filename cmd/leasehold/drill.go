@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/drill"
-	"github.com/leasehold/leasehold/test/labctl"
+	"github.com/leasehold/leasehold/lab/drill"
+	"github.com/leasehold/leasehold/lab/labctl"
 )
 
 const drillUsage = `usage: leasehold drill SCENARIO [flags]

@@ -16,8 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/leasehold/leasehold/test/etcdmember"
-	"github.com/leasehold/leasehold/test/labctl"
+	"github.com/leasehold/leasehold/lab/etcdmember"
+	"github.com/leasehold/leasehold/lab/labctl"
 )
 
 const labUsage = `usage: leasehold lab SUBCOMMAND [flags]

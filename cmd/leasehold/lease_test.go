@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/lab/labdaemon"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/etcd/etcdtest"
 	"github.com/leasehold/leasehold/quorum/raft"
 	"github.com/leasehold/leasehold/test/freeport"
-	"github.com/leasehold/leasehold/test/lhtest"
 )
 
 func run(t *testing.T, args ...string) (string, string, int) {
@@ -78,7 +78,7 @@ func TestLeaseCLIEtcd(t *testing.T) {
 		t.Fatalf("lease history lacks epoch %d:\n%s", g.Epoch, out)
 	}
 	// watch: a release shows up as a delete with the epoch.
-	wout := &lhtest.SyncBuffer{}
+	wout := &labdaemon.SyncBuffer{}
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
 	done := make(chan int, 1)

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/lab/netlab"
 	"github.com/leasehold/leasehold/test/lhtest"
-	"github.com/leasehold/leasehold/test/netlab"
 )
 
 var backends = []string{"etcd", "raft"}

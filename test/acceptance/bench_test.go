@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/lab/netlab"
 	"github.com/leasehold/leasehold/test/benchdoc"
 	"github.com/leasehold/leasehold/test/keepalivedtest"
-	"github.com/leasehold/leasehold/test/netlab"
 )
 
 // system is one contender of the failover benchmark.

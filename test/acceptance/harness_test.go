@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/lab/labdaemon"
+	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
 	"github.com/leasehold/leasehold/test/lhtest"
-	"github.com/leasehold/leasehold/test/netlab"
 )
 
 // probeTimeout overrides the client probe's timeout (benchmarks).
@@ -43,7 +45,7 @@ type world struct {
 	ctx     context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
-	d       map[string]*lhtest.Daemon
+	d       map[string]*labdaemon.Daemon
 	quorum  *netlab.Proc // etcdserver or the witness
 	dir     string
 	extra   map[string]string // extra YAML per node, appended to the instance
@@ -57,10 +59,10 @@ type world struct {
 
 func newWorld(t *testing.T, backend string) *world {
 	t.Helper()
-	lab := netlab.NewForTest(t, netlab.Options{Hosts: []string{"n1", "n2", "q"}, Client: true})
+	lab := netlabtest.NewForTest(t, netlab.Options{Hosts: []string{"n1", "n2", "q"}, Client: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, backend: backend, lab: lab, n1: lab.Host("n1"), n2: lab.Host("n2"), q: lab.Host("q"),
-		vip: lab.VIP4(), ctx: ctx, stop: cancel, d: map[string]*lhtest.Daemon{}, dir: t.TempDir(), extra: map[string]string{}, ttl: ttl}
+		vip: lab.VIP4(), ctx: ctx, stop: cancel, d: map[string]*labdaemon.Daemon{}, dir: t.TempDir(), extra: map[string]string{}, ttl: ttl}
 	w.mon = netlab.NewAddrMonitor(lab.Timebase(), w.vip, w.n1, w.n2)
 	w.arp = netlab.NewARPProber(lab, w.vip)
 	w.tcp = netlab.NewTCPProber(lab.Timebase(), lab.Host(netlab.ClientName), netip.AddrPortFrom(w.vip, probePort))
@@ -169,7 +171,7 @@ func (w *world) quorumYAML(h *netlab.Host) string {
 }
 
 // startNode runs leasehold on h with priority prio.
-func (w *world) startNode(h *netlab.Host, prio int) *lhtest.Daemon {
+func (w *world) startNode(h *netlab.Host, prio int) *labdaemon.Daemon {
 	w.t.Helper()
 	// extra: top-level blocks first (lines not indented), then instance keys.
 	var top, inst strings.Builder
@@ -183,7 +185,11 @@ func (w *world) startNode(h *netlab.Host, prio int) *lhtest.Daemon {
 	conf := fmt.Sprintf("node: {name: %s}\n%s%sstatus: {listen: \"unix:%%SOCK%%\"}\nstate_dir: %%DIR%%/state\nvrrp_instance:\n  VI_1:\n    interface: %s\n    virtual_router_id: 51\n    priority: %d\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [\"%s/24\"]\n%s",
 		h.Name, w.quorumYAML(h), top.String(), h.Iface, prio, w.vip, inst.String())
 	conf += strings.ReplaceAll(strings.ReplaceAll(w.tail, "%IFACE%", h.Iface), "%PRIO%", fmt.Sprint(prio))
-	d, err := lhtest.Start(w.ctx, h, filepath.Join(w.dir, h.Name), conf)
+	bin, err := lhtest.Binary()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	d, err := labdaemon.Start(w.ctx, bin, h, filepath.Join(w.dir, h.Name), conf)
 	if err != nil {
 		w.t.Fatal(err)
 	}

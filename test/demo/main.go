@@ -3,7 +3,7 @@
 // report, and tears the lab down, also when interrupted. Needs root.
 //
 // It drives the same packages as `leasehold lab` and `leasehold drill`
-// (test/labctl, test/drill) in-process, the way a benchmark would.
+// (lab/labctl, lab/drill) in-process, the way a benchmark would.
 package main
 
 import (
@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/drill"
-	"github.com/leasehold/leasehold/test/labctl"
+	"github.com/leasehold/leasehold/lab/drill"
+	"github.com/leasehold/leasehold/lab/labctl"
 )
 
 func main() {

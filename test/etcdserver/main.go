@@ -1,5 +1,5 @@
 // Command etcdserver runs one embedded etcd member (package
-// test/etcdmember) for the acceptance tests, so a quorum can live in its
+// lab/etcdmember) for the acceptance tests, so a quorum can live in its
 // own network namespace as a real process. The lab runs the same member as
 // `leasehold lab etcd-member`.
 //
@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/leasehold/leasehold/test/etcdmember"
+	"github.com/leasehold/leasehold/lab/etcdmember"
 )
 
 func main() {

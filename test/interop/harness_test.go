@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/lab/labdaemon"
+	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
 	"github.com/leasehold/leasehold/test/keepalivedtest"
 	"github.com/leasehold/leasehold/test/lhtest"
-	"github.com/leasehold/leasehold/test/netlab"
 )
 
 const probePort = 8080
@@ -45,12 +47,12 @@ type world struct {
 	wg   sync.WaitGroup
 
 	kad *keepalivedtest.Keepalived
-	lhd *lhtest.Daemon
+	lhd *labdaemon.Daemon
 }
 
 func newWorld(t *testing.T, p pair) *world {
 	t.Helper()
-	lab := netlab.NewForTest(t, netlab.Options{Hosts: []string{"ka", "lh", "x"}, Client: true}, "/usr/sbin/keepalived")
+	lab := netlabtest.NewForTest(t, netlab.Options{Hosts: []string{"ka", "lh", "x"}, Client: true}, "/usr/sbin/keepalived")
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, p: p, lab: lab, ka: lab.Host("ka"), lh: lab.Host("lh"), x: lab.Host("x"), ctx: ctx, stop: cancel}
 	w.vip = lab.VIP4()
@@ -178,7 +180,11 @@ func (w *world) startLeasehold() {
 	if w.p.unicast {
 		fmt.Fprintf(&b, "    unicast_src_ip: %s\n    unicast_peer: [\"%s\"]\n", w.addr(w.lh), w.addr(w.ka))
 	}
-	d, err := lhtest.Start(w.ctx, w.lh, dir, b.String())
+	bin, err := lhtest.Binary()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	d, err := labdaemon.Start(w.ctx, bin, w.lh, dir, b.String())
 	if err != nil {
 		w.t.Fatalf("leasehold: %v", err)
 	}

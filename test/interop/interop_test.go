@@ -1,7 +1,7 @@
 // Package interop runs leasehold (quorum none) against the real keepalived
 // from Debian's package, in network namespaces, and checks the VRRP
 // election both ways, over VRRPv2, v3, IPv6 and unicast, with the invariant
-// checkers of test/netlab watching the VIP.
+// checkers of lab/netlab watching the VIP.
 package interop
 
 import (
@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/leasehold/leasehold/lab/labdaemon"
 	"github.com/leasehold/leasehold/test/lhtest"
 	"github.com/leasehold/leasehold/vrrp"
 )
@@ -204,7 +205,7 @@ func TestHostileAdvertsAreDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dumpOut := &lhtest.SyncBuffer{}
+	dumpOut := &labdaemon.SyncBuffer{}
 	dump := w.ka.Command(w.ctx, bin, "vrrp", "dump", "--iface", w.ka.Iface, "--duration", "3s",
 		"--vrid", fmt.Sprint(p.vrid), "--auth-pass", p.authPass, "--advert-int", "1s")
 	dump.Stdout, dump.Stderr = dumpOut, dumpOut

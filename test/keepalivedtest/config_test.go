@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
 )
 
 func richConfig(iface string) Config {
@@ -96,7 +97,7 @@ func TestValidateRejects(t *testing.T) {
 // TestRenderedConfigPassesKeepalived runs keepalived's own config check on
 // the rendered file inside a lab host (it needs a real interface).
 func TestRenderedConfigPassesKeepalived(t *testing.T) {
-	l := netlab.NewForTest(t, netlab.Options{Hosts: []string{"n1"}}, Binary)
+	l := netlabtest.NewForTest(t, netlab.Options{Hosts: []string{"n1"}}, Binary)
 	h := l.Host("n1")
 	text, err := richConfig(h.Iface).Render(h.Name)
 	if err != nil {

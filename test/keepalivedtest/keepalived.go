@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/netlab"
 )
 
 // Binary is the keepalived executable.

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
 )
 
 const port = 7300
@@ -120,7 +121,7 @@ func start(t *testing.T, h *netlab.Host, conf Config) *Keepalived {
 // electPair brings up the lab, the checkers and keepalived on n1 (master)
 // and n2 (backup), and waits until every checker sees n1 as the only owner.
 func electPair(t *testing.T) (*netlab.Lab, *checkers, *Keepalived, *Keepalived) {
-	l := netlab.NewForTest(t, netlab.DefaultOptions(), Binary)
+	l := netlabtest.NewForTest(t, netlab.DefaultOptions(), Binary)
 	c := startCheckers(t, l)
 	n1, n2 := l.Host("n1"), l.Host("n2")
 	k1 := start(t, n1, pair(l, n1, "MASTER", 120))
@@ -219,7 +220,7 @@ func TestGracefulStopHandsOver(t *testing.T) {
 // TestCleanupKillsKeepalived: after a crash of the test process, the state
 // file is enough to remove keepalived's parent and its VRRP child.
 func TestCleanupKillsKeepalived(t *testing.T) {
-	l := netlab.NewForTest(t, netlab.Options{Hosts: []string{"n1"}}, Binary)
+	l := netlabtest.NewForTest(t, netlab.Options{Hosts: []string{"n1"}}, Binary)
 	n1 := l.Host("n1")
 	k := start(t, n1, pair(l, n1, "MASTER", 120))
 	child := k.VRRPPID()

@@ -1,23 +1,13 @@
-// Package lhtest builds the leasehold binary once per test process and runs
-// it inside netlab hosts, with a client for its status API. Used by the
-// interop and acceptance tests and the lab.
+// Package lhtest builds the leasehold binary and the etcd server tool once
+// per test process (go build), for tests that run them as real processes.
 package lhtest
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
-	"time"
-
-	"github.com/leasehold/leasehold/test/netlab"
 )
 
 var (
@@ -43,171 +33,6 @@ func Binary() (string, error) {
 	})
 	return binPath, buildErr
 }
-
-// Daemon is a running `leasehold run` in a lab host.
-type Daemon struct {
-	Host *netlab.Host
-	Proc *netlab.Proc
-	Sock string
-	Dir  string
-	log  *SyncBuffer
-}
-
-// SyncBuffer is a goroutine-safe bytes.Buffer.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Start writes conf (YAML; "%SOCK%" and "%DIR%" are replaced by the status
-// socket path and a private directory) and runs leasehold in host.
-func Start(ctx context.Context, host *netlab.Host, dir, conf string, extraArgs ...string) (*Daemon, error) {
-	bin, err := Binary()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	d := &Daemon{Host: host, Sock: filepath.Join(dir, "lh.sock"), Dir: dir, log: &SyncBuffer{}}
-	conf = replaceAll(conf, map[string]string{"%SOCK%": d.Sock, "%DIR%": dir})
-	path := filepath.Join(dir, "leasehold.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	args := append([]string{"run", "-c", path, "-log-level", "debug"}, extraArgs...)
-	cmd := host.Command(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	if d.Proc, err = host.StartCmd(cmd); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-func replaceAll(s string, kv map[string]string) string {
-	for k, v := range kv {
-		s = string(bytes.ReplaceAll([]byte(s), []byte(k), []byte(v)))
-	}
-	return s
-}
-
-// Log is what the daemon printed so far.
-func (d *Daemon) Log() string { return d.log.String() }
-
-// Signal sends sig to the daemon.
-func (d *Daemon) Signal(sig syscall.Signal) error { return d.Proc.Signal(sig) }
-
-// Kill9 kills the daemon and waits for it.
-func (d *Daemon) Kill9() {
-	d.Proc.Signal(syscall.SIGKILL)
-	d.Proc.Wait(context.Background())
-}
-
-// Status is the part of GET /status tests read.
-type Status struct {
-	Node    string `json:"node"`
-	Quorum  string `json:"quorum"`
-	Fence   string `json:"fence"`
-	Warning string `json:"warning"`
-	Groups  []struct {
-		Group      string `json:"group"`
-		Role       string `json:"role"`
-		Epoch      uint64 `json:"epoch"`
-		FenceArmed bool   `json:"fence_armed"`
-		LastError  string `json:"last_error"`
-	} `json:"groups"`
-	Instances []struct {
-		Name  string            `json:"name"`
-		State string            `json:"state"`
-		Drops map[string]uint64 `json:"drops"`
-		Recv  uint64            `json:"adverts_received"`
-	} `json:"instances"`
-	SocketDrops map[string]uint64 `json:"socket_drops"`
-}
-
-// Status reads the status API.
-func (d *Daemon) Status() (Status, error) {
-	var s Status
-	b, err := d.get("/status")
-	if err != nil {
-		return s, err
-	}
-	return s, json.Unmarshal(b, &s)
-}
-
-// Metrics reads the Prometheus text.
-func (d *Daemon) Metrics() (string, error) {
-	b, err := d.get("/metrics")
-	return string(b), err
-}
-
-func (d *Daemon) get(path string) ([]byte, error) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", d.Sock)
-		}}}
-	resp, err := c.Get("http://leasehold" + path)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, err = b.ReadFrom(resp.Body)
-	return b.Bytes(), err
-}
-
-// WaitReady polls the status API until it answers.
-func (d *Daemon) WaitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		_, err := d.Status()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-d.Proc.Done():
-			return fmt.Errorf("leasehold exited: %s", tail(d.Log(), 20))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("status API not up after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Role returns the first group's role ("" if unknown).
-func (d *Daemon) Role() string {
-	s, err := d.Status()
-	if err != nil || len(s.Groups) == 0 {
-		return ""
-	}
-	return s.Groups[0].Role
-}
-
-func tail(s string, n int) string {
-	lines := bytes.Split(bytes.TrimRight([]byte(s), "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}
-
-// Tail returns the last n lines of the log.
-func (d *Daemon) Tail(n int) string { return tail(d.Log(), n) }
 
 var (
 	etcdOnce sync.Once

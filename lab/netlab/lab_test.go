@@ -1,7 +1,9 @@
-package netlab
+package netlab_test
 
 import (
 	"context"
+	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
 	"net"
 	"net/netip"
 	"os"
@@ -31,13 +33,13 @@ func netnsList(t *testing.T) []string {
 }
 
 func TestLabUpDownLeavesNothing(t *testing.T) {
-	Require(t)
+	netlabtest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	state := filepath.Join(t.TempDir(), "lab.json")
-	opts := DefaultOptions()
+	opts := netlab.DefaultOptions()
 	opts.StateFile = state
-	l, err := New(opts)
+	l, err := netlab.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func TestLabUpDownLeavesNothing(t *testing.T) {
 			t.Errorf("name %s longer than 15", ns)
 		}
 	}
-	st, err := ReadState(state)
+	st, err := netlab.ReadState(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestLabUpDownLeavesNothing(t *testing.T) {
 
 	// Layer 2 and 3 work: the client reaches both nodes over v4 and v6,
 	// with sockets opened inside Do.
-	c := l.Host(ClientName)
+	c := l.Host(netlab.ClientName)
 	for _, n := range l.Nodes() {
 		var ln net.Listener
 		if err := n.Do(func() (err error) {
@@ -102,10 +104,10 @@ func TestLabUpDownLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !inNetns(p.PID, l.Host("n2").NSPath()) || inNetns(p.PID, l.Host("n1").NSPath()) {
+	if !netlab.InNetns(p.PID, l.Host("n2").NSPath()) || netlab.InNetns(p.PID, l.Host("n1").NSPath()) {
 		t.Errorf("sleep %d not in n2's namespace", p.PID)
 	}
-	st, _ = ReadState(state)
+	st, _ = netlab.ReadState(state)
 	if len(st.Procs) != 1 || st.Procs[0].PID != p.PID {
 		t.Errorf("state procs = %+v, want pid %d", st.Procs, p.PID)
 	}
@@ -133,14 +135,14 @@ func TestLabUpDownLeavesNothing(t *testing.T) {
 }
 
 // TestCleanupAfterCrash simulates a crashed owner: the state file is all
-// that is left, and Cleanup removes the namespaces and processes it names,
+// that is left, and netlab.Cleanup removes the namespaces and processes it names,
 // including an untracked child inside a lab namespace.
 func TestCleanupAfterCrash(t *testing.T) {
-	Require(t)
+	netlabtest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := Options{Hosts: []string{"a"}, StateFile: filepath.Join(t.TempDir(), "lab.json")}
-	l, err := New(opts)
+	opts := netlab.Options{Hosts: []string{"a"}, StateFile: filepath.Join(t.TempDir(), "lab.json")}
+	l, err := netlab.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 	if err := orphan.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 1000 && !inNetns(orphan.Process.Pid, l.Host("a").NSPath()); i++ {
+	for i := 0; i < 1000 && !netlab.InNetns(orphan.Process.Pid, l.Host("a").NSPath()); i++ {
 		time.Sleep(time.Millisecond)
 	}
 	waited := make(chan error, 1)
@@ -165,26 +167,26 @@ func TestCleanupAfterCrash(t *testing.T) {
 	}
 	defer func() { bystander.Process.Kill(); bystander.Wait() }()
 
-	if err := Cleanup(opts.StateFile); err != nil {
+	if err := netlab.Cleanup(opts.StateFile); err != nil {
 		t.Fatalf("cleanup: %v", err)
 	}
 	select {
 	case <-waited:
 	case <-time.After(5 * time.Second):
-		t.Errorf("process in lab namespace survived Cleanup")
+		t.Errorf("process in lab namespace survived netlab.Cleanup")
 	}
 	if err := bystander.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("bystander killed: %v", err)
 	}
 	for _, ns := range l.NamespaceNames() {
 		if slices.Contains(netnsList(t), ns) {
-			t.Errorf("namespace %s left after Cleanup", ns)
+			t.Errorf("namespace %s left after netlab.Cleanup", ns)
 		}
 	}
 }
 
 func TestOptionsValidate(t *testing.T) {
-	bad := []Options{
+	bad := []netlab.Options{
 		{},
 		{Hosts: []string{"toolongname"}},
 		{Hosts: []string{"n1", "n1"}},
@@ -196,18 +198,18 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = nil, want error", o)
 		}
 	}
-	o := DefaultOptions()
+	o := netlab.DefaultOptions()
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	l, err := New(o)
+	l, err := netlab.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := l.Host("n2").IPv4.String(); got != "10.99.0.2" {
 		t.Errorf("n2 IPv4 = %s", got)
 	}
-	if got := l.Host(ClientName).IPv6.String(); got != "fd6c:6864::fe" {
+	if got := l.Host(netlab.ClientName).IPv6.String(); got != "fd6c:6864::fe" {
 		t.Errorf("client IPv6 = %s", got)
 	}
 	if l.VIP4().String() != "10.99.0.100" {
@@ -221,12 +223,12 @@ func TestOptionsValidate(t *testing.T) {
 // TestConcurrentLabs brings two labs with identical options up at once:
 // distinct names, and each client reaches its own n1 on the same address.
 func TestConcurrentLabs(t *testing.T) {
-	Require(t)
-	labs := make([]*Lab, 2)
+	netlabtest.Require(t)
+	labs := make([]*netlab.Lab, 2)
 	errs := make(chan error, 2)
 	for i := range labs {
 		go func() {
-			l, err := New(DefaultOptions())
+			l, err := netlab.New(netlab.DefaultOptions())
 			if err == nil {
 				labs[i] = l
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -269,7 +271,7 @@ func TestConcurrentLabs(t *testing.T) {
 	}
 	for i, l := range labs {
 		var got [1]byte
-		err := l.Host(ClientName).Do(func() error {
+		err := l.Host(netlab.ClientName).Do(func() error {
 			c, err := net.DialTimeout("tcp", "10.99.0.1:7002", 2*time.Second)
 			if err != nil {
 				return err

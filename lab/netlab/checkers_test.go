@@ -1,8 +1,10 @@
-package netlab
+package netlab_test
 
 import (
 	"context"
 	"encoding/json"
+	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
 	"net/netip"
 	"os"
 	"runtime"
@@ -18,19 +20,19 @@ import (
 // checkers runs the three checkers and responders on n1, n2 in the
 // background until the returned stop function is called.
 type checkers struct {
-	addr *AddrMonitor
-	arp  *ARPProber
-	tcp  *TCPProber
+	addr *netlab.AddrMonitor
+	arp  *netlab.ARPProber
+	tcp  *netlab.TCPProber
 	stop func()
 }
 
-func startCheckers(t *testing.T, l *Lab, port uint16) *checkers {
+func startCheckers(t *testing.T, l *netlab.Lab, port uint16) *checkers {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &checkers{
-		addr: NewAddrMonitor(l.Timebase(), l.VIP4(), l.Nodes()...),
-		arp:  NewARPProber(l, l.VIP4()),
-		tcp:  NewTCPProber(l.Timebase(), l.Host(ClientName), netip.AddrPortFrom(l.VIP4(), port)),
+		addr: netlab.NewAddrMonitor(l.Timebase(), l.VIP4(), l.Nodes()...),
+		arp:  netlab.NewARPProber(l, l.VIP4()),
+		tcp:  netlab.NewTCPProber(l.Timebase(), l.Host(netlab.ClientName), netip.AddrPortFrom(l.VIP4(), port)),
 	}
 	var wg sync.WaitGroup
 	run := func(name string, fn func(context.Context) error) {
@@ -44,7 +46,7 @@ func startCheckers(t *testing.T, l *Lab, port uint16) *checkers {
 	}
 	var readies []<-chan struct{}
 	for _, n := range l.Nodes() {
-		r := NewResponder(n, port)
+		r := netlab.NewResponder(n, port)
 		run("responder "+n.Name, r.Run)
 		readies = append(readies, r.Ready())
 	}
@@ -76,7 +78,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func lastRoundHosts(p *ARPProber) []string {
+func lastRoundHosts(p *netlab.ARPProber) []string {
 	r := p.Rounds()
 	if len(r) == 0 {
 		return nil
@@ -87,7 +89,7 @@ func lastRoundHosts(p *ARPProber) []string {
 // TestCheckersDetectDualHolder configures the VIP by hand on n1, then on
 // n2 as well, then removes it from n1, and checks every checker saw it.
 func TestCheckersDetectDualHolder(t *testing.T) {
-	l := NewForTest(t, DefaultOptions())
+	l := netlabtest.NewForTest(t, netlab.DefaultOptions())
 	goroutines := runtime.NumGoroutine()
 	c := startCheckers(t, l, 7100)
 	n1, n2 := l.Host("n1"), l.Host("n2")
@@ -138,7 +140,7 @@ func TestCheckersDetectDualHolder(t *testing.T) {
 		return runtime.NumGoroutine() <= goroutines
 	})
 
-	r := BuildReport(l.VIP4(), ReportOptions{Fault: fault, OldOwner: "n1"}, c.addr, c.arp, c.tcp)
+	r := netlab.BuildReport(l.VIP4(), netlab.ReportOptions{Fault: fault, OldOwner: "n1"}, c.addr, c.arp, c.tcp)
 	if len(r.Addr.DualIntervals) != 1 || !slices.Equal(r.Addr.DualIntervals[0].Who, []string{"n1", "n2"}) || r.Addr.DualTotalUS <= 0 {
 		t.Errorf("dual intervals = %+v", r.Addr.DualIntervals)
 	}
@@ -153,10 +155,10 @@ func TestCheckersDetectDualHolder(t *testing.T) {
 			t.Errorf("dual round hosts = %v", d.Hosts)
 		}
 	}
-	if r.TCP.Probes == 0 || !slices.ContainsFunc(r.TCP.Answerers, func(iv Interval) bool { return slices.Equal(iv.Who, []string{"n1"}) }) {
+	if r.TCP.Probes == 0 || !slices.ContainsFunc(r.TCP.Answerers, func(iv netlab.Interval) bool { return slices.Equal(iv.Who, []string{"n1"}) }) {
 		t.Errorf("TCP answerers = %+v", r.TCP.Answerers)
 	}
-	var back Report
+	var back netlab.Report
 	if err := json.Unmarshal(r.JSON(), &back); err != nil || back.Addr.DualTotalUS != r.Addr.DualTotalUS {
 		t.Errorf("JSON round trip: %v", err)
 	}
@@ -168,7 +170,7 @@ func TestCheckersDetectDualHolder(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	l := NewForTest(t, DefaultOptions())
+	l := netlabtest.NewForTest(t, netlab.DefaultOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	n1 := l.Host("n1")
@@ -177,7 +179,7 @@ func TestFaults(t *testing.T) {
 	if err := n1.DropVRRP(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := n1.Run(ctx, "nft", "list", "table", "inet", vrrpTable); err != nil || !strings.Contains(out, "vrrp") {
+	if out, err := n1.Run(ctx, "nft", "list", "table", "inet", netlab.VRRPTable); err != nil || !strings.Contains(out, "vrrp") {
 		t.Errorf("vrrp table: %v\n%s", err, out)
 	}
 	if err := n1.DropVRRP(ctx, true); err != nil { // idempotent
@@ -186,7 +188,7 @@ func TestFaults(t *testing.T) {
 	if err := n1.DropVRRP(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n1.Run(ctx, "nft", "list", "table", "inet", vrrpTable); err == nil {
+	if _, err := n1.Run(ctx, "nft", "list", "table", "inet", netlab.VRRPTable); err == nil {
 		t.Errorf("vrrp table still there after DropVRRP(false)")
 	}
 	if err := n1.DropVRRP(ctx, false); err != nil { // idempotent
@@ -197,15 +199,15 @@ func TestFaults(t *testing.T) {
 	port := uint16(7200)
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
-	r := NewResponder(n1, port)
+	r := netlab.NewResponder(n1, port)
 	go r.Run(rctx)
 	<-r.Ready()
-	client := l.Host(ClientName)
+	client := l.Host(netlab.ClientName)
 	target := netip.AddrPortFrom(n1.IPv4, port)
-	probe := func() TCPSample {
-		var s TCPSample
+	probe := func() netlab.TCPSample {
+		var s netlab.TCPSample
 		client.Do(func() error {
-			p := NewTCPProber(l.Timebase(), client, target)
+			p := netlab.NewTCPProber(l.Timebase(), client, target)
 			p.Timeout = 300 * time.Millisecond
 			pctx, pcancel := context.WithTimeout(ctx, 350*time.Millisecond)
 			defer pcancel()
@@ -292,9 +294,9 @@ func procState(pid int) byte {
 
 // TestNDPProber: the IPv6 variant sees one holder, then two.
 func TestNDPProber(t *testing.T) {
-	l := NewForTest(t, DefaultOptions())
+	l := netlabtest.NewForTest(t, netlab.DefaultOptions())
 	ctx, cancel := context.WithCancel(context.Background())
-	p := NewARPProber(l, l.VIP6())
+	p := netlab.NewARPProber(l, l.VIP6())
 	p.Interval = 50 * time.Millisecond
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/netlab"
 )
 
 // Result is one drill run: what was done, what the checkers saw, the

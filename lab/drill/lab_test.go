@@ -10,17 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/test/drill"
-	"github.com/leasehold/leasehold/test/labctl"
+	"github.com/leasehold/leasehold/lab/drill"
+	"github.com/leasehold/leasehold/lab/labctl"
+	"github.com/leasehold/leasehold/lab/labdaemon"
+	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
 	"github.com/leasehold/leasehold/test/lhtest"
-	"github.com/leasehold/leasehold/test/netlab"
 )
 
 // TestLabDrills drives the product end to end through the CLI: `lab up`
 // (2 nodes, raft), `drill kill9` and `drill graceful` with their verdicts,
 // `lab down` leaving no namespace and no process behind.
 func TestLabDrills(t *testing.T) {
-	netlab.Require(t)
+	netlabtest.Require(t)
 	bin, err := lhtest.Binary()
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func TestLabDrills(t *testing.T) {
 	// Live drills, run the way an operator runs them on a real node: from
 	// inside a node's namespace, against its own config and daemon.
 	owner := meta.Nodes[0]
-	od := &lhtest.Daemon{Sock: filepath.Join(dir, owner, "lh.sock")}
+	od := &labdaemon.Daemon{Sock: filepath.Join(dir, owner, "lh.sock")}
 	for _, sc := range []string{"freeze", "vrrp-partition"} {
 		for end := time.Now().Add(20 * time.Second); ; {
 			if st, err := od.Status(); err == nil && len(st.Groups) > 0 && st.Groups[0].Role == "owner" {

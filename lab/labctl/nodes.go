@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/netlab"
 )
 
 // priority of the i-th node (0-based): 120, 100, 80, ...

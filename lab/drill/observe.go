@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/labctl"
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/labctl"
+	"github.com/leasehold/leasehold/lab/netlab"
 )
 
 // Target is what a drill acts on and observes: a lab (labctl.Lab

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/netlab"
 )
 
 // Sentinel errors.

@@ -1,4 +1,6 @@
-package netlab
+// Package netlabtest holds the test-only helpers of package netlab: the
+// strictness switch and a lab bound to a test's lifetime.
+package netlabtest
 
 import (
 	"context"
@@ -6,6 +8,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/lab/netlab"
 )
 
 // Strict reports whether LEASEHOLD_STRICT=1: missing kernel facilities must
@@ -37,13 +41,13 @@ func Require(t testing.TB, programs ...string) {
 
 // NewForTest calls Require, cleans up labs left by crashed earlier runs,
 // brings a lab up and registers its Down with t.Cleanup.
-func NewForTest(t testing.TB, opts Options, programs ...string) *Lab {
+func NewForTest(t testing.TB, opts netlab.Options, programs ...string) *netlab.Lab {
 	t.Helper()
 	Require(t, programs...)
-	if _, err := CleanupStale(DefaultStateDir); err != nil {
+	if _, err := netlab.CleanupStale(netlab.DefaultStateDir); err != nil {
 		t.Logf("netlab: cleaning stale labs: %v", err)
 	}
-	l, err := New(opts)
+	l, err := netlab.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

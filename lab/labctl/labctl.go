@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/test/lhtest"
-	"github.com/leasehold/leasehold/test/netlab"
+	"github.com/leasehold/leasehold/lab/labdaemon"
+	"github.com/leasehold/leasehold/lab/netlab"
 )
 
 // Sentinel errors.
@@ -418,8 +418,8 @@ func Remove(dir string) error {
 }
 
 // StatusOf reads a node daemon's status API.
-func (l *Lab) statusOf(node string) (lhtest.Status, error) {
-	d := &lhtest.Daemon{Sock: l.sock(node)}
+func (l *Lab) statusOf(node string) (labdaemon.Status, error) {
+	d := &labdaemon.Daemon{Sock: l.sock(node)}
 	return d.Status()
 }
 

@@ -21,7 +21,7 @@ import (
 
 	"github.com/leasehold/leasehold/cmd/leasehold/config"
 	"github.com/leasehold/leasehold/fencing"
-	"github.com/leasehold/leasehold/test/lhtest"
+	"github.com/leasehold/leasehold/lab/labdaemon"
 )
 
 // ErrRefused is returned when a live drill will not run (unsupported
@@ -98,7 +98,7 @@ func Live(ctx context.Context, o LiveOptions) (Result, error) {
 		}
 	}
 	node := cfg.Node.Name
-	d := &lhtest.Daemon{Sock: sock}
+	d := &labdaemon.Daemon{Sock: sock}
 	r := Result{Scenario: o.Scenario, Target: node, VIP: vip.String(), Nodes: []string{node}, Started: time.Now().UTC(), Duration: o.Duration.String()}
 	obs := &liveObserver{d: d, iface: inst.Interface, vip: vip, start: time.Now()}
 	octx, stopObs := context.WithCancel(context.WithoutCancel(ctx))
@@ -306,7 +306,7 @@ func underRestartingSystemd(pid int) error {
 
 // liveObserver samples the local node every 100 ms.
 type liveObserver struct {
-	d     *lhtest.Daemon
+	d     *labdaemon.Daemon
 	iface string
 	vip   netip.Addr
 	start time.Time
