@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/etcd"
 	"github.com/leasehold/leasehold/quorum/raft"

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 )
 
 func cmdConfig(args []string, stdout, stderr io.Writer) int {

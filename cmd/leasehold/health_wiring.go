@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/node/health"
 	"github.com/leasehold/leasehold/node/notify"
 	"github.com/leasehold/leasehold/vrrp"

@@ -9,7 +9,8 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/config/keepalived"
 )
 
 const importUsage = "usage: leasehold config import-keepalived [-o OUT.yaml] [--force] [--quorum none|etcd|raft] [--node NAME] KEEPALIVED.CONF"
@@ -56,7 +57,7 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 	if outName == "" {
 		outName = "leasehold.yaml"
 	}
-	im, err := config.ImportKeepalived(src, data, config.ImportOptions{
+	im, err := keepalived.Import(src, data, keepalived.Options{
 		Quorum: *quorum, NodeName: *node, OutName: outName, LookPath: exec.LookPath,
 	})
 	if err != nil {

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 )
 
 func TestConfigImportCommand(t *testing.T) {
-	src := "config/testdata/keepalived/nginx-001-backup.conf"
+	src := "../../config/keepalived/testdata/nginx-001-backup.conf"
 	out := filepath.Join(t.TempDir(), "lb2.yaml")
 	var stdout, stderr bytes.Buffer
 	// Flags after the file name work too.
@@ -48,14 +48,14 @@ func TestConfigImportCommand(t *testing.T) {
 	// stdout, and errors with file:line.
 	stdout.Reset()
 	stderr.Reset()
-	if code := cmdConfigImport([]string{"config/testdata/keepalived/lvs-003-master.conf"}, &stdout, &stderr); code != 0 {
+	if code := cmdConfigImport([]string{"../../config/keepalived/testdata/lvs-003-master.conf"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "virtual_router_id: 51") {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 	stderr.Reset()
-	bad := "config/testdata/keepalived/bad-unknown-block.conf"
+	bad := "../../config/keepalived/testdata/bad-unknown-block.conf"
 	if code := cmdConfigImport([]string{bad}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), bad+":4: vrrp_instanse") {
 		t.Errorf("bad input: exit %d, %s", code, stderr.String())
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"sort"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/vrrp"
 )
 

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/node/notify"

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"sort"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/node/notify"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"

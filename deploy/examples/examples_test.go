@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/leasehold/leasehold/cmd/leasehold/config"
+	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/config/keepalived"
 )
 
 func load(t *testing.T, path string) *config.Config {
@@ -139,7 +140,7 @@ func TestWitness(t *testing.T) {
 // The examples carry the seeds' values: importing the seeds' keepalived.conf
 // gives the same VRRP parameters.
 func TestExamplesMatchSeeds(t *testing.T) {
-	seeds := "../../cmd/leasehold/config/testdata/keepalived/"
+	seeds := "../../config/keepalived/testdata/"
 	cases := []struct{ example, seed string }{
 		{"nginx-pair-lb1.yaml", "nginx-000-master.conf"},
 		{"nginx-pair-lb2.yaml", "nginx-000-backup.conf"},
@@ -153,7 +154,7 @@ func TestExamplesMatchSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		im, err := config.ImportKeepalived(tc.seed, b, config.ImportOptions{})
+		im, err := keepalived.Import(tc.seed, b, keepalived.Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.seed, err)
 		}

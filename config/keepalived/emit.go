@@ -1,6 +1,8 @@
-package config
+package keepalived
 
 import (
+	"github.com/leasehold/leasehold/config"
+
 	"errors"
 	"fmt"
 	"regexp"
@@ -10,7 +12,7 @@ import (
 )
 
 // kaYAML is the generated file, with the keepalived line behind each of
-// its lines (0: none) so Parse's messages can point at the source.
+// its lines (0: none) so config.Parse's messages can point at the source.
 type kaYAML struct {
 	lines []string
 	src   []int
@@ -32,7 +34,7 @@ func (y *kaYAML) srcOf(n int) int {
 	return y.src[n-1]
 }
 
-// mapErrors rewrites Parse's errors on the generated file to name the
+// mapErrors rewrites config.Parse's errors on the generated file to name the
 // keepalived line they came from.
 func (y *kaYAML) mapErrors(kaFile, outName string, err error) error {
 	var list []error
@@ -43,10 +45,10 @@ func (y *kaYAML) mapErrors(kaFile, outName string, err error) error {
 	}
 	var out []error
 	for _, e := range list {
-		var ce *Error
+		var ce *config.Error
 		if errors.As(e, &ce) && ce.Line > 0 {
 			if src := y.srcOf(ce.Line); src > 0 {
-				out = append(out, &Error{File: kaFile, Line: src, Key: ce.Key,
+				out = append(out, &config.Error{File: kaFile, Line: src, Key: ce.Key,
 					Msg: fmt.Sprintf("%s (line %d of the generated %s)", ce.Msg, ce.Line, outName)})
 				continue
 			}
@@ -58,26 +60,26 @@ func (y *kaYAML) mapErrors(kaFile, outName string, err error) error {
 
 var warnLineRe = regexp.MustCompile(`^(.*?):(\d+): ([^:]+): (.*)$`)
 
-// mapWarning turns one of Parse's warning strings into an Error at the
+// mapWarning turns one of config.Parse's warning strings into an Error at the
 // keepalived line behind it.
-func (y *kaYAML) mapWarning(kaFile, outName, w string) *Error {
+func (y *kaYAML) mapWarning(kaFile, outName, w string) *config.Error {
 	m := warnLineRe.FindStringSubmatch(w)
 	if m == nil || m[1] != outName {
-		return &Error{File: outName, Key: "(check)", Msg: w}
+		return &config.Error{File: outName, Key: "(check)", Msg: w}
 	}
 	n, _ := strconv.Atoi(m[2])
 	if src := y.srcOf(n); src > 0 {
-		return &Error{File: kaFile, Line: src, Key: m[3], Msg: m[4]}
+		return &config.Error{File: kaFile, Line: src, Key: m[3], Msg: m[4]}
 	}
-	return &Error{File: outName, Line: n, Key: m[3], Msg: m[4]}
+	return &config.Error{File: outName, Line: n, Key: m[3], Msg: m[4]}
 }
 
-// emit writes the YAML. Keys Config does not have yet are written as
+// emit writes the YAML. Keys config.Config does not have yet are written as
 // comments (with a warning) so that nothing is lost and the file parses.
-func (k *kaConv) emit(opt ImportOptions) *kaYAML {
+func (k *kaConv) emit(opt Options) *kaYAML {
 	y := &kaYAML{}
-	y.add(0, "# leasehold.yaml converted from %s by `leasehold config import-keepalived`.", k.file)
-	y.add(0, "# Review every warning the import printed; check with: leasehold config check FILE")
+	y.add(0, "# leasehold.yaml converted from %s by `leasehold config.config import-keepalived`.", k.file)
+	y.add(0, "# Review every warning the import printed; check with: leasehold config.config check FILE")
 	y.add(0, "")
 	switch {
 	case opt.NodeName != "":
@@ -140,7 +142,7 @@ func pendingWhy(key string) string {
 	return ""
 }
 
-// emitNamed writes vrrp_script or vrrp_sync_group, for real where Config
+// emitNamed writes vrrp_script or vrrp_sync_group, for real where config.Config
 // has the section (and each sub-key), as comments otherwise.
 func (k *kaConv) emitNamed(y *kaYAML, section string, items []*kaNamed) {
 	if len(items) == 0 {
@@ -213,7 +215,7 @@ func (k *kaConv) emitQuorum(y *kaYAML, q string) {
 	y.add(0, "  # Switch to etcd or raft as soon as a quorum exists.")
 	y.add(0, "  backend: none")
 	switch q {
-	case BackendEtcd:
+	case config.BackendEtcd:
 		y.add(0, "  # --quorum etcd: an etcd cluster of three or five members.")
 		y.add(0, "  # Fill in, then replace `backend: none` above with these lines.")
 		y.add(0, "  # backend: etcd")
@@ -224,7 +226,7 @@ func (k *kaConv) emitQuorum(y *kaYAML, q string) {
 		y.add(0, "  #   ca_file: /etc/leasehold/etcd-ca.pem")
 		y.add(0, "  #   cert_file: /etc/leasehold/etcd-client.pem")
 		y.add(0, "  #   key_file: /etc/leasehold/etcd-client-key.pem")
-	case BackendRaft:
+	case config.BackendRaft:
 		y.add(0, "  # --quorum raft: three voters, both nodes and a witness (`leasehold witness`).")
 		y.add(0, "  # Fill in, then replace `backend: none` above with these lines.")
 		y.add(0, "  # backend: raft")

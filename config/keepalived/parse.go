@@ -1,6 +1,8 @@
-package config
+package keepalived
 
 import (
+	"github.com/leasehold/leasehold/config"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -58,12 +60,12 @@ var fullWidth = map[rune]string{
 
 // kaTokenize splits data into tokens. Blanks include the no-break and
 // ideographic spaces that copying from web pages leaves behind (warned).
-func kaTokenize(file string, data []byte, warn func(*Error)) ([]kaTok, error) {
+func kaTokenize(file string, data []byte, warn func(*config.Error)) ([]kaTok, error) {
 	var toks []kaTok
 	var errs []error
 	s := string(data)
 	if !utf8.ValidString(s) {
-		return nil, &Error{File: file, Key: "(file)", Msg: "not valid UTF-8"}
+		return nil, &config.Error{File: file, Key: "(file)", Msg: "not valid UTF-8"}
 	}
 	s = strings.TrimPrefix(s, "\uFEFF")
 	for i, line := range strings.Split(s, "\n") {
@@ -78,7 +80,7 @@ func kaTokenize(file string, data []byte, warn func(*Error)) ([]kaTok, error) {
 				j++
 			case unicode.IsSpace(c):
 				if !odd {
-					warn(&Error{File: file, Line: ln, Key: "(syntax)", Msg: fmt.Sprintf("%U %q taken as a blank (keepalived would not)", c, c)})
+					warn(&config.Error{File: file, Line: ln, Key: "(syntax)", Msg: fmt.Sprintf("%U %q taken as a blank (keepalived would not)", c, c)})
 					odd = true
 				}
 				j++
@@ -96,7 +98,7 @@ func kaTokenize(file string, data []byte, warn func(*Error)) ([]kaTok, error) {
 					k++
 				}
 				if k == len(r) {
-					errs = append(errs, &Error{File: file, Line: ln, Key: "(syntax)", Msg: "unterminated quoted string"})
+					errs = append(errs, &config.Error{File: file, Line: ln, Key: "(syntax)", Msg: "unterminated quoted string"})
 					j = len(r)
 					continue
 				}
@@ -106,7 +108,7 @@ func kaTokenize(file string, data []byte, warn func(*Error)) ([]kaTok, error) {
 				k := j
 				for k < len(r) && !unicode.IsSpace(r[k]) && r[k] != '{' && r[k] != '}' && r[k] != '"' {
 					if alt, ok := fullWidth[r[k]]; ok {
-						errs = append(errs, &Error{File: file, Line: ln, Key: "(syntax)",
+						errs = append(errs, &config.Error{File: file, Line: ln, Key: "(syntax)",
 							Msg: fmt.Sprintf("full-width %q (%U): did you mean %q?", r[k], r[k], alt)})
 					}
 					k++
@@ -131,7 +133,7 @@ var topLevel = map[string]bool{
 // kaParse builds the statement tree. Errors name file:line; a block left
 // open at the end of the file is closed there with a warning when nothing
 // suggests a '}' went missing earlier.
-func kaParse(file string, data []byte, warn func(*Error)) ([]*kaStmt, error) {
+func kaParse(file string, data []byte, warn func(*config.Error)) ([]*kaStmt, error) {
 	toks, err := kaTokenize(file, data, warn)
 	if err != nil {
 		return nil, err
@@ -146,11 +148,11 @@ type kaParser struct {
 	toks []kaTok
 	pos  int
 	errs []error
-	warn func(*Error)
+	warn func(*config.Error)
 }
 
 func (p *kaParser) errf(line int, key, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &config.Error{File: p.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // block reads statements until the '}' closing parent (nil: the file).
@@ -208,7 +210,7 @@ func (p *kaParser) block(parent *kaStmt) []*kaStmt {
 			lastLine = p.toks[n-1].line
 		}
 		parent.EndLine = lastLine
-		p.warn(&Error{File: p.file, Line: parent.Line, Key: parent.Key,
+		p.warn(&config.Error{File: p.file, Line: parent.Line, Key: parent.Key,
 			Msg: fmt.Sprintf("block %q is not closed before the end of the file: taken as closed there", parent.Words())})
 	}
 	return out

@@ -95,8 +95,8 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 }
 
 func TestDeployExampleIsValid(t *testing.T) {
-	files, _ := filepath.Glob("../../../deploy/*.yaml")
-	more, _ := filepath.Glob("../../../deploy/examples/*.yaml")
+	files, _ := filepath.Glob("../deploy/*.yaml")
+	more, _ := filepath.Glob("../deploy/examples/*.yaml")
 	files = append(files, more...)
 	if len(files) == 0 {
 		t.Fatal("no example configs found in deploy/")
@@ -106,7 +106,7 @@ func TestDeployExampleIsValid(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	if _, err := os.Stat("../../../deploy/leasehold.yaml"); err != nil {
+	if _, err := os.Stat("../deploy/leasehold.yaml"); err != nil {
 		t.Error("deploy/leasehold.yaml, the annotated example, is missing")
 	}
 }

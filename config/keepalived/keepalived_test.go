@@ -1,6 +1,8 @@
-package config
+package keepalived
 
 import (
+	"github.com/leasehold/leasehold/config"
+
 	"errors"
 	"fmt"
 	"os"
@@ -10,13 +12,13 @@ import (
 	"time"
 )
 
-func importFile(t *testing.T, path string, opt ImportOptions) (*Imported, error) {
+func importFile(t *testing.T, path string, opt Options) (*Imported, error) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ImportKeepalived(path, b, opt)
+	return Import(path, b, opt)
 }
 
 func warningText(im *Imported) string {
@@ -66,13 +68,13 @@ func TestImportSeeds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
-			path := filepath.Join("testdata/keepalived", tc.file)
-			im, err := importFile(t, path, ImportOptions{})
+			path := filepath.Join("testdata", tc.file)
+			im, err := importFile(t, path, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The output stands on its own: Parse accepts it again.
-			c, err := Parse("again.yaml", im.YAML)
+			// The output stands on its own: config.Parse accepts it again.
+			c, err := config.Parse("again.yaml", im.YAML)
 			if err != nil {
 				t.Fatalf("re-parse: %v\n%s", err, im.YAML)
 			}
@@ -93,7 +95,7 @@ func TestImportSeeds(t *testing.T) {
 			if tc.hasScript != (len(in.TrackScript) == 1 && len(c.Script) == 1) {
 				t.Errorf("track_script %v, vrrp_script %v", in.TrackScript, c.Script)
 			}
-			if c.Quorum.Backend != BackendNone {
+			if c.Quorum.Backend != config.BackendNone {
 				t.Errorf("backend %q", c.Quorum.Backend)
 			}
 			warned := warningText(im)
@@ -128,8 +130,8 @@ func TestImportMalformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
-			path := filepath.Join("testdata/keepalived", tc.file)
-			im, err := importFile(t, path, ImportOptions{})
+			path := filepath.Join("testdata", tc.file)
+			im, err := importFile(t, path, Options{})
 			if err == nil {
 				t.Fatalf("no error; output:\n%s", im.YAML)
 			}
@@ -213,7 +215,7 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 		}
 		return "", errors.New("not found")
 	}
-	im, err := ImportKeepalived("mixed.conf", []byte(kaMixed), ImportOptions{LookPath: look})
+	im, err := Import("mixed.conf", []byte(kaMixed), Options{LookPath: look})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +238,7 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	if v4.Src.String() != "10.1.0.1" || len(v4.Peers) != 1 || v4.Peers[0].String() != "10.1.0.2" {
 		t.Errorf("V4 unicast %v -> %v", v4.Src, v4.Peers)
 	}
-	if len(v4.Tracks) != 1 || v4.Tracks[0] != (TrackIface{"eth2", -20}) {
+	if len(v4.Tracks) != 1 || v4.Tracks[0] != (config.TrackIface{Name: "eth2", Weight: -20}) {
 		t.Errorf("V4 tracks %+v", v4.Tracks)
 	}
 	if len(v4.TrackScript) != 1 || v4.TrackScript[0] != "chk_web" {
@@ -309,7 +311,7 @@ func TestImportKeepalivedv2Rules(t *testing.T) {
     }
 }
 `
-	im, err := ImportKeepalived("v2.conf", []byte(conf), ImportOptions{})
+	im, err := Import("v2.conf", []byte(conf), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +328,7 @@ func TestImportKeepalivedv2Rules(t *testing.T) {
 	}
 }
 
-// Problems only Parse sees are reported at the keepalived line.
+// Problems only config.Parse sees are reported at the keepalived line.
 func TestImportMapsCheckErrors(t *testing.T) {
 	conf := `vrrp_instance A {
     interface eth0
@@ -349,7 +351,7 @@ vrrp_instance C {
     }
 }
 `
-	_, err := ImportKeepalived("dup.conf", []byte(conf), ImportOptions{})
+	_, err := Import("dup.conf", []byte(conf), Options{})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -367,13 +369,13 @@ vrrp_instance C {
 // --quorum etcd|raft: the output still says backend none, and its
 // commented template is a valid quorum section once uncommented.
 func TestImportQuorumTemplates(t *testing.T) {
-	for _, q := range []string{BackendEtcd, BackendRaft} {
+	for _, q := range []string{config.BackendEtcd, config.BackendRaft} {
 		t.Run(q, func(t *testing.T) {
-			im, err := importFile(t, "testdata/keepalived/nginx-001-master.conf", ImportOptions{Quorum: q, NodeName: "lb1"})
+			im, err := importFile(t, "testdata/nginx-001-master.conf", Options{Quorum: q, NodeName: "lb1"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if im.Config.Quorum.Backend != BackendNone || im.Config.Node.Name != "lb1" {
+			if im.Config.Quorum.Backend != config.BackendNone || im.Config.Node.Name != "lb1" {
 				t.Fatalf("backend %q node %q", im.Config.Quorum.Backend, im.Config.Node.Name)
 			}
 			var out []string
@@ -394,7 +396,7 @@ func TestImportQuorumTemplates(t *testing.T) {
 				}
 				out = append(out, l)
 			}
-			c, err := Parse("filled.yaml", []byte(strings.Join(out, "\n")))
+			c, err := config.Parse("filled.yaml", []byte(strings.Join(out, "\n")))
 			if err != nil {
 				t.Fatalf("template does not parse once uncommented: %v\n%s", err, strings.Join(out, "\n"))
 			}
@@ -403,25 +405,25 @@ func TestImportQuorumTemplates(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ImportKeepalived("x.conf", []byte("vrrp_instance A {\n}\n"), ImportOptions{Quorum: "zk"}); err == nil {
+	if _, err := Import("x.conf", []byte("vrrp_instance A {\n}\n"), Options{Quorum: "zk"}); err == nil {
 		t.Error("quorum zk accepted")
 	}
 }
 
 func FuzzImportKeepalived(f *testing.F) {
-	files, _ := filepath.Glob("testdata/keepalived/*.conf")
+	files, _ := filepath.Glob("testdata/*.conf")
 	for _, p := range files {
 		b, _ := os.ReadFile(p)
 		f.Add(b)
 	}
 	f.Add([]byte(kaMixed))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		im, err := ImportKeepalived("f.conf", data, ImportOptions{})
+		im, err := Import("f.conf", data, Options{})
 		if err != nil {
 			return
 		}
 		// Whatever converts must parse on its own.
-		if _, err := Parse("f.yaml", im.YAML); err != nil {
+		if _, err := config.Parse("f.yaml", im.YAML); err != nil {
 			t.Fatalf("converted output does not parse: %v\n%s", err, im.YAML)
 		}
 		for _, w := range im.Warnings {

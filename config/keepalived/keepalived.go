@@ -1,6 +1,8 @@
-package config
+package keepalived
 
 import (
+	"github.com/leasehold/leasehold/config"
+
 	"errors"
 	"fmt"
 	"math"
@@ -12,15 +14,15 @@ import (
 	"strings"
 )
 
-// ImportOptions tunes ImportKeepalived.
-type ImportOptions struct {
+// Options tunes Import.
+type Options struct {
 	// Quorum is none (default), etcd or raft. etcd and raft add a commented
 	// template of that backend's section; the backend written stays none
 	// until the operator fills the template in.
 	Quorum string
 	// NodeName overrides global_defs router_id as node.name.
 	NodeName string
-	// OutName names the generated file in Parse's messages (default
+	// OutName names the generated file in config.Parse's messages (default
 	// "leasehold.yaml").
 	OutName string
 	// LookPath resolves a script or notify command that keepalived would
@@ -32,28 +34,28 @@ type ImportOptions struct {
 // Imported is a keepalived.conf converted to leasehold's YAML.
 type Imported struct {
 	YAML []byte
-	// Config is YAML as Parse read and validated it.
-	Config *Config
+	// Config is YAML as config.Parse read and validated it.
+	Config *config.Config
 	// Warnings name the keepalived file and line of everything that was
-	// not converted or whose meaning changed, then Parse's own warnings.
-	Warnings []*Error
+	// not converted or whose meaning changed, then config.Parse's own warnings.
+	Warnings []*config.Error
 }
 
-// ImportKeepalived converts keepalived.conf data (file names it in
+// Import converts keepalived.conf data (file names it in
 // messages) to leasehold's YAML. Every statement is converted, kept as a
 // comment with a warning, or reported: nothing is dropped silently. The
-// result has been checked by Parse; its errors are mapped back to the
+// result has been checked by config.Parse; its errors are mapped back to the
 // keepalived lines they came from.
-func ImportKeepalived(file string, data []byte, opt ImportOptions) (*Imported, error) {
+func Import(file string, data []byte, opt Options) (*Imported, error) {
 	if opt.OutName == "" {
 		opt.OutName = "leasehold.yaml"
 	}
 	switch opt.Quorum {
 	case "":
-		opt.Quorum = BackendNone
-	case BackendNone, BackendEtcd, BackendRaft:
+		opt.Quorum = config.BackendNone
+	case config.BackendNone, config.BackendEtcd, config.BackendRaft:
 	default:
-		return nil, fmt.Errorf("config: quorum %q: want none, etcd or raft", opt.Quorum)
+		return nil, fmt.Errorf("config.config: quorum %q: want none, etcd or raft", opt.Quorum)
 	}
 	k := &kaConv{file: file, garp: map[string]*kaKV{}, lookPath: opt.LookPath}
 	stmts, err := kaParse(file, data, k.warnErr)
@@ -74,7 +76,7 @@ func ImportKeepalived(file string, data []byte, opt ImportOptions) (*Imported, e
 		return nil, errors.Join(k.errs...)
 	}
 	out := k.emit(opt)
-	cfg, err := Parse(opt.OutName, out.bytes())
+	cfg, err := config.Parse(opt.OutName, out.bytes())
 	if err != nil {
 		return nil, out.mapErrors(file, opt.OutName, err)
 	}
@@ -88,7 +90,7 @@ func ImportKeepalived(file string, data []byte, opt ImportOptions) (*Imported, e
 
 // kaKV is one converted key: a rendered YAML scalar, a list of them, or a
 // mapping; Line is its keepalived line. The emitter writes it as YAML when
-// Config has the key, and as a comment with a warning until it does.
+// config.Config has the key, and as a comment with a warning until it does.
 type kaKV struct {
 	Key     string
 	Scalar  string
@@ -114,7 +116,7 @@ type kaNamed struct {
 type kaConv struct {
 	file      string
 	errs      []error
-	warns     []*Error
+	warns     []*config.Error
 	nodeName  string
 	nodeLine  int
 	version   *kaKV
@@ -127,19 +129,19 @@ type kaConv struct {
 	lookPath  func(string) (string, error)
 }
 
-func (k *kaConv) warnErr(e *Error) { k.warns = append(k.warns, e) }
+func (k *kaConv) warnErr(e *config.Error) { k.warns = append(k.warns, e) }
 
 func (k *kaConv) warnAt(line int, key, format string, args ...any) {
-	k.warns = append(k.warns, &Error{File: k.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	k.warns = append(k.warns, &config.Error{File: k.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (k *kaConv) errAt(line int, key, format string, args ...any) {
-	k.errs = append(k.errs, &Error{File: k.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	k.errs = append(k.errs, &config.Error{File: k.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 const lvsNote = "not converted yet: LVS virtual_server blocks are handled by the lvs package later"
 
-// notYet is the warning for keys leasehold's config does not have yet.
+// notYet is the warning for keys leasehold's config.config does not have yet.
 const notYet = "not yet supported by leasehold run: kept as a comment in the output"
 
 // knownTop are keepalived top-level keywords leasehold does not convert.
@@ -761,10 +763,10 @@ var instanceOrder = []string{
 	"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
 }
 
-// yamlHas reports whether Config has the YAML key path ("*" steps into a
-// map's values): keys the lead adds to Config are then written for real.
+// yamlHas reports whether config.Config has the YAML key path ("*" steps into a
+// map's values): keys the lead adds to config.Config are then written for real.
 func yamlHas(path ...string) bool {
-	t := reflect.TypeOf(Config{})
+	t := reflect.TypeOf(config.Config{})
 	for _, key := range path {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 			t = t.Elem()
