@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"net/http"
@@ -25,7 +25,7 @@ type metrics struct {
 
 // stateCollector reads per-group and per-instance state at scrape time.
 type stateCollector struct {
-	d        *daemon
+	d        *Daemon
 	role     *prometheus.Desc
 	vrrp     *prometheus.Desc
 	drops    *prometheus.Desc
@@ -38,7 +38,7 @@ type stateCollector struct {
 	refresh  *prometheus.Desc
 }
 
-func newStateCollector(d *daemon) *stateCollector {
+func newStateCollector(d *Daemon) *stateCollector {
 	return &stateCollector{d: d,
 		role:     prometheus.NewDesc("leasehold_group_role", "1 for the group's current role.", []string{"group", "role"}, nil),
 		vrrp:     prometheus.NewDesc("leasehold_vrrp_state", "1 for the VRRP instance's current state.", []string{"instance", "state"}, nil),
@@ -153,6 +153,6 @@ func (m *metrics) session(up bool, _ error) {
 }
 
 // watch registers the per-group and per-instance collector.
-func (m *metrics) watch(d *daemon) { m.reg.MustRegister(newStateCollector(d)) }
+func (m *metrics) watch(d *Daemon) { m.reg.MustRegister(newStateCollector(d)) }
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 // groupAddrs adds and removes one group's VIPs (node.Addresses).
 type groupAddrs struct {
-	m    *vipaddr.Manager
+	m    Addresses
 	vips []vipaddr.VIP
 }
 
@@ -38,21 +38,6 @@ func (a groupAddrs) Remove() error {
 		errs = append(errs, a.m.Remove(v))
 	}
 	return errors.Join(errs...)
-}
-
-// arpProber probes a group's IPv4 VIPs (node.Prober).
-type arpProber struct {
-	iface string
-	vips  []netip.Addr
-	wait  time.Duration
-}
-
-func (p arpProber) Probe(ctx context.Context) (string, error) {
-	c, ok, err := vrrp.Probe(ctx, p.iface, p.vips, p.wait)
-	if err != nil || !ok {
-		return "", err
-	}
-	return c.String(), nil
 }
 
 // hookRunner runs peer-fence hooks (node.PeerFencer) and resource hooks
@@ -84,57 +69,21 @@ func (h hookRunner) count(kind string, err error) error {
 	return err
 }
 
-func hooks(hs []config.Hook) []fencing.Hook {
-	out := make([]fencing.Hook, 0, len(hs))
-	for _, h := range hs {
-		out = append(out, fencing.Hook{Path: h.Path, Args: h.Args, Timeout: h.Timeout.D(), Required: *h.Required, RunAs: h.User})
-	}
-	return out
-}
-
-// openFence installs the kernel fence per fencing.nftables.
-func openFence(ctx context.Context, cfg *config.Config, log *slog.Logger) (fencing.Fence, string, error) {
-	mode := cfg.Fencing.NFTables
-	if mode == "off" {
-		log.Warn("fencing.nftables off: address lifetimes are the only kernel fence")
-		return fencing.LifetimeOnly{}, "address lifetimes only (nftables off)", nil
-	}
-	if err := fencing.Usable(); err != nil {
-		if mode == "required" {
-			return nil, "", fmt.Errorf("fencing.nftables required but not usable: %w", err)
-		}
-		log.Error("nftables is not usable: address lifetimes are the only kernel fence; the lease TTL must exceed the lifetime + 2 s", "err", err)
-		return fencing.LifetimeOnly{}, "address lifetimes only (nftables unusable: " + err.Error() + ")", nil
-	}
-	f, err := fencing.NewNFT("", log)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := f.Install(ctx); err != nil {
-		return nil, "", fmt.Errorf("install nftables fence: %w", err)
-	}
-	return f, "nftables timeout sets + address lifetimes", nil
-}
-
 // setupLease builds the quorum backend, the fence and one node.Group per
 // instance (lease mode).
-func (d *daemon) setupLease(ctx context.Context) error {
-	b, err := openBackend(d.cfg, d.log)
+func (d *Daemon) setupLease(ctx context.Context) error {
+	b, err := d.plat.Quorum(d.plan, d.log)
 	if err != nil {
 		return err
 	}
 	d.backend = b
-	opts := quorumOptions(d.cfg)
-	if err := opts.Validate(minTTL(d.cfg)); err != nil {
-		return fmt.Errorf("quorum timings: %w", err)
-	}
-	fence, desc, err := openFence(ctx, d.cfg, d.log)
+	fence, desc, err := d.plat.Fence(ctx, d.cfg.Fencing.NFTables, d.log)
 	if err != nil {
 		return err
 	}
 	d.fence, d.fenceDesc = fence, desc
-	if _, lifetimeOnly := fence.(fencing.LifetimeOnly); lifetimeOnly && opts.TTL < 3*time.Second+d.cfg.Fencing.Margin.D() {
-		return fmt.Errorf("quorum.ttl %v is too short without nftables: address lifetimes need ttl > 1 s lifetime + 2 s", opts.TTL)
+	if _, lifetimeOnly := fence.(fencing.LifetimeOnly); lifetimeOnly && d.plan.Quorum.TTL < 3*time.Second+d.cfg.Fencing.Margin.D() {
+		return fmt.Errorf("quorum.ttl %v is too short without nftables: address lifetimes need ttl > 1 s lifetime + 2 s", d.plan.Quorum.TTL)
 	}
 	var all []netip.Addr
 	for _, ic := range d.cfg.Instance {
@@ -148,17 +97,10 @@ func (d *daemon) setupLease(ctx context.Context) error {
 	return nil
 }
 
-func minTTL(cfg *config.Config) time.Duration {
-	if cfg.Quorum.Backend == config.BackendRaft {
-		return raftMemberConfig(cfg, false).MinTTL()
-	}
-	return time.Second
-}
-
 // newGroup makes the node.Group for an instance, or for the instances of
 // a sync group (ics; the group is named name and its lease key is name).
-func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
-	opts := quorumOptions(d.cfg)
+func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
+	opts := d.plan.Quorum
 	lead := ics[0]
 	prio := 0
 	var fence, promote, demote []fencing.Hook
@@ -178,15 +120,10 @@ func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	skew := vrrp.SkewTime(uint8(lead.Version), uint8(prio), lead.AdvertInt.D()) / 8
 	var probe node.Prober
 	if probeOK && len(addrs) > 0 {
-		probe = arpProber{iface: lead.Interface, vips: addrs, wait: 20 * time.Millisecond}
+		probe = d.plat.Prober(lead.Interface, addrs)
 	}
 	hr := hookRunner{group: name, fence: fence, promote: promote, demote: demote, log: d.log.With("group", name),
 		failed: func(kind string) { d.metrics.hookFails.WithLabelValues(name, kind).Inc() }}
-	for _, h := range append(append(append([]fencing.Hook{}, fence...), promote...), demote...) {
-		if err := fencing.CheckHook(h); err != nil {
-			return nil, fmt.Errorf("group %s: %w", name, err)
-		}
-	}
 	deps := node.GroupDeps{Addrs: groupAddrs{m: d.vips, vips: vips}, Fence: d.fence, Prober: probe, Log: d.log}
 	if len(fence) > 0 {
 		deps.PeerFence = hr
@@ -207,7 +144,7 @@ func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	}
 	retry := lead.AdvertInt.D()
 	return node.NewGroup(node.GroupConfig{
-		Machine: node.Config{Group: name, Probe: probe != nil, StepTimeout: max(opts.TTL/2, 500*time.Millisecond),
+		Machine: node.Config{Group: name, Probe: probe != nil, StepTimeout: stepTimeout(opts),
 			RetryInterval: max(retry, 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget},
 		Priority: prio, VIPs: addrs, FenceMargin: d.cfg.Fencing.Margin.D(), StopBudget: stopBudget,
 		LifetimeIsFence: lifetimeOnly(d.fence),
@@ -228,7 +165,7 @@ func (v vrrpControl) Announce()                       { v.in.Announce() }
 func (v vrrpControl) Faults() []string                { return v.in.Faults() }
 
 // onTransition logs, counts and notifies a role change.
-func (d *daemon) onTransition(group string, members []string, t node.Transition, epoch uint64) {
+func (d *Daemon) onTransition(group string, members []string, t node.Transition, epoch uint64) {
 	d.metrics.transition(group, t.To.String())
 	state := map[node.Role]string{node.RoleOwner: "MASTER", node.RoleBackup: "BACKUP", node.RoleFault: "FAULT",
 		node.RoleStopped: "STOP"}[t.To]
