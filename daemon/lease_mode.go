@@ -40,33 +40,14 @@ func (a groupAddrs) Remove() error {
 	return errors.Join(errs...)
 }
 
-// hookRunner runs peer-fence hooks (node.PeerFencer) and resource hooks
-// (node.Resources).
-type hookRunner struct {
-	group           string
-	fence           []fencing.Hook
-	promote, demote []fencing.Hook
-	log             *slog.Logger
-	failed          func(kind string) // counts a failed run (metrics)
+// peerFence runs a group's peer-fence hooks (node.PeerFencer).
+type peerFence struct {
+	hooks []fencing.Hook
+	log   *slog.Logger
 }
 
-func (h hookRunner) Fence(ctx context.Context, env fencing.FenceEnv) error {
-	return fencing.RunHooks(ctx, h.fence, env, h.log)
-}
-
-func (h hookRunner) Promote(ctx context.Context, epoch uint64) error {
-	return h.count("promote", fencing.RunHooks(ctx, h.promote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log))
-}
-
-func (h hookRunner) Demote(ctx context.Context, epoch uint64) error {
-	return h.count("demote", fencing.RunHooks(ctx, h.demote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log))
-}
-
-func (h hookRunner) count(kind string, err error) error {
-	if err != nil && h.failed != nil {
-		h.failed(kind)
-	}
-	return err
+func (p peerFence) Fence(ctx context.Context, env fencing.FenceEnv) error {
+	return fencing.RunHooks(ctx, p.hooks, env, p.log)
 }
 
 // setupLease builds the quorum backend, the fence and one node.Group per
@@ -122,16 +103,17 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	if probeOK && len(addrs) > 0 {
 		probe = d.plat.Prober(lead.Interface, addrs)
 	}
-	hr := hookRunner{group: name, fence: fence, promote: promote, demote: demote, log: d.log.With("group", name),
-		failed: func(kind string) { d.metrics.hookFails.WithLabelValues(name, kind).Inc() }}
+	glog := d.log.With("group", name)
 	deps := node.GroupDeps{Addrs: groupAddrs{m: d.vips, vips: vips}, Fence: d.fence, Prober: probe, Log: d.log}
 	if len(fence) > 0 {
-		deps.PeerFence = hr
+		deps.PeerFence = peerFence{hooks: fence, log: glog}
 	}
-	if len(promote)+len(demote) > 0 {
-		deps.Resources = hr
+	chain := d.resources(name, promote, demote, glog)
+	if chain.Len() > 0 {
+		deps.Resources = chain
 	}
-	needsWatchdog := len(promote)+len(demote) > 0
+	// Resources the kernel cannot fence keep the watchdog armed while owned.
+	needsWatchdog := chain.Len() > 0
 	deps.OnTransition = func(t node.Transition, epoch uint64) {
 		d.watchdog.transition(name, needsWatchdog, t.To)
 		d.onTransition(name, members, t, epoch)

@@ -38,8 +38,9 @@ type Prober interface {
 	Probe(ctx context.Context) (conflict string, err error)
 }
 
-// Resources are promoted and demoted under an epoch (hooks now; DRBD and
-// MySQL later).
+// Resources are promoted and demoted under an epoch. node/resource puts a
+// group's resources (hooks, DRBD, MySQL, IPVS) in an ordered chain behind
+// an epoch guard.
 type Resources interface {
 	Promote(ctx context.Context, epoch uint64) error
 	Demote(ctx context.Context, epoch uint64) error
