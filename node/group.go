@@ -132,7 +132,7 @@ type Group struct {
 	cfg    GroupConfig
 	deps   GroupDeps
 	log    *slog.Logger
-	events chan Event
+	events *mailbox
 	lease  atomic.Pointer[leaseRef]
 
 	rel      releaser
@@ -170,7 +170,7 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 		log = slog.Default()
 	}
 	g := &Group{cfg: cfg, deps: deps, log: log.With("group", cfg.Machine.Group),
-		events: make(chan Event, 256), m: New(cfg.Machine), since: time.Now()}
+		events: newMailbox(), m: New(cfg.Machine), since: time.Now()}
 	g.rel = releaser{log: g.log, interval: cfg.Machine.RetryInterval, timeout: cfg.Machine.StepTimeout}
 	g.priority.Store(int64(cfg.Priority))
 	return g, nil
@@ -192,9 +192,10 @@ func (g *Group) SetLease(l Lease) {
 	g.lease.Store(&leaseRef{l})
 }
 
-// Post delivers an event to the group's loop.
+// Post delivers an event to the group's loop. It never blocks, whatever
+// the loop is doing (see mailbox for how renewals coalesce).
 func (g *Group) Post(ev Event) {
-	g.events <- ev
+	g.events.post(ev)
 }
 
 // Effects returns the vrrp.Effects that feed VRRP's master/not-master
@@ -275,7 +276,11 @@ func (g *Group) Run(ctx context.Context) error {
 		case <-stopBy:
 			g.log.Error("shutdown budget exhausted before demotion finished", "budget", g.cfg.StopBudget)
 			return errors.New("node: shutdown budget exhausted")
-		case ev = <-g.events:
+		case <-g.events.ready:
+			var ok bool
+			if ev, ok = g.events.take(); !ok {
+				continue
+			}
 		case <-timer.C:
 			ev = Tick{}
 		}
