@@ -463,6 +463,8 @@ func (in *Instance) stopGARPLocked() {
 // new owner term starts a new one). A failed send (the link is down after
 // a flap) does not end the burst: it is retried after a backoff (10 ms
 // doubling to 320 ms) until it goes out or the node may no longer announce.
+// A retry sends one frame for every VIP again, also those whose frame went
+// out (a duplicate gratuitous ARP is harmless).
 func (in *Instance) garpLocked(now time.Time) {
 	in.garpAt = time.Time{}
 	if in.m.State() != StateMaster || in.ann == nil {
