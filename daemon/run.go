@@ -177,6 +177,13 @@ func (d *Daemon) setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Lease mode: the instance speaks only as the lease allows.
+		switch {
+		case inSync && sg.group != nil:
+			in.SetGate(sg.group.Gate())
+		case g != nil:
+			in.SetGate(g.Gate())
+		}
 		tr, err := d.newTracked(ic)
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 // syncSetup is one vrrp_sync_group being built.
 type syncSetup struct {
 	sync  *node.SyncGroup
+	group *node.Group      // lease mode: the sync group's lease (its gate)
 	index map[string]int   // member instance → index
 	none  *noneSync        // quorum none: adds/removes the members' VIPs
 	notif *notify.Notifier // the group's own notify scripts (nil: none)
@@ -57,7 +58,7 @@ func (d *Daemon) setupSync() (map[string]*syncSetup, error) {
 			if err != nil {
 				return nil, err
 			}
-			ss.sync = node.NewSyncGroup(node.GroupTarget{G: g}, len(members))
+			ss.sync, ss.group = node.NewSyncGroup(node.GroupTarget{G: g}, len(members)), g
 			g.SetVRRP(ss.sync.Control())
 			d.groups = append(d.groups, g)
 		} else {

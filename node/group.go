@@ -134,6 +134,9 @@ type Group struct {
 	log    *slog.Logger
 	events *mailbox
 	lease  atomic.Pointer[leaseRef]
+	// view is the machine as of its last step, for the Gate: read
+	// without g.mu by the VRRP instances, under their own locks.
+	view atomic.Pointer[Machine]
 
 	rel      releaser
 	priority atomic.Int64
@@ -173,7 +176,25 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 		events: newMailbox(), m: New(cfg.Machine), since: time.Now()}
 	g.rel = releaser{log: g.log, interval: cfg.Machine.RetryInterval, timeout: cfg.Machine.StepTimeout}
 	g.priority.Store(int64(cfg.Priority))
+	m := g.m
+	g.view.Store(&m)
 	return g, nil
+}
+
+// Gate is the vrrp.Gate of the group's VRRP instances: they advertise a
+// non-zero priority (or claim) only while this node's quorum session is
+// live, and announce the VIPs only while it owns the group with a live
+// local deadline (less the fence margin). It reads the role machine as of
+// its last step (Machine.MayAdvertise, MayAnnounce) against the clock the
+// instance reads at send time, so a node resumed from a freeze is silent
+// before its group loop has even run.
+func (g *Group) Gate() vrrp.Gate { return groupGate{g} }
+
+type groupGate struct{ g *Group }
+
+func (x groupGate) MayAdvertise(now time.Time) bool { return x.g.view.Load().MayAdvertise(now) }
+func (x groupGate) MayAnnounce(now time.Time) bool {
+	return x.g.view.Load().MayAnnounce(now, x.g.cfg.FenceMargin)
 }
 
 // SetVRRP connects the group's VRRP instance (created after the group,
@@ -307,6 +328,8 @@ func (g *Group) step(ev Event) {
 	m, acts := g.m.Step(ev, now)
 	g.m = m
 	g.mu.Unlock()
+	// Published before the actions run: Announce asks the gate at once.
+	g.view.Store(&m)
 	for _, a := range acts {
 		g.perform(a, m)
 	}
