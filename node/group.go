@@ -234,7 +234,6 @@ func (e groupEffects) Down(context.Context) error {
 // Status returns a snapshot.
 func (g *Group) Status() GroupStatus {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	s := GroupStatus{Group: g.Name(), Role: g.m.Role().String(), Epoch: g.m.Grant().Epoch,
 		Since: g.since, Transitions: append([]TransRecord(nil), g.trans...), LastError: g.lastEr, FenceArmed: g.armed}
 	if g.m.Role() == RoleCandidate {
@@ -250,6 +249,9 @@ func (g *Group) Status() GroupStatus {
 	if d := g.m.Deadline(); !d.IsZero() {
 		s.DeadlineLeft = time.Until(d).Round(time.Millisecond).String()
 	}
+	g.mu.Unlock()
+	// The kernel is read without the group's lock: a slow netlink answer
+	// must not hold up the group's loop.
 	if s.FenceArmed && len(g.cfg.VIPs) > 0 {
 		if left, ok, err := g.deps.Fence.Armed(g.cfg.VIPs[0]); err == nil && ok {
 			s.FenceLeft = left.Round(time.Millisecond).String()

@@ -272,3 +272,30 @@ func TestGroupShutdownReleasesKeys(t *testing.T) {
 		until(t, time.Second, func() bool { return b.allRoles(node.RoleOwner) }, "b owns both groups")
 	})
 }
+
+// Status reads the kernel (how long the fence stays armed) without the
+// group's lock: while that read hangs, the group goes on renewing and
+// answering.
+func TestGroupStatusDoesNotHoldTheGroupAcrossKernelReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		n := w.startNode("n1", "g1")
+		g := n.g("g1")
+		n.makeOwner("g1")
+		block := make(chan struct{})
+		g.fence.BlockReads(block)
+		done := make(chan node.GroupStatus)
+		go func() { done <- g.Status() }()
+		synctest.Wait()
+		before, _ := n.renewed()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if after, _ := n.renewed(); after <= before || g.Role() != node.RoleOwner {
+			t.Fatalf("renewals %d → %d, role %v while a status read hangs", before, after, g.Role())
+		}
+		close(block)
+		if s := <-done; s.Role != "owner" || s.FenceLeft == "" {
+			t.Fatalf("status %+v", s)
+		}
+	})
+}

@@ -27,7 +27,8 @@ type Fence struct {
 	// OnArm, when set, runs inside Arm after the element is stored: a test
 	// advances its clock here to simulate a freeze during the kernel call.
 	OnArm func()
-	log   []string
+	readBlock chan struct{}
+	log       []string
 }
 
 var _ fencing.Fence = (*Fence)(nil)
@@ -94,8 +95,22 @@ func (f *Fence) Disarm(vip netip.Addr) error {
 	return nil
 }
 
+// BlockReads makes Armed block until ch is closed: a kernel read that
+// hangs (netlink under load). nil ends it.
+func (f *Fence) BlockReads(ch chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readBlock = ch
+}
+
 // Armed implements fencing.Fence against the injected clock.
 func (f *Fence) Armed(vip netip.Addr) (time.Duration, bool, error) {
+	f.mu.Lock()
+	block := f.readBlock
+	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	exp, ok := f.expiry[vip]
