@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/leasehold/leasehold/cmd/leasehold/config"
 	"github.com/leasehold/leasehold/node/health"
 	"github.com/leasehold/leasehold/node/notify"
+	"github.com/leasehold/leasehold/script"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -27,8 +27,11 @@ func (d *daemon) newTracked(ic *config.Instance) (*tracked, error) {
 	var scripts []health.Script
 	for _, name := range ic.TrackScript {
 		s := d.cfg.Script[name]
-		f := strings.Fields(s.Script)
-		scripts = append(scripts, health.Script{Name: name, Path: f[0], Args: f[1:], Interval: s.Interval.D(),
+		c, err := script.ParseLine(s.Script)
+		if err != nil {
+			return nil, fmt.Errorf("instance %s: vrrp_script %s: %w", ic.Name, name, err)
+		}
+		scripts = append(scripts, health.Script{Name: name, Path: c.Path, Args: c.Args, Interval: s.Interval.D(),
 			Timeout: s.Timeout.D(), Weight: s.Weight, Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail, RunAs: s.User})
 	}
 	var ifaces []health.Interface
