@@ -27,20 +27,7 @@ func TestRunBashDevTCP(t *testing.T) {
 		t.Skip("no bash")
 	}
 	bash, _ = filepath.EvalSymlinks(bash)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := scripttest.OpenPort(t)
 	port := ln.Addr().(*net.TCPAddr).Port
 	c, err := script.ParseLine(fmt.Sprintf("%s -c '</dev/tcp/127.0.0.1/%d'", bash, port))
 	if err != nil {

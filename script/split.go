@@ -177,3 +177,32 @@ func ParseLine(line string) (Command, error) {
 	}
 	return Command{Path: argv[0], Args: argv[1:]}, nil
 }
+
+// Join is the inverse of Split: a command line that Split turns back into
+// words. A word made only of letters, digits and @%+=:,./_- is written as
+// it is; any other is single-quoted, with \ and ' escaped by a backslash
+// (keepalived honours escapes inside single quotes too). Join(nil) is "".
+func Join(words []string) string {
+	var b strings.Builder
+	for i, w := range words {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if w != "" && strings.Trim(w, plain) == "" {
+			b.WriteString(w)
+			continue
+		}
+		b.WriteByte('\'')
+		for j := 0; j < len(w); j++ {
+			if w[j] == '\\' || w[j] == '\'' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(w[j])
+		}
+		b.WriteByte('\'')
+	}
+	return b.String()
+}
+
+// plain are the bytes Join leaves unquoted.
+const plain = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./_-"

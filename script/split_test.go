@@ -18,6 +18,10 @@ func TestSplit(t *testing.T) {
 		{line: "/usr/local/bin/vrrp.sh MASTER VI_1", want: []string{"/usr/local/bin/vrrp.sh", "MASTER", "VI_1"}},
 		{line: "bash -c '</dev/tcp/127.0.0.1/80'", want: []string{"bash", "-c", "</dev/tcp/127.0.0.1/80"}},
 		{line: `/bin/sh -c "exec /usr/bin/pgrep -x haproxy"`, want: []string{"/bin/sh", "-c", "exec /usr/bin/pgrep -x haproxy"}},
+		// keepalived.conf(5), "Quoted strings": the notify_master example
+		// once its configuration line has been read (the outer "..." gone).
+		{line: `/etc/keepalived/notify_event.sh ' spaces\\x20f\x69le ' '\"s p a c e \"' SG1.low master`,
+			want: []string{"/etc/keepalived/notify_event.sh", ` spaces\x20file `, `"s p a c e "`, "SG1.low", "master"}},
 		{line: "/bin/true", want: []string{"/bin/true"}},
 		{line: " \t/bin/a \f b\vc\r\nd  ", want: []string{"/bin/a", "b", "c", "d"}},
 		// Quotes join with what is next to them; "" is an empty word.
@@ -77,6 +81,24 @@ func TestParseLine(t *testing.T) {
 	}
 }
 
+func TestJoin(t *testing.T) {
+	for _, c := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"/usr/bin/bash", "-c", "</dev/tcp/127.0.0.1/80"}, `/usr/bin/bash -c '</dev/tcp/127.0.0.1/80'`},
+		{[]string{"/x", "", "a b", `it's`, `c:\d`, "$HOME"}, `/x '' 'a b' 'it\'s' 'c:\\d' '$HOME'`},
+		{nil, ""},
+	} {
+		if got := Join(c.words); got != c.want {
+			t.Errorf("Join(%q) = %s, want %s", c.words, got, c.want)
+		}
+		if back, err := Split(c.want); len(c.words) > 0 && (err != nil || !slices.Equal(back, c.words)) {
+			t.Errorf("Split(%s) = %q, %v; want %q", c.want, back, err, c.words)
+		}
+	}
+}
+
 func FuzzSplit(f *testing.F) {
 	for _, s := range []string{
 		"/usr/local/bin/vrrp.sh MASTER VI_1", "bash -c '</dev/tcp/127.0.0.1/80'", `a"b c"d`, `'a\'b'`,
@@ -106,16 +128,11 @@ func FuzzSplit(f *testing.F) {
 		if !strings.ContainsAny(line, `"'\`+"\x00") && !slices.Equal(words, strings.FieldsFunc(line, func(r rune) bool { return r < 0x80 && isBlank(byte(r)) })) {
 			t.Fatalf("Split(%q) = %q: differs from splitting on blanks", line, words)
 		}
-		// Quoting every word back gives the same words.
-		var b strings.Builder
-		for _, w := range words {
-			b.WriteString(" '")
-			b.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(w))
-			b.WriteString("'")
-		}
-		again, err := Split(b.String())
+		// Join quotes them back.
+		joined := Join(words)
+		again, err := Split(joined)
 		if err != nil || !slices.Equal(again, words) {
-			t.Fatalf("Split(%q) = %q; quoted back %q splits to %q, %v", line, words, b.String(), again, err)
+			t.Fatalf("Split(%q) = %q; joined back %q splits to %q, %v", line, words, joined, again, err)
 		}
 	})
 }

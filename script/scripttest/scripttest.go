@@ -1,10 +1,12 @@
 // Package scripttest helps tests of programs run by package script: it
-// writes test scripts and waits for processes that are not the test's
-// children (a script's background child) to end.
+// writes test scripts, opens a loopback port for TCP checks to probe, and
+// waits for processes that are not the test's children (a script's
+// background child) to end.
 package scripttest
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,4 +60,26 @@ func Exited(t testing.TB, pid int, d time.Duration) bool {
 		}
 		return n > 0
 	}
+}
+
+// OpenPort listens on a loopback TCP port and accepts and closes every
+// connection until the listener is closed (at the end of the test at the
+// latest): a service for a check such as bash's </dev/tcp/127.0.0.1/PORT.
+func OpenPort(t testing.TB) *net.TCPListener {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln
 }

@@ -69,7 +69,7 @@ type Fencing struct {
 // Script is a vrrp_script: a health check whose result changes the
 // priority of the instances that track it (or faults them, weight 0).
 type Script struct {
-	Script   string   `yaml:"script"` // absolute path, optionally followed by arguments
+	Script   string   `yaml:"script"` // absolute path and arguments, quoted as keepalived quotes them (script.Split)
 	Interval Duration `yaml:"interval"`
 	Timeout  Duration `yaml:"timeout"`
 	Weight   int      `yaml:"weight"`
@@ -90,7 +90,9 @@ type SyncGroup struct {
 	NotifyScripts `yaml:",inline"`
 }
 
-// NotifyScripts are keepalived's notify_* of an instance or a sync group.
+// NotifyScripts are keepalived's notify_* of an instance or a sync group:
+// command lines, an absolute path and arguments quoted as keepalived
+// quotes them (script.Split).
 type NotifyScripts struct {
 	NotifyMaster  string   `yaml:"notify_master"`
 	NotifyBackup  string   `yaml:"notify_backup"`

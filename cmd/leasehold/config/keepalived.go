@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/leasehold/leasehold/script"
 )
 
 // ImportOptions tunes ImportKeepalived.
@@ -396,16 +398,28 @@ func (k *kaConv) notify(s *kaStmt) *kaKV {
 }
 
 // absolute makes a command's program an absolute path: keepalived looks
-// relative ones up on $PATH, leasehold wants them spelled out.
+// relative ones up on $PATH, leasehold wants them spelled out. The command
+// is split as keepalived and leasehold split it (script.Split).
 func (k *kaConv) absolute(s *kaStmt, cmd string) (string, bool) {
-	prog, args, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+	argv, err := script.Split(cmd)
+	if err != nil {
+		k.errAt(s.Line, s.Key, "%q: %v", cmd, err)
+		return "", false
+	}
+	prog := argv[0]
 	if strings.HasPrefix(prog, "/") {
 		return cmd, true
 	}
 	if k.lookPath != nil {
 		if p, err := k.lookPath(prog); err == nil && strings.HasPrefix(p, "/") {
 			k.warnAt(s.Line, s.Key, "%q resolved to %s on this machine: check it is the same on the node", prog, p)
-			return strings.TrimSpace(p + " " + args), true
+			// Keep the arguments as written when the program was written
+			// plainly; re-quote them all otherwise.
+			rest, plain := strings.CutPrefix(strings.TrimLeft(cmd, " \t"), prog)
+			if plain && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+				return p + rest, true
+			}
+			return script.Join(append([]string{p}, argv[1:]...)), true
 		}
 	}
 	k.errAt(s.Line, s.Key, "%q is not an absolute path and was not found on $PATH here: write the full path", prog)
