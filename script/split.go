@@ -45,7 +45,21 @@ func isBlank(c byte) bool {
 //
 // The words hold at most len(line) bytes in all, and there are at most
 // len(line) of them.
-func Split(line string) ([]string, error) {
+func Split(line string) ([]string, error) { return split(line, true) }
+
+// SplitQuoted is keepalived's first pass over the whole configuration line
+// of a script keyword (notify_master, script, ...; its alloc_strvec_quoted):
+// words and quotes as Split, but a backslash and the byte after it are kept
+// as written (so \" does not close a quote), for Split to decode when the
+// command word is run. For example
+//
+//	notify_master "/x.sh 'a b' c\\ d" USER
+//
+// gives notify_master, /x.sh 'a b' c\\ d and USER; Split then gives the
+// command /x.sh with a b and c\ d.
+func SplitQuoted(line string) ([]string, error) { return split(line, false) }
+
+func split(line string, escapes bool) ([]string, error) {
 	if i := strings.IndexByte(line, 0); i >= 0 {
 		return nil, fmt.Errorf("%w: NUL byte at byte %d", ErrSyntax, i)
 	}
@@ -65,6 +79,12 @@ func Split(line string) ([]string, error) {
 		for i < len(line) {
 			c := line[i]
 			switch {
+			case c == '\\' && !escapes:
+				if i+1 == len(line) {
+					return nil, errTrailingBackslash
+				}
+				word = append(word, c, line[i+1])
+				i += 2
 			case c == '\\':
 				b, n, err := unescape(line, i)
 				if err != nil {
@@ -99,11 +119,13 @@ func Split(line string) ([]string, error) {
 	return words, nil
 }
 
+var errTrailingBackslash = fmt.Errorf("%w: backslash at the end with nothing to escape", ErrSyntax)
+
 // unescape decodes the escape sequence starting with the backslash at
 // line[i]: the byte it stands for and the bytes it takes.
 func unescape(line string, i int) (byte, int, error) {
 	if i+1 == len(line) {
-		return 0, 0, fmt.Errorf("%w: backslash at the end with nothing to escape", ErrSyntax)
+		return 0, 0, errTrailingBackslash
 	}
 	c := line[i+1]
 	var b byte

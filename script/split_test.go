@@ -68,6 +68,38 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+// SplitQuoted is keepalived's first pass over a whole configuration line:
+// quotes go, escapes stay for Split.
+func TestSplitQuoted(t *testing.T) {
+	// keepalived.conf(5), "Quoted strings", as written in a configuration.
+	line := `notify_master "/etc/keepalived/notify_event.sh ' spaces\\x20f\x69le ' '\"s p a c e \"' SG1.low master" user group`
+	want := []string{"notify_master", `/etc/keepalived/notify_event.sh ' spaces\\x20f\x69le ' '\"s p a c e \"' SG1.low master`, "user", "group"}
+	got, err := SplitQuoted(line)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("SplitQuoted = %q, %v\nwant %q", got, err, want)
+	}
+	argv, err := Split(got[1])
+	if want := []string{"/etc/keepalived/notify_event.sh", ` spaces\x20file `, `"s p a c e "`, "SG1.low", "master"}; err != nil || !slices.Equal(argv, want) {
+		t.Errorf("Split(%q) = %q, %v; want %q", got[1], argv, err, want)
+	}
+	for _, c := range []struct {
+		line string
+		want []string
+	}{
+		{`script '/usr/local/bin/vrrp.sh MASTER VI_1'`, []string{"script", "/usr/local/bin/vrrp.sh MASTER VI_1"}},
+		{`script /bin/echo\ x "a\"b" '\0'`, []string{"script", `/bin/echo\ x`, `a\"b`, `\0`}},
+	} {
+		if got, err := SplitQuoted(c.line); err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("SplitQuoted(%q) = %q, %v; want %q", c.line, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{`script "/bin/x`, `script /bin/x\`, ""} {
+		if got, err := SplitQuoted(bad); !errors.Is(err, ErrSyntax) {
+			t.Errorf("SplitQuoted(%q) = %q, %v; want ErrSyntax", bad, got, err)
+		}
+	}
+}
+
 func TestParseLine(t *testing.T) {
 	c, err := ParseLine(`/usr/local/bin/vrrp.sh MASTER "VI 1"`)
 	if err != nil || c.Path != "/usr/local/bin/vrrp.sh" || !slices.Equal(c.Args, []string{"MASTER", "VI 1"}) {
@@ -107,6 +139,9 @@ func FuzzSplit(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
+		if words, err := SplitQuoted(line); err == nil && (len(words) > len(line) || len(strings.Join(words, "")) > len(line)) {
+			t.Fatalf("SplitQuoted(%q) = %q: longer than its input", line, words)
+		}
 		words, err := Split(line)
 		if err != nil {
 			if !errors.Is(err, ErrSyntax) || words != nil {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,7 +58,7 @@ func ImportKeepalived(file string, data []byte, opt ImportOptions) (*Imported, e
 	default:
 		return nil, fmt.Errorf("config: quorum %q: want none, etcd or raft", opt.Quorum)
 	}
-	k := &kaConv{file: file, garp: map[string]*kaKV{}, lookPath: opt.LookPath}
+	k := &kaConv{file: file, garp: map[string]*kaKV{}, lookPath: opt.LookPath, lines: strings.Split(string(data), "\n")}
 	stmts, err := kaParse(file, data, k.warnErr)
 	if err != nil {
 		return nil, err
@@ -127,6 +128,7 @@ type kaConv struct {
 	groups    []*kaNamed
 	instances []*kaInstance
 	lookPath  func(string) (string, error)
+	lines     []string // the file's lines, for commandWords
 }
 
 func (k *kaConv) warnErr(e *Error) { k.warns = append(k.warns, e) }
@@ -341,9 +343,14 @@ func (k *kaConv) script(b *kaStmt) {
 				k.errAt(s.Line, s.Key, "needs a command")
 				continue
 			}
-			// Unquoted words after the first are the command's arguments
-			// (keepalived joins them).
-			if cmd, ok := k.absolute(s, strings.Join(s.Args, " ")); ok {
+			// keepalived runs the first word only (the command is
+			// quoted when it has arguments); unquoted words after it
+			// are kept as its arguments, as the author meant.
+			cmd := strings.Join(s.Args, " ")
+			if w, ok := k.commandWords(s); ok {
+				cmd = strings.Join(w[1:], " ")
+			}
+			if cmd, ok := k.absolute(s, cmd); ok {
 				sc.kvs = append(sc.kvs, &kaKV{Key: "script", Scalar: yq(cmd), Line: s.Line})
 			}
 		case "interval", "timeout":
@@ -387,14 +394,48 @@ func (k *kaConv) notify(s *kaStmt) *kaKV {
 		k.errAt(s.Line, s.Key, "needs a script")
 		return nil
 	}
-	if len(s.Args) > 1 {
-		k.warnAt(s.Line, s.Key, "user/group %q not converted: leasehold runs hooks as its own user (quote the command if those words were its arguments)", strings.Join(s.Args[1:], " "))
+	args := s.Args
+	if w, ok := k.commandWords(s); ok {
+		args = w[1:]
 	}
-	cmd, ok := k.absolute(s, s.Args[0])
+	if len(args) > 1 {
+		k.warnAt(s.Line, s.Key, "user/group %q not converted: leasehold runs hooks as its own user (quote the command if those words were its arguments)", strings.Join(args[1:], " "))
+	}
+	cmd, ok := k.absolute(s, args[0])
 	if !ok {
 		return nil
 	}
 	return &kaKV{Key: s.Key, Scalar: yq(cmd), Line: s.Line}
+}
+
+// commandWords re-reads the line of a script keyword statement as
+// keepalived does (comments cut, then script.SplitQuoted): '...' quotes
+// and backslashes as well as "...", the escapes left for script.Split. ok
+// is false when the line holds more than the statement (a block on one
+// line) or does not split: then the statement's tokens stand.
+func (k *kaConv) commandWords(s *kaStmt) ([]string, bool) {
+	if s.Line < 1 || s.Line > len(k.lines) {
+		return nil, false
+	}
+	line := strings.TrimSuffix(k.lines[s.Line-1], "\r")
+	// keepalived's decomment: '#' and '!' outside "..." start a comment;
+	// a backslash keeps the byte after it.
+	quoted := false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '"':
+			quoted = !quoted
+		case c == '\\':
+			i++
+		case !quoted && (c == '#' || c == '!'):
+			line = line[:i]
+		}
+	}
+	w, err := script.SplitQuoted(line)
+	if err != nil || w[0] != s.Key || len(w) < 2 || slices.Contains(w, "{") || slices.Contains(w, "}") {
+		return nil, false
+	}
+	return w, true
 }
 
 // absolute makes a command's program an absolute path: keepalived looks
