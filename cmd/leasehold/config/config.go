@@ -84,9 +84,9 @@ type Script struct {
 type SyncGroup struct {
 	Group []string `yaml:"group"`
 	// Notify scripts for the group as a whole, as keepalived's
-	// vrrp_sync_group runs them: the state's own script with no arguments,
-	// then notify with GROUP NAME STATE 0. With a quorum the state is the
-	// lease's (MASTER while the group is owned).
+	// vrrp_sync_group runs them: the state's own script with its own
+	// arguments, then notify with its own and GROUP NAME STATE 0. With a
+	// quorum the state is the lease's (MASTER while the group is owned).
 	NotifyScripts `yaml:",inline"`
 }
 
