@@ -1,8 +1,10 @@
 // Package script runs the operator's external programs: vrrp_script
 // checks, notify scripts (notify_master, ...), and the fencing package's
 // peer-fence, promote and demote hooks. It is the one place that splits
-// their command lines (Split, as keepalived does), decides whether a
-// program is safe to run (Check), and runs it (Run).
+// their command lines as keepalived does (Split; ParseLine adds the
+// absolute-path rule; SplitQuoted is keepalived's first pass over a whole
+// configuration line, for the importer; Join quotes words back), decides
+// whether a program is safe to run (Check), and runs it (Run).
 //
 // Guaranteed: Split matches keepalived's splitting of script and notify
 // command lines (quotes, backslash escapes) and refuses what keepalived

@@ -39,9 +39,14 @@ func isBlank(c byte) bool {
 //     explicit "/bin/sh -c '...'".
 //
 // Errors wrap ErrSyntax: a quote with no closing quote, a backslash at the
-// end, nothing but blanks, a NUL byte. Where keepalived would silently cut a word at an
-// escaped NUL byte (\0, \x00), Split refuses it: an argument cannot hold
-// one.
+// end, nothing but blanks (keepalived reports or ignores the script in
+// those cases), a NUL byte. Where keepalived would silently cut a word at
+// an escaped NUL byte (\0, \x00), Split refuses it: an argument cannot
+// hold one.
+//
+// Sources: keepalived's lib/parser.c alloc_strvec_quoted_escaped_common,
+// called by set_script_params_array in keepalived/core/notify.c, and
+// keepalived.conf(5), "Quoted strings".
 //
 // The words hold at most len(line) bytes in all, and there are at most
 // len(line) of them.
