@@ -349,6 +349,9 @@ func (k *kaConv) script(b *kaStmt) {
 			cmd := strings.Join(s.Args, " ")
 			if w, ok := k.commandWords(s); ok {
 				cmd = strings.Join(w[1:], " ")
+				if len(w) > 2 {
+					k.warnAt(s.Line, s.Key, "keepalived runs %q without the words after it (an unquoted command); converted with them as its arguments", w[1])
+				}
 			}
 			if cmd, ok := k.absolute(s, cmd); ok {
 				sc.kvs = append(sc.kvs, &kaKV{Key: "script", Scalar: yq(cmd), Line: s.Line})

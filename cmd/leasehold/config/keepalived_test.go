@@ -473,6 +473,9 @@ func TestImportKeepalivedCommandLines(t *testing.T) {
 		if argv, err := script.Split(cmd); err != nil || !slices.Equal(argv, c.argv) {
 			t.Errorf("%s\nconverted to %q, which runs %q, %v\nwant %q", c.line, cmd, argv, err, c.argv)
 		}
+		if warned := strings.Contains(warningText(im), "keepalived runs"); warned != strings.HasSuffix(c.line, "-0 haproxy") {
+			t.Errorf("%s: warned about words after an unquoted command: %v\n%s", c.line, warned, warningText(im))
+		}
 	}
 }
 
