@@ -46,7 +46,11 @@ func isBlank(c byte) bool {
 //
 // Sources: keepalived's lib/parser.c alloc_strvec_quoted_escaped_common,
 // called by set_script_params_array in keepalived/core/notify.c, and
-// keepalived.conf(5), "Quoted strings".
+// keepalived.conf(5), "Quoted strings". This is keepalived 2.3.2 and later
+// (commit af7aa8bf, "fix parsing of escaped characters in quoted
+// strings"); before it, as in Debian 12's 2.2.7, \x took any number of hex
+// digits and escapes were decoded twice (once more when the configuration
+// line was read): lines without backslashes split the same in all of them.
 //
 // The words hold at most len(line) bytes in all, and there are at most
 // len(line) of them.

@@ -412,8 +412,10 @@ func (k *kaConv) notify(s *kaStmt) *kaKV {
 }
 
 // commandWords re-reads the line of a script keyword statement as
-// keepalived does (comments cut, then script.SplitQuoted): '...' quotes
-// and backslashes as well as "...", the escapes left for script.Split. ok
+// keepalived 2.3.2 and later do (comments cut, then script.SplitQuoted):
+// '...' quotes and backslashes as well as "...", the escapes left for
+// script.Split (keepalived before 2.3.2 decoded them here already, and
+// again when running: twice). ok
 // is false when the line holds more than the statement (a block on one
 // line) or does not split: then the statement's tokens stand.
 func (k *kaConv) commandWords(s *kaStmt) ([]string, bool) {
@@ -437,6 +439,10 @@ func (k *kaConv) commandWords(s *kaStmt) ([]string, bool) {
 	w, err := script.SplitQuoted(line)
 	if err != nil || w[0] != s.Key || len(w) < 2 || slices.Contains(w, "{") || slices.Contains(w, "}") {
 		return nil, false
+	}
+	if strings.Contains(w[1], `\`) {
+		// Seen with Debian's 2.2.7: `x\ty` ran as two words x and y.
+		k.warnAt(s.Line, s.Key, "backslash escapes converted as keepalived 2.3.2 and later read them (once); older versions decoded them twice: check the arguments")
 	}
 	return w, true
 }

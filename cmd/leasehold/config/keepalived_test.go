@@ -452,6 +452,10 @@ func TestImportKeepalivedCommandLines(t *testing.T) {
 		{`script "bash -c '</dev/tcp/127.0.0.1/80'"`, []string{"/usr/bin/bash", "-c", "</dev/tcp/127.0.0.1/80"}},
 		{`script '/bin/sh -c "exit 0"'`, []string{"/bin/sh", "-c", "exit 0"}},
 		{`script /usr/bin/killall -0 haproxy`, []string{"/usr/bin/killall", "-0", "haproxy"}},
+		// Run by keepalived 2.2.7 (Debian) in a network namespace, its
+		// script recording its argv: these arguments, exactly.
+		{`script '/tmp/kt/rec.sh s2 a "b c" d'`, []string{"/tmp/kt/rec.sh", "s2", "a", "b c", "d"}},
+		{`script "/tmp/kt/rec.sh s4 'it''s' a'b'c ''"`, []string{"/tmp/kt/rec.sh", "s4", "its", "abc", ""}},
 	}
 	look := func(prog string) (string, error) { return "/usr/bin/" + prog, nil }
 	for _, c := range cases {
@@ -475,6 +479,9 @@ func TestImportKeepalivedCommandLines(t *testing.T) {
 		}
 		if warned := strings.Contains(warningText(im), "keepalived runs"); warned != strings.HasSuffix(c.line, "-0 haproxy") {
 			t.Errorf("%s: warned about words after an unquoted command: %v\n%s", c.line, warned, warningText(im))
+		}
+		if warned := strings.Contains(warningText(im), "decoded them twice"); warned != strings.Contains(c.line, `\`) {
+			t.Errorf("%s: warned about escapes: %v\n%s", c.line, warned, warningText(im))
 		}
 	}
 }
