@@ -117,7 +117,9 @@ func TestNotifyOrderArgumentsEnvironment(t *testing.T) {
 // A notify command line with arguments (keepalived's own sample
 // `notify_master "/usr/local/bin/vrrp.sh MASTER VI_1"`) runs its program
 // with them; the generic script's own arguments come before keepalived's
-// four.
+// four. keepalived 2.2.7 (Debian), run in a network namespace with
+// notify "/x/rec.sh generic 'own arg'", gave <generic><own arg><INSTANCE>
+// <VI_1><MASTER><100>.
 func TestNotifyCommandLineArguments(t *testing.T) {
 	dir := filepath.Join(scripttest.Dir(t), "my scripts")
 	if err := os.Mkdir(dir, 0o755); err != nil {
