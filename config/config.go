@@ -69,7 +69,7 @@ type Fencing struct {
 // Script is a vrrp_script: a health check whose result changes the
 // priority of the instances that track it (or faults them, weight 0).
 type Script struct {
-	Script   string   `yaml:"script"` // absolute path, optionally followed by arguments
+	Script   string   `yaml:"script"` // absolute path and arguments, quoted as keepalived quotes them (script.Split)
 	Interval Duration `yaml:"interval"`
 	Timeout  Duration `yaml:"timeout"`
 	Weight   int      `yaml:"weight"`
@@ -84,13 +84,15 @@ type Script struct {
 type SyncGroup struct {
 	Group []string `yaml:"group"`
 	// Notify scripts for the group as a whole, as keepalived's
-	// vrrp_sync_group runs them: the state's own script with no arguments,
-	// then notify with GROUP NAME STATE 0. With a quorum the state is the
-	// lease's (MASTER while the group is owned).
+	// vrrp_sync_group runs them: the state's own script with its own
+	// arguments, then notify with its own and GROUP NAME STATE 0. With a
+	// quorum the state is the lease's (MASTER while the group is owned).
 	NotifyScripts `yaml:",inline"`
 }
 
-// NotifyScripts are keepalived's notify_* of an instance or a sync group.
+// NotifyScripts are keepalived's notify_* of an instance or a sync group:
+// command lines, an absolute path and arguments quoted as keepalived
+// quotes them (script.Split).
 type NotifyScripts struct {
 	NotifyMaster  string   `yaml:"notify_master"`
 	NotifyBackup  string   `yaml:"notify_backup"`

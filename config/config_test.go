@@ -79,6 +79,12 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 			"bad.yaml:7: vrrp_instance.A.authentication: VRRPv3 has no authentication"},
 		{"sync notify relative", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n  B:\n    interface: eth0\n    virtual_router_id: 6\n    virtual_ipaddress: [10.0.0.2]\nvrrp_sync_group:\n  G:\n    group: [A, B]\n    notify: notify.sh\n",
 			"bad.yaml:14: vrrp_sync_group.G.notify: \"notify.sh\": an absolute path is required"},
+		{"script unbalanced quote", "quorum: {backend: none}\nvrrp_script:\n  chk:\n    script: \"/bin/sh -c 'exit 0\"\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:4: vrrp_script.chk.script: \"/bin/sh -c 'exit 0\": script: bad command line: missing terminating ' for the quote at byte 11"},
+		{"script relative", "quorum: {backend: none}\nvrrp_script:\n  chk:\n    script: \"'bash' -c true\"\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n",
+			"bad.yaml:4: vrrp_script.chk.script: \"'bash' -c true\": an absolute path is required"},
+		{"notify trailing backslash", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n    notify_master: '/usr/local/bin/vrrp.sh MASTER\\'\n",
+			"bad.yaml:7: vrrp_instance.A.notify_master: \"/usr/local/bin/vrrp.sh MASTER\\\\\": script: bad command line: backslash at the end"},
 		{"syntax", "quorum: {backend: none\n", "bad.yaml:"},
 	}
 	for _, tc := range cases {
@@ -91,6 +97,32 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 				t.Fatalf("error %q\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Command lines with arguments and quotes, as keepalived's own samples
+// write them, pass validation (and run as split: see script.Split).
+func TestParseCommandLines(t *testing.T) {
+	const y = `
+quorum: {backend: none}
+vrrp_script:
+  chk_http:
+    script: "/bin/bash -c '</dev/tcp/127.0.0.1/80'"
+vrrp_instance:
+  VI_1:
+    interface: eth0
+    virtual_router_id: 51
+    virtual_ipaddress: [10.0.0.1]
+    track_script: [chk_http]
+    notify_master: "/usr/local/bin/vrrp.sh MASTER VI_1"
+    notify: '"/opt/my scripts/notify.sh" --log /var/log/vrrp'
+`
+	c, err := Parse("ok.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := c.Instance["VI_1"]; in.NotifyMaster != "/usr/local/bin/vrrp.sh MASTER VI_1" {
+		t.Errorf("notify_master %q", in.NotifyMaster)
 	}
 }
 

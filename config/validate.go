@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leasehold/leasehold/script"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -174,8 +175,8 @@ func (c *Config) validateNotify(p string, n *NotifyScripts) error {
 	var errs []error
 	for _, kv := range [][2]string{{"notify_master", n.NotifyMaster}, {"notify_backup", n.NotifyBackup},
 		{"notify_fault", n.NotifyFault}, {"notify_stop", n.NotifyStop}, {"notify", n.Notify}} {
-		if kv[1] != "" && !strings.HasPrefix(kv[1], "/") {
-			errs = append(errs, c.errAt(p+kv[0], "%q: an absolute path is required", kv[1]))
+		if kv[1] != "" {
+			errs = append(errs, c.validateCommand(p+kv[0], kv[1]))
 		}
 	}
 	if n.NotifyTimeout < 0 {
@@ -194,10 +195,7 @@ func (c *Config) validateScript(name string, s *Script) error {
 	}
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, c.errAt(p+key, format, args...)) }
-	f := strings.Fields(s.Script)
-	if len(f) == 0 || !strings.HasPrefix(f[0], "/") {
-		bad("script", "%q: an absolute path is required (optionally with arguments)", s.Script)
-	}
+	errs = append(errs, c.validateCommand(p+"script", s.Script))
 	if s.Interval == 0 {
 		s.Interval = Duration(time.Second)
 	}
@@ -217,6 +215,21 @@ func (c *Config) validateScript(name string, s *Script) error {
 		bad("rise", "rise and fall must be >= 1")
 	}
 	return errors.Join(errs...)
+}
+
+// validateCommand checks a script or notify command line as it will run:
+// split as keepalived splits it (quotes, backslash escapes), its program an
+// absolute path (script.ParseLine).
+func (c *Config) validateCommand(key, line string) error {
+	_, err := script.ParseLine(line)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, script.ErrUnsafe):
+		return c.errAt(key, "%q: an absolute path is required (optionally followed by arguments)", line)
+	default:
+		return c.errAt(key, "%q: %v", line, err)
+	}
 }
 
 func (c *Config) validateHooks(path string, hs []Hook) error {

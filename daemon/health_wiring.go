@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/node/health"
 	"github.com/leasehold/leasehold/node/notify"
+	"github.com/leasehold/leasehold/script"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -47,8 +47,11 @@ func newTracker(c *config.Config, ic *config.Instance, log *slog.Logger) (*healt
 	var scripts []health.Script
 	for _, name := range ic.TrackScript {
 		s := c.Script[name]
-		f := strings.Fields(s.Script)
-		scripts = append(scripts, health.Script{Name: name, Path: f[0], Args: f[1:], Interval: s.Interval.D(),
+		line, err := script.ParseLine(s.Script)
+		if err != nil {
+			return nil, fmt.Errorf("vrrp_script %s: %w", name, err)
+		}
+		scripts = append(scripts, health.Script{Name: name, Path: line.Path, Args: line.Args, Interval: s.Interval.D(),
 			Timeout: s.Timeout.D(), Weight: s.Weight, Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail, RunAs: s.User})
 	}
 	var ifaces []health.Interface

@@ -78,11 +78,13 @@
 //
 // # Peer-fence hooks
 //
-// RunHooks runs absolute-path programs, checked not world-writable, not in
-// a world-writable directory (after resolving symlinks) and owned by root
-// or the daemon's user, with an environment of PATH and LEASEHOLD_GROUP,
-// LEASEHOLD_EPOCH, LEASEHOLD_PREV_HOLDER, LEASEHOLD_PREV_ADDR only, in their
-// own process group killed with SIGKILL at the timeout. A required hook's
-// failure is returned; a best-effort one is logged. Not guaranteed: that a
-// hook which escapes its process group (setsid) is killed.
+// RunHooks runs programs with package script (the runner shared with
+// vrrp_script checks and notify scripts): absolute-path programs, checked
+// not world-writable, not in a world-writable directory (after resolving
+// symlinks) and owned by root or the daemon's user, with an environment of
+// PATH and LEASEHOLD_GROUP, LEASEHOLD_EPOCH, LEASEHOLD_PREV_HOLDER,
+// LEASEHOLD_PREV_ADDR only, in their own process group killed with SIGKILL
+// at the timeout. A required hook's failure is returned; a best-effort one
+// is logged. Not guaranteed: that a hook which escapes its process group
+// (setsid) is killed.
 package fencing

@@ -13,17 +13,9 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/script"
+	"github.com/leasehold/leasehold/script/scripttest"
 )
-
-// script writes an executable shell script into dir.
-func script(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 var env = fencing.FenceEnv{Group: "web", Epoch: 42, PrevHolder: "node2", PrevAddr: netip.MustParseAddr("192.0.2.7")}
 
@@ -32,7 +24,7 @@ func log(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Outp
 func TestHookEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "env")
-	h := fencing.Hook{Path: script(t, dir, "env.sh", `env > "$1"`), Args: []string{out}, Required: true}
+	h := fencing.Hook{Path: scripttest.Write(t, dir, "env.sh", `env > "$1"`), Args: []string{out}, Required: true}
 	if err := fencing.RunHooks(t.Context(), []fencing.Hook{h}, env, log(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +50,13 @@ func TestHookTimeoutKillsGroup(t *testing.T) {
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
 	// The hook forks a grandchild and waits: both must die at the timeout.
-	h := fencing.Hook{Path: script(t, dir, "hang.sh", `sleep 60 & echo $! > "$1"; wait`),
+	h := fencing.Hook{Path: scripttest.Write(t, dir, "hang.sh", `sleep 60 & echo $! > "$1"; wait`),
 		Args: []string{pidFile}, Timeout: 300 * time.Millisecond, Required: true}
 	start := time.Now()
 	err := fencing.RunHooks(t.Context(), []fencing.Hook{h}, env, log(t))
 	took := time.Since(start)
-	if err == nil {
-		t.Fatal("hanging required hook: no error")
+	if !errors.Is(err, script.ErrTimeout) {
+		t.Fatalf("hanging required hook: err = %v, want script.ErrTimeout", err)
 	}
 	if took > 10*time.Second {
 		t.Errorf("RunHooks returned after %v, not at the 300ms timeout", took)
@@ -77,35 +69,25 @@ func TestHookTimeoutKillsGroup(t *testing.T) {
 	if pid <= 0 {
 		t.Fatalf("bad pid %q", b)
 	}
-	if alive(pid) {
+	if !scripttest.Exited(t, pid, 5*time.Second) {
 		t.Errorf("grandchild %d survived the hook's timeout", pid)
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
-// alive reports whether pid runs (a zombie waiting for init counts as dead).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
-}
-
 func TestHookRefusesUnsafe(t *testing.T) {
 	dir := t.TempDir()
-	ok := script(t, dir, "ok.sh", "exit 0")
+	ok := scripttest.Write(t, dir, "ok.sh", "exit 0")
 	if err := fencing.CheckHook(fencing.Hook{Path: ok}); err != nil {
 		t.Fatalf("safe hook refused: %v", err)
 	}
-	ww := script(t, dir, "ww.sh", "exit 0")
+	ww := scripttest.Write(t, dir, "ww.sh", "exit 0")
 	if err := os.Chmod(ww, 0o777); err != nil {
 		t.Fatal(err)
 	}
 	wwDir := filepath.Join(dir, "open")
 	os.Mkdir(wwDir, 0o755)
-	inWW := script(t, wwDir, "h.sh", "exit 0")
+	inWW := scripttest.Write(t, wwDir, "h.sh", "exit 0")
 	if err := os.Chmod(wwDir, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +114,8 @@ func TestHookRefusesUnsafe(t *testing.T) {
 func TestHookRequiredVersusBestEffort(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "ran")
-	fail := script(t, dir, "fail.sh", "echo broken >&2; exit 3")
-	mark := script(t, dir, "mark.sh", `echo x >> "$1"`)
+	fail := scripttest.Write(t, dir, "fail.sh", "echo broken >&2; exit 3")
+	mark := scripttest.Write(t, dir, "mark.sh", `echo x >> "$1"`)
 	after := fencing.Hook{Path: mark, Args: []string{marker}, Required: true}
 
 	if err := fencing.RunHooks(t.Context(), []fencing.Hook{{Path: fail}, after}, env, log(t)); err != nil {

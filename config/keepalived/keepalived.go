@@ -9,9 +9,12 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/leasehold/leasehold/script"
 )
 
 // Options tunes Import.
@@ -57,7 +60,7 @@ func Import(file string, data []byte, opt Options) (*Imported, error) {
 	default:
 		return nil, fmt.Errorf("config.config: quorum %q: want none, etcd or raft", opt.Quorum)
 	}
-	k := &kaConv{file: file, garp: map[string]*kaKV{}, lookPath: opt.LookPath}
+	k := &kaConv{file: file, garp: map[string]*kaKV{}, lookPath: opt.LookPath, lines: strings.Split(string(data), "\n")}
 	stmts, err := kaParse(file, data, k.warnErr)
 	if err != nil {
 		return nil, err
@@ -127,6 +130,7 @@ type kaConv struct {
 	groups    []*kaNamed
 	instances []*kaInstance
 	lookPath  func(string) (string, error)
+	lines     []string // the file's lines, for commandWords
 }
 
 func (k *kaConv) warnErr(e *config.Error) { k.warns = append(k.warns, e) }
@@ -341,9 +345,17 @@ func (k *kaConv) script(b *kaStmt) {
 				k.errAt(s.Line, s.Key, "needs a command")
 				continue
 			}
-			// Unquoted words after the first are the command's arguments
-			// (keepalived joins them).
-			if cmd, ok := k.absolute(s, strings.Join(s.Args, " ")); ok {
+			// keepalived runs the first word only (the command is
+			// quoted when it has arguments); unquoted words after it
+			// are kept as its arguments, as the author meant.
+			cmd := strings.Join(s.Args, " ")
+			if w, ok := k.commandWords(s); ok {
+				cmd = strings.Join(w[1:], " ")
+				if len(w) > 2 {
+					k.warnAt(s.Line, s.Key, "keepalived runs %q without the words after it (an unquoted command); converted with them as its arguments", w[1])
+				}
+			}
+			if cmd, ok := k.absolute(s, cmd); ok {
 				sc.kvs = append(sc.kvs, &kaKV{Key: "script", Scalar: yq(cmd), Line: s.Line})
 			}
 		case "interval", "timeout":
@@ -387,27 +399,79 @@ func (k *kaConv) notify(s *kaStmt) *kaKV {
 		k.errAt(s.Line, s.Key, "needs a script")
 		return nil
 	}
-	if len(s.Args) > 1 {
-		k.warnAt(s.Line, s.Key, "user/group %q not converted: leasehold runs hooks as its own user (quote the command if those words were its arguments)", strings.Join(s.Args[1:], " "))
+	args := s.Args
+	if w, ok := k.commandWords(s); ok {
+		args = w[1:]
 	}
-	cmd, ok := k.absolute(s, s.Args[0])
+	if len(args) > 1 {
+		k.warnAt(s.Line, s.Key, "user/group %q not converted: leasehold runs hooks as its own user (quote the command if those words were its arguments)", strings.Join(args[1:], " "))
+	}
+	cmd, ok := k.absolute(s, args[0])
 	if !ok {
 		return nil
 	}
 	return &kaKV{Key: s.Key, Scalar: yq(cmd), Line: s.Line}
 }
 
+// commandWords re-reads the line of a script keyword statement as
+// keepalived 2.3.2 and later do (comments cut, then script.SplitQuoted):
+// '...' quotes and backslashes as well as "...", the escapes left for
+// script.Split (keepalived before 2.3.2 decoded them here already, and
+// again when running: twice). ok
+// is false when the line holds more than the statement (a block on one
+// line) or does not split: then the statement's tokens stand.
+func (k *kaConv) commandWords(s *kaStmt) ([]string, bool) {
+	if s.Line < 1 || s.Line > len(k.lines) {
+		return nil, false
+	}
+	line := strings.TrimSuffix(k.lines[s.Line-1], "\r")
+	// keepalived's decomment: '#' and '!' outside "..." start a comment;
+	// a backslash keeps the byte after it.
+	quoted := false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '"':
+			quoted = !quoted
+		case c == '\\':
+			i++
+		case !quoted && (c == '#' || c == '!'):
+			line = line[:i]
+		}
+	}
+	w, err := script.SplitQuoted(line)
+	if err != nil || w[0] != s.Key || len(w) < 2 || slices.Contains(w, "{") || slices.Contains(w, "}") {
+		return nil, false
+	}
+	if strings.Contains(w[1], `\`) {
+		// Seen with Debian's 2.2.7: `x\ty` ran as two words x and y.
+		k.warnAt(s.Line, s.Key, "backslash escapes converted as keepalived 2.3.2 and later read them (once); older versions decoded them twice: check the arguments")
+	}
+	return w, true
+}
+
 // absolute makes a command's program an absolute path: keepalived looks
-// relative ones up on $PATH, leasehold wants them spelled out.
+// relative ones up on $PATH, leasehold wants them spelled out. The command
+// is split as keepalived and leasehold split it (script.Split).
 func (k *kaConv) absolute(s *kaStmt, cmd string) (string, bool) {
-	prog, args, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+	argv, err := script.Split(cmd)
+	if err != nil {
+		k.errAt(s.Line, s.Key, "%q: %v", cmd, err)
+		return "", false
+	}
+	prog := argv[0]
 	if strings.HasPrefix(prog, "/") {
 		return cmd, true
 	}
 	if k.lookPath != nil {
 		if p, err := k.lookPath(prog); err == nil && strings.HasPrefix(p, "/") {
 			k.warnAt(s.Line, s.Key, "%q resolved to %s on this machine: check it is the same on the node", prog, p)
-			return strings.TrimSpace(p + " " + args), true
+			// Keep the arguments as written when the program was written
+			// plainly; re-quote them all otherwise.
+			rest, plain := strings.CutPrefix(strings.TrimLeft(cmd, " \t"), prog)
+			if plain && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+				return p + rest, true
+			}
+			return script.Join(append([]string{p}, argv[1:]...)), true
 		}
 	}
 	k.errAt(s.Line, s.Key, "%q is not an absolute path and was not found on $PATH here: write the full path", prog)

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/script"
 )
 
 func importFile(t *testing.T, path string, opt Options) (*Imported, error) {
@@ -432,4 +435,63 @@ func FuzzImportKeepalived(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Script and notify command lines convert to what keepalived runs: its
+// first pass over the line (quotes of both kinds, escapes kept), then
+// script.Split at run time.
+func TestImportKeepalivedCommandLines(t *testing.T) {
+	cases := []struct {
+		line string
+		argv []string
+	}{
+		{`notify_master "/usr/local/bin/vrrp.sh MASTER VI_1"`, []string{"/usr/local/bin/vrrp.sh", "MASTER", "VI_1"}},
+		{`notify_master '/usr/local/bin/vrrp.sh MASTER VI_1'`, []string{"/usr/local/bin/vrrp.sh", "MASTER", "VI_1"}},
+		// keepalived.conf(5), "Quoted strings" (the user and group are dropped, with a warning).
+		{`notify_master "/etc/keepalived/notify_event.sh ' spaces\\x20f\x69le ' '\"s p a c e \"' SG1.low master" root root`,
+			[]string{"/etc/keepalived/notify_event.sh", ` spaces\x20file `, `"s p a c e "`, "SG1.low", "master"}},
+		{`notify_master /opt/my\ dir/vrrp.sh # a comment`, []string{"/opt/my dir/vrrp.sh"}},
+		{`script "bash -c '</dev/tcp/127.0.0.1/80'"`, []string{"/usr/bin/bash", "-c", "</dev/tcp/127.0.0.1/80"}},
+		{`script '/bin/sh -c "exit 0"'`, []string{"/bin/sh", "-c", "exit 0"}},
+		{`script /usr/bin/killall -0 haproxy`, []string{"/usr/bin/killall", "-0", "haproxy"}},
+		// Run by keepalived 2.2.7 (Debian) in a network namespace, its
+		// script recording its argv: these arguments, exactly.
+		{`script '/tmp/kt/rec.sh s2 a "b c" d'`, []string{"/tmp/kt/rec.sh", "s2", "a", "b c", "d"}},
+		{`script "/tmp/kt/rec.sh s4 'it''s' a'b'c ''"`, []string{"/tmp/kt/rec.sh", "s4", "its", "abc", ""}},
+	}
+	look := func(prog string) (string, error) { return "/usr/bin/" + prog, nil }
+	for _, c := range cases {
+		conf := "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1\n }\n"
+		if strings.HasPrefix(c.line, "script") {
+			conf = "vrrp_script chk {\n " + c.line + "\n}\n" + conf + " track_script {\n  chk\n }\n}\n"
+		} else {
+			conf += " " + c.line + "\n}\n"
+		}
+		im, err := Import("k.conf", []byte(conf), Options{LookPath: look})
+		if err != nil {
+			t.Errorf("%s: %v", c.line, err)
+			continue
+		}
+		cmd := im.Config.Instance["VI_1"].NotifyMaster
+		if s := im.Config.Script["chk"]; s != nil {
+			cmd = s.Script
+		}
+		if argv, err := script.Split(cmd); err != nil || !slices.Equal(argv, c.argv) {
+			t.Errorf("%s\nconverted to %q, which runs %q, %v\nwant %q", c.line, cmd, argv, err, c.argv)
+		}
+		if warned := strings.Contains(warningText(im), "keepalived runs"); warned != strings.HasSuffix(c.line, "-0 haproxy") {
+			t.Errorf("%s: warned about words after an unquoted command: %v\n%s", c.line, warned, warningText(im))
+		}
+		if warned := strings.Contains(warningText(im), "decoded them twice"); warned != strings.Contains(c.line, `\`) {
+			t.Errorf("%s: warned about escapes: %v\n%s", c.line, warned, warningText(im))
+		}
+	}
+}
+
+func TestImportKeepalivedCommandLineErrors(t *testing.T) {
+	conf := "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1\n }\n notify_master \"/bin/sh -c 'exit 0\"\n}\n"
+	_, err := Import("k.conf", []byte(conf), Options{})
+	if want := `k.conf:7: notify_master: "/bin/sh -c 'exit 0": script: bad command line: missing terminating '`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v\nwant it to contain %s", err, want)
+	}
 }

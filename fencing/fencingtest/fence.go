@@ -26,7 +26,7 @@ type Fence struct {
 	ArmErr error
 	// OnArm, when set, runs inside Arm after the element is stored: a test
 	// advances its clock here to simulate a freeze during the kernel call.
-	OnArm func()
+	OnArm     func()
 	readBlock chan struct{}
 	log       []string
 }

@@ -12,7 +12,7 @@
 //     Timeout is killed with its whole process group (SIGKILL) and counts as
 //     a failure. Exit status 0 is success; anything else — non-zero exit,
 //     signal, timeout, a script that cannot be started or fails the
-//     fencing.CheckHook safety rules at run time — is a failure. The log
+//     script.Check safety rules at run time — is a failure. The log
 //     says so when a script's outcome changes (so a missing script is
 //     logged once, not every interval).
 //   - rise/fall: keepalived's counter (see scriptState). From Up, fall

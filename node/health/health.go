@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/leasehold/leasehold/node/health/script"
+	"github.com/leasehold/leasehold/script"
 )
 
 // Defaults, as keepalived's.
@@ -27,7 +27,7 @@ var ErrRunning = errors.New("health: tracker already running")
 // Script is a vrrp_script tracked by a group.
 type Script struct {
 	Name     string
-	Path     string   // absolute path of an executable (checked with fencing.CheckHook)
+	Path     string   // absolute path of an executable (checked with script.Check)
 	Args     []string // arguments after the program name
 	Interval time.Duration
 	Timeout  time.Duration // 0 = Interval
@@ -89,7 +89,7 @@ type Tracker struct {
 }
 
 // NewTracker validates the configuration (ranges, unique names, script
-// safety with fencing.CheckHook, RunAs users) and fills in defaults. It
+// safety with script.Check, RunAs users) and fills in defaults. It
 // starts nothing.
 func NewTracker(base uint8, scripts []Script, ifaces []Interface, log *slog.Logger, opts ...Option) (*Tracker, error) {
 	if log == nil {

@@ -14,31 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/script"
+	"github.com/leasehold/leasehold/script/scripttest"
 )
 
 // waitLimit bounds every wait for a Status; generous, timing is not asserted.
 const waitLimit = 10 * time.Second
-
-// scriptDir is a private directory for test scripts (t.TempDir is 0700, so
-// fencing.CheckHook accepts it even though /tmp is world-writable).
-func scriptDir(t *testing.T) string {
-	t.Helper()
-	d := filepath.Join(t.TempDir(), "scripts")
-	if err := os.Mkdir(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func writeScript(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // logBuf is a concurrency-safe buffer for a test logger.
 type logBuf struct {
@@ -113,9 +94,9 @@ func prio(p uint8) func(Status) bool {
 }
 
 func TestNewTrackerValidates(t *testing.T) {
-	dir := scriptDir(t)
-	ok := writeScript(t, dir, "ok", "exit 0")
-	unsafe := writeScript(t, dir, "unsafe", "exit 0")
+	dir := scripttest.Dir(t)
+	ok := scripttest.Write(t, dir, "ok", "exit 0")
+	unsafe := scripttest.Write(t, dir, "unsafe", "exit 0")
 	if err := os.Chmod(unsafe, 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +113,8 @@ func TestNewTrackerValidates(t *testing.T) {
 		{"no name", 100, []Script{{Path: ok}}, nil, ErrConfig},
 		{"duplicate script", 100, []Script{{Name: "a", Path: ok}, {Name: "a", Path: ok}}, nil, ErrConfig},
 		{"negative rise", 100, []Script{{Name: "a", Path: ok, Rise: -1}}, nil, ErrConfig},
-		{"relative path", 100, []Script{{Name: "a", Path: "ok"}}, nil, fencing.ErrHookUnsafe},
-		{"world-writable", 100, []Script{{Name: "a", Path: unsafe}}, nil, fencing.ErrHookUnsafe},
+		{"relative path", 100, []Script{{Name: "a", Path: "ok"}}, nil, script.ErrUnsafe},
+		{"world-writable", 100, []Script{{Name: "a", Path: unsafe}}, nil, script.ErrUnsafe},
 		{"missing", 100, []Script{{Name: "a", Path: filepath.Join(dir, "nope")}}, nil, os.ErrNotExist},
 		{"unknown user", 100, []Script{{Name: "a", Path: ok, RunAs: "no-such-user-leasehold"}}, nil, ErrConfig},
 		{"link weight", 100, nil, []Interface{{Name: "eth0", Weight: 300}}, ErrConfig},
@@ -161,9 +142,9 @@ func TestNewTrackerValidates(t *testing.T) {
 // checks, from the script's own run log, that the priority changed only
 // after fall consecutive failures and rise consecutive successes.
 func TestTrackerRiseFall(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	flag, runs := filepath.Join(dir, "fail"), filepath.Join(dir, "runs")
-	p := writeScript(t, dir, "chk", fmt.Sprintf(`if [ -e %s ]; then echo F >> %s; exit 1; fi
+	p := scripttest.Write(t, dir, "chk", fmt.Sprintf(`if [ -e %s ]; then echo F >> %s; exit 1; fi
 echo S >> %s`, flag, runs, runs))
 	const rise, fall = 3, 2
 	log, _ := testLogger(t)
@@ -213,9 +194,9 @@ echo S >> %s`, flag, runs, runs))
 // TestTrackerInitFail: with init_fail the negative weight applies before
 // the first run and is lifted only after rise successes.
 func TestTrackerInitFail(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	runs := filepath.Join(dir, "runs")
-	p := writeScript(t, dir, "chk", "echo S >> "+runs)
+	p := scripttest.Write(t, dir, "chk", "echo S >> "+runs)
 	tr, err := NewTracker(100, []Script{{Name: "chk", Path: p, Interval: 20 * time.Millisecond, Weight: -10, Rise: 2, InitFail: true}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -236,9 +217,9 @@ func TestTrackerInitFail(t *testing.T) {
 // TestTrackerWeightZeroFault: a failing weight-0 script puts the group in
 // FAULT (and Unknown before its first result does too).
 func TestTrackerWeightZeroFault(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	flag := filepath.Join(dir, "ok")
-	p := writeScript(t, dir, "chk", "[ -e "+flag+" ]")
+	p := scripttest.Write(t, dir, "chk", "[ -e "+flag+" ]")
 	tr, err := NewTracker(100, []Script{{Name: "chk", Path: p, Interval: 20 * time.Millisecond}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -287,9 +268,9 @@ func readPID(t *testing.T, path string) int {
 // TestTrackerHungScript: a script that hangs is a failure at its timeout,
 // and it and its background child are killed.
 func TestTrackerHungScript(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	pidf, childf := filepath.Join(dir, "pid"), filepath.Join(dir, "child")
-	p := writeScript(t, dir, "hang", fmt.Sprintf(`echo $$ > %s.tmp && mv %s.tmp %s
+	p := scripttest.Write(t, dir, "hang", fmt.Sprintf(`echo $$ > %s.tmp && mv %s.tmp %s
 sleep 1000 &
 echo $! > %s.tmp && mv %s.tmp %s
 sleep 1000`, pidf, pidf, pidf, childf, childf, childf))
@@ -330,9 +311,9 @@ func eventually(cond func() bool) bool {
 // TestTrackerRunKillsOnCancel: cancelling Run kills a running script and
 // Run returns only after that.
 func TestTrackerRunKillsOnCancel(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	pidf := filepath.Join(dir, "pid")
-	p := writeScript(t, dir, "hang", fmt.Sprintf("echo $$ > %s.tmp && mv %s.tmp %s\nsleep 1000", pidf, pidf, pidf))
+	p := scripttest.Write(t, dir, "hang", fmt.Sprintf("echo $$ > %s.tmp && mv %s.tmp %s\nsleep 1000", pidf, pidf, pidf))
 	tr, err := NewTracker(100, []Script{{Name: "hang", Path: p, Interval: time.Hour, Timeout: time.Hour, Weight: -10}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -356,10 +337,10 @@ func TestTrackerRunKillsOnCancel(t *testing.T) {
 // TestTrackerMissingScriptLoggedOnce: a script deleted after NewTracker fails
 // every run, but the log says so once.
 func TestTrackerMissingScriptLoggedOnce(t *testing.T) {
-	dir := scriptDir(t)
-	gone := writeScript(t, dir, "gone", "exit 0")
+	dir := scripttest.Dir(t)
+	gone := scripttest.Write(t, dir, "gone", "exit 0")
 	runs := filepath.Join(dir, "runs")
-	counter := writeScript(t, dir, "count", "echo x >> "+runs)
+	counter := scripttest.Write(t, dir, "count", "echo x >> "+runs)
 	log, logs := testLogger(t)
 	tr, err := NewTracker(100, []Script{
 		{Name: "gone", Path: gone, Interval: 20 * time.Millisecond, Weight: -10},

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/leasehold/leasehold/node/health/script"
+	"github.com/leasehold/leasehold/script"
 )
 
 // States a group reports, as keepalived names them.
@@ -37,10 +38,13 @@ const (
 var ErrConfig = errors.New("notify: invalid config")
 
 // Config is keepalived's notify_master / notify_backup / notify_fault /
-// notify_stop / notify for one group. Empty paths are not run.
+// notify_stop / notify for one group. Each is a command line, split as
+// keepalived splits it (script.ParseLine): an absolute program path and
+// its own arguments, e.g. `/usr/local/bin/vrrp.sh MASTER VI_1`. Empty ones
+// are not run.
 type Config struct {
-	Master, Backup, Fault, Stop string // run with no arguments on entering that state
-	Generic                     string // run with KIND NAME STATE PRIORITY on every state
+	Master, Backup, Fault, Stop string // run with their own arguments only, on entering that state
+	Generic                     string // run with its own arguments, then KIND NAME STATE PRIORITY, on every state
 	Timeout                     time.Duration
 	RunAs                       string // user to run as; "" = the daemon's user
 	// Kind is $1 of the generic script: KindInstance (default) or KindGroup.
@@ -68,6 +72,7 @@ type item struct {
 type Notifier struct {
 	group string
 	cfg   Config
+	cmds  map[string]script.Command // by state; "" = the generic script
 	log   *slog.Logger
 
 	mu    sync.Mutex
@@ -79,8 +84,9 @@ type Notifier struct {
 	runs, failures, timeouts, dropped atomic.Uint64
 }
 
-// New validates cfg (every non-empty path with fencing.CheckHook, the
-// RunAs user, Kind) and fills in defaults. It starts nothing.
+// New validates cfg (every non-empty command line with script.ParseLine
+// and its program with script.Check, the RunAs user, Kind) and fills in
+// defaults. It starts nothing.
 func New(group string, cfg Config, log *slog.Logger) (*Notifier, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -89,13 +95,21 @@ func New(group string, cfg Config, log *slog.Logger) (*Notifier, error) {
 	if group == "" {
 		errs = append(errs, fmt.Errorf("%w: group name must be set", ErrConfig))
 	}
-	for key, p := range map[string]string{"notify_master": cfg.Master, "notify_backup": cfg.Backup, "notify_fault": cfg.Fault, "notify_stop": cfg.Stop, "notify": cfg.Generic} {
-		if p == "" {
+	cmds := map[string]script.Command{}
+	for _, s := range []struct{ key, state, line string }{{"notify_master", Master, cfg.Master}, {"notify_backup", Backup, cfg.Backup},
+		{"notify_fault", Fault, cfg.Fault}, {"notify_stop", Stop, cfg.Stop}, {"notify", "", cfg.Generic}} {
+		if s.line == "" {
 			continue
 		}
-		if err := script.Check(p); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, key, err))
+		c, err := script.ParseLine(s.line)
+		if err == nil {
+			err = script.Check(c.Path)
 		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s %q: %w", ErrConfig, s.key, s.line, err))
+			continue
+		}
+		cmds[s.state] = c
 	}
 	if err := script.CheckUser(cfg.RunAs); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
@@ -119,7 +133,7 @@ func New(group string, cfg Config, log *slog.Logger) (*Notifier, error) {
 	if cfg.QueueLen == 0 {
 		cfg.QueueLen = DefaultQueueLen
 	}
-	return &Notifier{group: group, cfg: cfg, log: log.With("group", group), wake: make(chan struct{}, 1)}, nil
+	return &Notifier{group: group, cfg: cfg, cmds: cmds, log: log.With("group", group), wake: make(chan struct{}, 1)}, nil
 }
 
 // Notify queues a notification and returns at once. state is MASTER,
@@ -211,8 +225,9 @@ func (n *Notifier) runNext(ctx context.Context) bool {
 }
 
 // commands is what keepalived runs for a notification, in its order: the
-// state's own script with no arguments, then the generic one with
-// KIND NAME STATE PRIORITY (priority 0 for a GROUP).
+// state's own script with its own arguments, then the generic one with its
+// own arguments followed by KIND NAME STATE PRIORITY (priority 0 for a
+// GROUP).
 func (n *Notifier) commands(it item) []script.Command {
 	env := []string{
 		"LEASEHOLD_GROUP=" + n.group,
@@ -221,16 +236,16 @@ func (n *Notifier) commands(it item) []script.Command {
 		"LEASEHOLD_PRIORITY=" + strconv.Itoa(int(it.priority)),
 	}
 	var out []script.Command
-	specific := map[string]string{Master: n.cfg.Master, Backup: n.cfg.Backup, Fault: n.cfg.Fault, Stop: n.cfg.Stop}[it.state]
-	if specific != "" {
-		out = append(out, script.Command{Path: specific, Env: env, Timeout: n.cfg.Timeout, RunAs: n.cfg.RunAs})
+	if c, ok := n.cmds[it.state]; ok {
+		out = append(out, script.Command{Path: c.Path, Args: c.Args, Env: env, Timeout: n.cfg.Timeout, RunAs: n.cfg.RunAs})
 	}
-	if n.cfg.Generic != "" {
+	if c, ok := n.cmds[""]; ok {
 		prio := int(it.priority)
 		if n.cfg.Kind == KindGroup {
 			prio = 0
 		}
-		out = append(out, script.Command{Path: n.cfg.Generic, Args: []string{n.cfg.Kind, n.group, it.state, strconv.Itoa(prio)}, Env: env, Timeout: n.cfg.Timeout, RunAs: n.cfg.RunAs})
+		args := append(slices.Clip(c.Args), n.cfg.Kind, n.group, it.state, strconv.Itoa(prio))
+		out = append(out, script.Command{Path: c.Path, Args: args, Env: env, Timeout: n.cfg.Timeout, RunAs: n.cfg.RunAs})
 	}
 	return out
 }

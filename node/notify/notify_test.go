@@ -13,30 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/script"
+	"github.com/leasehold/leasehold/script/scripttest"
 )
 
 const waitLimit = 10 * time.Second
-
-// scriptDir is a private directory for test scripts (t.TempDir is 0700, so
-// fencing.CheckHook accepts it even though /tmp is world-writable).
-func scriptDir(t *testing.T) string {
-	t.Helper()
-	d := filepath.Join(t.TempDir(), "scripts")
-	if err := os.Mkdir(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func writeScript(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func lines(path string) []string {
 	b, _ := os.ReadFile(path)
@@ -91,14 +72,14 @@ func recorder(log string) string {
 
 func TestNotifyOrderArgumentsEnvironment(t *testing.T) {
 	t.Setenv("LEASEHOLD_TEST_SECRET", "daemon-env-must-not-leak")
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	log := filepath.Join(dir, "log")
 	cfg := Config{
-		Master:  writeScript(t, dir, "master", recorder(log)),
-		Backup:  writeScript(t, dir, "backup", recorder(log)),
-		Fault:   writeScript(t, dir, "fault", recorder(log)),
-		Stop:    writeScript(t, dir, "stop", recorder(log)),
-		Generic: writeScript(t, dir, "generic", recorder(log)),
+		Master:  scripttest.Write(t, dir, "master", recorder(log)),
+		Backup:  scripttest.Write(t, dir, "backup", recorder(log)),
+		Fault:   scripttest.Write(t, dir, "fault", recorder(log)),
+		Stop:    scripttest.Write(t, dir, "stop", recorder(log)),
+		Generic: scripttest.Write(t, dir, "generic", recorder(log)),
 		Timeout: 5 * time.Second,
 	}
 	n, err := New("vi_1", cfg, nil)
@@ -133,10 +114,45 @@ func TestNotifyOrderArgumentsEnvironment(t *testing.T) {
 	}
 }
 
+// A notify command line with arguments (keepalived's own sample
+// `notify_master "/usr/local/bin/vrrp.sh MASTER VI_1"`) runs its program
+// with them; the generic script's own arguments come before keepalived's
+// four. keepalived 2.2.7 (Debian), run in a network namespace with
+// notify "/x/rec.sh generic 'own arg'", gave <generic><own arg><INSTANCE>
+// <VI_1><MASTER><100>.
+func TestNotifyCommandLineArguments(t *testing.T) {
+	dir := filepath.Join(scripttest.Dir(t), "my scripts")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "argv")
+	// One line per run: each argument between <>.
+	p := scripttest.Write(t, dir, "vrrp.sh", `printf '<%s>' "$@" >> "`+log+`"; echo >> "`+log+`"`)
+	n, err := New("VI_1", Config{
+		Master:  `"` + p + `" MASTER VI_1`,
+		Generic: `'` + p + `' "two words" \$x ''`,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, n)
+	n.Notify(Master, 120, 1)
+	want := []string{
+		"<MASTER><VI_1>",
+		"<two words><$x><><INSTANCE><VI_1><MASTER><120>",
+	}
+	if !eventually(func() bool { return len(lines(log)) >= len(want) }) {
+		t.Fatalf("ran %d of %d scripts", len(lines(log)), len(want))
+	}
+	if got := lines(log); !slices.Equal(got, want) {
+		t.Errorf("argv recorded\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestNotifyGroupKindAndOnlyGeneric(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	log := filepath.Join(dir, "log")
-	n, err := New("sg", Config{Generic: writeScript(t, dir, "generic", recorder(log)), Kind: KindGroup}, nil)
+	n, err := New("sg", Config{Generic: scripttest.Write(t, dir, "generic", recorder(log)), Kind: KindGroup}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,10 +180,10 @@ func alive(pid int) bool {
 // TestNotifyTimeout: a hanging script is killed (with its child) at its
 // timeout, counted, and the queue goes on.
 func TestNotifyTimeout(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	pids, log := filepath.Join(dir, "pids"), filepath.Join(dir, "log")
-	hang := writeScript(t, dir, "hang", fmt.Sprintf("sleep 1000 &\necho $$ $! >> %s\nwait", pids))
-	n, err := New("g", Config{Master: hang, Backup: writeScript(t, dir, "backup", recorder(log)), Timeout: 200 * time.Millisecond}, nil)
+	hang := scripttest.Write(t, dir, "hang", fmt.Sprintf("sleep 1000 &\necho $$ $! >> %s\nwait", pids))
+	n, err := New("g", Config{Master: hang, Backup: scripttest.Write(t, dir, "backup", recorder(log)), Timeout: 200 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +214,10 @@ func TestNotifyTimeout(t *testing.T) {
 // TestNotifyQueueBound: while a script is stuck, Notify does not block and
 // the queue keeps only the newest QueueLen notifications.
 func TestNotifyQueueBound(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	log, release, started := filepath.Join(dir, "log"), filepath.Join(dir, "release"), filepath.Join(dir, "started")
 	body := fmt.Sprintf("touch %s\nwhile [ ! -e %s ]; do sleep 0.01; done\n%s", started, release, recorder(log))
-	n, err := New("g", Config{Generic: writeScript(t, dir, "gen", body), Timeout: time.Minute, QueueLen: 2}, nil)
+	n, err := New("g", Config{Generic: scripttest.Write(t, dir, "gen", body), Timeout: time.Minute, QueueLen: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +252,8 @@ func TestNotifyQueueBound(t *testing.T) {
 }
 
 func TestNotifyUnknownStateDropped(t *testing.T) {
-	dir := scriptDir(t)
-	n, err := New("g", Config{Generic: writeScript(t, dir, "gen", "exit 0")}, nil)
+	dir := scripttest.Dir(t)
+	n, err := New("g", Config{Generic: scripttest.Write(t, dir, "gen", "exit 0")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,11 +266,11 @@ func TestNotifyUnknownStateDropped(t *testing.T) {
 // TestNotifyCancelAndFlush: cancelling Run kills the running script; a STOP
 // queued afterwards runs with Flush.
 func TestNotifyCancelAndFlush(t *testing.T) {
-	dir := scriptDir(t)
+	dir := scripttest.Dir(t)
 	log, pidf := filepath.Join(dir, "log"), filepath.Join(dir, "pid")
 	n, err := New("g", Config{
-		Master: writeScript(t, dir, "master", fmt.Sprintf("echo $$ > %s.tmp && mv %s.tmp %s\nsleep 1000", pidf, pidf, pidf)),
-		Stop:   writeScript(t, dir, "stop", recorder(log)),
+		Master: scripttest.Write(t, dir, "master", fmt.Sprintf("echo $$ > %s.tmp && mv %s.tmp %s\nsleep 1000", pidf, pidf, pidf)),
+		Stop:   scripttest.Write(t, dir, "stop", recorder(log)),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -288,9 +304,9 @@ func TestNotifyCancelAndFlush(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	dir := scriptDir(t)
-	ok := writeScript(t, dir, "ok", "exit 0")
-	unsafe := writeScript(t, dir, "unsafe", "exit 0")
+	dir := scripttest.Dir(t)
+	ok := scripttest.Write(t, dir, "ok", "exit 0")
+	unsafe := scripttest.Write(t, dir, "unsafe", "exit 0")
 	if err := os.Chmod(unsafe, 0o757); err != nil {
 		t.Fatal(err)
 	}
@@ -301,8 +317,10 @@ func TestNewValidates(t *testing.T) {
 		is    error
 	}{
 		{"no group", "", Config{Master: ok}, ErrConfig},
-		{"world-writable", "g", Config{Master: ok, Fault: unsafe}, fencing.ErrHookUnsafe},
-		{"relative", "g", Config{Generic: "notify.sh"}, fencing.ErrHookUnsafe},
+		{"world-writable", "g", Config{Master: ok, Fault: unsafe}, script.ErrUnsafe},
+		{"relative", "g", Config{Generic: "notify.sh"}, script.ErrUnsafe},
+		{"unbalanced quote", "g", Config{Master: ok + ` "MASTER`}, script.ErrSyntax},
+		{"safe program, unsafe line", "g", Config{Master: ok + ` arg\`}, script.ErrSyntax},
 		{"missing", "g", Config{Stop: filepath.Join(dir, "nope")}, os.ErrNotExist},
 		{"bad kind", "g", Config{Kind: "SYNC"}, ErrConfig},
 		{"negative timeout", "g", Config{Timeout: -1}, ErrConfig},

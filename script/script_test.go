@@ -10,21 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/script/scripttest"
 )
-
-func write(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func TestRunOutcomes(t *testing.T) {
 	t.Setenv("LEASEHOLD_TEST_SECRET", "x")
-	dir := t.TempDir() // 0700: accepted by CheckHook
+	dir := t.TempDir() // 0700: accepted by Check
 	cases := []struct {
 		name     string
 		body     string
@@ -47,7 +38,7 @@ func TestRunOutcomes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := write(t, dir, strings.ReplaceAll(c.name, " ", "_"), c.body)
+			p := scripttest.Write(t, dir, strings.ReplaceAll(c.name, " ", "_"), c.body)
 			timeout := c.timeout
 			if timeout == 0 {
 				timeout = 5 * time.Second
@@ -74,14 +65,14 @@ func TestRunOutcomes(t *testing.T) {
 
 func TestRunRefuses(t *testing.T) {
 	dir := t.TempDir()
-	p := write(t, dir, "ok", "exit 0")
+	p := scripttest.Write(t, dir, "ok", "exit 0")
 	if r := Run(context.Background(), Command{Path: p}); !errors.Is(r.Err, ErrBadTimeout) || r.PID != 0 {
 		t.Errorf("zero timeout: %v (pid %d)", r.Err, r.PID)
 	}
 	if err := os.Chmod(p, 0o775|0o002); err != nil {
 		t.Fatal(err)
 	}
-	if r := Run(context.Background(), Command{Path: p, Timeout: time.Second}); !errors.Is(r.Err, fencing.ErrHookUnsafe) || r.PID != 0 {
+	if r := Run(context.Background(), Command{Path: p, Timeout: time.Second}); !errors.Is(r.Err, ErrUnsafe) || r.PID != 0 {
 		t.Errorf("world-writable: %v (pid %d)", r.Err, r.PID)
 	}
 	r := Run(context.Background(), Command{Path: filepath.Join(dir, "missing"), Timeout: time.Second})
@@ -95,7 +86,7 @@ func TestRunRefuses(t *testing.T) {
 
 func TestRunCancelled(t *testing.T) {
 	dir := t.TempDir()
-	p := write(t, dir, "hang", "sleep 1000")
+	p := scripttest.Write(t, dir, "hang", "sleep 1000")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	r := Run(ctx, Command{Path: p, Timeout: time.Hour})
@@ -123,7 +114,7 @@ func TestRunAs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := write(t, dir, "id", "id -u")
+	p := scripttest.Write(t, dir, "id", "id -u")
 	r := Run(context.Background(), Command{Path: p, Timeout: 5 * time.Second, RunAs: "nobody"})
 	if !r.OK() || strings.TrimSpace(string(r.Output)) != u.Uid {
 		t.Errorf("as nobody: %v, output %q, want uid %s", r.Err, r.Output, u.Uid)

@@ -8,11 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/leasehold/leasehold/fencing"
 )
 
 // MaxOutput bounds the output kept from one run (stdout and stderr together).
@@ -31,11 +30,16 @@ var ErrTimeout = errors.New("script: timed out")
 // ErrBadTimeout: Command.Timeout is not positive.
 var ErrBadTimeout = errors.New("script: timeout must be > 0")
 
+// ErrUnsafe: the program's path is not absolute, or its file could be
+// changed by someone else than root or the daemon's user. The error
+// wrapping it names the path.
+var ErrUnsafe = errors.New("script: unsafe program")
+
 // Command is one run of a program.
 type Command struct {
 	Path    string        // absolute path of an executable (checked with Check)
 	Args    []string      // arguments after the program name
-	Env     []string      // KEY=VALUE pairs added after PATH
+	Env     []string      // KEY=VALUE pairs (LEASEHOLD_*) added after PATH
 	Timeout time.Duration // must be > 0
 	RunAs   string        // user name to run as (daemon must be root); "" = daemon's user
 }
@@ -43,7 +47,7 @@ type Command struct {
 // Result is the outcome of one run.
 type Result struct {
 	// Err is nil exactly when the program exited with status 0. Otherwise
-	// it wraps fencing.ErrHookUnsafe (refused by Check), ErrTimeout,
+	// it wraps ErrUnsafe (refused by Check), ErrTimeout,
 	// *exec.ExitError (non-zero exit or signal), a start error, or the
 	// context's error when the caller cancelled.
 	Err      error
@@ -79,10 +83,39 @@ func (r Result) Reason() string {
 
 // Check refuses a program path that is not absolute, not an executable
 // regular file, world-writable, in a world-writable directory, or owned by
-// someone other than root or the daemon's user (fencing.CheckHook).
+// someone other than root or the daemon's user. Symlinks are resolved: the
+// final file and its directory are checked, and so is the directory of the
+// path as given. Refusals wrap ErrUnsafe and name the path; a file that
+// cannot be read wraps the os error (os.ErrNotExist, ...).
 func Check(path string) error {
-	if err := fencing.CheckHook(fencing.Hook{Path: path}); err != nil {
-		return fmt.Errorf("script: %w", err)
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%w: %q: path not absolute", ErrUnsafe, path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("script: %s: %w", path, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("script: %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%w: %s: not an executable regular file", ErrUnsafe, real)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("%w: %s: world-writable", ErrUnsafe, real)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%w: %s: owned by uid %d, not root or uid %d", ErrUnsafe, real, st.Uid, os.Geteuid())
+	}
+	for _, dir := range []string{filepath.Dir(real), filepath.Dir(path)} {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("script: %s: %w", path, err)
+		}
+		if di.Mode().Perm()&0o002 != 0 {
+			return fmt.Errorf("%w: %s: directory %s is world-writable", ErrUnsafe, path, dir)
+		}
 	}
 	return nil
 }
