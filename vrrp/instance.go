@@ -77,8 +77,8 @@ var ErrRunning = errors.New("vrrp: instance already running")
 // in order on its own goroutine and shuts the instance down.
 type Instance struct {
 	cfg     InstanceConfig
-	conn    *Conn
-	ann     *Announcer
+	conn    Socket
+	ann     VIPAnnouncer
 	effects Effects
 	log     *slog.Logger
 	// OnTransition, if set, is called after every state change (notify
@@ -124,8 +124,10 @@ const (
 	jobDown
 )
 
-// NewInstance builds an instance on a shared Conn. It starts nothing.
-func NewInstance(cfg InstanceConfig, conn *Conn, ann *Announcer, eff Effects, log *slog.Logger) (*Instance, error) {
+// NewInstance builds an instance on a shared Socket (its Mux's). ann may
+// be nil: no GARP/NA. It starts nothing.
+func NewInstance(cfg InstanceConfig, conn Socket, ann VIPAnnouncer, eff Effects, log *slog.Logger) (*Instance, error) {
+	ann = announcerOrNil(ann)
 	if !cfg.Src.IsValid() {
 		cfg.Src = conn.Src()
 	}
