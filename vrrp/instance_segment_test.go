@@ -65,6 +65,7 @@ func (e segEffects) Down(context.Context) error {
 type segOpts struct {
 	prio    uint8
 	preempt bool
+	peers   []netip.Addr // unicast peers; none: multicast
 }
 
 // startSegHost builds and runs a host on seg; call stop (deferred) before
@@ -84,6 +85,7 @@ func startSegHost(t *testing.T, seg *vrrptest.Segment, name string, src netip.Ad
 		Machine: vrrp.Config{VRID: segVRID, Priority: o.prio, Version: 3, AdvertInterval: segInterval,
 			Preempt: o.preempt, InitialState: vrrp.StateBackup},
 		Expect:    vrrp.Expect{Version: 3, VRID: segVRID, Interval: segInterval, CheckTTL: true},
+		Peers:     o.peers,
 		VIPs:      []netip.Addr{vip},
 		GarpDelay: 5 * time.Second,
 	}
@@ -386,5 +388,32 @@ func TestSegmentForeignSpeaker(t *testing.T) {
 		if s := a.in.Status(); s.Master != foreign.String() || s.MasterPrio != 250 {
 			t.Errorf("a follows %s/%d", s.Master, s.MasterPrio)
 		}
+	})
+}
+
+// Unicast peers: the adverts go to the named peer only (a third host hears
+// none) and the election works as with multicast.
+func TestSegmentUnicastPeers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := vrrptest.NewSegment()
+		ipA, ipB := segFamilies[0].a, segFamilies[0].b
+		sniffer := seg.Socket("c", netip.MustParseAddr("10.0.0.3"), false)
+		defer sniffer.Close()
+		a := startSegHost(t, seg, "a", ipA, segOpts{prio: 200, preempt: true, peers: []netip.Addr{ipB}})
+		defer a.stop()
+		b := startSegHost(t, seg, "b", ipB, segOpts{prio: 100, preempt: true, peers: []netip.Addr{ipA}})
+		defer b.stop()
+		a.waitState(t, vrrp.StateMaster, 10*time.Second)
+		time.Sleep(10 * time.Second)
+		if s := b.in.Status(); s.State != "backup" || s.Master != ipA.String() || s.AdvertsRecv < 10 {
+			t.Errorf("b: %+v", s)
+		}
+		if got := sniffer.Drain(); len(got) != 0 {
+			t.Errorf("a third host heard %d unicast adverts", len(got))
+		}
+		stopped := time.Now()
+		a.stopInstance()
+		at := b.waitState(t, vrrp.StateMaster, 10*time.Second)
+		within(t, "b master after a stopped", at.Sub(stopped), vrrp.SkewTime(3, 100, segInterval))
 	})
 }

@@ -66,7 +66,7 @@ func (x *Mux) Add(in *Instance) error {
 		return fmt.Errorf("vrrp: instance %s added to two Muxes", in.cfg.Name)
 	}
 	if in.conn != x.conn {
-		return fmt.Errorf("vrrp: instance %s is on another Conn than its Mux", in.cfg.Name)
+		return fmt.Errorf("vrrp: instance %s is on another Socket than its Mux", in.cfg.Name)
 	}
 	in.mux = x
 	x.byID[id] = in

@@ -12,7 +12,8 @@ import (
 // an in-memory link for unit tests without root.
 
 // Socket is one VRRP socket on one link and address family, shared by the
-// instances of a Mux. *Conn implements it.
+// instances of a Mux. *Conn implements it. Implementations are pointers:
+// Mux.Add compares an instance's Socket with its Mux's.
 type Socket interface {
 	// ReadBatch blocks until at least one packet arrives, fills pkts[:n]
 	// (at most len(pkts)) and returns n. Payloads may alias the socket's

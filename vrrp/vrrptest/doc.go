@@ -39,7 +39,7 @@
 // are visited in creation order); safe for concurrent use; no background
 // goroutines: a blocked ReadBatch waits on channels and wakes on delivery
 // or Close, and a probe waits on a timer, so all of it is durably blocking
-// in a synctest bubble. Create the sockets inside the bubble that uses
-// them (their channels belong to it). A socket queues at most QueueLen
+// in a synctest bubble. Create the sockets, and the Muxes on them, inside
+// the bubble that uses them (their channels and clocks belong to it). A socket queues at most QueueLen
 // unread packets; more are dropped and counted (Overflows).
 package vrrptest
