@@ -1,80 +1,47 @@
 package vrrp_test
 
 import (
-	"net"
 	"net/netip"
-	"os"
 	"testing"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/leasehold/leasehold/test/nstest"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
-// vethPair4 makes the veth pair name/namep with IPv4 addresses a and b
-// (/24) inside the caller's nstest namespace, each end accepting packets
-// from the other's (local) address.
-func vethPair4(tb testing.TB, name string, a, b net.IP) {
-	tb.Helper()
-	if nstest.Link(tb, name, a.String()+"/24") == nil {
-		tb.Fatal("no link")
-	}
-	peer, err := netlink.LinkByName(name + "p")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := netlink.AddrAdd(peer, &netlink.Addr{IPNet: &net.IPNet{IP: b, Mask: net.CIDRMask(24, 32)}}); err != nil {
-		tb.Fatal(err)
-	}
-	for _, f := range []string{"all", name, name + "p"} {
-		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+f+"/accept_local", []byte("1"), 0); err != nil {
-			tb.Fatal(err)
-		}
-	}
-}
-
-// batchBench is a sending Conn on vb0 (10.6.0.1), a receiving one on its
-// veth peer vb0p (10.6.0.2), an Outbox and an advert.
+// batchBench is one Conn on lo that sends adverts to its own address
+// (127.0.0.1) and reads them back, an Outbox and an advert.
 type batchBench struct {
-	tx, rx *vrrp.Conn
-	src    netip.Addr
-	pkt    []byte
-	out    *vrrp.Outbox
-	in     []vrrp.Received
+	conn *vrrp.Conn
+	src  netip.Addr
+	pkt  []byte
+	out  *vrrp.Outbox
+	in   []vrrp.Received
 }
 
 func newBatchBench(tb testing.TB) *batchBench {
 	tb.Helper()
-	vethPair4(tb, "vb0", net.IPv4(10, 6, 0, 1), net.IPv4(10, 6, 0, 2))
 	var k batchBench
 	var err error
-	if k.tx, err = vrrp.Listen("vb0", false, vrrp.ConnOptions{}); err != nil {
+	if k.conn, err = vrrp.Listen("lo", false, vrrp.ConnOptions{}); err != nil {
 		tb.Fatal(err)
 	}
-	if k.rx, err = vrrp.Listen("vb0p", false, vrrp.ConnOptions{Multicast: true}); err != nil {
-		tb.Fatal(err)
-	}
-	k.src = k.tx.Src()
-	if k.pkt, err = vrrp.Encode(nil, advert(9, 100, netip.MustParseAddr("10.6.0.100")), k.src, vrrp.GroupV4,
+	k.src = k.conn.Src()
+	if k.pkt, err = vrrp.Encode(nil, advert(9, 100, netip.MustParseAddr("10.6.0.100")), k.src, k.src,
 		vrrp.EncodeOptions{}); err != nil {
 		tb.Fatal(err)
 	}
-	k.out, k.in = vrrp.NewOutbox(k.tx), make([]vrrp.Received, 32)
+	k.out, k.in = vrrp.NewOutbox(k.conn), make([]vrrp.Received, 32)
 	return &k
 }
 
-func (k *batchBench) close() {
-	k.tx.Close()
-	k.rx.Close()
-}
+func (k *batchBench) close() { k.conn.Close() }
 
 // round sends n adverts with one Flush (one sendmmsg) and reads them back
 // with ReadBatch (recvmmsg); it reports how many came.
 func (k *batchBench) round(tb testing.TB, n int) int {
 	out := k.out
 	for range n {
-		out.Add(k.pkt, k.src, vrrp.GroupV4)
+		out.Add(k.pkt, k.src, k.src)
 	}
 	if err := out.Flush(); err != nil {
 		tb.Fatal(err)
@@ -87,7 +54,7 @@ func (k *batchBench) round(tb testing.TB, n int) int {
 	out.Reset()
 	got := 0
 	for got < n {
-		m, err := k.rx.ReadBatch(k.in)
+		m, err := k.conn.ReadBatch(k.in)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -108,24 +75,24 @@ func TestConnBatchesKernel(t *testing.T) {
 			t.Errorf("a batch of 16 out and in: %v allocations", allocs)
 		}
 
-		k.out.Add(k.pkt, k.src, vrrp.GroupV4)
+		k.out.Add(k.pkt, k.src, k.src)
 		if err := k.out.Flush(); err != nil {
 			t.Fatal(err)
 		}
 		k.out.Reset()
-		n, err := k.rx.ReadBatch(k.in[:1])
+		n, err := k.conn.ReadBatch(k.in[:1])
 		if err != nil || n != 1 {
 			t.Fatalf("read %d, %v", n, err)
 		}
 		m := k.in[0].Meta
-		if string(k.in[0].Payload) != string(k.pkt) || m.Src != k.src || m.Dst != vrrp.GroupV4 || m.TTL != 255 {
+		if string(k.in[0].Payload) != string(k.pkt) || m.Src != k.src || m.Dst != k.src || m.TTL != 255 {
 			t.Errorf("received %x %+v", k.in[0].Payload, m)
 		}
 	})
 }
 
 // BenchmarkConnBatchKernel: 16 adverts out with one sendmmsg and in with
-// recvmmsg over a veth pair, per advert.
+// recvmmsg over lo, per advert.
 func BenchmarkConnBatchKernel(b *testing.B) {
 	nstest.Run(b, func() {
 		k := newBatchBench(b)
