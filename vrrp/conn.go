@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -246,8 +247,14 @@ func (c *Conn) WriteBatch(pkts []Outgoing) error {
 type Outbox struct {
 	sock Socket
 	data []byte
-	ends []int // payload i is data[ends[i-1]:ends[i]]
-	pkts []Outgoing
+	pkts []outPacket
+	out  []Outgoing // the batch Flush passes to WriteBatch
+}
+
+// outPacket is one payload of an Outbox: data[off:off+n] from src to dst.
+type outPacket struct {
+	off, n   int
+	src, dst netip.Addr
 }
 
 // NewOutbox returns an empty Outbox for s.
@@ -259,9 +266,8 @@ func (c *Conn) NewOutbox() *Outbox { return NewOutbox(c) }
 // Add copies payload into the Outbox, to be sent from src to dst, and
 // returns its index for Err.
 func (o *Outbox) Add(payload []byte, src, dst netip.Addr) int {
+	o.pkts = append(o.pkts, outPacket{off: len(o.data), n: len(payload), src: src, dst: dst})
 	o.data = append(o.data, payload...)
-	o.ends = append(o.ends, len(o.data))
-	o.pkts = append(o.pkts, Outgoing{Src: src, Dst: dst})
 	return len(o.pkts) - 1
 }
 
@@ -275,21 +281,25 @@ func (o *Outbox) Flush() error {
 	if len(o.pkts) == 0 {
 		return nil
 	}
-	start := 0
-	for i := range o.pkts {
-		o.pkts[i].Payload, o.pkts[i].Err = o.data[start:o.ends[i]], nil
-		start = o.ends[i]
+	o.out = slices.Grow(o.out[:0], len(o.pkts))[:len(o.pkts)]
+	for i, p := range o.pkts {
+		o.out[i] = Outgoing{Payload: o.data[p.off : p.off+p.n], Src: p.src, Dst: p.dst}
 	}
-	return o.sock.WriteBatch(o.pkts)
+	return o.sock.WriteBatch(o.out)
 }
 
 // Err is the send error of packet i after Flush (nil: sent).
-func (o *Outbox) Err(i int) error { return o.pkts[i].Err }
+func (o *Outbox) Err(i int) error {
+	if i >= len(o.out) {
+		return nil
+	}
+	return o.out[i].Err
+}
 
 // Reset empties the Outbox, keeping its buffers.
 func (o *Outbox) Reset() {
-	clear(o.pkts) // drop references to errors and payloads
-	o.data, o.ends, o.pkts = o.data[:0], o.ends[:0], o.pkts[:0]
+	clear(o.out) // drop references to errors and payloads
+	o.data, o.pkts, o.out = o.data[:0], o.pkts[:0], o.out[:0]
 }
 
 // Close closes the socket, unblocking ReadFrom and ReadBatch.
