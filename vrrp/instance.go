@@ -127,7 +127,12 @@ const (
 // NewInstance builds an instance on a shared Socket (its Mux's). ann may
 // be nil: no GARP/NA. It starts nothing.
 func NewInstance(cfg InstanceConfig, conn Socket, ann VIPAnnouncer, eff Effects, log *slog.Logger) (*Instance, error) {
-	ann = announcerOrNil(ann)
+	if nilSocket(conn) {
+		return nil, fmt.Errorf("vrrp: instance %s: no socket (use Mux.Socket)", cfg.Name)
+	}
+	if nilAnnouncer(ann) {
+		ann = nil
+	}
 	if !cfg.Src.IsValid() {
 		cfg.Src = conn.Src()
 	}

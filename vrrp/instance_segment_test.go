@@ -417,3 +417,20 @@ func TestSegmentUnicastPeers(t *testing.T) {
 		within(t, "b master after a stopped", at.Sub(stopped), vrrp.SkewTime(3, 100, segInterval))
 	})
 }
+
+// NewInstance refuses a missing socket (a Mux on a Segment has no *Conn)
+// and takes a nil *Announcer for "no announcer".
+func TestNewInstanceSocketChecks(t *testing.T) {
+	seg := vrrptest.NewSegment()
+	mux := vrrp.NewMux(seg.Socket("a", segFamilies[0].a, false), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := vrrp.InstanceConfig{Name: "VI_1", Machine: vrrp.Config{VRID: 1, Priority: 100, Version: 3,
+		AdvertInterval: time.Second}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := vrrp.NewInstance(cfg, mux.Conn(), nil, segEffects{}, log); err == nil {
+		t.Error("NewInstance on Mux.Conn() of a Segment socket: no error")
+	}
+	var none *vrrp.Announcer
+	if _, err := vrrp.NewInstance(cfg, mux.Socket(), none, segEffects{}, log); err != nil {
+		t.Errorf("nil *Announcer: %v", err)
+	}
+}

@@ -71,12 +71,17 @@ var (
 	_ ProbeFunc    = Probe
 )
 
-// announcerOrNil turns a nil *Announcer passed as a VIPAnnouncer into a
-// nil interface, so that callers passing a nil pointer keep meaning "no
+// nilSocket reports a missing socket: nil, or a nil *Conn (what the
+// deprecated Mux.Conn returns for a Mux on another Socket).
+func nilSocket(s Socket) bool {
+	c, ok := s.(*Conn)
+	return s == nil || ok && c == nil
+}
+
+// nilAnnouncer reports a nil *Announcer passed as an interface (of any
+// announcer type), so that callers passing a nil pointer keep meaning "no
 // announcer".
-func announcerOrNil(a VIPAnnouncer) VIPAnnouncer {
-	if p, ok := a.(*Announcer); ok && p == nil {
-		return nil
-	}
-	return a
+func nilAnnouncer(a any) bool {
+	p, ok := a.(*Announcer)
+	return ok && p == nil
 }
