@@ -10,9 +10,11 @@ export GOFLAGS := -buildvcs=false
 
 all: build
 
+# build: the daemon and CLI, and the lab's etcd server beside it (a binary
+# of its own so that the daemon does not link etcd's server).
 build:
 	@mkdir -p bin
-	$(GO) build -o $(BIN) ./cmd/leasehold
+	$(GO) build -o bin/ ./cmd/leasehold ./cmd/leasehold-lab-etcd
 
 # deps installs what the tests need on a fresh Debian machine (idempotent).
 deps:

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/leasehold/leasehold/vrrp"
 )
 
 // Defaults, as keepalived's where it has one.
@@ -389,8 +391,8 @@ func (c *Config) validateInstance(in *Instance) error {
 			bad("advert_int", "%v: VRRPv3 needs 0.01-40.95 s in centiseconds", ai)
 		}
 	}
-	if in.PreemptDelay.D() > time.Hour {
-		bad("preempt_delay", "%v: at most 1h", in.PreemptDelay.D())
+	if d := in.PreemptDelay.D(); d < 0 || d > vrrp.MaxPreemptDelay {
+		bad("preempt_delay", "%v: valid 0..%v (keepalived's limit)", d, vrrp.MaxPreemptDelay)
 	}
 
 	switch strings.ToUpper(in.Authentication.AuthType) {

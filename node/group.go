@@ -38,8 +38,9 @@ type Prober interface {
 	Probe(ctx context.Context) (conflict string, err error)
 }
 
-// Resources are promoted and demoted under an epoch (hooks now; DRBD and
-// MySQL later).
+// Resources are promoted and demoted under an epoch. node/resource puts a
+// group's resources (hooks, DRBD, MySQL, IPVS) in an ordered chain behind
+// an epoch guard.
 type Resources interface {
 	Promote(ctx context.Context, epoch uint64) error
 	Demote(ctx context.Context, epoch uint64) error
@@ -131,8 +132,11 @@ type Group struct {
 	cfg    GroupConfig
 	deps   GroupDeps
 	log    *slog.Logger
-	events chan Event
+	events *mailbox
 	lease  atomic.Pointer[leaseRef]
+	// view is the machine as of its last step, for the Gate: read
+	// without g.mu by the VRRP instances, under their own locks.
+	view atomic.Pointer[Machine]
 
 	rel      releaser
 	priority atomic.Int64
@@ -169,10 +173,28 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 		log = slog.Default()
 	}
 	g := &Group{cfg: cfg, deps: deps, log: log.With("group", cfg.Machine.Group),
-		events: make(chan Event, 256), m: New(cfg.Machine), since: time.Now()}
+		events: newMailbox(), m: New(cfg.Machine), since: time.Now()}
 	g.rel = releaser{log: g.log, interval: cfg.Machine.RetryInterval, timeout: cfg.Machine.StepTimeout}
 	g.priority.Store(int64(cfg.Priority))
+	m := g.m
+	g.view.Store(&m)
 	return g, nil
+}
+
+// Gate is the vrrp.Gate of the group's VRRP instances: they advertise a
+// non-zero priority (or claim) only while this node's quorum session is
+// live, and announce the VIPs only while it owns the group with a live
+// local deadline (less the fence margin). It reads the role machine as of
+// its last step (Machine.MayAdvertise, MayAnnounce) against the clock the
+// instance reads at send time, so a node resumed from a freeze is silent
+// before its group loop has even run.
+func (g *Group) Gate() vrrp.Gate { return groupGate{g} }
+
+type groupGate struct{ g *Group }
+
+func (x groupGate) MayAdvertise(now time.Time) bool { return x.g.view.Load().MayAdvertise(now) }
+func (x groupGate) MayAnnounce(now time.Time) bool {
+	return x.g.view.Load().MayAnnounce(now, x.g.cfg.FenceMargin)
 }
 
 // SetVRRP connects the group's VRRP instance (created after the group,
@@ -191,9 +213,10 @@ func (g *Group) SetLease(l Lease) {
 	g.lease.Store(&leaseRef{l})
 }
 
-// Post delivers an event to the group's loop.
+// Post delivers an event to the group's loop. It never blocks, whatever
+// the loop is doing (see mailbox for how renewals coalesce).
 func (g *Group) Post(ev Event) {
-	g.events <- ev
+	g.events.post(ev)
 }
 
 // Effects returns the vrrp.Effects that feed VRRP's master/not-master
@@ -274,7 +297,11 @@ func (g *Group) Run(ctx context.Context) error {
 		case <-stopBy:
 			g.log.Error("shutdown budget exhausted before demotion finished", "budget", g.cfg.StopBudget)
 			return errors.New("node: shutdown budget exhausted")
-		case ev = <-g.events:
+		case <-g.events.ready:
+			var ok bool
+			if ev, ok = g.events.take(); !ok {
+				continue
+			}
 		case <-timer.C:
 			ev = Tick{}
 		}
@@ -301,6 +328,8 @@ func (g *Group) step(ev Event) {
 	m, acts := g.m.Step(ev, now)
 	g.m = m
 	g.mu.Unlock()
+	// Published before the actions run: Announce asks the gate at once.
+	g.view.Store(&m)
 	for _, a := range acts {
 		g.perform(a, m)
 	}

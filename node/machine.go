@@ -310,6 +310,24 @@ func (m Machine) Grant() quorum.Grant { return m.grant }
 // Deadline returns the session's local deadline.
 func (m Machine) Deadline() time.Time { return m.deadline }
 
+// MayAdvertise reports whether this node may speak VRRP with a non-zero
+// priority for the group at now, or claim VRRP mastership: its quorum
+// session is live, the local deadline after now on the monotonic clock.
+// A node that resumes from a freeze (a stall, a late timer) past its
+// deadline stays silent until a renewal or a new session says it is live:
+// its adverts would displace the healthy owner while it holds no lease.
+func (m Machine) MayAdvertise(now time.Time) bool {
+	return m.session && now.Before(m.deadline)
+}
+
+// MayAnnounce reports whether this node may announce the VIPs (GARP/NA) at
+// now: it owns the group and now is before the local deadline less margin,
+// when the kernel fence stops answering for the VIP. Packet-socket frames
+// bypass the fence, so the check must come before each one.
+func (m Machine) MayAnnounce(now time.Time, margin time.Duration) bool {
+	return m.role == RoleOwner && m.session && m.grant.Epoch != 0 && now.Before(m.deadline.Add(-margin))
+}
+
 // NextDeadline is when the actuator must deliver a Tick (zero: no timer).
 func (m Machine) NextDeadline() time.Time {
 	t := m.timer
@@ -590,6 +608,14 @@ func (m *Machine) tick(now time.Time, out []Action) []Action {
 
 func (m *Machine) acquire(now time.Time, out []Action) []Action {
 	if !m.session {
+		return out
+	}
+	if !now.Before(m.deadline) {
+		// Resumed after a freeze past the deadline: the session is not
+		// known to be live. Ask nothing of the quorum until a renewal or
+		// the session's loss says which; look again after the retry
+		// interval.
+		m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
 		return out
 	}
 	m.stage, m.timer = StageAcquire, now.Add(m.cfg.StepTimeout)

@@ -22,7 +22,10 @@ import (
 //	role backup
 //
 // A "=>" line asserts the actions of the previous event, formatted by
-// fmtAction and joined with "; " ("=> none" for no action).
+// fmtAction and joined with "; " ("=> none" for no action). "may T
+// advert=B announce=B" asserts what the gate (Machine.MayAdvertise,
+// MayAnnounce with the config's margin) says at offset T, with the
+// machine as the last event left it: a node frozen since then resumes at T.
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/scenarios/*.txt")
 	if len(files) < 8 {
@@ -43,6 +46,7 @@ func runScenario(t *testing.T, path string) {
 	cfg := Config{Group: "VI_1", StepTimeout: 500 * time.Millisecond, RetryInterval: 200 * time.Millisecond,
 		HandoverDelay: 60 * time.Millisecond, DemoteBudget: 300 * time.Millisecond}
 	var m Machine
+	var margin time.Duration
 	started := false
 	var last []Action
 	var trace []string
@@ -72,6 +76,8 @@ func runScenario(t *testing.T, path string) {
 					cfg.HandoverDelay = dur(t, where, v)
 				case "budget":
 					cfg.DemoteBudget = dur(t, where, v)
+				case "margin":
+					margin = dur(t, where, v)
 				default:
 					t.Fatalf("%s: unknown config key %q", where, k)
 				}
@@ -96,6 +102,14 @@ func runScenario(t *testing.T, path string) {
 		case "role":
 			if got := m.Role().String(); got != f[1] {
 				t.Fatalf("%s: role %s, want %s\ntrace:\n  %s", where, got, f[1], strings.Join(trace, "\n  "))
+			}
+		case "may":
+			at := t0.Add(dur(t, where, f[1]))
+			a := args(f[2:])
+			got := fmt.Sprintf("advert=%v announce=%v", m.MayAdvertise(at), m.MayAnnounce(at, margin))
+			want := fmt.Sprintf("advert=%s announce=%s", a["advert"], a["announce"])
+			if got != want {
+				t.Fatalf("%s: at %s the gate says %s, want %s\ntrace:\n  %s", where, f[1], got, want, strings.Join(trace, "\n  "))
 			}
 		case "next":
 			want := t0.Add(dur(t, where, f[1]))

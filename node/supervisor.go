@@ -69,6 +69,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		// This runs on the renewal path: Post never blocks (a stuck group
+		// coalesces its renewals), so one group cannot hold up the others'
+		// renewals, nor the renewal loop itself.
 		sess.OnRenew(func(rtt time.Duration, d time.Time) {
 			s.each(Renewed{Deadline: d})
 			if s.OnRenew != nil {

@@ -27,11 +27,18 @@
 //     the scheduler, its effects (Effects.Up/Down, OnTransition) run in
 //     order on the instance's Run goroutine — VIP add/remove in quorum
 //     "none" mode, lease-gated in the node package. Faults are kept per
-//     source (health, quorum, sync group).
+//     source (health, quorum, sync group). A lease-gated instance asks its
+//     Gate right before it sends: no advert with a non-zero priority and
+//     no claim unless the node's quorum session is live, no GARP/NA unless
+//     it owns the lease with a live local deadline (the schedule ends at
+//     the first refusal). A failed GARP/NA is retried with a short backoff
+//     until sent or refused; it does not end the burst.
 //   - vipaddr: idempotent, labelled VIP add/remove through netlink.
 //
 // Guaranteed: RFC election order; malformed or hostile packets are dropped
 // and counted, never crash or stall the loop. Not guaranteed: a single
 // owner — VRRP alone cannot give that (a partition or a frozen master makes
-// two masters); that is the quorum lease's job.
+// two masters); that is the quorum lease's job. Not guaranteed either: a
+// freeze between the gate's check and the system call (microseconds) still
+// lets one late packet out.
 package vrrp

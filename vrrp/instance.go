@@ -44,9 +44,42 @@ type InstanceConfig struct {
 	GarpDelay   time.Duration
 	GarpRefresh time.Duration
 	// LeaseGated: becoming master does not announce the VIPs; the owner of
-	// the group's lease calls Announce once the VIPs are really up.
+	// the group's lease calls Announce once the VIPs are really up. A
+	// lease-gated instance also consults its Gate (SetGate) before it
+	// speaks.
 	LeaseGated bool
 }
+
+// Gate says whether this node may speak for the group at an instant, on
+// the monotonic clock. A lease-gated instance asks it right before each
+// send, so a node that resumes after a freeze, a stall or a late timer
+// says nothing until its lease state says it may: the decision is the
+// lease's, not the VRRP state's. Implementations must be cheap and must not
+// block or call back into the instance (it asks under its own lock).
+type Gate interface {
+	// MayAdvertise: an advert with a non-zero priority, or a claim of
+	// mastership, may go out at now (the node's quorum session is live:
+	// its local deadline is after now). Priority 0 adverts are never
+	// gated.
+	MayAdvertise(now time.Time) bool
+	// MayAnnounce: a gratuitous ARP / unsolicited NA for the VIPs may go
+	// out at now (the node owns the group's lease and its local deadline,
+	// less the fence margin, is after now).
+	MayAnnounce(now time.Time) bool
+}
+
+// AddrAnnouncer sends one gratuitous ARP or unsolicited NA per VIP
+// (*Announcer on a real interface).
+type AddrAnnouncer interface {
+	Announce(vips []netip.Addr) error
+}
+
+// The retry of a failed announcement: after a link flap the first frames
+// fail (ENETDOWN) and must not end the burst.
+const (
+	garpRetryMin = 10 * time.Millisecond
+	garpRetryMax = 320 * time.Millisecond
+)
 
 // Status is a snapshot of an instance, for dumps and the status API.
 type Status struct {
@@ -62,6 +95,17 @@ type Status struct {
 	AdvertsRecv uint64            `json:"adverts_received"`
 	Drops       map[string]uint64 `json:"drops,omitempty"`
 	LastError   string            `json:"last_error,omitempty"`
+
+	// AdvertsWithheld: adverts with a non-zero priority (and claims) the
+	// gate refused: the node's quorum session was not live.
+	AdvertsWithheld uint64 `json:"adverts_withheld,omitempty"`
+	// GARPsSent counts announcements sent (one per VIP each),
+	// GARPsWithheld those the gate refused (not owner, or the local
+	// deadline passed: the schedule stops there), GARPFailures sends
+	// that failed and were retried.
+	GARPsSent     uint64 `json:"garps_sent"`
+	GARPsWithheld uint64 `json:"garps_withheld,omitempty"`
+	GARPFailures  uint64 `json:"garp_failures,omitempty"`
 }
 
 // ErrNotAdded: Instance.Run was called before Mux.Add.
@@ -78,7 +122,7 @@ var ErrRunning = errors.New("vrrp: instance already running")
 type Instance struct {
 	cfg     InstanceConfig
 	conn    Socket
-	ann     VIPAnnouncer
+	ann     AddrAnnouncer
 	effects Effects
 	log     *slog.Logger
 	// OnTransition, if set, is called after every state change (notify
@@ -86,11 +130,17 @@ type Instance struct {
 	// Effects. It must not block for long.
 	OnTransition func(Transition, uint8)
 
+	// write sends one advert outside the Mux's batches (conn.WriteFrom;
+	// replaced in tests).
+	write func(b []byte, src, dst netip.Addr) error
+
 	mux   *Mux // set by Mux.Add
 	wake  chan struct{}
 	drops DropCounters
 	sent  atomic.Uint64
 	recv  atomic.Uint64
+	// withheld adverts; GARPs sent, withheld, failed
+	advWithheld, garpSent, garpWithheld, garpFailed atomic.Uint64
 
 	mu       sync.Mutex // guards everything below
 	m        Machine
@@ -106,6 +156,15 @@ type Instance struct {
 	since    time.Time
 	lastErr  string
 	faults   map[string]bool // fault sources (health, quorum, sync) now on
+
+	gate Gate // nil: not gated (quorum none)
+	// The announcement schedule: at garpAt send the rest of the current
+	// burst (garpFrames announcements); garpLeft bursts are left including
+	// it (after the last, garp_master_refresh if set). garpRetry is the
+	// backoff of the next failed send.
+	garpFrames int
+	garpRetry  time.Duration
+	withheld   bool // the gate refused the last advert (logged once per streak)
 }
 
 // job is one effect for the Run goroutine.
@@ -125,8 +184,8 @@ const (
 )
 
 // NewInstance builds an instance on a shared Socket (its Mux's). ann may
-// be nil: no GARP/NA. It starts nothing.
-func NewInstance(cfg InstanceConfig, conn Socket, ann VIPAnnouncer, eff Effects, log *slog.Logger) (*Instance, error) {
+// be nil (no announcements). It starts nothing.
+func NewInstance(cfg InstanceConfig, conn Socket, ann AddrAnnouncer, eff Effects, log *slog.Logger) (*Instance, error) {
 	if nilSocket(conn) {
 		return nil, fmt.Errorf("vrrp: instance %s: no socket (use Mux.Socket)", cfg.Name)
 	}
@@ -149,6 +208,7 @@ func NewInstance(cfg InstanceConfig, conn Socket, ann VIPAnnouncer, eff Effects,
 		m:       New(cfg.Machine),
 		advPrio: -1,
 		advDsts: cfg.Peers,
+		write:   conn.WriteFrom,
 	}
 	if len(in.advDsts) == 0 {
 		g := GroupV4
@@ -164,6 +224,15 @@ func NewInstance(cfg InstanceConfig, conn Socket, ann VIPAnnouncer, eff Effects,
 // Config returns the instance's configuration.
 func (in *Instance) Config() InstanceConfig { return in.cfg }
 
+// SetGate installs the lease gate of a lease-gated instance (node.Group's
+// Gate). Call it before Run. Without a gate the instance speaks whenever
+// its VRRP state says so (quorum none).
+func (in *Instance) SetGate(g Gate) {
+	in.mu.Lock()
+	in.gate = g
+	in.mu.Unlock()
+}
+
 // Drops counts adverts dropped for this instance, by reason.
 func (in *Instance) Drops() *DropCounters { return &in.drops }
 
@@ -178,6 +247,8 @@ func (in *Instance) Status() Status {
 		s.Master, s.MasterPrio = src.String(), prio
 	}
 	s.AdvertsSent, s.AdvertsRecv = in.sent.Load(), in.recv.Load()
+	s.AdvertsWithheld = in.advWithheld.Load()
+	s.GARPsSent, s.GARPsWithheld, s.GARPFailures = in.garpSent.Load(), in.garpWithheld.Load(), in.garpFailed.Load()
 	s.Drops = in.drops.Snapshot()
 	return s
 }
@@ -188,7 +259,16 @@ func (in *Instance) Status() Status {
 // it in fault at startup).
 func (in *Instance) Inject(ev Event) {
 	in.mu.Lock()
-	in.stepLocked(ev, time.Now(), nil)
+	now := time.Now()
+	if _, claim := ev.(Claim); claim && in.gate != nil && !in.gate.MayAdvertise(now) {
+		// The lease that asked for the claim is no longer known to be
+		// live (a freeze since): claim nothing.
+		in.advWithheld.Add(1)
+		in.mu.Unlock()
+		in.log.Warn("claim withheld: quorum session not live")
+		return
+	}
+	in.stepLocked(ev, now, nil)
 	d := in.deadlineLocked()
 	in.mu.Unlock()
 	in.poke(d)
@@ -230,10 +310,11 @@ func (in *Instance) Faults() []string {
 
 // Announce starts the GARP/NA schedule now (a burst, a second burst after
 // garp_master_delay, then garp_master_refresh), if the instance is master.
-// Lease-gated instances call it once the VIPs are up.
+// Lease-gated instances call it once the VIPs are up; every burst then
+// asks the gate at send time and the schedule ends at the first refusal.
 func (in *Instance) Announce() {
 	in.mu.Lock()
-	in.garpLocked(2, time.Now())
+	in.startGARPLocked(time.Now())
 	d := in.deadlineLocked()
 	in.mu.Unlock()
 	in.poke(d)
@@ -337,7 +418,7 @@ func (in *Instance) up(ctx context.Context, gen uint64) {
 		}
 	} else if current && !in.cfg.LeaseGated {
 		// A first burst now, a second after garp_master_delay.
-		in.garpLocked(2, now)
+		in.startGARPLocked(now)
 	}
 	d := in.deadlineLocked()
 	in.mu.Unlock()
@@ -360,7 +441,7 @@ func (in *Instance) deadlineLocked() time.Time {
 // tickLocked delivers what is due at now: a GARP burst, a Tick.
 func (in *Instance) tickLocked(now time.Time, out *Outbox, owners *[]*Instance) {
 	if !in.garpAt.IsZero() && !now.Before(in.garpAt) {
-		in.garpLocked(in.garpLeft, now)
+		in.garpLocked(now)
 	}
 	if d := in.m.NextDeadline(); !d.IsZero() && !now.Before(d) {
 		n := out.Len()
@@ -371,25 +452,61 @@ func (in *Instance) tickLocked(now time.Time, out *Outbox, owners *[]*Instance) 
 	}
 }
 
-// garpLocked sends one burst and plans the next.
-func (in *Instance) garpLocked(left int, now time.Time) {
-	in.garpAt, in.garpLeft = time.Time{}, 0
+// startGARPLocked starts the announcement schedule at now: a first burst,
+// a second after garp_master_delay, then garp_master_refresh.
+func (in *Instance) startGARPLocked(now time.Time) {
+	in.garpLeft, in.garpFrames, in.garpRetry = 2, max(in.cfg.GarpRepeat, 1), garpRetryMin
+	in.garpLocked(now)
+}
+
+// stopGARPLocked ends the announcement schedule.
+func (in *Instance) stopGARPLocked() {
+	in.garpAt, in.garpLeft, in.garpFrames = time.Time{}, 0, 0
+}
+
+// garpLocked sends the rest of the current burst and plans the next. Each
+// announcement asks the gate at send time: a refusal ends the schedule (a
+// new owner term starts a new one). A failed send (the link is down after
+// a flap) does not end the burst: it is retried after a backoff (10 ms
+// doubling to 320 ms) until it goes out or the node may no longer announce.
+// A retry sends one frame for every VIP again, also those whose frame went
+// out (a duplicate gratuitous ARP is harmless).
+func (in *Instance) garpLocked(now time.Time) {
+	in.garpAt = time.Time{}
 	if in.m.State() != StateMaster || in.ann == nil {
+		in.stopGARPLocked()
 		return
 	}
-	for range max(in.cfg.GarpRepeat, 1) {
-		if err := in.ann.Announce(in.cfg.VIPs); err != nil {
-			in.lastErr = err.Error()
-			in.log.Warn("announce failed", "err", err)
-			break
+	for in.garpFrames > 0 {
+		if in.gate != nil && !in.gate.MayAnnounce(time.Now()) {
+			in.garpWithheld.Add(uint64(len(in.cfg.VIPs)))
+			in.stopGARPLocked()
+			in.log.Info("announcements stopped: not the lease owner with a live deadline")
+			return
 		}
+		if err := in.ann.Announce(in.cfg.VIPs); err != nil {
+			in.garpFailed.Add(1)
+			in.lastErr = err.Error()
+			if in.garpRetry == garpRetryMin { // once per streak of failures
+				in.log.Warn("announce failed; retrying until sent or no longer owner", "err", err)
+			}
+			in.garpAt = now.Add(in.garpRetry)
+			in.garpRetry = min(2*in.garpRetry, garpRetryMax)
+			return
+		}
+		in.garpSent.Add(uint64(len(in.cfg.VIPs)))
+		in.garpRetry = garpRetryMin
+		in.garpFrames--
 	}
-	left--
+	in.garpLeft--
+	in.garpFrames = max(in.cfg.GarpRepeat, 1)
 	switch {
-	case left > 0 && in.cfg.GarpDelay > 0:
-		in.garpAt, in.garpLeft = now.Add(in.cfg.GarpDelay), left
+	case in.garpLeft > 0 && in.cfg.GarpDelay > 0:
+		in.garpAt = now.Add(in.cfg.GarpDelay)
 	case in.cfg.GarpRefresh > 0:
 		in.garpAt = now.Add(in.cfg.GarpRefresh)
+	default:
+		in.stopGARPLocked()
 	}
 }
 
@@ -423,7 +540,7 @@ func (in *Instance) stepLocked(ev Event, now time.Time, out *Outbox) {
 			in.jobs = append(in.jobs, job{kind: jobUp, gen: in.gen})
 			queued = true
 		case BecomeBackup, BecomeFault, BecomeInit:
-			in.garpAt, in.garpLeft = time.Time{}, 0
+			in.stopGARPLocked()
 			in.jobs = append(in.jobs, job{kind: jobDown, gen: in.gen})
 			queued = true
 		case MasterRxLowerPrio:
@@ -440,8 +557,24 @@ func (in *Instance) stepLocked(ev Event, now time.Time, out *Outbox) {
 	}
 }
 
-// sendLocked sends an advert with priority prio to every destination.
+// sendLocked sends an advert with priority prio to every destination. A
+// gated instance asks its gate first, with the clock read now: after a
+// freeze the machine may still say master while the lease is gone.
 func (in *Instance) sendLocked(prio uint8, out *Outbox) {
+	if prio != PriorityRelease && in.gate != nil {
+		if !in.gate.MayAdvertise(time.Now()) {
+			in.advWithheld.Add(uint64(len(in.advDsts)))
+			if !in.withheld {
+				in.withheld = true
+				in.log.Warn("adverts withheld: quorum session not live", "priority", prio)
+			}
+			return
+		}
+		if in.withheld {
+			in.withheld = false
+			in.log.Info("adverts resumed: quorum session live", "priority", prio)
+		}
+	}
 	if in.advPrio != int(prio) {
 		if err := in.encodeLocked(prio); err != nil {
 			in.lastErr = err.Error()
@@ -454,7 +587,7 @@ func (in *Instance) sendLocked(prio uint8, out *Outbox) {
 			out.Add(in.advPkts[i], in.cfg.Src, d)
 			continue
 		}
-		if err := in.conn.WriteFrom(in.advPkts[i], in.cfg.Src, d); err != nil {
+		if err := in.write(in.advPkts[i], in.cfg.Src, d); err != nil {
 			in.lastErr = err.Error()
 			in.log.Warn("send advert failed", "err", err)
 			continue

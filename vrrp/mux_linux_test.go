@@ -147,23 +147,7 @@ func failover(t *testing.T, ifA, ifB string, srcA, srcB netip.Addr) {
 
 func TestMuxFailoverKernel(t *testing.T) {
 	nstest.Run(t, func() {
-		if nstest.Link(t, "vm0", "10.8.0.1/24") == nil {
-			t.Fatal("no link")
-		}
-		peer, err := netlink.LinkByName("vm0p")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := netlink.AddrAdd(peer, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(10, 8, 0, 2), Mask: net.CIDRMask(24, 32)}}); err != nil {
-			t.Fatal(err)
-		}
-		// Both ends live in this namespace: let each accept packets from
-		// the other's (local) address.
-		for _, f := range []string{"all", "vm0", "vm0p"} {
-			if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+f+"/accept_local", []byte("1"), 0); err != nil {
-				t.Fatal(err)
-			}
-		}
+		nstest.Pair(t, "vm0", "10.8.0.1/24", "10.8.0.2/24")
 		failover(t, "vm0", "vm0p", netip.MustParseAddr("10.8.0.1"), netip.MustParseAddr("10.8.0.2"))
 	})
 }

@@ -51,12 +51,13 @@ type Outgoing struct {
 	Err error
 }
 
-// VIPAnnouncer tells the link that this host now has the VIPs: gratuitous
-// ARP for IPv4, unsolicited neighbour advertisements for IPv6, one packet
-// per VIP per call. Timing (bursts, delay, refresh) is the Instance's.
+// VIPAnnouncer is an AddrAnnouncer the daemon owns and closes: it tells
+// the link that this host now has the VIPs (gratuitous ARP for IPv4,
+// unsolicited neighbour advertisements for IPv6, one packet per VIP per
+// call). Timing (bursts, delay, refresh, retries) is the Instance's.
 // *Announcer implements it.
 type VIPAnnouncer interface {
-	Announce(vips []netip.Addr) error
+	AddrAnnouncer
 	Close() error
 }
 

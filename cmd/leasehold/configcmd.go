@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/daemon"
 )
 
 func cmdConfig(args []string, stdout, stderr io.Writer) int {
@@ -15,12 +15,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: leasehold config check FILE\n       leasehold config import-keepalived [-o OUT] [--quorum none|etcd|raft] KEEPALIVED.CONF")
 		return 2
 	}
-	c, err := config.Load(args[1])
+	// The same plan `run` and a reload build: a file check accepts, run
+	// accepts.
+	plan, err := daemon.Load(args[1])
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	for _, w := range c.Warnings {
+	c := plan.Config
+	for _, w := range plan.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok: node %s, quorum %s, %d instance(s)\n", args[1], c.Node.Name, c.Quorum.Backend, len(c.Instance))

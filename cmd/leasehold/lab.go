@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/leasehold/leasehold/lab/etcdmember"
 	"github.com/leasehold/leasehold/lab/labctl"
 )
 
@@ -49,19 +48,6 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 		return labStatus(ctx, rest, stdout, stderr)
 	case "down":
 		return labDown(rest, stdout, stderr)
-	case "etcd-member": // hidden: the lab's embedded etcd
-		fs := flag.NewFlagSet("lab etcd-member", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		var o etcdmember.Options
-		o.Flags(fs)
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if err := etcdmember.Run(ctx, o, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
-			fmt.Fprintln(stderr, "leasehold lab etcd-member:", err)
-			return 1
-		}
-		return 0
 	case "responder": // hidden: the lab's per-node TCP responder
 		fs := flag.NewFlagSet("lab responder", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -102,7 +88,8 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Nodes, "nodes", 2, "number of leasehold nodes (1-6)")
 	fs.StringVar(&o.Quorum, "quorum", "raft", "raft (witness + voters in the daemons) or etcd (an embedded etcd member)")
 	fs.IntVar(&o.Groups, "groups", 1, "VRRP groups per node (VRIDs 1..G, VIPs .100..)")
-	fs.StringVar(&o.Name, "name", "", "lab name (default lab1, lab2, ...)")
+	fs.StringVar(&o.Name, "lab", "", "lab name (default lab1, lab2, ...)")
+	fs.StringVar(&o.Name, "name", "", "the same as --lab")
 	fs.DurationVar(&o.TTL, "ttl", time.Second, "lease TTL")
 	fs.StringVar(&o.Dir, "dir", labctl.DefaultDir, "parent directory of labs")
 	if err := fs.Parse(args); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/daemon"
 	"github.com/leasehold/leasehold/quorum"
 )
 
@@ -96,7 +97,7 @@ func cmdLeaseCtx(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	cfg.Node.Name = "cli" // the CLI never holds leases; the name only satisfies Options
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := openBackend(cfg, log)
+	b, err := daemon.OpenQuorumClient(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "leasehold lease: %v\n", err)
 		return 1

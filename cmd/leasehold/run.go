@@ -6,27 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"sync"
 	"syscall"
-	"time"
 
-	"github.com/leasehold/leasehold/config"
-	"github.com/leasehold/leasehold/fencing"
-	"github.com/leasehold/leasehold/node"
-	"github.com/leasehold/leasehold/node/notify"
-	"github.com/leasehold/leasehold/quorum"
-	"github.com/leasehold/leasehold/quorum/raft"
-	"github.com/leasehold/leasehold/vrrp"
-	"github.com/leasehold/leasehold/vrrp/vipaddr"
+	"github.com/leasehold/leasehold/daemon"
 )
 
-// stopBudget bounds the graceful shutdown (priority-0 adverts, VIP removal).
-const stopBudget = 3 * time.Second
-
+// cmdRun runs the daemon: flags, logging and signals; the daemon package
+// does the rest.
 func cmdRun(args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -41,25 +29,40 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	cfg, err := config.Load(*file)
+	plan, err := daemon.Load(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	for _, w := range cfg.Warnings {
+	for _, w := range plan.Warnings {
 		log.Warn("config: " + w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d, err := newDaemon(cfg, log)
-	if err == nil {
-		d.file = *file
-	}
+	d, err := daemon.New(plan, daemon.OS(), log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	if err := d.run(ctx); err != nil {
+	// SIGHUP reloads through the same plan as start; SIGUSR1 dumps state.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sig := <-sigs:
+				if sig == syscall.SIGUSR1 {
+					d.Dump()
+					continue
+				}
+				reload(d, *file, log)
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
 		log.Error("daemon failed", "err", err)
 		return 1
 	}
@@ -67,400 +70,20 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	return 0
 }
 
-type daemon struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	vips  *vipaddr.Manager
-	muxes []*vrrp.Mux
-	insts []*vrrp.Instance
-	anns  []*vrrp.Announcer
-
-	// Lease mode (quorum etcd or raft).
-	backend   quorum.Backend
-	member    *raft.Member
-	fence     fencing.Fence
-	fenceDesc string
-	groups    []*node.Group
-	super     *node.Supervisor
-	notifiers map[string]notifier
-	// syncNotifiers are the vrrp_sync_groups' own notify scripts.
-	syncNotifiers map[string]*notify.Notifier
-	metrics       *metrics
-	tracked       []*tracked
-	file          string // for SIGHUP
-	watchdog      *watchdogGuard
-}
-
-// notifier runs notify scripts (package node/notify).
-type notifier interface {
-	Notify(state string, priority uint8, epoch uint64)
-	Counters() notify.Counters
-}
-
-func (d *daemon) leaseMode() bool { return d.cfg.Quorum.Backend != config.BackendNone }
-
-func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
-	if cfg.Quorum.Backend == config.BackendNone {
-		log.Warn("QUORUM IS NONE: plain VRRP with NO split-brain protection. If this node is cut off or frozen, " +
-			"two nodes may hold the VIP at once (as with keepalived). Use it for interop and migration only.")
-	}
-	d := &daemon{cfg: cfg, log: log, vips: vipaddr.New(filepath.Join(cfg.StateDir, "vips.json")),
-		notifiers: map[string]notifier{}, syncNotifiers: map[string]*notify.Notifier{}, metrics: newMetrics()}
-	d.metrics.watch(d)
-	return d, nil
-}
-
-// addrEffects adds and removes an instance's VIPs (quorum none).
-type addrEffects struct {
-	addrs groupAddrs
-	log   *slog.Logger
-}
-
-func newAddrEffects(d *daemon, group string, vips []vipaddr.VIP) *addrEffects {
-	return &addrEffects{addrs: groupAddrs{m: d.vips, vips: vips}, log: d.log.With("group", group)}
-}
-
-func (e *addrEffects) Up(context.Context) error {
-	if err := e.addrs.Add(0); err != nil {
-		return err
-	}
-	e.log.Info("vips added", "vips", len(e.addrs.vips))
-	return nil
-}
-
-func (e *addrEffects) Down(context.Context) error { return e.addrs.Remove() }
-
-func (d *daemon) setup(ctx context.Context) error {
-	// Orphans of a crash first (VIPs and, in lease mode, fence state),
-	// before joining VRRP.
-	removed, err := d.vips.RemoveOrphans()
-	for _, v := range removed {
-		d.log.Warn("removed orphan VIP left by an earlier run", "vip", v.String())
-	}
+// reload re-reads the file and applies what may change in place.
+func reload(d *daemon.Daemon, file string, log *slog.Logger) {
+	next, err := daemon.Load(file)
 	if err != nil {
-		return fmt.Errorf("orphan cleanup: %w", err)
+		log.Error("reload: the new configuration is invalid; keeping the running one", "err", err)
+		return
 	}
-	if d.leaseMode() {
-		if err := d.setupLease(ctx); err != nil {
-			return err
-		}
-		wd, err := d.newWatchdogGuard()
-		if err != nil {
-			return err
-		}
-		d.watchdog = wd
-	}
-	type sockKey struct {
-		iface string
-		six   bool
-	}
-	muxes := map[sockKey]*vrrp.Mux{}
-	anns := map[string]*vrrp.Announcer{}
-	syncOf := d.cfg.SyncOf()
-	syncs, err := d.setupSync()
-	if err != nil {
-		return err
-	}
-	for _, name := range d.cfg.Names() {
-		ic := d.cfg.Instance[name]
-		k := sockKey{ic.Interface, ic.IPv6}
-		mux := muxes[k]
-		if mux == nil {
-			conn, err := vrrp.Listen(ic.Interface, ic.IPv6, vrrp.ConnOptions{Multicast: true})
-			if err != nil {
-				return err
-			}
-			mux = vrrp.NewMux(conn, d.log.With("iface", ic.Interface))
-			muxes[k] = mux
-			d.muxes = append(d.muxes, mux)
-		}
-		var addrs []netip.Addr
-		var vips []vipaddr.VIP
-		for _, v := range ic.VIPs {
-			addrs = append(addrs, v.Prefix.Addr())
-			vips = append(vips, vipaddr.VIP{Iface: v.Dev, Prefix: v.Prefix})
-		}
-		ann := anns[ic.Interface]
-		if ann == nil {
-			if ann, err = vrrp.NewAnnouncer(ic.Interface, d.allVIPs(ic.Interface)); err != nil {
-				return err
-			}
-			anns[ic.Interface] = ann
-			d.anns = append(d.anns, ann)
-		}
-		icfg := instanceConfig(ic, addrs)
-		var eff vrrp.Effects = newAddrEffects(d, name, vips)
-		var g *node.Group
-		sg, inSync := syncs[syncOf[name]]
-		switch {
-		case inSync:
-			eff, icfg.LeaseGated = sg.sync.Effects(sg.index[name]), true
-		case d.leaseMode():
-			if g, err = d.newGroup(name, []*config.Instance{ic}, vips, addrs); err != nil {
-				return err
-			}
-			eff, icfg.LeaseGated = g.Effects(), true
-		}
-		in, err := vrrp.NewInstance(icfg, mux.Conn(), ann, eff, d.log)
-		if err != nil {
-			return err
-		}
-		tr, err := d.newTracked(ic)
-		if err != nil {
-			return err
-		}
-		tr.in = in
-		d.tracked = append(d.tracked, tr)
-		if err := mux.Add(in); err != nil {
-			return err
-		}
-		d.insts = append(d.insts, in)
-		var observers []func(vrrp.Transition, uint8)
-		if tr.notif != nil && !d.leaseMode() {
-			observers = append(observers, vrrpNotify(tr.notif))
-		}
-		switch {
-		case inSync:
-			sg.sync.SetMember(sg.index[name], vrrpControl{in})
-			observers = append(observers, sg.sync.OnTransition(sg.index[name]))
-			if sg.none != nil {
-				sg.none.effects[sg.index[name]] = newAddrEffects(d, name, vips)
-			}
-		case g != nil:
-			observers = append(observers, func(tr vrrp.Transition, _ uint8) {
-				switch {
-				case tr.To == vrrp.StateFault:
-					g.Post(node.VRRPFaulted{On: true})
-				case tr.From == vrrp.StateFault:
-					g.Post(node.VRRPFaulted{On: false})
-				}
-			})
-			g.SetVRRP(vrrpControl{in})
-			d.groups = append(d.groups, g)
-		}
-		in.OnTransition = func(t vrrp.Transition, p uint8) {
-			for _, o := range observers {
-				o(t, p)
-			}
-		}
-	}
-	return nil
-}
-
-// allVIPs lists every VIP announced on iface, so the announcer opens the
-// sockets of both families if needed.
-func (d *daemon) allVIPs(iface string) []netip.Addr {
-	var out []netip.Addr
-	for _, ic := range d.cfg.Instance {
-		if ic.Interface == iface {
-			for _, v := range ic.VIPs {
-				out = append(out, v.Prefix.Addr())
-			}
-		}
-	}
-	return out
-}
-
-func (d *daemon) run(ctx context.Context) error {
-	var memberWG sync.WaitGroup
-	memberCtx, stopMember := context.WithCancel(context.Background())
-	defer func() {
-		// The raft voter stops last; a shutdown stuck on a dead peer
-		// connection must not keep the daemon from exiting.
-		stopMember()
-		done := make(chan struct{})
-		go func() { memberWG.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(stopBudget):
-			d.log.Error("raft member did not stop within the stop budget; exiting anyway", "budget", stopBudget)
-		}
-	}()
-	if d.cfg.Quorum.Backend == config.BackendRaft {
-		// This node is a raft voter too; it outlives everything else so the
-		// groups can release their keys on the way down.
-		m, err := raft.NewMember(raftMemberConfig(d.cfg, false), d.log.With("raft", d.cfg.Quorum.Raft.ID))
-		if err != nil {
-			return err
-		}
-		d.member = m
-		memberWG.Go(func() {
-			if err := m.Run(memberCtx); err != nil && memberCtx.Err() == nil {
-				d.log.Error("raft member stopped", "err", err)
-			}
-		})
-	}
-	if err := d.setup(ctx); err != nil {
-		d.close()
-		return err
-	}
-	defer d.close()
-	status, err := d.serveStatus(ctx)
-	if err != nil {
-		return err
-	}
-	defer status()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var wg sync.WaitGroup
-	muxCtx, stopMux := context.WithCancel(context.Background())
-	for _, m := range d.muxes {
-		wg.Go(func() { m.Run(muxCtx) })
-	}
-	var gwg, swg sync.WaitGroup
-	superCtx, stopSuper := context.WithCancel(context.Background())
-	defer stopSuper()
-	if d.leaseMode() {
-		d.super = node.NewSupervisor(d.backend, d.groups, d.log)
-		d.super.OnRenew = func(rtt time.Duration, deadline time.Time) {
-			d.metrics.renewed(rtt, deadline)
-			d.watchdog.renewed()
-		}
-		d.super.OnSession = d.metrics.session
-		swg.Go(func() { d.super.Run(superCtx) })
-		for _, g := range d.groups {
-			gwg.Go(func() { g.Run(ctx) })
-		}
-	}
-	var iwg, hwg sync.WaitGroup
-	for _, in := range d.insts {
-		iwg.Go(func() { in.Run(ctx, stopBudget) })
-	}
-	// Health trackers and notifiers outlive the instances by the stop
-	// budget, so STOP notifications run.
-	hctx, stopHealth := context.WithCancel(context.Background())
-	defer func() { stopHealth(); hwg.Wait() }()
-	for _, t := range d.tracked {
-		t.run(hctx, &hwg)
-	}
-	for _, n := range d.syncNotifiers {
-		hwg.Go(func() { n.Run(hctx) })
-	}
-	d.log.Info("running", "node", d.cfg.Node.Name, "instances", len(d.insts), "quorum", d.cfg.Quorum.Backend, "fence", d.fenceDesc)
-	sdNotify("READY=1\nSTATUS=running")
-	watchdog := sdWatchdogInterval()
-	var wdC <-chan time.Time
-	if watchdog > 0 {
-		t := time.NewTicker(watchdog)
-		defer t.Stop()
-		wdC = t.C
-	}
-	for done := false; !done; {
-		select {
-		case <-usr1:
-			d.dump()
-		case <-hup:
-			applied, refused, err := d.reload(d.file)
-			switch {
-			case err != nil:
-				d.log.Error("reload: the new configuration is invalid; keeping the running one", "err", err)
-			case len(refused) > 0:
-				d.log.Error("reload refused; keeping the running configuration", "refused", refused)
-			case len(applied) == 0:
-				d.log.Info("reload: no changes")
-			default:
-				d.log.Info("reload applied", "changes", applied)
-			}
-		case <-wdC:
-			sdNotify("WATCHDOG=1")
-		case <-ctx.Done():
-			done = true
-		}
-	}
-	sdNotify("STOPPING=1")
-	// Order: VRRP sends priority 0 (instances) while the groups demote:
-	// fence off, resources, VIPs, release; then the session is revoked.
-	iwg.Wait()
-	gwg.Wait()
-	stopHealth()
-	hwg.Wait()
-	for _, t := range d.tracked {
-		if t.notif != nil {
-			fctx, cancel := context.WithTimeout(context.Background(), stopBudget)
-			t.notif.Flush(fctx)
-			cancel()
-		}
-	}
-	for _, n := range d.syncNotifiers {
-		if !d.leaseMode() {
-			n.Notify(notify.Stop, 0, 0) // with a quorum the group's own stop says it
-		}
-		fctx, cancel := context.WithTimeout(context.Background(), stopBudget)
-		n.Flush(fctx)
-		cancel()
-	}
-	if d.super != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		d.super.Close(cctx)
-		cancel()
-		stopSuper()
-		swg.Wait()
-	}
-	stopMux()
-	wg.Wait()
-	return nil
-}
-
-func (d *daemon) dump() {
-	for _, in := range d.insts {
-		s := in.Status()
-		d.log.Info("state dump", "group", s.Name, "state", s.State, "priority", s.Priority,
-			"master", s.Master, "sent", s.AdvertsSent, "received", s.AdvertsRecv, "drops", s.Drops)
-	}
-	for _, m := range d.muxes {
-		d.log.Info("state dump", "socket_drops", m.Drops().Snapshot())
-	}
-}
-
-func (d *daemon) close() {
-	for _, a := range d.anns {
-		a.Close()
-	}
-	if d.backend != nil {
-		d.backend.Close()
-	}
-}
-
-func instanceConfig(ic *config.Instance, addrs []netip.Addr) vrrp.InstanceConfig {
-	state := vrrp.StateBackup
-	if ic.State == "MASTER" {
-		state = vrrp.StateMaster
-	}
-	var authType uint8
-	if ic.Authentication.AuthType == "PASS" {
-		authType = vrrp.AuthPass
-	}
-	return vrrp.InstanceConfig{
-		Name:  ic.Name,
-		Iface: ic.Interface,
-		Machine: vrrp.Config{
-			VRID:           uint8(ic.VirtualRouterID),
-			Priority:       uint8(ic.Priority),
-			Version:        uint8(ic.Version),
-			AdvertInterval: ic.AdvertInt.D(),
-			Preempt:        !ic.NoPreempt,
-			PreemptDelay:   ic.PreemptDelay.D(),
-			InitialState:   state,
-			AcceptMode:     ic.Accept,
-		},
-		Expect: vrrp.Expect{
-			Version:  uint8(ic.Version),
-			VRID:     uint8(ic.VirtualRouterID),
-			AuthType: authType,
-			AuthData: ic.AuthKey,
-			Interval: ic.AdvertInt.D(),
-			CheckTTL: true,
-		},
-		Src:         ic.Src,
-		Peers:       ic.Peers,
-		VIPs:        addrs,
-		Encode:      vrrp.EncodeOptions{V3ChecksumNoPseudo: !*ic.V3ChecksumPseudoHeader},
-		GarpRepeat:  *ic.GarpMasterRepeat,
-		GarpDelay:   ic.GarpMasterDelay.D(),
-		GarpRefresh: ic.GarpMasterRefresh.D(),
+	applied, refused := d.Reload(next)
+	switch {
+	case len(refused) > 0:
+		log.Error("reload refused; keeping the running configuration", "refused", refused)
+	case len(applied) == 0:
+		log.Info("reload: no changes")
+	default:
+		log.Info("reload applied", "changes", applied)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/daemon"
 	"github.com/leasehold/leasehold/quorum/raft"
 )
 
@@ -28,17 +29,18 @@ func cmdWitnessCtx(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.LoadQuorum(*file)
+	plan, err := daemon.LoadQuorum(*file, true)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	cfg := plan.Config
 	if cfg.Quorum.Backend != config.BackendRaft {
 		fmt.Fprintf(stderr, "%s: quorum.backend is %q: a witness is a raft voter (backend: raft)\n", *file, cfg.Quorum.Backend)
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("node", cfg.Node.Name, "role", "witness")
-	m, err := raft.NewMember(raftMemberConfig(cfg, true), log)
+	m, err := raft.NewMember(plan.Raft, log)
 	if err != nil {
 		log.Error("witness", "err", err)
 		return 1

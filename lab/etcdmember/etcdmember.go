@@ -37,8 +37,7 @@ type Options struct {
 	ReadyTimeout time.Duration // default 60 s
 }
 
-// Flags registers the options on fs (the flags of the etcdserver command
-// and of `leasehold lab etcd-member`).
+// Flags registers the options on fs (the flags of leasehold-lab-etcd).
 func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Name, "name", "q1", "member name")
 	fs.StringVar(&o.DataDir, "data", "", "data directory (required)")

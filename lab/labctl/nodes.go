@@ -75,13 +75,22 @@ func (l *Lab) writeConfigs(o Options) error {
 	return nil
 }
 
+// EtcdBinary is where the lab finds its etcd server: leasehold-lab-etcd in
+// the directory of the leasehold binary bin.
+func EtcdBinary(bin string) string { return filepath.Join(filepath.Dir(bin), "leasehold-lab-etcd") }
+
 func (l *Lab) startQuorum() error {
 	q := l.net.Host(QuorumHost)
 	dir := filepath.Join(l.dir, QuorumHost)
 	var args []string
+	bin := l.meta.Binary
 	switch l.meta.Quorum {
 	case "etcd":
-		args = []string{"lab", "etcd-member", "-name", QuorumHost, "-data", filepath.Join(dir, "etcd"),
+		bin = EtcdBinary(l.meta.Binary)
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("a lab with quorum etcd runs %s beside the leasehold binary (make build builds both): %w", bin, err)
+		}
+		args = []string{"-name", QuorumHost, "-data", filepath.Join(dir, "etcd"),
 			"-client", fmt.Sprintf("http://%s:%d", q.IPv4, EtcdPort), "-peer", fmt.Sprintf("http://%s:%d", q.IPv4, EtcdPeer)}
 	default:
 		args = []string{"witness", "-c", filepath.Join(dir, "witness.yaml")}
@@ -89,7 +98,7 @@ func (l *Lab) startQuorum() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	rec, err := q.StartDetached(l.logPath(QuorumHost), l.meta.Binary, args...)
+	rec, err := q.StartDetached(l.logPath(QuorumHost), bin, args...)
 	if err != nil {
 		return err
 	}

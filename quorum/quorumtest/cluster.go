@@ -1,5 +1,8 @@
 // Package quorumtest holds the contract suite that every quorum backend must
-// pass against real servers, and the fault-injection surface it needs.
+// pass against real servers, and the fault-injection surface it needs; and
+// Memory, an in-memory quorum that passes the same contract, for unit tests
+// of the packages that use a quorum (see its doc comment for what it
+// guarantees).
 package quorumtest
 
 import (

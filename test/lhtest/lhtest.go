@@ -1,5 +1,5 @@
-// Package lhtest builds the leasehold binary and the etcd server tool once
-// per test process (go build), for tests that run them as real processes.
+// Package lhtest builds the leasehold binaries once per test process (go
+// build), for tests that run them as real processes.
 package lhtest
 
 import (
@@ -16,8 +16,9 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/leasehold into a temporary directory (once) and
-// returns its path.
+// Binary builds cmd/leasehold and, beside it, cmd/leasehold-lab-etcd (the
+// lab's etcd server) into a temporary directory (once) and returns the
+// path of leasehold.
 func Binary() (string, error) {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "leasehold-bin-")
@@ -26,7 +27,8 @@ func Binary() (string, error) {
 			return
 		}
 		binPath = filepath.Join(dir, "leasehold")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/leasehold/leasehold/cmd/leasehold").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/leasehold/leasehold/cmd/leasehold",
+			"github.com/leasehold/leasehold/cmd/leasehold-lab-etcd").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build leasehold: %v\n%s", err, out)
 		}
@@ -34,26 +36,12 @@ func Binary() (string, error) {
 	return binPath, buildErr
 }
 
-var (
-	etcdOnce sync.Once
-	etcdPath string
-	etcdErr  error
-)
-
-// EtcdBinary builds test/etcdserver (an embedded etcd member as a process)
-// once and returns its path.
+// EtcdBinary returns the path of leasehold-lab-etcd (an embedded etcd member
+// as a process), built by Binary.
 func EtcdBinary() (string, error) {
-	etcdOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "leasehold-etcd-")
-		if err != nil {
-			etcdErr = err
-			return
-		}
-		etcdPath = filepath.Join(dir, "etcdserver")
-		out, err := exec.Command("go", "build", "-o", etcdPath, "github.com/leasehold/leasehold/test/etcdserver").CombinedOutput()
-		if err != nil {
-			etcdErr = fmt.Errorf("build etcdserver: %v\n%s", err, out)
-		}
-	})
-	return etcdPath, etcdErr
+	bin, err := Binary()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(bin), "leasehold-lab-etcd"), nil
 }

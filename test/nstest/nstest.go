@@ -91,3 +91,28 @@ func Link(t testing.TB, name string, addrs ...string) netlink.Link {
 	link, _ := netlink.LinkByName(name)
 	return link
 }
+
+// Pair adds a veth pair name and name+"p", both up, with the IPv4 address
+// a (CIDR) on name and b on name+"p", and lets each accept packets from
+// the other's (local) address: both ends live in this namespace.
+func Pair(t testing.TB, name, a, b string) {
+	t.Helper()
+	if Link(t, name, a) == nil {
+		t.Fatalf("nstest: no link %s", name)
+	}
+	peer, err := netlink.LinkByName(name + "p")
+	if err == nil {
+		var na *netlink.Addr
+		if na, err = netlink.ParseAddr(b); err == nil {
+			err = netlink.AddrAdd(peer, na)
+		}
+	}
+	if err != nil {
+		t.Fatalf("nstest: address %s on %sp: %v", b, name, err)
+	}
+	for _, f := range []string{"all", name, name + "p"} {
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+f+"/accept_local", []byte("1"), 0); err != nil {
+			t.Fatalf("nstest: accept_local on %s: %v", f, err)
+		}
+	}
+}

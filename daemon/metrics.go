@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"net/http"
@@ -25,7 +25,7 @@ type metrics struct {
 
 // stateCollector reads per-group and per-instance state at scrape time.
 type stateCollector struct {
-	d        *daemon
+	d        *Daemon
 	role     *prometheus.Desc
 	vrrp     *prometheus.Desc
 	drops    *prometheus.Desc
@@ -36,9 +36,11 @@ type stateCollector struct {
 	notify   *prometheus.Desc
 	relRetry *prometheus.Desc
 	refresh  *prometheus.Desc
+	garps    *prometheus.Desc
+	withheld *prometheus.Desc
 }
 
-func newStateCollector(d *daemon) *stateCollector {
+func newStateCollector(d *Daemon) *stateCollector {
 	return &stateCollector{d: d,
 		role:     prometheus.NewDesc("leasehold_group_role", "1 for the group's current role.", []string{"group", "role"}, nil),
 		vrrp:     prometheus.NewDesc("leasehold_vrrp_state", "1 for the VRRP instance's current state.", []string{"instance", "state"}, nil),
@@ -51,6 +53,11 @@ func newStateCollector(d *daemon) *stateCollector {
 			"Kernel fence refreshes on lease renewals, by result (ok, failed: an error or too late).", []string{"group", "result"}, nil),
 		relRetry: prometheus.NewDesc("leasehold_release_retrying",
 			"1 while a failed release of the group is being retried (its key still sits under this node's session).", []string{"group"}, nil),
+		garps: prometheus.NewDesc("leasehold_vrrp_garps_total",
+			"Gratuitous ARPs / unsolicited NAs, by result: sent, withheld (the lease gate refused: not owner or deadline passed), "+
+				"failed (a send error, retried).", []string{"instance", "result"}, nil),
+		withheld: prometheus.NewDesc("leasehold_vrrp_adverts_withheld_total",
+			"Adverts with a non-zero priority (and claims) the lease gate refused: the quorum session was not live.", []string{"instance"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
 			"Notify script runs of an instance or sync group by outcome: run (finished), failed (non-zero exit or killed), "+
 				"timeout (killed at notify_timeout), dropped (queue full).", []string{"group", "outcome"}, nil),
@@ -58,7 +65,7 @@ func newStateCollector(d *daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld} {
 		ch <- d
 	}
 }
@@ -85,6 +92,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		s := in.Status()
 		ch <- prometheus.MustNewConstMetric(c.vrrp, prometheus.GaugeValue, 1, s.Name, s.State)
 		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.AdvertsSent), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.withheld, prometheus.CounterValue, float64(s.AdvertsWithheld), s.Name)
+		for result, n := range map[string]uint64{"sent": s.GARPsSent, "withheld": s.GARPsWithheld, "failed": s.GARPFailures} {
+			ch <- prometheus.MustNewConstMetric(c.garps, prometheus.CounterValue, float64(n), s.Name, result)
+		}
 		for reason, n := range s.Drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), s.Name, reason)
 		}
@@ -153,6 +164,6 @@ func (m *metrics) session(up bool, _ error) {
 }
 
 // watch registers the per-group and per-instance collector.
-func (m *metrics) watch(d *daemon) { m.reg.MustRegister(newStateCollector(d)) }
+func (m *metrics) watch(d *Daemon) { m.reg.MustRegister(newStateCollector(d)) }
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

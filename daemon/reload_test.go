@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"os"
@@ -26,30 +26,39 @@ func TestReloadRefusesUnsafeChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cfg: cur}
-	write := func(s string) string {
+	plan, err := NewPlan(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{plan: plan, cfg: cur}
+	reload := func(s string) (applied, refused []string, err error) {
 		p := filepath.Join(dir, "next.yaml")
 		os.WriteFile(p, []byte(s), 0o644)
-		return p
+		next, err := Load(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		applied, refused = d.Reload(next)
+		return applied, refused, nil
 	}
 	// No change.
-	applied, refused, err := d.reload(write(reloadBase))
+	applied, refused, err := reload(reloadBase)
 	if err != nil || len(applied)+len(refused) != 0 {
 		t.Fatalf("unchanged file: %v %v %v", applied, refused, err)
 	}
 	// Invalid file: an error, nothing changes.
-	if _, _, err := d.reload(write("vrrp_instance: [")); err == nil {
+	if _, _, err := reload("vrrp_instance: ["); err == nil {
 		t.Fatal("invalid file: no error")
 	}
 	// VRID and quorum changes are refused, naming the key.
-	_, refused, err = d.reload(write(strings.Replace(strings.Replace(reloadBase, "virtual_router_id: 51", "virtual_router_id: 52", 1),
-		"quorum: {backend: none}", "quorum:\n  backend: etcd\n  etcd: {endpoints: [\"http://127.0.0.1:2379\"]}", 1)))
+	_, refused, err = reload(strings.Replace(strings.Replace(reloadBase, "virtual_router_id: 51", "virtual_router_id: 52", 1),
+		"quorum: {backend: none}", "quorum:\n  backend: etcd\n  etcd: {endpoints: [\"http://127.0.0.1:2379\"]}", 1))
 	if err != nil || len(refused) != 2 || !strings.Contains(strings.Join(refused, ";"), "quorum changed") ||
 		!strings.Contains(strings.Join(refused, ";"), "vrrp_instance.VI_1: only priority") {
 		t.Fatalf("refused = %v, %v", refused, err)
 	}
 	// A priority change is applied (to no running instance here) and recorded.
-	applied, refused, err = d.reload(write(strings.Replace(reloadBase, "priority: 120", "priority: 90", 1)))
+	applied, refused, err = reload(strings.Replace(reloadBase, "priority: 120", "priority: 90", 1))
 	if err != nil || len(refused) != 0 || d.cfg.Instance["VI_1"].Priority != 90 {
 		t.Fatalf("priority change: applied %v refused %v err %v prio %d", applied, refused, err, d.cfg.Instance["VI_1"].Priority)
 	}

@@ -1,8 +1,9 @@
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sort"
 
@@ -15,6 +16,7 @@ import (
 // syncSetup is one vrrp_sync_group being built.
 type syncSetup struct {
 	sync  *node.SyncGroup
+	group *node.Group      // lease mode: the sync group's lease (its gate)
 	index map[string]int   // member instance → index
 	none  *noneSync        // quorum none: adds/removes the members' VIPs
 	notif *notify.Notifier // the group's own notify scripts (nil: none)
@@ -24,7 +26,7 @@ type syncSetup struct {
 // lease, named after the sync group) for all members' VIPs; with quorum
 // none the members' VIPs go up when all are master and down when one
 // leaves.
-func (d *daemon) setupSync() (map[string]*syncSetup, error) {
+func (d *Daemon) setupSync() (map[string]*syncSetup, error) {
 	out := map[string]*syncSetup{}
 	names := make([]string, 0, len(d.cfg.Sync))
 	for n := range d.cfg.Sync {
@@ -56,7 +58,7 @@ func (d *daemon) setupSync() (map[string]*syncSetup, error) {
 			if err != nil {
 				return nil, err
 			}
-			ss.sync = node.NewSyncGroup(node.GroupTarget{G: g}, len(members))
+			ss.sync, ss.group = node.NewSyncGroup(node.GroupTarget{G: g}, len(members)), g
 			g.SetVRRP(ss.sync.Control())
 			d.groups = append(d.groups, g)
 		} else {
@@ -71,22 +73,29 @@ func (d *daemon) setupSync() (map[string]*syncSetup, error) {
 
 // syncNotifier builds a sync group's notifier (nil if it has no scripts);
 // the daemon runs and flushes it with the instances' ones.
-func (d *daemon) syncNotifier(name string, sg *config.SyncGroup) (*notify.Notifier, error) {
-	if !sg.Any() {
-		return nil, nil
-	}
-	n, err := notify.New(name, notify.Config{Master: sg.NotifyMaster, Backup: sg.NotifyBackup, Fault: sg.NotifyFault,
-		Stop: sg.NotifyStop, Generic: sg.Notify, Timeout: sg.NotifyTimeout.D(), Kind: notify.KindGroup}, d.log)
+func (d *Daemon) syncNotifier(name string, sg *config.SyncGroup) (*notify.Notifier, error) {
+	n, err := newSyncNotifier(name, sg, d.log)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp_sync_group %s: %w", name, err)
 	}
-	d.syncNotifiers[name] = n
+	if n != nil {
+		d.syncNotifiers[name] = n
+	}
 	return n, nil
+}
+
+// newSyncNotifier builds a sync group's notify_* runner (nil: none).
+func newSyncNotifier(name string, sg *config.SyncGroup, log *slog.Logger) (*notify.Notifier, error) {
+	if !sg.Any() {
+		return nil, nil
+	}
+	return notify.New(name, notify.Config{Master: sg.NotifyMaster, Backup: sg.NotifyBackup, Fault: sg.NotifyFault,
+		Stop: sg.NotifyStop, Generic: sg.Notify, Timeout: sg.NotifyTimeout.D(), Kind: notify.KindGroup}, log)
 }
 
 // noneSync applies a sync group's decisions without a quorum.
 type noneSync struct {
-	d       *daemon
+	d       *Daemon
 	name    string
 	sync    *node.SyncGroup
 	effects []*addrEffects

@@ -1,7 +1,6 @@
-package main
+package daemon
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
@@ -15,46 +14,27 @@ import (
 // the daemon freezes or dies, the machine resets before another node can
 // promote those resources.
 type watchdogGuard struct {
-	wd      *fencing.Watchdog
+	wd      Watchdog
 	timeout time.Duration
 	mu      sync.Mutex
 	owned   map[string]bool
 }
 
 // newWatchdogGuard returns nil when the watchdog is off or not needed.
-func (d *daemon) newWatchdogGuard() (*watchdogGuard, error) {
-	mode, err := fencing.ParseWatchdogMode(d.cfg.Fencing.Watchdog)
-	if err != nil {
-		return nil, err
-	}
-	needed := false
-	for _, ic := range d.cfg.Instance {
-		needed = needed || len(ic.Promote)+len(ic.Demote) > 0
-	}
-	if mode == fencing.WatchdogOff || !needed || !d.leaseMode() {
+func (d *Daemon) newWatchdogGuard() (*watchdogGuard, error) {
+	w := d.plan.Watchdog
+	if !w.Needed {
 		return nil, nil
 	}
-	opts := quorumOptions(d.cfg)
-	// Whole seconds, inside the local deadline: the reset must come before
-	// the lease can pass to another node.
-	timeout := (opts.TTL - opts.Drift - opts.Margin - opts.DemoteBudget).Truncate(time.Second)
-	if timeout < time.Second {
-		msg := fmt.Sprintf("watchdog: a whole-second timeout does not fit inside the lease (ttl %v): use ttl >= 2s", opts.TTL)
-		if mode == fencing.WatchdogRequired {
-			return nil, fmt.Errorf("fencing.watchdog required: %s", msg)
-		}
-		d.log.Warn(msg + "; the watchdog stays off")
-		return nil, nil
-	}
-	wd := fencing.NewWatchdog(d.cfg.Fencing.WatchdogDevice, mode, d.log)
+	wd := d.plat.Watchdog(w.Device, w.Mode, d.log)
 	if err := wd.Probe(); err != nil {
-		if mode == fencing.WatchdogRequired {
+		if w.Mode == fencing.WatchdogRequired {
 			return nil, err
 		}
 		d.log.Warn("watchdog unavailable; unfenceable resources rely on peer-fence hooks only", "err", err)
 		return nil, nil
 	}
-	return &watchdogGuard{wd: wd, timeout: timeout, owned: map[string]bool{}}, nil
+	return &watchdogGuard{wd: wd, timeout: w.Timeout, owned: map[string]bool{}}, nil
 }
 
 // transition arms or disarms with ownership of groups that need it.

@@ -1,8 +1,9 @@
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -22,11 +23,30 @@ type tracked struct {
 
 // newTracked builds the tracker (track_script, track_interface) and the
 // notifier (notify_*) of an instance; either may be nil.
-func (d *daemon) newTracked(ic *config.Instance) (*tracked, error) {
+func (d *Daemon) newTracked(ic *config.Instance) (*tracked, error) {
 	t := &tracked{name: ic.Name}
+	tr, err := newTracker(d.cfg, ic, d.log)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
+	}
+	t.tracker = tr
+	n, err := newInstanceNotifier(ic, d.log)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
+	}
+	if n != nil {
+		t.notif = n
+		d.notifiers[ic.Name] = n
+	}
+	return t, nil
+}
+
+// newTracker builds an instance's health tracker (nil when it tracks
+// nothing). The plan calls it too, so check and run agree.
+func newTracker(c *config.Config, ic *config.Instance, log *slog.Logger) (*health.Tracker, error) {
 	var scripts []health.Script
 	for _, name := range ic.TrackScript {
-		s := d.cfg.Script[name]
+		s := c.Script[name]
 		f := strings.Fields(s.Script)
 		scripts = append(scripts, health.Script{Name: name, Path: f[0], Args: f[1:], Interval: s.Interval.D(),
 			Timeout: s.Timeout.D(), Weight: s.Weight, Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail, RunAs: s.User})
@@ -35,23 +55,19 @@ func (d *daemon) newTracked(ic *config.Instance) (*tracked, error) {
 	for _, ti := range ic.Tracks {
 		ifaces = append(ifaces, health.Interface{Name: ti.Name, Weight: ti.Weight})
 	}
-	if len(scripts)+len(ifaces) > 0 {
-		tr, err := health.NewTracker(uint8(ic.Priority), scripts, ifaces, d.log.With("group", ic.Name))
-		if err != nil {
-			return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
-		}
-		t.tracker = tr
+	if len(scripts)+len(ifaces) == 0 {
+		return nil, nil
 	}
-	if ic.Any() {
-		n, err := notify.New(ic.Name, notify.Config{Master: ic.NotifyMaster, Backup: ic.NotifyBackup, Fault: ic.NotifyFault,
-			Stop: ic.NotifyStop, Generic: ic.Notify, Timeout: ic.NotifyTimeout.D()}, d.log)
-		if err != nil {
-			return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
-		}
-		t.notif = n
-		d.notifiers[ic.Name] = n
+	return health.NewTracker(uint8(ic.Priority), scripts, ifaces, log.With("group", ic.Name))
+}
+
+// newInstanceNotifier builds an instance's notify_* runner (nil: none).
+func newInstanceNotifier(ic *config.Instance, log *slog.Logger) (*notify.Notifier, error) {
+	if !ic.Any() {
+		return nil, nil
 	}
-	return t, nil
+	return notify.New(ic.Name, notify.Config{Master: ic.NotifyMaster, Backup: ic.NotifyBackup, Fault: ic.NotifyFault,
+		Stop: ic.NotifyStop, Generic: ic.Notify, Timeout: ic.NotifyTimeout.D()}, log)
 }
 
 // run feeds health changes to the VRRP instance and runs the notifier

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 // groupAddrs adds and removes one group's VIPs (node.Addresses).
 type groupAddrs struct {
-	m    *vipaddr.Manager
+	m    Addresses
 	vips []vipaddr.VIP
 }
 
@@ -40,101 +40,31 @@ func (a groupAddrs) Remove() error {
 	return errors.Join(errs...)
 }
 
-// arpProber probes a group's IPv4 VIPs (node.Prober).
-type arpProber struct {
-	iface string
-	vips  []netip.Addr
-	wait  time.Duration
+// peerFence runs a group's peer-fence hooks (node.PeerFencer).
+type peerFence struct {
+	hooks []fencing.Hook
+	log   *slog.Logger
 }
 
-func (p arpProber) Probe(ctx context.Context) (string, error) {
-	c, ok, err := vrrp.Probe(ctx, p.iface, p.vips, p.wait)
-	if err != nil || !ok {
-		return "", err
-	}
-	return c.String(), nil
-}
-
-// hookRunner runs peer-fence hooks (node.PeerFencer) and resource hooks
-// (node.Resources).
-type hookRunner struct {
-	group           string
-	fence           []fencing.Hook
-	promote, demote []fencing.Hook
-	log             *slog.Logger
-	failed          func(kind string) // counts a failed run (metrics)
-}
-
-func (h hookRunner) Fence(ctx context.Context, env fencing.FenceEnv) error {
-	return fencing.RunHooks(ctx, h.fence, env, h.log)
-}
-
-func (h hookRunner) Promote(ctx context.Context, epoch uint64) error {
-	return h.count("promote", fencing.RunHooks(ctx, h.promote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log))
-}
-
-func (h hookRunner) Demote(ctx context.Context, epoch uint64) error {
-	return h.count("demote", fencing.RunHooks(ctx, h.demote, fencing.FenceEnv{Group: h.group, Epoch: epoch}, h.log))
-}
-
-func (h hookRunner) count(kind string, err error) error {
-	if err != nil && h.failed != nil {
-		h.failed(kind)
-	}
-	return err
-}
-
-func hooks(hs []config.Hook) []fencing.Hook {
-	out := make([]fencing.Hook, 0, len(hs))
-	for _, h := range hs {
-		out = append(out, fencing.Hook{Path: h.Path, Args: h.Args, Timeout: h.Timeout.D(), Required: *h.Required, RunAs: h.User})
-	}
-	return out
-}
-
-// openFence installs the kernel fence per fencing.nftables.
-func openFence(ctx context.Context, cfg *config.Config, log *slog.Logger) (fencing.Fence, string, error) {
-	mode := cfg.Fencing.NFTables
-	if mode == "off" {
-		log.Warn("fencing.nftables off: address lifetimes are the only kernel fence")
-		return fencing.LifetimeOnly{}, "address lifetimes only (nftables off)", nil
-	}
-	if err := fencing.Usable(); err != nil {
-		if mode == "required" {
-			return nil, "", fmt.Errorf("fencing.nftables required but not usable: %w", err)
-		}
-		log.Error("nftables is not usable: address lifetimes are the only kernel fence; the lease TTL must exceed the lifetime + 2 s", "err", err)
-		return fencing.LifetimeOnly{}, "address lifetimes only (nftables unusable: " + err.Error() + ")", nil
-	}
-	f, err := fencing.NewNFT("", log)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := f.Install(ctx); err != nil {
-		return nil, "", fmt.Errorf("install nftables fence: %w", err)
-	}
-	return f, "nftables timeout sets + address lifetimes", nil
+func (p peerFence) Fence(ctx context.Context, env fencing.FenceEnv) error {
+	return fencing.RunHooks(ctx, p.hooks, env, p.log)
 }
 
 // setupLease builds the quorum backend, the fence and one node.Group per
 // instance (lease mode).
-func (d *daemon) setupLease(ctx context.Context) error {
-	b, err := openBackend(d.cfg, d.log)
+func (d *Daemon) setupLease(ctx context.Context) error {
+	b, err := d.plat.Quorum(d.plan, d.log)
 	if err != nil {
 		return err
 	}
 	d.backend = b
-	opts := quorumOptions(d.cfg)
-	if err := opts.Validate(minTTL(d.cfg)); err != nil {
-		return fmt.Errorf("quorum timings: %w", err)
-	}
-	fence, desc, err := openFence(ctx, d.cfg, d.log)
+	fence, desc, err := d.plat.Fence(ctx, d.cfg.Fencing.NFTables, d.log)
 	if err != nil {
 		return err
 	}
 	d.fence, d.fenceDesc = fence, desc
-	if _, lifetimeOnly := fence.(fencing.LifetimeOnly); lifetimeOnly && opts.TTL < 3*time.Second+d.cfg.Fencing.Margin.D() {
-		return fmt.Errorf("quorum.ttl %v is too short without nftables: address lifetimes need ttl > 1 s lifetime + 2 s", opts.TTL)
+	if _, lifetimeOnly := fence.(fencing.LifetimeOnly); lifetimeOnly && d.plan.Quorum.TTL < 3*time.Second+d.cfg.Fencing.Margin.D() {
+		return fmt.Errorf("quorum.ttl %v is too short without nftables: address lifetimes need ttl > 1 s lifetime + 2 s", d.plan.Quorum.TTL)
 	}
 	var all []netip.Addr
 	for _, ic := range d.cfg.Instance {
@@ -148,17 +78,10 @@ func (d *daemon) setupLease(ctx context.Context) error {
 	return nil
 }
 
-func minTTL(cfg *config.Config) time.Duration {
-	if cfg.Quorum.Backend == config.BackendRaft {
-		return raftMemberConfig(cfg, false).MinTTL()
-	}
-	return time.Second
-}
-
 // newGroup makes the node.Group for an instance, or for the instances of
 // a sync group (ics; the group is named name and its lease key is name).
-func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
-	opts := quorumOptions(d.cfg)
+func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VIP, addrs []netip.Addr) (*node.Group, error) {
+	opts := d.plan.Quorum
 	lead := ics[0]
 	prio := 0
 	var fence, promote, demote []fencing.Hook
@@ -178,23 +101,19 @@ func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	skew := vrrp.SkewTime(uint8(lead.Version), uint8(prio), lead.AdvertInt.D()) / 8
 	var probe node.Prober
 	if probeOK && len(addrs) > 0 {
-		probe = arpProber{iface: lead.Interface, vips: addrs, wait: 20 * time.Millisecond}
+		probe = d.plat.Prober(lead.Interface, addrs)
 	}
-	hr := hookRunner{group: name, fence: fence, promote: promote, demote: demote, log: d.log.With("group", name),
-		failed: func(kind string) { d.metrics.hookFails.WithLabelValues(name, kind).Inc() }}
-	for _, h := range append(append(append([]fencing.Hook{}, fence...), promote...), demote...) {
-		if err := fencing.CheckHook(h); err != nil {
-			return nil, fmt.Errorf("group %s: %w", name, err)
-		}
-	}
+	glog := d.log.With("group", name)
 	deps := node.GroupDeps{Addrs: groupAddrs{m: d.vips, vips: vips}, Fence: d.fence, Prober: probe, Log: d.log}
 	if len(fence) > 0 {
-		deps.PeerFence = hr
+		deps.PeerFence = peerFence{hooks: fence, log: glog}
 	}
-	if len(promote)+len(demote) > 0 {
-		deps.Resources = hr
+	chain := d.resources(name, promote, demote, glog)
+	if chain.Len() > 0 {
+		deps.Resources = chain
 	}
-	needsWatchdog := len(promote)+len(demote) > 0
+	// Resources the kernel cannot fence keep the watchdog armed while owned.
+	needsWatchdog := chain.Len() > 0
 	deps.OnTransition = func(t node.Transition, epoch uint64) {
 		d.watchdog.transition(name, needsWatchdog, t.To)
 		d.onTransition(name, members, t, epoch)
@@ -207,7 +126,7 @@ func (d *daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	}
 	retry := lead.AdvertInt.D()
 	return node.NewGroup(node.GroupConfig{
-		Machine: node.Config{Group: name, Probe: probe != nil, StepTimeout: max(opts.TTL/2, 500*time.Millisecond),
+		Machine: node.Config{Group: name, Probe: probe != nil, StepTimeout: stepTimeout(opts),
 			RetryInterval: max(retry, 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget},
 		Priority: prio, VIPs: addrs, FenceMargin: d.cfg.Fencing.Margin.D(), StopBudget: stopBudget,
 		LifetimeIsFence: lifetimeOnly(d.fence),
@@ -228,7 +147,7 @@ func (v vrrpControl) Announce()                       { v.in.Announce() }
 func (v vrrpControl) Faults() []string                { return v.in.Faults() }
 
 // onTransition logs, counts and notifies a role change.
-func (d *daemon) onTransition(group string, members []string, t node.Transition, epoch uint64) {
+func (d *Daemon) onTransition(group string, members []string, t node.Transition, epoch uint64) {
 	d.metrics.transition(group, t.To.String())
 	state := map[node.Role]string{node.RoleOwner: "MASTER", node.RoleBackup: "BACKUP", node.RoleFault: "FAULT",
 		node.RoleStopped: "STOP"}[t.To]

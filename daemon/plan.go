@@ -1,0 +1,422 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/quorum"
+	"github.com/leasehold/leasehold/quorum/etcd"
+	"github.com/leasehold/leasehold/quorum/raft"
+	"github.com/leasehold/leasehold/vrrp"
+)
+
+// Default TTLs per backend: etcd's default servers round leases up to 2 s;
+// the raft group allows shorter ones.
+const (
+	defaultEtcdTTL = 2 * time.Second
+	defaultRaftTTL = time.Second
+	// etcdMinTTL is the smallest TTL a tuned etcd server grants.
+	etcdMinTTL = time.Second
+)
+
+// Plan is a configuration file turned into what the daemon runs: the file
+// as read, and the runtime configuration of every package built from it,
+// each validated by that package with its cross-field rules. `config
+// check`, `run` and a SIGHUP reload all go through NewPlan, so a file one
+// accepts the others accept; every error names file, line and key.
+//
+// A plan touches no OS state beyond reading the scripts and hooks it names
+// (their safety is part of the file's validity). Whether nftables, the
+// watchdog device or the quorum are reachable is the platform's business
+// at start.
+type Plan struct {
+	Config *config.Config
+	// Quorum are the lease timings (lease mode only).
+	Quorum quorum.Options
+	// Raft is this node's voter (backend raft).
+	Raft raft.Config
+	// RaftClients are the raft client APIs to try, this node's voter first.
+	RaftClients []string
+	// Etcd is the etcd client (backend etcd).
+	Etcd etcd.Config
+	// Instances are the VRRP instances by name (Src unset when the file
+	// leaves it to the interface's address).
+	Instances map[string]vrrp.InstanceConfig
+	// Watchdog: armed while a group with resources the kernel cannot fence
+	// is owned (Needed), with a whole-second Timeout inside the lease.
+	Watchdog WatchdogPlan
+	// Warnings name file, line and key of what runs differently than the
+	// file might suggest.
+	Warnings []string
+}
+
+// WatchdogPlan is the watchdog part of a plan.
+type WatchdogPlan struct {
+	Mode    fencing.WatchdogMode
+	Device  string
+	Needed  bool
+	Timeout time.Duration
+}
+
+// LeaseMode reports whether the node holds leases (quorum etcd or raft).
+func (p *Plan) LeaseMode() bool { return p.Config.Quorum.Backend != config.BackendNone }
+
+// Load reads a daemon configuration file and builds its plan.
+func Load(path string) (*Plan, error) {
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewPlan(c)
+}
+
+// LoadQuorum reads a file that needs only node and quorum (a raft witness,
+// or `leasehold lease`) and builds its plan; witness builds the voter as a
+// witness.
+func LoadQuorum(path string, witness bool) (*Plan, error) {
+	c, err := config.LoadQuorum(path)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Config: c, Instances: map[string]vrrp.InstanceConfig{}, Warnings: c.Warnings}
+	if err := p.quorum(witness); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// NewPlan validates a parsed configuration against every package it
+// configures.
+func NewPlan(c *config.Config) (*Plan, error) {
+	p := &Plan{Config: c, Instances: map[string]vrrp.InstanceConfig{}, Warnings: c.Warnings}
+	var errs []error
+	if err := p.quorum(false); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range c.Names() {
+		if err := p.instance(c.Instance[name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := p.watchdog(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := p.scripts(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// keyedErr matches the "pkg: key: message" errors of the packages'
+// Validate functions.
+var keyedErr = regexp.MustCompile(`^(?:quorum|raft|etcd): ([a-z_]+(?:\[\d+\])?): (.*)$`)
+
+// attribute maps a package's validation errors to file keys: section is
+// the key prefix, rename maps the package's names to the file's.
+func (p *Plan) attribute(err error, section string, rename map[string]string) error {
+	if err == nil {
+		return nil
+	}
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		m := keyedErr.FindStringSubmatch(e.Error())
+		if m == nil {
+			out = append(out, p.Config.ErrAt(section, "%v", e))
+			continue
+		}
+		key, msg := m[1], m[2]
+		if k, ok := rename[key]; ok {
+			key = k
+		}
+		out = append(out, p.Config.ErrAt(section+"."+key, "%s", msg))
+	}
+	return errors.Join(out...)
+}
+
+// quorum builds and checks the lease timings and the backend's client or
+// voter.
+func (p *Plan) quorum(witness bool) error {
+	c := p.Config
+	q := c.Quorum
+	if q.Backend == config.BackendNone {
+		return nil
+	}
+	p.Quorum = quorumOptions(c)
+	minTTL := etcdMinTTL
+	var errs []error
+	switch q.Backend {
+	case config.BackendRaft:
+		p.Raft = raftMemberConfig(c, witness)
+		minTTL = p.Raft.MinTTL()
+		errs = append(errs, p.attribute(p.Raft.Validate(), "quorum.raft", map[string]string{
+			"bind_addr": "bind", "client_addr": "client_bind"}))
+		p.RaftClients = raftClients(q.Raft)
+	case config.BackendEtcd:
+		p.Etcd = etcdConfig(q.Etcd)
+		errs = append(errs, p.attribute(p.Etcd.Validate(), "quorum.etcd", nil))
+	}
+	if !witness {
+		errs = append(errs, p.attribute(p.Quorum.Validate(minTTL), "quorum", nil))
+		if c.Fencing.NFTables == "off" && p.Quorum.TTL < 3*time.Second+c.Fencing.Margin.D() {
+			errs = append(errs, c.ErrAt("quorum.ttl", "%v is too short with fencing.nftables off: address lifetimes "+
+				"(1 s resolution, removed up to 1.25 s late) need ttl >= 3 s + fencing.margin", p.Quorum.TTL))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// raftClients lists the voters' client APIs, this node's first (it
+// forwards to the leader).
+func raftClients(r config.Raft) []string {
+	var out []string
+	if r.ClientBind != "" {
+		out = append(out, r.ClientBind)
+	}
+	for _, peer := range r.Peers {
+		if peer.Client != "" && peer.Client != r.ClientBind {
+			out = append(out, peer.Client)
+		}
+	}
+	return out
+}
+
+// quorumOptions turns the config's quorum section into lease timings: the
+// defaults scaled to the TTL, then any value the file sets.
+func quorumOptions(c *config.Config) quorum.Options {
+	q := c.Quorum
+	ttl := q.TTL.D()
+	if ttl == 0 {
+		ttl = defaultEtcdTTL
+		if q.Backend == config.BackendRaft {
+			ttl = defaultRaftTTL
+		}
+	}
+	o := quorum.ScaledOptions(ttl)
+	if ttl == defaultEtcdTTL {
+		o = quorum.DefaultOptions()
+	}
+	set := func(dst *time.Duration, v config.Duration) {
+		if v != 0 {
+			*dst = v.D()
+		}
+	}
+	set(&o.RenewInterval, q.RenewInterval)
+	set(&o.Drift, q.Drift)
+	set(&o.Margin, q.Margin)
+	set(&o.DemoteBudget, q.DemoteBudget)
+	set(&o.RequestTimeout, q.RequestTimeout)
+	o.Node = c.Node.Name
+	return o
+}
+
+func etcdConfig(e config.Etcd) etcd.Config {
+	ec := etcd.DefaultConfig()
+	ec.Endpoints = e.Endpoints
+	if e.Prefix != "" {
+		ec.Prefix = e.Prefix
+	}
+	ec.CertFile, ec.KeyFile, ec.CAFile = e.CertFile, e.KeyFile, e.CAFile
+	ec.Username, ec.Password = e.Username, e.Password
+	if e.DialTimeout != 0 {
+		ec.DialTimeout = e.DialTimeout.D()
+	}
+	return ec
+}
+
+// raftTLS returns the raft TLS settings, nil when off.
+func raftTLS(r config.Raft) *raft.TLSConfig {
+	if r.CertFile == "" {
+		return nil
+	}
+	return &raft.TLSConfig{CertFile: r.CertFile, KeyFile: r.KeyFile, CAFile: r.CAFile}
+}
+
+// raftMemberConfig builds this node's (or the witness's) raft voter.
+func raftMemberConfig(c *config.Config, witness bool) raft.Config {
+	r := c.Quorum.Raft
+	rc := raft.DefaultConfig()
+	rc.ID, rc.BindAddr, rc.ClientAddr, rc.DataDir = r.ID, r.Bind, r.ClientBind, r.DataDir
+	for _, p := range r.Peers {
+		rc.Peers = append(rc.Peers, raft.Peer{ID: p.ID, Addr: p.Addr, ClientAddr: p.Client})
+	}
+	rc.TLS = raftTLS(r)
+	rc.Witness = witness
+	if v := r.HeartbeatTimeout.D(); v != 0 {
+		rc.HeartbeatTimeout = v
+	}
+	if v := r.ElectionTimeout.D(); v != 0 {
+		rc.ElectionTimeout = v
+	}
+	if v := r.LeaderLeaseTimeout.D(); v != 0 {
+		rc.LeaderLeaseTimeout = v
+	}
+	return rc
+}
+
+// instance builds an instance's VRRP configuration and checks it with the
+// VRRP machine's own rules, and its hooks with the fencing package's.
+func (p *Plan) instance(ic *config.Instance) error {
+	key := "vrrp_instance." + ic.Name
+	var addrs []netip.Addr
+	for _, v := range ic.VIPs {
+		addrs = append(addrs, v.Prefix.Addr())
+	}
+	icfg := instanceConfig(ic, addrs)
+	p.Instances[ic.Name] = icfg
+	m := icfg.Machine
+	if !m.PrimaryIP.IsValid() {
+		// The socket's address is known only at start; the family is.
+		m.PrimaryIP = netip.IPv4Unspecified()
+		if ic.IPv6 {
+			m.PrimaryIP = netip.IPv6Unspecified()
+		}
+	}
+	var errs []error
+	if err := m.Validate(); err != nil {
+		errs = append(errs, p.Config.ErrAt(key, "%v", err))
+	}
+	for _, hs := range []struct {
+		key   string
+		hooks []config.Hook
+	}{{"fence_peer", ic.FencePeer}, {"promote", ic.Promote}, {"demote", ic.Demote}} {
+		for i, h := range hooks(hs.hooks) {
+			if err := fencing.CheckHook(h); err != nil {
+				errs = append(errs, p.Config.ErrAt(fmt.Sprintf("%s.%s[%d]", key, hs.key, i), "%v", err))
+			}
+		}
+	}
+	if p.LeaseMode() {
+		nc := node.Config{Group: ic.Name, StepTimeout: stepTimeout(p.Quorum), RetryInterval: max(ic.AdvertInt.D(), 100*time.Millisecond),
+			DemoteBudget: p.Quorum.DemoteBudget}
+		if err := nc.Validate(); err != nil {
+			errs = append(errs, p.Config.ErrAt(key, "%v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stepTimeout bounds each promotion step of a group.
+func stepTimeout(o quorum.Options) time.Duration { return max(o.TTL/2, 500*time.Millisecond) }
+
+func instanceConfig(ic *config.Instance, addrs []netip.Addr) vrrp.InstanceConfig {
+	state := vrrp.StateBackup
+	if ic.State == "MASTER" {
+		state = vrrp.StateMaster
+	}
+	var authType uint8
+	if ic.Authentication.AuthType == "PASS" {
+		authType = vrrp.AuthPass
+	}
+	return vrrp.InstanceConfig{
+		Name:  ic.Name,
+		Iface: ic.Interface,
+		Machine: vrrp.Config{
+			VRID:           uint8(ic.VirtualRouterID),
+			Priority:       uint8(ic.Priority),
+			Version:        uint8(ic.Version),
+			AdvertInterval: ic.AdvertInt.D(),
+			Preempt:        !ic.NoPreempt,
+			PreemptDelay:   ic.PreemptDelay.D(),
+			InitialState:   state,
+			AcceptMode:     ic.Accept,
+			PrimaryIP:      ic.Src,
+		},
+		Expect: vrrp.Expect{
+			Version:  uint8(ic.Version),
+			VRID:     uint8(ic.VirtualRouterID),
+			AuthType: authType,
+			AuthData: ic.AuthKey,
+			Interval: ic.AdvertInt.D(),
+			CheckTTL: true,
+		},
+		Src:         ic.Src,
+		Peers:       ic.Peers,
+		VIPs:        addrs,
+		Encode:      vrrp.EncodeOptions{V3ChecksumNoPseudo: !*ic.V3ChecksumPseudoHeader},
+		GarpRepeat:  *ic.GarpMasterRepeat,
+		GarpDelay:   ic.GarpMasterDelay.D(),
+		GarpRefresh: ic.GarpMasterRefresh.D(),
+	}
+}
+
+func hooks(hs []config.Hook) []fencing.Hook {
+	out := make([]fencing.Hook, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, fencing.Hook{Path: h.Path, Args: h.Args, Timeout: h.Timeout.D(), Required: *h.Required, RunAs: h.User})
+	}
+	return out
+}
+
+// watchdog decides whether the watchdog is needed and with what timeout.
+func (p *Plan) watchdog() error {
+	c := p.Config
+	mode, err := fencing.ParseWatchdogMode(c.Fencing.Watchdog)
+	if err != nil {
+		return c.ErrAt("fencing.watchdog", "%v", err)
+	}
+	w := WatchdogPlan{Mode: mode, Device: c.Fencing.WatchdogDevice}
+	for _, ic := range c.Instance {
+		w.Needed = w.Needed || len(ic.Promote)+len(ic.Demote) > 0
+	}
+	w.Needed = w.Needed && mode != fencing.WatchdogOff && p.LeaseMode()
+	if w.Needed {
+		o := p.Quorum
+		// Whole seconds, inside the local deadline: the reset must come
+		// before the lease can pass to another node.
+		w.Timeout = (o.TTL - o.Drift - o.Margin - o.DemoteBudget).Truncate(time.Second)
+		if w.Timeout < time.Second {
+			msg := fmt.Sprintf("a whole-second watchdog timeout does not fit inside the lease (quorum.ttl %v): use ttl >= 2s", o.TTL)
+			if mode == fencing.WatchdogRequired {
+				return c.ErrAt("fencing.watchdog", "required: %s", msg)
+			}
+			p.Warnings = append(p.Warnings, c.ErrAt("fencing.watchdog", "%s; the watchdog stays off", msg).Error())
+			w.Needed = false
+		}
+	}
+	p.Watchdog = w
+	return nil
+}
+
+// scripts checks the health trackers and notifiers the way the daemon
+// builds them (the same constructors; nothing is started).
+func (p *Plan) scripts() error {
+	c := p.Config
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var errs []error
+	for _, name := range c.Names() {
+		ic := c.Instance[name]
+		if _, err := newTracker(c, ic, log); err != nil {
+			errs = append(errs, c.ErrAt("vrrp_instance."+name+".track_script", "%v", err))
+		}
+		if _, err := newInstanceNotifier(ic, log); err != nil {
+			errs = append(errs, c.ErrAt("vrrp_instance."+name+".notify", "%v", err))
+		}
+	}
+	for _, name := range sortedNames(c.Sync) {
+		if _, err := newSyncNotifier(name, c.Sync[name], log); err != nil {
+			errs = append(errs, c.ErrAt("vrrp_sync_group."+name+".notify", "%v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedNames[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

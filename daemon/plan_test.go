@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writePlanFile(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "leasehold.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testdata/bad holds files that must be refused; each names on its first
+// line ("# want: KEY") the key its error must name. config check, run and
+// reload all refuse them (they share Load); cmd/leasehold's test runs
+// check and run on the same files.
+
+var errLine = regexp.MustCompile(`\.yaml:\d+: `)
+
+func TestPlanRefusesBadFilesNamingFileLineKey(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) < 10 {
+		t.Fatalf("only %d bad files", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(b), "\n")
+			key, ok := strings.CutPrefix(first, "# want: ")
+			if !ok {
+				t.Fatalf("first line %q: want \"# want: KEY\"", first)
+			}
+			_, err = Load(f)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			t.Log(err)
+			if !strings.Contains(err.Error(), f+":") || !strings.Contains(err.Error(), key) || !errLine.MatchString(err.Error()) {
+				t.Fatalf("err = %v\nwant file:line and key %q", err, key)
+			}
+		})
+	}
+}
+
+func TestPlanOfAGoodFile(t *testing.T) {
+	p, err := Load("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.LeaseMode() || p.Quorum.TTL != 2*time.Second || p.Raft.ID != "lb1" || len(p.RaftClients) != 3 ||
+		p.RaftClients[0] != "127.0.0.1:7101" {
+		t.Fatalf("plan: lease %v ttl %v raft %q clients %v", p.LeaseMode(), p.Quorum.TTL, p.Raft.ID, p.RaftClients)
+	}
+	ic, ok := p.Instances["VI_1"]
+	if !ok || ic.Machine.VRID != 51 || ic.Machine.Priority != 120 || ic.Machine.AdvertInterval != 100*time.Millisecond {
+		t.Fatalf("instance: %+v", ic.Machine)
+	}
+	if p.Watchdog.Needed {
+		t.Fatal("watchdog needed without resource hooks")
+	}
+}
+
+func TestPlanWatchdogFitsInsideTheLease(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(string(good), "    virtual_ipaddress:", "    promote: [{path: /bin/true}]\n    virtual_ipaddress:", 1)
+	body = strings.Replace(body, "status:", "fencing: {watchdog: auto}\nstatus:", 1)
+	body = strings.Replace(body, "  ttl: 2s\n", "  ttl: 4s\n", 1)
+	p, err := Load(writePlanFile(t, dir, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := p.Quorum
+	if !p.Watchdog.Needed || p.Watchdog.Timeout < time.Second || p.Watchdog.Timeout > o.TTL-o.Drift-o.Margin-o.DemoteBudget {
+		t.Fatalf("watchdog %+v with ttl %v", p.Watchdog, o.TTL)
+	}
+	// auto with a lease too short: a warning naming the key, no error.
+	body = strings.Replace(body, "  ttl: 4s\n", "  ttl: 1s\n", 1)
+	p, err = Load(writePlanFile(t, dir, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Watchdog.Needed || !strings.Contains(strings.Join(p.Warnings, "\n"), "fencing.watchdog") {
+		t.Fatalf("watchdog %+v warnings %v", p.Watchdog, p.Warnings)
+	}
+}

@@ -1,0 +1,137 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/quorum"
+	"github.com/leasehold/leasehold/quorum/raft"
+	"github.com/leasehold/leasehold/vrrp"
+	"github.com/leasehold/leasehold/vrrp/vipaddr"
+)
+
+// Platform is the operating system a daemon runs on: every edge where it
+// touches the kernel, another process or the network. OS returns the real
+// one; tests pass an in-memory one. Constructors start nothing; the
+// daemon calls them from Run, in the order the ownership protocol needs
+// (orphans, quorum, fence, watchdog, sockets).
+type Platform interface {
+	// VRRPSocket opens the advert socket of an interface and family.
+	VRRPSocket(iface string, six bool) (*vrrp.Conn, error)
+	// Announcer opens the gratuitous ARP / unsolicited NA sender of an
+	// interface for vips.
+	Announcer(iface string, vips []netip.Addr) (*vrrp.Announcer, error)
+	// Prober probes vips on iface before they are claimed.
+	Prober(iface string, vips []netip.Addr) node.Prober
+	// Addresses adds and removes VIPs, labelled so that a later run finds
+	// the orphans of a crash (state kept under stateDir).
+	Addresses(stateDir string) Addresses
+	// Fence installs the kernel fence for mode (fencing.nftables: auto,
+	// required, off) and describes what is in use.
+	Fence(ctx context.Context, mode string, log *slog.Logger) (fencing.Fence, string, error)
+	// Watchdog opens the watchdog device (not yet armed).
+	Watchdog(device string, mode fencing.WatchdogMode, log *slog.Logger) Watchdog
+	// Quorum connects to the plan's quorum as a client.
+	Quorum(p *Plan, log *slog.Logger) (quorum.Backend, error)
+	// Voter builds this node's raft voter (backend raft).
+	Voter(cfg raft.Config, log *slog.Logger) (Voter, error)
+}
+
+// Addresses is what the daemon needs of the VIP addresses on interfaces.
+type Addresses interface {
+	// Add adds v (lifetime > 0: the kernel drops it by itself after it).
+	Add(v vipaddr.VIP, lifetime time.Duration) error
+	Remove(v vipaddr.VIP) error
+	// RemoveOrphans removes the VIPs an earlier run left behind.
+	RemoveOrphans() ([]vipaddr.VIP, error)
+}
+
+// Watchdog is a watchdog device (fencing.Watchdog).
+type Watchdog interface {
+	Probe() error
+	Armed() bool
+	Arm(timeout time.Duration) error
+	Feed() error
+	Disarm() error
+}
+
+// Voter is this node's member of the raft group; it runs until ctx ends.
+type Voter interface {
+	Run(ctx context.Context) error
+}
+
+// OS is the real platform: raw sockets, netlink, nftables, /dev/watchdog
+// and the network quorum.
+func OS() Platform { return osPlatform{} }
+
+type osPlatform struct{}
+
+func (osPlatform) VRRPSocket(iface string, six bool) (*vrrp.Conn, error) {
+	return vrrp.Listen(iface, six, vrrp.ConnOptions{Multicast: true})
+}
+
+func (osPlatform) Announcer(iface string, vips []netip.Addr) (*vrrp.Announcer, error) {
+	return vrrp.NewAnnouncer(iface, vips)
+}
+
+func (osPlatform) Prober(iface string, vips []netip.Addr) node.Prober {
+	return arpProber{iface: iface, vips: vips, wait: 20 * time.Millisecond}
+}
+
+func (osPlatform) Addresses(stateDir string) Addresses {
+	return vipaddr.New(stateDir + "/vips.json")
+}
+
+func (osPlatform) Fence(ctx context.Context, mode string, log *slog.Logger) (fencing.Fence, string, error) {
+	if mode == "off" {
+		log.Warn("fencing.nftables off: address lifetimes are the only kernel fence")
+		return fencing.LifetimeOnly{}, "address lifetimes only (nftables off)", nil
+	}
+	if err := fencing.Usable(); err != nil {
+		if mode == "required" {
+			return nil, "", fmt.Errorf("fencing.nftables required but not usable: %w", err)
+		}
+		log.Error("nftables is not usable: address lifetimes are the only kernel fence; the lease TTL must exceed the lifetime + 2 s", "err", err)
+		return fencing.LifetimeOnly{}, "address lifetimes only (nftables unusable: " + err.Error() + ")", nil
+	}
+	f, err := fencing.NewNFT("", log)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := f.Install(ctx); err != nil {
+		return nil, "", fmt.Errorf("install nftables fence: %w", err)
+	}
+	return f, "nftables timeout sets + address lifetimes", nil
+}
+
+func (osPlatform) Watchdog(device string, mode fencing.WatchdogMode, log *slog.Logger) Watchdog {
+	return fencing.NewWatchdog(device, mode, log)
+}
+
+func (osPlatform) Quorum(p *Plan, log *slog.Logger) (quorum.Backend, error) {
+	return OpenQuorum(p, log)
+}
+
+func (osPlatform) Voter(cfg raft.Config, log *slog.Logger) (Voter, error) {
+	return raft.NewMember(cfg, log)
+}
+
+// arpProber probes a group's VIPs (node.Prober).
+type arpProber struct {
+	iface string
+	vips  []netip.Addr
+	wait  time.Duration
+}
+
+func (p arpProber) Probe(ctx context.Context) (string, error) {
+	c, ok, err := vrrp.Probe(ctx, p.iface, p.vips, p.wait)
+	if err != nil || !ok {
+		return "", err
+	}
+	return c.String(), nil
+}

@@ -1,0 +1,22 @@
+// Package resource is the room for what follows a group's lease besides its
+// VIPs: DRBD Primary, a writable MySQL master, a director's IPVS table. A
+// Resource is promoted and demoted under the epoch of the grant; a Chain
+// puts several in order for node.Group (promote in order, demote in
+// reverse) behind an epoch guard; Hooks is the first Resource (the
+// promote/demote scripts of the configuration).
+//
+// Guaranteed:
+//   - every call carries the grant's epoch; a Chain refuses (ErrStaleEpoch)
+//     a promotion or a demotion for an epoch older than one it already saw,
+//     so a late call from an old grant never undoes a newer one;
+//   - promotion stops at the first failure and demotes, in reverse, the
+//     resources already promoted for that epoch (the group then demotes:
+//     doubt means demote);
+//   - demotion runs every resource, in reverse order, even after failures,
+//     and returns all their errors.
+//
+// Not guaranteed: that a resource is really demoted when Demote returns an
+// error (a hung DRBD, an unreachable MySQL): the kernel fence and the
+// watchdog cover what the process cannot; resources the kernel cannot
+// fence need the watchdog (fencing.watchdog) or peer-fence hooks.
+package resource

@@ -1,0 +1,94 @@
+package resource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrStaleEpoch: a call for an epoch older than one the chain has seen.
+var ErrStaleEpoch = errors.New("resource: stale epoch")
+
+// Resource is one thing a group's owner holds besides its VIPs. Both calls
+// are idempotent for an epoch and bounded by ctx.
+type Resource interface {
+	// Name says what it is in logs and errors ("hooks", "drbd r0").
+	Name() string
+	// Promote makes this node the resource's active side for the grant of
+	// epoch (DRBD Primary, MySQL writable).
+	Promote(ctx context.Context, epoch uint64) error
+	// Demote makes it passive again (the grant of epoch ends).
+	Demote(ctx context.Context, epoch uint64) error
+}
+
+// Chain runs resources in order under an epoch guard; it implements
+// node.Resources. The zero Chain has no resources.
+type Chain struct {
+	rs []Resource
+
+	mu       sync.Mutex
+	seen     uint64 // highest epoch promoted or demoted
+	promoted uint64 // epoch of the current promotion, 0 when none
+}
+
+// NewChain returns a chain of rs (promoted in this order).
+func NewChain(rs ...Resource) *Chain { return &Chain{rs: rs} }
+
+// Promoted is the epoch the chain is promoted for (0: none).
+func (c *Chain) Promoted() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.promoted
+}
+
+// Len is the number of resources.
+func (c *Chain) Len() int { return len(c.rs) }
+
+// Promote promotes every resource in order for epoch. On a failure it
+// demotes, in reverse, the ones already promoted and returns the failure.
+func (c *Chain) Promote(ctx context.Context, epoch uint64) error {
+	c.mu.Lock()
+	if epoch == 0 || epoch < c.seen {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: promote for epoch %d after epoch %d", ErrStaleEpoch, epoch, c.seen)
+	}
+	c.seen = epoch
+	c.mu.Unlock()
+	for i, r := range c.rs {
+		if err := r.Promote(ctx, epoch); err != nil {
+			err = fmt.Errorf("resource %s: promote (epoch %d): %w", r.Name(), epoch, err)
+			undo := demoteAll(ctx, c.rs[:i], epoch)
+			return errors.Join(err, undo)
+		}
+	}
+	c.mu.Lock()
+	c.promoted = epoch
+	c.mu.Unlock()
+	return nil
+}
+
+// Demote demotes every resource in reverse order for epoch, even after a
+// failure, and returns every error. A demotion for an epoch older than one
+// already seen is refused: that grant ended before the newer one began.
+func (c *Chain) Demote(ctx context.Context, epoch uint64) error {
+	c.mu.Lock()
+	if epoch < c.seen {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: demote for epoch %d after epoch %d", ErrStaleEpoch, epoch, c.seen)
+	}
+	c.seen = epoch
+	c.promoted = 0
+	c.mu.Unlock()
+	return demoteAll(ctx, c.rs, epoch)
+}
+
+func demoteAll(ctx context.Context, rs []Resource, epoch uint64) error {
+	var errs []error
+	for i := len(rs) - 1; i >= 0; i-- {
+		if err := rs[i].Demote(ctx, epoch); err != nil {
+			errs = append(errs, fmt.Errorf("resource %s: demote (epoch %d): %w", rs[i].Name(), epoch, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,89 @@
+package resource_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/node/resource"
+	"github.com/leasehold/leasehold/node/resource/resourcetest"
+)
+
+func TestChainOrderAndRollback(t *testing.T) {
+	l := resourcetest.NewLedger()
+	a, b, c := &resourcetest.Fake{Node: "a", Ledger: l}, &resourcetest.Fake{Node: "b", Ledger: l}, &resourcetest.Fake{Node: "c", Ledger: l}
+	ch := resource.NewChain(a, b, c)
+	ctx := context.Background()
+	if err := ch.Promote(ctx, 5); err != nil || ch.Promoted() != 5 {
+		t.Fatalf("promote: %v, promoted %d", err, ch.Promoted())
+	}
+	if err := ch.Demote(ctx, 5); err != nil || ch.Promoted() != 0 {
+		t.Fatalf("demote: %v", err)
+	}
+	want := []string{"a promote 5", "b promote 5", "c promote 5", "c demote 5", "b demote 5", "a demote 5"}
+	if got := l.Calls(); !slices.Equal(got, want) {
+		t.Fatalf("calls %v\nwant  %v", got, want)
+	}
+	// b fails: a is demoted again, c never promoted.
+	boom := errors.New("boom")
+	b.Set(boom, nil, false)
+	err := ch.Promote(ctx, 6)
+	if !errors.Is(err, boom) || ch.Promoted() != 0 || len(l.Active()) != 0 {
+		t.Fatalf("failed promote: err %v promoted %d active %v", err, ch.Promoted(), l.Active())
+	}
+	if got := l.Calls()[len(want):]; !slices.Equal(got, []string{"a promote 6", "b promote 6", "a demote 6"}) {
+		t.Fatalf("rollback calls %v", got)
+	}
+	// Demote goes on after a failure and reports it.
+	b.Set(nil, boom, false)
+	if err := ch.Promote(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Demote(ctx, 7); !errors.Is(err, boom) {
+		t.Fatalf("demote err %v", err)
+	}
+	if act := l.Active(); len(act) != 1 || act["b"] != 7 {
+		t.Fatalf("active after a failed demote: %v (want b only: a hung resource stays active)", act)
+	}
+}
+
+func TestChainRefusesStaleEpochs(t *testing.T) {
+	l := resourcetest.NewLedger()
+	ch := resource.NewChain(&resourcetest.Fake{Node: "a", Ledger: l})
+	ctx := context.Background()
+	if err := ch.Promote(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []func() error{
+		func() error { return ch.Promote(ctx, 8) },
+		func() error { return ch.Demote(ctx, 8) },
+		func() error { return ch.Promote(ctx, 0) },
+	} {
+		if err := f(); !errors.Is(err, resource.ErrStaleEpoch) {
+			t.Fatalf("err %v, want ErrStaleEpoch", err)
+		}
+	}
+	if ch.Promoted() != 9 || l.Active()["a"] != 9 {
+		t.Fatal("a stale call changed the promotion")
+	}
+	// The same epoch again is idempotent; a newer one goes through.
+	if err := ch.Promote(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Demote(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHungResourceIsBoundedByCtx(t *testing.T) {
+	l := resourcetest.NewLedger()
+	f := &resourcetest.Fake{Node: "a", Ledger: l}
+	f.Set(nil, nil, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := resource.NewChain(f).Promote(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
+}
