@@ -42,8 +42,8 @@ type segHost struct {
 }
 
 type segTransition struct {
-	to vrrp.State
-	at time.Time
+	from, to vrrp.State
+	at       time.Time
 }
 
 type segEffects struct{ h *segHost }
@@ -95,7 +95,7 @@ func startSegHost(t *testing.T, seg *vrrptest.Segment, name string, src netip.Ad
 	}
 	in.OnTransition = func(tr vrrp.Transition, _ uint8) {
 		h.mu.Lock()
-		h.trans = append(h.trans, segTransition{tr.To, time.Now()})
+		h.trans = append(h.trans, segTransition{tr.From, tr.To, time.Now()})
 		h.mu.Unlock()
 		select {
 		case h.wake <- struct{}{}:
