@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -27,8 +28,9 @@ type PacketMeta struct {
 // address family. Instances on the same interface share it and demultiplex
 // by VRID. Sent packets carry TTL/hop limit 255 (RFC 5798 §5.1.1.3) and the
 // source address asked for; IPv4 packets carry TOS 0xc0 as keepalived's.
-// Sends are safe for concurrent use and do not allocate; an Outbox sends
-// many adverts with one system call.
+// Sends are safe for concurrent use and do not allocate; WriteBatch (and
+// an Outbox) sends many adverts with one system call, ReadBatch reads many
+// with one. Conn is the Linux Socket.
 type Conn struct {
 	ifi  *net.Interface
 	six  bool
@@ -42,11 +44,12 @@ type Conn struct {
 	// c.recvmmsg, bound once, and the batch it fills (one reader at a time)
 	recvFn  func(fd uintptr) bool
 	recvCur *recvBatch
+	rb      *recvBatch // ReadBatch's, made on first use
 
 	wmu     sync.Mutex // guards the send scratch below
 	scratch sendScratch
 	idx     []int
-	single  [1]outPacket
+	single  [1]Outgoing
 }
 
 // ConnOptions configure a Conn.
@@ -206,28 +209,59 @@ func (c *Conn) WriteTo(b []byte, dst netip.Addr) error { return c.WriteFrom(b, c
 func (c *Conn) WriteFrom(b []byte, src, dst netip.Addr) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.single[0] = outPacket{n: len(b), src: src, dst: dst}
-	if err := c.writeBatchLocked(b, c.single[:]); err != nil {
+	c.single[0] = Outgoing{Payload: b, Src: src, Dst: dst}
+	err := c.writeBatchLocked(c.single[:])
+	c.single[0].Payload = nil
+	if err != nil {
 		return fmt.Errorf("vrrp: send on %s: %w", c.ifi.Name, err)
 	}
-	if err := c.single[0].err; err != nil {
+	if err := c.single[0].Err; err != nil {
 		return fmt.Errorf("vrrp: send to %s on %s: %w", dst, c.ifi.Name, err)
 	}
 	return nil
 }
 
-// Outbox collects VRRP payloads for one Conn and sends them together
-// (sendmmsg on Linux): the Mux's scheduler sends all adverts due at one
-// instant with one system call. An Outbox is not safe for concurrent use;
-// its buffers are reused, so a steady state does not allocate.
-type Outbox struct {
-	conn *Conn
-	data []byte
-	pkts []outPacket
+// WriteBatch sends pkts with as few system calls as it can (sendmmsg on
+// Linux) and sets each packet's Err. It does not allocate unless a packet
+// fails.
+func (c *Conn) WriteBatch(pkts []Outgoing) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := c.writeBatchLocked(pkts)
+	for i := range pkts {
+		if p := &pkts[i]; p.Err != nil {
+			p.Err = fmt.Errorf("vrrp: send to %s on %s: %w", p.Dst, c.ifi.Name, p.Err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("vrrp: send on %s: %w", c.ifi.Name, err)
+	}
+	return nil
 }
 
+// Outbox collects VRRP payloads for one Socket and sends them together
+// with one WriteBatch (one sendmmsg on Linux): the Mux's scheduler sends
+// all adverts due at one instant with one system call. An Outbox is not
+// safe for concurrent use; its buffers are reused, so a steady state does
+// not allocate.
+type Outbox struct {
+	sock Socket
+	data []byte
+	pkts []outPacket
+	out  []Outgoing // the batch Flush passes to WriteBatch
+}
+
+// outPacket is one payload of an Outbox: data[off:off+n] from src to dst.
+type outPacket struct {
+	off, n   int
+	src, dst netip.Addr
+}
+
+// NewOutbox returns an empty Outbox for s.
+func NewOutbox(s Socket) *Outbox { return &Outbox{sock: s} }
+
 // NewOutbox returns an empty Outbox for c.
-func (c *Conn) NewOutbox() *Outbox { return &Outbox{conn: c} }
+func (c *Conn) NewOutbox() *Outbox { return NewOutbox(c) }
 
 // Add copies payload into the Outbox, to be sent from src to dst, and
 // returns its index for Err.
@@ -247,29 +281,28 @@ func (o *Outbox) Flush() error {
 	if len(o.pkts) == 0 {
 		return nil
 	}
-	c := o.conn
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.writeBatchLocked(o.data, o.pkts); err != nil {
-		return fmt.Errorf("vrrp: send on %s: %w", c.ifi.Name, err)
+	o.out = slices.Grow(o.out[:0], len(o.pkts))[:len(o.pkts)]
+	for i, p := range o.pkts {
+		o.out[i] = Outgoing{Payload: o.data[p.off : p.off+p.n], Src: p.src, Dst: p.dst}
 	}
-	return nil
+	return o.sock.WriteBatch(o.out)
 }
 
 // Err is the send error of packet i after Flush (nil: sent).
 func (o *Outbox) Err(i int) error {
-	if err := o.pkts[i].err; err != nil {
-		return fmt.Errorf("vrrp: send to %s on %s: %w", o.pkts[i].dst, o.conn.ifi.Name, err)
+	if i >= len(o.out) {
+		return nil
 	}
-	return nil
+	return o.out[i].Err
 }
 
 // Reset empties the Outbox, keeping its buffers.
 func (o *Outbox) Reset() {
-	o.data, o.pkts = o.data[:0], o.pkts[:0]
+	clear(o.out) // drop references to errors and payloads
+	o.data, o.pkts, o.out = o.data[:0], o.pkts[:0], o.out[:0]
 }
 
-// Close closes the socket, unblocking ReadFrom.
+// Close closes the socket, unblocking ReadFrom and ReadBatch.
 func (c *Conn) Close() error { return c.base.Close() }
 
 // InterfaceSource picks the default VRRP source address of an interface: its

@@ -35,13 +35,6 @@ const (
 
 var pktinfoSpace = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 
-// outPacket is one payload of a batch: data[off:off+n] from src to dst.
-type outPacket struct {
-	off, n   int
-	src, dst netip.Addr
-	err      error
-}
-
 // sendScratch holds the kernel-facing structures of one batch. Its slices
 // only grow; the Go pointers in them point into the batch's own arrays and
 // into the caller's payload bytes, which stay alive for the call.
@@ -117,24 +110,24 @@ func putIPv4Header(h []byte, src, dst [4]byte, n int) {
 
 // prepare fills the scratch message i for packet p; it reports a packet
 // that cannot be sent on this socket.
-func (c *Conn) prepare(s *sendScratch, i int, data []byte, p *outPacket) error {
+func (c *Conn) prepare(s *sendScratch, i int, p *Outgoing) error {
 	m := &s.msgs[i]
 	*m = unix.Mmsghdr{}
-	payload := data[p.off : p.off+p.n]
-	src, dst := p.src.Unmap(), p.dst.Unmap()
+	payload, n := p.Payload, len(p.Payload)
+	src, dst := p.Src.Unmap(), p.Dst.Unmap()
 	if !c.six {
 		if !src.Is4() || !dst.Is4() {
-			return fmt.Errorf("%w: %v → %v on an IPv4 socket", ErrInvalidAdvert, p.src, p.dst)
+			return fmt.Errorf("%w: %v → %v on an IPv4 socket", ErrInvalidAdvert, p.Src, p.Dst)
 		}
-		if p.n == 0 {
+		if n == 0 {
 			return fmt.Errorf("%w: empty payload", ErrInvalidAdvert)
 		}
 		h := s.ip4[i*ipv4HeaderLen : (i+1)*ipv4HeaderLen]
-		putIPv4Header(h, src.As4(), dst.As4(), p.n)
+		putIPv4Header(h, src.As4(), dst.As4(), n)
 		iov := s.iovs[2*i : 2*i+2]
 		iov[0].Base, iov[1].Base = &h[0], &payload[0]
 		iov[0].SetLen(ipv4HeaderLen)
-		iov[1].SetLen(p.n)
+		iov[1].SetLen(n)
 		sa := &s.sa4[i]
 		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.As4()}
 		m.Hdr.Name = (*byte)(unsafe.Pointer(sa))
@@ -144,14 +137,14 @@ func (c *Conn) prepare(s *sendScratch, i int, data []byte, p *outPacket) error {
 		return nil
 	}
 	if !src.Is6() || !dst.Is6() || src.Is4In6() || dst.Is4In6() {
-		return fmt.Errorf("%w: %v → %v on an IPv6 socket", ErrInvalidAdvert, p.src, p.dst)
+		return fmt.Errorf("%w: %v → %v on an IPv6 socket", ErrInvalidAdvert, p.Src, p.Dst)
 	}
-	if p.n == 0 {
+	if n == 0 {
 		return fmt.Errorf("%w: empty payload", ErrInvalidAdvert)
 	}
 	iov := &s.iovs[2*i]
 	iov.Base = &payload[0]
-	iov.SetLen(p.n)
+	iov.SetLen(n)
 	sa := &s.sa6[i]
 	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.As16()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
@@ -190,10 +183,9 @@ func (c *Conn) sendmmsg(fd uintptr) bool {
 	}
 }
 
-// writeBatchLocked sends pkts (payloads in data) and records each packet's
-// error. The only error returned is one of the socket itself (closed).
+// writeBatchLocked sends pkts and records each packet's error (unwrapped). The only error returned is one of the socket itself (closed).
 // c.wmu must be held.
-func (c *Conn) writeBatchLocked(data []byte, pkts []outPacket) error {
+func (c *Conn) writeBatchLocked(pkts []Outgoing) error {
 	s := &c.scratch
 	for start := 0; start < len(pkts); start += maxBatch {
 		chunk := pkts[start:min(len(pkts), start+maxBatch)]
@@ -203,7 +195,7 @@ func (c *Conn) writeBatchLocked(data []byte, pkts []outPacket) error {
 		idx := c.idx[:0]
 		for i := range chunk {
 			p := &chunk[i]
-			if p.err = c.prepare(s, len(idx), data, p); p.err == nil {
+			if p.Err = c.prepare(s, len(idx), p); p.Err == nil {
 				idx = append(idx, i)
 			}
 		}
@@ -212,19 +204,19 @@ func (c *Conn) writeBatchLocked(data []byte, pkts []outPacket) error {
 			s.from, s.count, s.errno = done, len(idx)-done, 0
 			if err := c.raw.Write(c.sendFn); err != nil {
 				for _, j := range idx[done:] {
-					chunk[j].err = err
+					chunk[j].Err = err
 				}
 				return err
 			}
 			if s.errno != 0 {
 				// The first unsent message failed: report it, go on.
-				chunk[idx[done]].err = s.errno
+				chunk[idx[done]].Err = s.errno
 				done++
 				continue
 			}
 			if s.count <= 0 { // cannot happen; avoid spinning
 				for _, j := range idx[done:] {
-					chunk[j].err = errors.New("vrrp: sendmmsg sent nothing")
+					chunk[j].Err = errors.New("vrrp: sendmmsg sent nothing")
 				}
 				break
 			}
@@ -234,8 +226,8 @@ func (c *Conn) writeBatchLocked(data []byte, pkts []outPacket) error {
 	return nil
 }
 
-// recvBatch holds the buffers of one recvmmsg call and what it read. The
-// Mux's reader owns one; Conn.readBatch fills it.
+// recvBatch holds the buffers of one recvmmsg call and what it read. A
+// Conn owns one for ReadBatch; Conn.readBatch fills it.
 type recvBatch struct {
 	bufs  [][]byte
 	msgs  []unix.Mmsghdr
@@ -269,10 +261,33 @@ func newRecvBatch() *recvBatch {
 	return r
 }
 
+// ReadBatch reads up to len(pkts) packets (at most 32) with one recvmmsg.
+// Payloads alias the Conn's buffers until the next ReadBatch; it does not
+// allocate. One reader at a time.
+func (c *Conn) ReadBatch(pkts []Received) (int, error) {
+	if len(pkts) == 0 {
+		return 0, nil
+	}
+	if c.rb == nil {
+		c.rb = newRecvBatch()
+	}
+	n, err := c.readBatch(c.rb, len(pkts))
+	for i := range n {
+		b, meta, ok := c.packet(c.rb, i)
+		if !ok {
+			b = nil
+		}
+		pkts[i] = Received{Payload: b, Meta: meta}
+	}
+	return n, err
+}
+
 // readBatch blocks until at least one packet arrives and reads up to
-// recvBatchLen; it returns how many. One reader at a time (the Mux's). It needs no control message for IPv4
-// (the raw socket delivers the IP header, which has TTL and addresses).
-func (c *Conn) readBatch(r *recvBatch) (int, error) {
+// limit (at most recvBatchLen); it returns how many. One reader at a time.
+// It needs no control message for IPv4 (the raw socket delivers the IP
+// header, which has TTL and addresses).
+func (c *Conn) readBatch(r *recvBatch, limit int) (int, error) {
+	r.msgs = r.msgs[:min(limit, cap(r.msgs))]
 	for i := range r.msgs {
 		h := &r.msgs[i].Hdr
 		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&r.names[i])), Namelen: unix.SizeofSockaddrInet6,

@@ -16,6 +16,12 @@
 //     batches and checks TTL/hop limit 255 on multicast. One scheduler per
 //     Mux drives the timers of all its instances; packets are demultiplexed
 //     by VRID and every drop is counted by reason.
+//   - platform.go: the OS seam. Mux and Instance use a Socket (read and
+//     write batches of adverts with their PacketMeta), the Instance an
+//     AddrAnnouncer; the daemon owns VIPAnnouncers (AddrAnnouncer + Close)
+//     and probes through a ProbeFunc. *Conn, *Announcer and Probe are the
+//     Linux implementations; package vrrptest is an in-memory link for
+//     unit tests without root (testdata/segment: its scenario scripts).
 //   - announce.go, probe.go: gratuitous ARP and unsolicited neighbour
 //     advertisements; the RFC 5227 probe (sender 0.0.0.0) before claiming.
 //   - instance.go: one virtual router: the machine's adverts go out from

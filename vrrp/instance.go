@@ -121,7 +121,7 @@ var ErrRunning = errors.New("vrrp: instance already running")
 // in order on its own goroutine and shuts the instance down.
 type Instance struct {
 	cfg     InstanceConfig
-	conn    *Conn
+	conn    Socket
 	ann     AddrAnnouncer
 	effects Effects
 	log     *slog.Logger
@@ -183,9 +183,15 @@ const (
 	jobDown
 )
 
-// NewInstance builds an instance on a shared Conn. ann may be nil (no
-// announcements). It starts nothing.
-func NewInstance(cfg InstanceConfig, conn *Conn, ann AddrAnnouncer, eff Effects, log *slog.Logger) (*Instance, error) {
+// NewInstance builds an instance on a shared Socket (its Mux's). ann may
+// be nil (no announcements). It starts nothing.
+func NewInstance(cfg InstanceConfig, conn Socket, ann AddrAnnouncer, eff Effects, log *slog.Logger) (*Instance, error) {
+	if nilSocket(conn) {
+		return nil, fmt.Errorf("vrrp: instance %s: no socket (use Mux.Socket)", cfg.Name)
+	}
+	if nilAnnouncer(ann) {
+		ann = nil
+	}
 	if !cfg.Src.IsValid() {
 		cfg.Src = conn.Src()
 	}

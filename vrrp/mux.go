@@ -25,13 +25,13 @@ import (
 // VRIDs).
 const coalesce = time.Millisecond
 
-// Mux owns one Conn and drives every instance added to it: a reader hands
+// Mux owns one Socket and drives every instance added to it: a reader hands
 // each valid advert to the instance with its VRID, and one scheduler
 // delivers all the instances' timers, sending the adverts due at the same
 // instant with one system call. Drops that belong to no instance are
 // counted on the Mux.
 type Mux struct {
-	conn  *Conn
+	conn  Socket
 	log   *slog.Logger
 	drops DropCounters
 
@@ -45,8 +45,9 @@ type Mux struct {
 	pokeC  chan struct{}
 }
 
-// NewMux wraps conn. It starts nothing.
-func NewMux(conn *Conn, log *slog.Logger) *Mux {
+// NewMux wraps conn (a *Conn from Listen, or another Socket). It starts
+// nothing.
+func NewMux(conn Socket, log *slog.Logger) *Mux {
 	x := &Mux{conn: conn, log: log, byID: map[uint8]*Instance{}, base: time.Now(), pokeC: make(chan struct{}, 1)}
 	x.wakeAt.Store(math.MaxInt64)
 	return x
@@ -65,7 +66,7 @@ func (x *Mux) Add(in *Instance) error {
 		return fmt.Errorf("vrrp: instance %s added to two Muxes", in.cfg.Name)
 	}
 	if in.conn != x.conn {
-		return fmt.Errorf("vrrp: instance %s is on another Conn than its Mux", in.cfg.Name)
+		return fmt.Errorf("vrrp: instance %s is on another Socket than its Mux", in.cfg.Name)
 	}
 	in.mux = x
 	x.byID[id] = in
@@ -76,14 +77,23 @@ func (x *Mux) Add(in *Instance) error {
 	return nil
 }
 
-// Conn is the socket the Mux reads.
-func (x *Mux) Conn() *Conn { return x.conn }
+// Socket is the socket the Mux reads; instances added to the Mux are
+// built on it.
+func (x *Mux) Socket() Socket { return x.conn }
+
+// Conn is the socket the Mux reads if it is a *Conn, else nil.
+//
+// Deprecated: use Socket.
+func (x *Mux) Conn() *Conn {
+	c, _ := x.conn.(*Conn)
+	return c
+}
 
 // Drops counts adverts dropped before reaching an instance.
 func (x *Mux) Drops() *DropCounters { return &x.drops }
 
-// Run reads and schedules until ctx ends (it closes the Conn to unblock the
-// read). Instances shut down by their own Run; stop the Mux after them so
+// Run reads and schedules until ctx ends (it closes the Socket to unblock
+// the read). Instances shut down by their own Run; stop the Mux after them so
 // their last adverts can go out.
 func (x *Mux) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { x.conn.Close() })
@@ -91,10 +101,10 @@ func (x *Mux) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { x.schedule(ctx) })
 	defer wg.Wait()
-	rb := newRecvBatch()
+	pkts := make([]Received, recvBatchLen)
 	adv := Advert{Addrs: make([]netip.Addr, 0, 16)}
 	for {
-		n, err := x.conn.readBatch(rb)
+		n, err := x.conn.ReadBatch(pkts)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return ctx.Err()
@@ -103,14 +113,15 @@ func (x *Mux) Run(ctx context.Context) error {
 			continue
 		}
 		now := time.Now()
-		for i := range n {
-			b, meta, ok := x.conn.packet(rb, i)
-			if !ok {
+		for i := range pkts[:n] {
+			p := &pkts[i]
+			if len(p.Payload) == 0 {
 				x.drops.Inc(DropTruncated)
 				continue
 			}
-			x.handle(b, meta, &adv, now)
+			x.handle(p.Payload, p.Meta, &adv, now)
 		}
+		clear(pkts[:n]) // do not keep the socket's buffers
 	}
 }
 
@@ -158,7 +169,7 @@ func (x *Mux) poke(d time.Time) {
 func (x *Mux) schedule(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	out := x.conn.NewOutbox()
+	out := NewOutbox(x.conn)
 	var owners []*Instance
 	var deadlines []time.Time
 	for {

@@ -1,11 +1,8 @@
 package vrrp_test
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,18 +42,7 @@ import (
 // The output of a script is its trace (every step with its actions); on a
 // mismatch the whole trace is printed.
 func TestMachineScenarios(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "scenarios", "*.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 10 {
-		t.Fatalf("found %d scenario scripts, want at least 10", len(files))
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
-			fsmRunScenario(t, f)
-		})
-	}
+	runScripts(t, "scenarios", 10, fsmRunScenario)
 }
 
 var fsmScnBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -75,29 +61,9 @@ type fsmScenario struct {
 }
 
 func fsmRunScenario(t *testing.T, file string) {
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	s := &fsmScenario{t: t, file: file}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		s.line++
-		text := sc.Text()
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = text[:i]
-		}
-		fields := strings.Fields(text)
-		if len(fields) == 0 {
-			continue
-		}
-		if !s.exec(fields[0], fields[1:]) {
-			return
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	if !readScript(t, file, &s.line, s.exec) {
+		return
 	}
 	if s.expects == 0 {
 		t.Fatalf("%s: no expect lines", file)
