@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
@@ -22,10 +23,10 @@ import (
 // (orphans, quorum, fence, watchdog, sockets).
 type Platform interface {
 	// VRRPSocket opens the advert socket of an interface and family.
-	VRRPSocket(iface string, six bool) (*vrrp.Conn, error)
+	VRRPSocket(iface string, six bool) (vrrp.Socket, error)
 	// Announcer opens the gratuitous ARP / unsolicited NA sender of an
 	// interface for vips.
-	Announcer(iface string, vips []netip.Addr) (*vrrp.Announcer, error)
+	Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer, error)
 	// Prober probes vips on iface before they are claimed.
 	Prober(iface string, vips []netip.Addr) node.Prober
 	// Addresses adds and removes VIPs, labelled so that a later run finds
@@ -40,6 +41,9 @@ type Platform interface {
 	Quorum(p *Plan, log *slog.Logger) (quorum.Backend, error)
 	// Voter builds this node's raft voter (backend raft).
 	Voter(cfg raft.Config, log *slog.Logger) (Voter, error)
+	// StatusListener opens the status API's listener ("unix:/path" or a
+	// loopback host:port); nil without error: no status API.
+	StatusListener(spec string) (net.Listener, error)
 }
 
 // Addresses is what the daemon needs of the VIP addresses on interfaces.
@@ -71,13 +75,15 @@ func OS() Platform { return osPlatform{} }
 
 type osPlatform struct{}
 
-func (osPlatform) VRRPSocket(iface string, six bool) (*vrrp.Conn, error) {
+func (osPlatform) VRRPSocket(iface string, six bool) (vrrp.Socket, error) {
 	return vrrp.Listen(iface, six, vrrp.ConnOptions{Multicast: true})
 }
 
-func (osPlatform) Announcer(iface string, vips []netip.Addr) (*vrrp.Announcer, error) {
+func (osPlatform) Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer, error) {
 	return vrrp.NewAnnouncer(iface, vips)
 }
+
+func (osPlatform) StatusListener(spec string) (net.Listener, error) { return listen(spec) }
 
 func (osPlatform) Prober(iface string, vips []netip.Addr) node.Prober {
 	return arpProber{iface: iface, vips: vips, wait: 20 * time.Millisecond}

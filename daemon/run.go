@@ -33,7 +33,7 @@ type Daemon struct {
 	vips  Addresses
 	muxes []*vrrp.Mux
 	insts []*vrrp.Instance
-	anns  []*vrrp.Announcer
+	anns  []vrrp.VIPAnnouncer
 
 	// Lease mode (quorum etcd or raft).
 	backend   quorum.Backend
@@ -127,7 +127,7 @@ func (d *Daemon) setup(ctx context.Context) error {
 		six   bool
 	}
 	muxes := map[sockKey]*vrrp.Mux{}
-	anns := map[string]*vrrp.Announcer{}
+	anns := map[string]vrrp.VIPAnnouncer{}
 	syncOf := d.cfg.SyncOf()
 	syncs, err := d.setupSync()
 	if err != nil {
@@ -173,7 +173,7 @@ func (d *Daemon) setup(ctx context.Context) error {
 			}
 			eff, icfg.LeaseGated = g.Effects(), true
 		}
-		in, err := vrrp.NewInstance(icfg, mux.Conn(), ann, eff, d.log)
+		in, err := vrrp.NewInstance(icfg, mux.Socket(), ann, eff, d.log)
 		if err != nil {
 			return err
 		}
@@ -360,11 +360,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cancel()
 	}
 	if super := d.super.Load(); super != nil {
+		// The supervisor stops first (it leaves the session to Close):
+		// closed under a running supervisor, the session would look lost
+		// and a new one would be opened on the way down.
+		stopSuper()
+		swg.Wait()
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		super.Close(cctx)
 		cancel()
-		stopSuper()
-		swg.Wait()
 	}
 	stopMux()
 	wg.Wait()

@@ -85,9 +85,12 @@ func listen(spec string) (net.Listener, error) {
 
 // serveStatus serves the status API until the returned stop is called.
 func (d *Daemon) serveStatus(ctx context.Context) (func(), error) {
-	l, err := listen(d.cfg.Status.Listen)
+	l, err := d.plat.StatusListener(d.cfg.Status.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("status listener %s: %w", d.cfg.Status.Listen, err)
+	}
+	if l == nil {
+		return func() {}, nil
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
