@@ -55,7 +55,7 @@ type Node struct {
 	Addr netip.Addr
 	// Kernel is the node's in-memory kernel fence.
 	Kernel *fencingtest.Fence
-	addrs *addresses
+	addrs  *addresses
 }
 
 // Node returns the platform of host name with address addr.
@@ -111,7 +111,9 @@ func (n *Node) Fence(ctx context.Context, mode string, log *slog.Logger) (fencin
 }
 
 // Watchdog implements daemon.Platform: a device that is always there.
-func (n *Node) Watchdog(string, fencing.WatchdogMode, *slog.Logger) daemon.Watchdog { return &watchdog{} }
+func (n *Node) Watchdog(string, fencing.WatchdogMode, *slog.Logger) daemon.Watchdog {
+	return &watchdog{}
+}
 
 // Quorum implements daemon.Platform: a client of the world's quorum.
 func (n *Node) Quorum(p *daemon.Plan, log *slog.Logger) (quorum.Backend, error) {
