@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/leasehold/leasehold/daemon"
 )
+
+// gcPercent is the daemon's default GOGC.
+const gcPercent = 25
 
 // cmdRun runs the daemon: flags, logging and signals; the daemon package
 // does the rest.
@@ -29,6 +33,13 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	// A daemon with a small heap: collect at 25 % growth instead of Go's
+	// 100 % unless GOGC says otherwise. Measured at 200 instances
+	// (docs/benchmarks.md): RSS 35.6 → 26.2 MiB for 0.16 → 0.25 CPU-s per
+	// 20 s, still a quarter of keepalived's CPU.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	plan, err := daemon.Load(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -1,6 +1,8 @@
 package netlab
 
 import (
+	"time"
+
 	"encoding/json"
 	"net/netip"
 	"slices"
@@ -118,3 +120,24 @@ func TestARPChanges(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// A GARP counts against its host when the host held the VIP at no instant
+// of the round (n2 at 300 announces before it holds: counted; n1 at 200
+// holds: not counted; n1 at 450 just let go inside the round: not counted).
+func TestNonHolderGARPs(t *testing.T) {
+	rounds := []ARPRound{
+		{At: st(200), GARPs: map[string]int{"n1": 2}},
+		{At: st(300), GARPs: map[string]int{"n2": 3}},
+		{At: st(450), GARPs: map[string]int{"n1": 1}},
+		{At: st(700), GARPs: map[string]int{"n2": 4}},
+	}
+	holders := []Interval{
+		newInterval(st(0), st(500), false, []string{"n1"}),
+		newInterval(st(500), st(600), false, nil),
+		newInterval(st(600), st(900), true, []string{"n2"}),
+	}
+	got := nonHolderGARPs(rounds, 100*time.Microsecond, holders)
+	if len(got) != 1 || got["n2"] != 3 {
+		t.Fatalf("non-holder GARPs = %v, want n2: 3", got)
+	}
+}

@@ -3,6 +3,7 @@ package netlab
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -39,6 +40,11 @@ type ARPSummary struct {
 	Dual       []ARPRound     `json:"dual,omitempty"`
 	Changes    []ARPRound     `json:"changes"`
 	GARPs      map[string]int `json:"garps,omitempty"`
+	// NonHolderGARPs counts, per host, gratuitous ARPs (unsolicited NAs)
+	// for the VIP sent in a round during which the host never had the VIP
+	// configured (by the address monitor): announcements by a node that is
+	// not the owner. Must be 0; set only when both checkers ran.
+	NonHolderGARPs map[string]int `json:"non_holder_garps,omitempty"`
 }
 
 // TCPSummary is what the client TCP prober saw. With a fault instant,
@@ -103,6 +109,9 @@ func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARP
 			Changes:    arp.Changes(),
 			GARPs:      arp.GARPCount(),
 		}
+		if addr != nil {
+			r.ARP.NonHolderGARPs = nonHolderGARPs(arp.Rounds(), arp.Interval, addr.HolderIntervals())
+		}
 	}
 	if tcp != nil {
 		samples := tcp.Samples()
@@ -148,6 +157,43 @@ func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARP
 		r.TCP = s
 	}
 	return r
+}
+
+// nonHolderGARPs counts the GARPs of each round's hosts that did not hold
+// the VIP at any instant of the round [At, At+interval].
+func nonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interval) map[string]int {
+	var out map[string]int
+	for _, r := range rounds {
+		end := r.At.MonoUS + interval.Microseconds()
+		for host, n := range r.GARPs {
+			held := false
+			for _, iv := range holders {
+				if iv.End.MonoUS >= r.At.MonoUS && iv.Start.MonoUS <= end && slices.Contains(iv.Who, host) {
+					held = true
+					break
+				}
+			}
+			if !held {
+				if out == nil {
+					out = map[string]int{}
+				}
+				out[host] += n
+			}
+		}
+	}
+	return out
+}
+
+// NonHolderGARPTotal is the number of GARPs sent by hosts without the VIP.
+func (r Report) NonHolderGARPTotal() int {
+	if r.ARP == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range r.ARP.NonHolderGARPs {
+		n += c
+	}
+	return n
 }
 
 // DualHolder returns the total time two or more namespaces held the VIP.

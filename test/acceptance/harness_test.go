@@ -253,6 +253,11 @@ func (w *world) checkNoDualARP() {
 	if d := w.arp.DualRounds(); len(d) > 0 {
 		w.t.Errorf("SPLIT BRAIN: %d ARP probe rounds answered by two MACs, first at %v: %v", len(d), d[0].At, d[0].Hosts)
 	}
+	// Announcements are gated by the lease: a node without the VIP sends
+	// no gratuitous ARP for it.
+	if r := netlab.BuildReport(w.vip, netlab.ReportOptions{}, w.mon, w.arp, nil); r.NonHolderGARPTotal() > 0 {
+		w.t.Errorf("gratuitous ARPs for the VIP from nodes that did not hold it: %v", r.ARP.NonHolderGARPs)
+	}
 }
 
 // arpLast returns the last round (after from) in which host answered, and

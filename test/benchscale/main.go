@@ -72,10 +72,14 @@ func main() {
 | leasehold | %.2f | %.1f | %.1f | %.0f | %d |
 | keepalived | %.2f | %.1f | %.1f | %.0f | %d |
 | ratio leasehold/keepalived | %.2f | | %.2f | | |
+
+leasehold's RSS: %.1f MiB anonymous (Go heap and goroutine stacks), %.1f MiB file-backed (pages of the %.0f MiB binary). Targets (DESIGN.md, 200 groups): CPU ≤ keepalived's: **%s**; RSS ≤ keepalived's: **%s**.
 `, *n, *n, *dur, keepalivedVersion(),
 		lh.cpu, 100*lh.cpu/dur.Seconds(), lh.rss, lh.pps, lh.masters,
 		ka.cpu, 100*ka.cpu/dur.Seconds(), ka.rss, ka.pps, ka.masters,
-		lh.cpu/ka.cpu, lh.rss/ka.rss)
+		lh.cpu/ka.cpu, lh.rss/ka.rss,
+		lh.anon, lh.file, binMiB(abs), verdict(lh.cpu <= ka.cpu, "%.2f vs %.2f CPU-s", lh.cpu, ka.cpu),
+		verdict(lh.rss <= ka.rss, "%.1f vs %.1f MiB", lh.rss, ka.rss))
 	fmt.Print(table)
 	if *out != "" {
 		if err := benchdoc.Record(*out, "scale", fmt.Sprintf("%d VRRP instances: CPU and memory against keepalived (make bench-scale)", *n), table); err != nil {
@@ -87,7 +91,44 @@ func main() {
 
 type result struct {
 	cpu, rss, pps float64
+	anon, file    float64 // of the main process, MiB
 	masters       int
+}
+
+// verdict says met or missed, with the figures.
+func verdict(met bool, format string, args ...any) string {
+	if met {
+		return "met (" + fmt.Sprintf(format, args...) + ")"
+	}
+	return "missed (" + fmt.Sprintf(format, args...) + ")"
+}
+
+// binMiB is the size of a file in MiB.
+func binMiB(path string) float64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(st.Size()) / (1 << 20)
+}
+
+// rssParts reads RssAnon and RssFile (MiB) of one process.
+func rssParts(pid int) (anon, file float64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb / 1024
+		case "RssFile:":
+			file = kb / 1024
+		}
+	}
+	return anon, file
 }
 
 func measure(name, a, b string, dur time.Duration, n int, start func() *exec.Cmd) result {
@@ -117,6 +158,7 @@ func measure(name, a, b string, dur time.Duration, n int, start func() *exec.Cmd
 	rx1 := rxPackets(b)
 	el := time.Since(t0).Seconds()
 	r := result{cpu: cpu1 - cpu0, rss: rss, pps: float64(rx1-rx0) / el, masters: vipCount(a)}
+	r.anon, r.file = rssParts(pid) // ip netns exec execs: pid is the program
 	fmt.Fprintf(os.Stderr, "%s: %.2f CPU-s, %.1f MiB RSS, %.0f adverts/s, %d VIPs up\n", name, r.cpu, r.rss, r.pps, r.masters)
 	if r.masters != n {
 		fmt.Fprintf(os.Stderr, "warning: %s has %d of %d VIPs up\n", name, r.masters, n)
