@@ -20,6 +20,9 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	plan, err := daemon.Load(args[1])
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		if w, werr := daemon.LoadQuorum(args[1], true); werr == nil && len(w.Config.Instance) == 0 {
+			fmt.Fprintf(stderr, "%s looks like a raft witness's file: check it with `leasehold witness --check -c %s`\n", args[1], args[1])
+		}
 		return 1
 	}
 	c := plan.Config

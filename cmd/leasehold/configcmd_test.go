@@ -39,3 +39,17 @@ func TestCheckAndRunAgree(t *testing.T) {
 		}
 	}
 }
+
+// The witness unit checks its file with `witness --check` (config check
+// wants VRRP instances and says where to look instead).
+func TestWitnessCheck(t *testing.T) {
+	f := "../../deploy/examples/witness/witness.yaml"
+	var out, errb bytes.Buffer
+	if code := cmdWitnessCtx(t.Context(), []string{"--check", "-c", f}, &errb); code != 0 {
+		t.Fatalf("witness --check: exit %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := cmdConfig([]string{"check", f}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "leasehold witness --check") {
+		t.Fatalf("config check of a witness file: exit %d: %s", code, errb.String())
+	}
+}

@@ -26,6 +26,7 @@ func cmdWitnessCtx(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("c", "/etc/leasehold/witness.yaml", "configuration file (node and quorum sections)")
+	check := fs.Bool("check", false, "check the file as the witness would run it, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -38,6 +39,10 @@ func cmdWitnessCtx(ctx context.Context, args []string, stderr io.Writer) int {
 	if cfg.Quorum.Backend != config.BackendRaft {
 		fmt.Fprintf(stderr, "%s: quorum.backend is %q: a witness is a raft voter (backend: raft)\n", *file, cfg.Quorum.Backend)
 		return 1
+	}
+	if *check {
+		fmt.Fprintf(stderr, "%s: ok: raft witness %s of %d voters, data in %s\n", *file, plan.Raft.ID, len(plan.Raft.Peers), plan.Raft.DataDir)
+		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("node", cfg.Node.Name, "role", "witness")
 	m, err := raft.NewMember(plan.Raft, log)
