@@ -90,7 +90,8 @@ func TestLabDrills(t *testing.T) {
 	// Live drills, run the way an operator runs them on a real node: from
 	// inside a node's namespace, against its own config and daemon.
 	owner := meta.Nodes[0]
-	od := &labdaemon.Daemon{Sock: filepath.Join(dir, owner, "lh.sock")}
+	od := labdaemon.Attach(filepath.Join(dir, owner, "lh.sock"))
+	defer od.Close()
 	for _, sc := range []string{"freeze", "vrrp-partition"} {
 		for end := time.Now().Add(20 * time.Second); ; {
 			if st, err := od.Status(); err == nil && len(st.Groups) > 0 && st.Groups[0].Role == "owner" {

@@ -116,27 +116,31 @@ func (l *Lab) startDaemon(node string) error {
 
 // NodeStatus is what a drill reads about one node.
 type NodeStatus struct {
-	Running bool   // the daemon process exists (maybe frozen)
-	Up      bool   // its status API answered
-	PID     int    // the daemon's PID
-	Role    string // of group 1
-	Epoch   uint64 // of group 1
-	Roles   []string
+	Running bool // the daemon process exists (maybe frozen)
+	Up      bool // its status API answered
+	PID     int  // the daemon's PID
+	// StartTime is the daemon's start time as lab.json records it (clock
+	// ticks since boot, /proc/PID/stat field 22): with PID, it names the
+	// process.
+	StartTime uint64
+	Role      string // of group 1
+	Epoch     uint64 // of group 1
+	Roles     []string
 }
 
 // Status reads a node's daemon: process and status API.
-func (l *Lab) Status(_ context.Context, node string) (NodeStatus, error) {
+func (l *Lab) Status(ctx context.Context, node string) (NodeStatus, error) {
 	l.mu.Lock()
 	rec, ok := l.meta.Daemons[node]
 	l.mu.Unlock()
 	if !ok {
 		return NodeStatus{}, fmt.Errorf("%w: %q", netlab.ErrNoHost, node)
 	}
-	ns := NodeStatus{Running: rec.Alive(), PID: rec.PID}
+	ns := NodeStatus{Running: rec.Alive(), PID: rec.PID, StartTime: rec.StartTime}
 	if !ns.Running {
 		return ns, nil
 	}
-	st, err := l.statusOf(node)
+	st, err := l.statusOf(ctx, node)
 	if err != nil {
 		return ns, nil
 	}
