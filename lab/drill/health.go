@@ -300,10 +300,7 @@ func (h Health) Write(w io.Writer) {
 	fmt.Fprintln(tw, "PROCESS\tMETRIC\tFIRST ⅓\tLAST ⅓\tALLOWED\tVERDICT\tSERIES (↻ restart)")
 	for _, s := range h.Series {
 		for i, m := range healthMetrics {
-			g := Growth{Metric: m.name}
-			if i < len(s.Growth) {
-				g = s.Growth[i]
-			}
+			g := s.growth(i, m)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Process, m.name, fmtValue(g.First, m.unit), fmtValue(g.Last, m.unit),
 				fmtValue(g.Limit, m.unit), growthVerdict(g), s.series(m))
 		}
@@ -313,6 +310,14 @@ func (h Health) Write(w io.Writer) {
 	for _, r := range h.Reasons {
 		fmt.Fprintf(w, "FAIL: %s\n", r)
 	}
+}
+
+// growth returns the judgement of the i-th metric (zero if not judged yet).
+func (s HealthSeries) growth(i int, m healthMetric) Growth {
+	if i < len(s.Growth) {
+		return s.Growth[i]
+	}
+	return Growth{Metric: m.name}
 }
 
 func growthVerdict(g Growth) string {

@@ -262,10 +262,7 @@ func writeHealthHTML(w io.Writer, h Health) {
 	fmt.Fprint(w, "<table class=\"sum\"><tr><th>process</th><th>metric</th><th>first ⅓ median</th><th>last ⅓ median</th><th>allowed growth</th><th>verdict</th><th>series</th><th>samples (↻ restart)</th></tr>\n")
 	for _, s := range h.Series {
 		for i, m := range healthMetrics {
-			g := Growth{Metric: m.name}
-			if i < len(s.Growth) {
-				g = s.Growth[i]
-			}
+			g := s.growth(i, m)
 			cls := ""
 			if g.Unbounded {
 				cls = "FAIL"
