@@ -123,9 +123,11 @@ type NodeStatus struct {
 	// ticks since boot, /proc/PID/stat field 22): with PID, it names the
 	// process.
 	StartTime uint64
-	Role      string // of group 1
-	Epoch     uint64 // of group 1
-	Roles     []string
+	// Err is why the status API did not answer (Running but not Up).
+	Err   string `json:",omitempty"`
+	Role  string // of group 1
+	Epoch uint64 // of group 1
+	Roles []string
 }
 
 // Status reads a node's daemon: process and status API.
@@ -142,6 +144,7 @@ func (l *Lab) Status(ctx context.Context, node string) (NodeStatus, error) {
 	}
 	st, err := l.statusOf(ctx, node)
 	if err != nil {
+		ns.Err = err.Error()
 		return ns, nil
 	}
 	ns.Up = true
@@ -299,8 +302,12 @@ func (l *Lab) steady(ctx context.Context) (string, bool) {
 	ok := true
 	for _, n := range l.meta.Nodes {
 		st, _ := l.Status(ctx, n)
-		if !st.Up {
-			fmt.Fprintf(&b, "%s down; ", n)
+		switch {
+		case !st.Running:
+			fmt.Fprintf(&b, "%s down (no daemon: pid %d gone); ", n, st.PID)
+			ok = false
+		case !st.Up:
+			fmt.Fprintf(&b, "%s down (pid %d runs, status API: %s); ", n, st.PID, st.Err)
 			ok = false
 		}
 	}
