@@ -3,19 +3,13 @@ package drill_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/leasehold/leasehold/lab/drill"
-	"github.com/leasehold/leasehold/lab/labctl"
-	"github.com/leasehold/leasehold/lab/netlab/netlabtest"
-	"github.com/leasehold/leasehold/test/lhtest"
 )
 
 // TestLabSoak is issue 15 in small: a 90 s soak (seed 42) on a lab of 3
@@ -25,33 +19,7 @@ import (
 // is left behind per fault), every health series passes HealthRule, and
 // every failed fault says why.
 func TestLabSoak(t *testing.T) {
-	netlabtest.Require(t)
-	bin, err := lhtest.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := t.TempDir()
-	name := fmt.Sprintf("s%d", os.Getpid())
-	lh := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		if err != nil {
-			return string(out), fmt.Errorf("leasehold %s: %w\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out), nil
-	}
-	t.Cleanup(func() { lh("lab", "down", "--dir", parent, "--lab", name) })
-	if _, err := lh("lab", "up", "--dir", parent, "--name", name, "--nodes", "3", "--groups", "3"); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := labctl.Resolve(parent, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := labctl.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	_, _, _, _, _, l := upCLILab(t, "s", "--nodes", "3", "--groups", "3")
 
 	// After each fault: this process's goroutines and open fds.
 	type reading struct{ goroutines, fds int }
