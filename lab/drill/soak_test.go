@@ -55,6 +55,15 @@ func TestLabSoak(t *testing.T) {
 		t.Errorf("the soak process grew between the first and the last fault: goroutines %d -> %d, fds %d -> %d",
 			first.goroutines, last.goroutines, first.fds, last.fds)
 	}
+	// Between faults the checkers are stopped and the lab's three status
+	// clients hold at most 4 connections each: a few dozen goroutines and
+	// fds. A client per call, even one closing idle connections after 2 s,
+	// holds 250-350 goroutines and 130-180 fds.
+	for i, x := range after {
+		if x.goroutines > 100 || x.fds > 64 {
+			t.Errorf("after fault %d the soak process holds %d goroutines and %d fds (want at most 100 and 64)", i+1, x.goroutines, x.fds)
+		}
+	}
 	if !sum.Health.Pass {
 		t.Errorf("health: %v", sum.Health.Reasons)
 	}
