@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -66,6 +67,9 @@ func WriteHTML(w io.Writer, rep Report) error {
 			i, e(r.Scenario), r.Run, r.Verdict, r.Verdict, r.DualARPRounds, orDash(r.AddrBothUS, us(r.AddrBothUS)), us(r.OutageUS), e(no), epochChange(r), e(r.OldOwner), e(r.FinalOwner))
 	}
 	p("</table>\n")
+	if rep.Health != nil {
+		writeHealthHTML(bw, *rep.Health)
+	}
 	for i, r := range rep.Results {
 		p("<section class=\"run\" id=\"r%d\"><h2>%s · run %d · <span class=\"%s\">%s</span></h2>\n", i, e(r.Scenario), r.Run, r.Verdict, r.Verdict)
 		p("<div class=\"fault\">%s</div>\n", e(r.Fault))
@@ -242,4 +246,51 @@ func writeSVG(w io.Writer, r Result) {
 		fmt.Fprintf(w, `<span><i class="sw" style="background:%s"></i>%s</span>`, color[n], e(n))
 	}
 	fmt.Fprint(w, `<span><i class="sw" style="background:#d33"></i>client failing / two MACs</span><span><i class="sw" style="background:#fbecc8"></i>fault window</span></div>`+"\n")
+}
+
+// writeHealthHTML renders the soak's health series: per process and
+// metric, the rule's figures, the verdict and the samples, with a small
+// line chart (svg.health).
+func writeHealthHTML(w io.Writer, h Health) {
+	e := html.EscapeString
+	verdict := map[bool]string{true: "PASS", false: "FAIL"}[h.Pass]
+	fmt.Fprintf(w, "<h2 id=\"health\">health of the daemons and the soak process: <span class=\"%s\">%s</span></h2>\n", verdict, verdict)
+	fmt.Fprintf(w, "<p>Sampled every %s (and at the start and the end) at %s. Rule: %s.</p>\n", e(h.Every), e(h.sampleTimes()), e(h.Rule))
+	for _, r := range h.Reasons {
+		fmt.Fprintf(w, "<div class=\"reason\">FAIL: %s</div>\n", e(r))
+	}
+	fmt.Fprint(w, "<table class=\"sum\"><tr><th>process</th><th>metric</th><th>first ⅓ median</th><th>last ⅓ median</th><th>allowed growth</th><th>verdict</th><th>series</th><th>samples (↻ restart)</th></tr>\n")
+	for _, s := range h.Series {
+		for i, m := range healthMetrics {
+			g := s.growth(i, m)
+			cls := ""
+			if g.Unbounded {
+				cls = "FAIL"
+			}
+			fmt.Fprintf(w, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td><td>",
+				e(s.Process), m.name, fmtValue(g.First, m.unit), fmtValue(g.Last, m.unit), fmtValue(g.Limit, m.unit), cls, growthVerdict(g))
+			sparkline(w, s.Samples, m)
+			fmt.Fprintf(w, "</td><td>%s</td></tr>\n", e(s.series(m)))
+		}
+	}
+	fmt.Fprint(w, "</table>\n")
+}
+
+// sparkline draws the samples of one metric as a 160×24 polyline.
+func sparkline(w io.Writer, samples []HealthSample, m healthMetric) {
+	const sw, sh = 160, 24
+	var hi int64 = 1
+	var last float64 = 1
+	for _, x := range samples {
+		hi = max(hi, m.get(x))
+		last = max(last, x.AtS)
+	}
+	var pts []string
+	for _, x := range samples {
+		if v := m.get(x); v >= 0 {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x.AtS/last*(sw-2)+1, sh-1-float64(v)/float64(hi)*(sh-2)))
+		}
+	}
+	fmt.Fprintf(w, `<svg class="health" width="%d" height="%d" viewBox="0 0 %d %d"><polyline fill="none" stroke="#2b7bb9" stroke-width="1.5" points="%s"/></svg>`,
+		sw, sh, sw, sh, strings.Join(pts, " "))
 }

@@ -22,40 +22,7 @@ import (
 // (2 nodes, raft), `drill kill9` and `drill graceful` with their verdicts,
 // `lab down` leaving no namespace and no process behind.
 func TestLabDrills(t *testing.T) {
-	netlabtest.Require(t)
-	bin, err := lhtest.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := t.TempDir()
-	name := fmt.Sprintf("t%d", os.Getpid())
-	lh := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return string(out), fmt.Errorf("leasehold %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return string(out), nil
-	}
-	down := func() { lh("lab", "down", "--dir", parent, "--lab", name) }
-	t.Cleanup(down)
-
-	start := time.Now()
-	if out, err := lh("lab", "up", "--dir", parent, "--name", name, "--nodes", "2", "--quorum", "raft"); err != nil {
-		t.Fatal(err)
-	} else {
-		t.Logf("lab up in %v:\n%s", time.Since(start).Round(time.Millisecond), out)
-	}
-	dir, err := labctl.Resolve(parent, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := labctl.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lh, bin, parent, name, dir, l := upCLILab(t, "t", "--nodes", "2", "--quorum", "raft")
 	meta := l.Meta()
 
 	for _, sc := range []string{"kill9", "graceful"} {
@@ -90,7 +57,8 @@ func TestLabDrills(t *testing.T) {
 	// Live drills, run the way an operator runs them on a real node: from
 	// inside a node's namespace, against its own config and daemon.
 	owner := meta.Nodes[0]
-	od := &labdaemon.Daemon{Sock: filepath.Join(dir, owner, "lh.sock")}
+	od := labdaemon.Attach(filepath.Join(dir, owner, "lh.sock"))
+	defer od.Close()
 	for _, sc := range []string{"freeze", "vrrp-partition"} {
 		for end := time.Now().Add(20 * time.Second); ; {
 			if st, err := od.Status(); err == nil && len(st.Groups) > 0 && st.Groups[0].Role == "owner" {
@@ -162,4 +130,45 @@ func TestLabDrills(t *testing.T) {
 	if _, err := os.Stat(dir); err == nil {
 		t.Errorf("lab directory %s left after lab down", dir)
 	}
+}
+
+// upCLILab brings a lab up through the CLI (`lab up` with upArgs, named
+// prefix and the test's PID, under a temporary directory), with `lab down`
+// as the test's cleanup. It returns the CLI runner (stdout; stderr in the
+// error), the binary, the lab's parent directory, name and directory, and
+// the lab opened in this process.
+func upCLILab(t *testing.T, prefix string, upArgs ...string) (lh func(...string) (string, error), bin, parent, name, dir string, l *labctl.Lab) {
+	t.Helper()
+	netlabtest.Require(t)
+	bin, err := lhtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent = t.TempDir()
+	name = fmt.Sprintf("%s%d", prefix, os.Getpid())
+	lh = func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return string(out), fmt.Errorf("leasehold %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return string(out), nil
+	}
+	t.Cleanup(func() { lh("lab", "down", "--dir", parent, "--lab", name) })
+	start := time.Now()
+	out, err := lh(append([]string{"lab", "up", "--dir", parent, "--name", name}, upArgs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lab up %v in %v:\n%s", upArgs, time.Since(start).Round(time.Millisecond), out)
+	if dir, err = labctl.Resolve(parent, name); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = labctl.Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return lh, bin, parent, name, dir, l
 }

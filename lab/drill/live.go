@@ -88,7 +88,9 @@ func Live(ctx context.Context, o LiveOptions) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("%w: status.listen %q is not a unix socket: cannot find the daemon's PID", ErrRefused, cfg.Status.Listen)
 	}
-	pid, err := peerPID(sock)
+	d := labdaemon.Attach(sock)
+	defer d.Close()
+	pid, err := d.Client().PeerPID(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: no daemon answering on %s: %v", ErrRefused, sock, err)
 	}
@@ -98,7 +100,6 @@ func Live(ctx context.Context, o LiveOptions) (Result, error) {
 		}
 	}
 	node := cfg.Node.Name
-	d := &labdaemon.Daemon{Sock: sock}
 	r := Result{Scenario: o.Scenario, Target: node, VIP: vip.String(), Nodes: []string{node}, Started: time.Now().UTC(), Duration: o.Duration.String()}
 	obs := &liveObserver{d: d, iface: inst.Interface, vip: vip, start: time.Now()}
 	octx, stopObs := context.WithCancel(context.WithoutCancel(ctx))
@@ -252,28 +253,6 @@ func nft(script string) error {
 		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// peerPID returns the PID of the process serving the unix socket.
-func peerPID(sock string) (int, error) {
-	c, err := net.DialTimeout("unix", sock, 2*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	raw, err := c.(*net.UnixConn).SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *syscall.Ucred
-	var serr error
-	raw.Control(func(fd uintptr) {
-		cred, serr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	})
-	if serr != nil {
-		return 0, serr
-	}
-	return int(cred.Pid), nil
 }
 
 // underRestartingSystemd checks that pid runs in a systemd service whose

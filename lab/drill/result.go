@@ -225,7 +225,7 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 	switch ph.expect {
 	case expectTakeover:
 		if r.NewOwner == "" {
-			r.Reasons = append(r.Reasons, "no new owner served the client")
+			r.Reasons = append(r.Reasons, "no new owner served the client: "+r.takeoverSeen(ph.victim))
 		}
 	case expectWithdrawn:
 		// After the TTL plus a margin, nobody may answer for the VIP.
@@ -251,6 +251,29 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 	if !r.Pass {
 		r.Verdict = "FAIL"
 	}
+}
+
+// takeoverSeen says what the status polls saw of a takeover from victim
+// after the fault, for a run where the client was never served by another
+// node.
+func (r *Result) takeoverSeen(victim string) string {
+	for _, m := range r.Timeline.Status {
+		if m.At >= r.Timeline.FaultUS && m.Node != victim && m.Up && m.Role == "owner" {
+			return fmt.Sprintf("%s reported role owner at +%s (epoch %d) but never answered the client's probes (client outage %s)",
+				m.Node, us(m.At-r.Timeline.FaultUS), m.Epoch, us(r.OutageUS))
+		}
+	}
+	victimDown := false
+	for _, m := range r.Timeline.Status {
+		if m.At >= r.Timeline.FaultUS && m.Node == victim && !m.Up {
+			victimDown = true
+		}
+	}
+	if !victimDown {
+		return fmt.Sprintf("no role change: no other node reported role owner, and %s's daemon kept answering as if the fault had not hit it (client outage %s)",
+			victim, us(r.OutageUS))
+	}
+	return fmt.Sprintf("no role change: no other node reported role owner after %s went down (client outage %s)", victim, us(r.OutageUS))
 }
 
 // us formats microseconds as a rounded duration.

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/leasehold/leasehold/lab/labctl"
 	"github.com/leasehold/leasehold/lab/netlab"
 )
 
@@ -148,17 +149,22 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		if err := stopGracefully(ctx, t, victim, r); err != nil {
 			return ph, err
 		}
-		waitFor(ctx, 15*time.Second, others)
+		if !waitFor(ctx, 15*time.Second, others) {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 15 s of %s's graceful stop", victim))
+		}
 		sleep(ctx, time.Second)
 		ph.restore = s.now()
 		return ph, t.Restart(ctx, victim)
 	case "kill9":
-		r.Fault = fmt.Sprintf("kill -9 of %s's daemon (the owner); restarted after the takeover", victim)
 		ph.fault = s.now()
-		if err := t.Signal(victim, syscall.SIGKILL); err != nil {
+		killed, err := killOwner(ctx, t, victim, 5*time.Second)
+		r.Fault = fmt.Sprintf("kill -9 of %s's daemon (the owner, pid %d); restarted after the takeover", victim, killed.PID)
+		if err != nil {
 			return ph, err
 		}
-		waitFor(ctx, 20*time.Second, others)
+		if !waitFor(ctx, 20*time.Second, others) {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 20 s of the kill -9 of %s (pid %d, gone)", victim, killed.PID))
+		}
 		sleep(ctx, 2*time.Second)
 		ph.restore = s.now()
 		return ph, t.Restart(ctx, victim)
@@ -166,11 +172,14 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		r.Fault = fmt.Sprintf("SIGSTOP of %s's daemon (the owner) for %v, then SIGCONT", victim, sc.Duration)
 		ph.fault = s.now()
 		if err := t.Signal(victim, syscall.SIGSTOP); err != nil {
-			return ph, err
+			return ph, fmt.Errorf("owner %s not frozen: SIGSTOP not delivered: %w", victim, err)
 		}
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
-		return ph, t.Signal(victim, syscall.SIGCONT)
+		if err := t.Signal(victim, syscall.SIGCONT); err != nil {
+			return ph, fmt.Errorf("owner %s not thawed: SIGCONT not delivered: %w", victim, err)
+		}
+		return ph, nil
 	case "vrrp-partition":
 		ph.expect = expectKeep
 		r.Fault = fmt.Sprintf("VRRP (IP proto 112) dropped in and out of %s (the owner) for %v", victim, sc.Duration)
@@ -187,7 +196,9 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		if err := t.CutQuorum(ctx, victim, true); err != nil {
 			return ph, err
 		}
-		waitFor(ctx, 30*time.Second, others)
+		if !waitFor(ctx, 30*time.Second, others) {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 30 s of cutting %s from the quorum", victim))
+		}
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
 		return ph, t.CutQuorum(context.WithoutCancel(ctx), victim, false)
@@ -244,7 +255,7 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 // error, so the run fails) and is killed so the drill can go on.
 func stopGracefully(ctx context.Context, t Target, node string, r *Result) error {
 	if err := t.Signal(node, syscall.SIGTERM); err != nil {
-		return err
+		return fmt.Errorf("%s not stopped: SIGTERM not delivered: %w", node, err)
 	}
 	if waitFor(ctx, 10*time.Second, func() bool { st, _ := t.Status(ctx, node); return !st.Running }) {
 		return nil
@@ -252,4 +263,39 @@ func stopGracefully(ctx context.Context, t Target, node string, r *Result) error
 	t.Signal(node, syscall.SIGKILL)
 	waitFor(ctx, 5*time.Second, func() bool { st, _ := t.Status(ctx, node); return !st.Running })
 	return fmt.Errorf("%s's daemon did not exit within 10 s of SIGTERM (hung shutdown; killed with -9, see its log %s)", node, t.LogPath(node))
+}
+
+// servingPID is a target that can tell which process serves a node's
+// status socket (labctl.Lab).
+type servingPID interface {
+	ServingPID(ctx context.Context, node string) (int, error)
+}
+
+// killOwner sends SIGKILL to node's daemon and verifies it took effect:
+// the process the target records (PID and start time) is the one serving
+// the node's status API, the signal was delivered, and that process is
+// gone within wait. It returns the node's status from before the kill.
+// Every error says what did not happen.
+func killOwner(ctx context.Context, t Target, node string, wait time.Duration) (labctl.NodeStatus, error) {
+	before, err := t.Status(ctx, node)
+	switch {
+	case err != nil:
+		return before, fmt.Errorf("owner %s not killed: its daemon cannot be found: %w", node, err)
+	case !before.Running || before.PID <= 0:
+		return before, fmt.Errorf("owner %s not killed: no running daemon recorded (pid %d)", node, before.PID)
+	}
+	if sp, ok := t.(servingPID); ok {
+		if pid, err := sp.ServingPID(ctx, node); err == nil && pid != before.PID {
+			return before, fmt.Errorf("owner %s not killed: its status socket is served by pid %d but the lab records pid %d (start time %d): "+
+				"refusing to kill -9 a process that is not the owner's daemon", node, pid, before.PID, before.StartTime)
+		}
+	}
+	if err := t.Signal(node, syscall.SIGKILL); err != nil {
+		return before, fmt.Errorf("owner %s (pid %d) still alive after kill -9: signal not delivered: %w", node, before.PID, err)
+	}
+	proc := netlab.ProcRecord{PID: before.PID, StartTime: before.StartTime}
+	if !waitFor(ctx, wait, func() bool { return !proc.Alive() }) {
+		return before, fmt.Errorf("owner %s still alive %v after kill -9: pid %d (start time %d) still runs", node, wait, before.PID, before.StartTime)
+	}
+	return before, nil
 }

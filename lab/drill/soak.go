@@ -16,6 +16,10 @@ type SoakOptions struct {
 	Seed     int64
 	// Progress receives one line per fault (may be nil).
 	Progress io.Writer
+	// HealthEvery is how often the daemons and the soak process are
+	// sampled (RSS, RssAnon, Go heap, goroutines, fds), besides at the
+	// start and the end; default 1 minute.
+	HealthEvery time.Duration
 }
 
 // soakMix is the weighted mix of faults a soak draws from, with the range
@@ -41,30 +45,55 @@ type SoakSummary struct {
 	Elapsed  time.Duration
 	Injected map[string]int
 	Results  []Result
+	// Health is the series of every daemon and of the soak process.
+	Health Health
 }
 
-// Pass reports whether no fault broke an invariant.
+// Pass reports whether no fault broke an invariant and no health series
+// grew without bound (HealthRule).
 func (s SoakSummary) Pass() bool {
 	for _, r := range s.Results {
 		if !r.Pass {
 			return false
 		}
 	}
-	return len(s.Results) > 0
+	return len(s.Results) > 0 && s.Health.Pass
 }
 
 // Soak injects random faults (weighted mix, random durations) one after
 // another until opts.Duration has passed; each is a full Run, so the
 // checkers watch every fault from before it starts until the target is
-// steady again.
-func Soak(ctx context.Context, t Target, opts SoakOptions) (SoakSummary, error) {
+// steady again. Meanwhile it samples the health of every daemon and of
+// itself (at the start, every HealthEvery, at the end) and judges the
+// series by HealthRule; the summary carries them also when it returns an
+// error.
+func Soak(ctx context.Context, t Target, opts SoakOptions) (sum SoakSummary, err error) {
 	rng := rand.New(rand.NewPCG(uint64(opts.Seed), 0x1ea5e401d))
-	sum := SoakSummary{Seed: opts.Seed, Injected: map[string]int{}}
+	sum = SoakSummary{Seed: opts.Seed, Injected: map[string]int{}}
 	total := 0
 	for _, m := range soakMix {
 		total += m.weight
 	}
+	if opts.HealthEvery <= 0 {
+		opts.HealthEvery = time.Minute
+	}
 	start := time.Now()
+	health := newHealthRecorder(t, opts.HealthEvery, start)
+	health.sample(ctx, start)
+	hctx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	hdone := make(chan struct{})
+	go func() {
+		defer close(hdone)
+		health.run(hctx, opts.HealthEvery)
+	}()
+	defer func() {
+		stopHealth()
+		<-hdone
+		health.sample(context.WithoutCancel(ctx), time.Now())
+		health.h.judge()
+		sum.Health = health.h
+		sum.Elapsed = time.Since(start)
+	}()
 	for i := 1; time.Since(start) < opts.Duration && ctx.Err() == nil; i++ {
 		k := rng.IntN(total)
 		m := soakMix[0]
@@ -93,9 +122,11 @@ func Soak(ctx context.Context, t Target, opts SoakOptions) (SoakSummary, error) 
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "%s  fault %d: %-16s %-6s %s dual ARP rounds %d, outage %s\n",
 				time.Now().Format("15:04:05"), i, sc.Name, sc.Duration, r.Verdict, r.DualARPRounds, us(r.OutageUS))
+			for _, x := range r.Reasons {
+				fmt.Fprintf(opts.Progress, "          FAIL: %s\n", x)
+			}
 		}
 	}
-	sum.Elapsed = time.Since(start)
 	return sum, nil
 }
 
@@ -155,7 +186,14 @@ func (s SoakSummary) Write(w io.Writer) {
 		fmt.Fprintf(w, "  %s: %d", b.label, counts[i])
 	}
 	fmt.Fprintln(w)
-	if failed > 0 {
-		fmt.Fprintf(w, "%d fault(s) FAILED; see the JSON or HTML report for the reasons\n", failed)
+	for _, r := range s.Results {
+		for _, x := range r.Reasons {
+			fmt.Fprintf(w, "fault %d (%s) FAILED: %s\n", r.Run, r.Scenario, x)
+		}
 	}
+	if failed > 0 {
+		fmt.Fprintf(w, "%d fault(s) FAILED; the JSON or HTML report has their timelines\n", failed)
+	}
+	fmt.Fprintln(w)
+	s.Health.Write(w)
 }

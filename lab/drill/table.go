@@ -18,16 +18,19 @@ type Report struct {
 	Host    string    `json:"host,omitempty"`
 	Created time.Time `json:"created"`
 	Results []Result  `json:"results"`
+	// Health is a soak's health series (SoakSummary.Health), nil for drills.
+	Health *Health `json:"health,omitempty"`
 }
 
-// Pass reports whether every result passed.
+// Pass reports whether every result passed and, for a soak, no health
+// series grew without bound.
 func (rep Report) Pass() bool {
 	for _, r := range rep.Results {
 		if !r.Pass {
 			return false
 		}
 	}
-	return len(rep.Results) > 0
+	return len(rep.Results) > 0 && (rep.Health == nil || rep.Health.Pass)
 }
 
 // WriteJSON writes rep indented.
@@ -102,6 +105,10 @@ func (rep Report) WriteTable(w io.Writer, verbose bool) {
 				fmt.Fprintf(w, "  %-3s %s\n", t.Node, trimLog(t.Line))
 			}
 		}
+	}
+	if rep.Health != nil {
+		fmt.Fprintln(w)
+		rep.Health.Write(w)
 	}
 }
 

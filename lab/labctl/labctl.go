@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/lab/labdaemon"
 	"github.com/leasehold/leasehold/lab/netlab"
 )
@@ -131,8 +132,9 @@ type Lab struct {
 	net *netlab.Lab
 	log *slog.Logger
 
-	mu   sync.Mutex
-	meta Meta
+	mu      sync.Mutex
+	meta    Meta
+	clients map[string]*statusapi.Client // per node, for the Lab's life
 }
 
 func metaPath(dir string) string  { return filepath.Join(dir, "lab.json") }
@@ -417,16 +419,55 @@ func Remove(dir string) error {
 	return errors.Join(errs...)
 }
 
-// StatusOf reads a node daemon's status API.
-func (l *Lab) statusOf(node string) (labdaemon.Status, error) {
-	d := &labdaemon.Daemon{Sock: l.sock(node)}
-	return d.Status()
+// client returns the node's status API client: one per node for the
+// Lab's life, so polling reuses its connections (a restarted daemon is
+// reached on the same socket path).
+func (l *Lab) client(node string) *statusapi.Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.clients == nil {
+		l.clients = map[string]*statusapi.Client{}
+	}
+	c, ok := l.clients[node]
+	if !ok {
+		c = statusapi.NewClient("unix:" + l.sock(node))
+		l.clients[node] = c
+	}
+	return c
+}
+
+// Close closes the idle connections of the Lab's status clients (the Lab
+// stays usable).
+func (l *Lab) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+// statusOf reads a node daemon's status API.
+func (l *Lab) statusOf(ctx context.Context, node string) (labdaemon.Status, error) {
+	var st labdaemon.Status
+	err := l.client(node).Status(ctx, &st)
+	return st, err
+}
+
+// Metrics reads a node daemon's Prometheus text.
+func (l *Lab) Metrics(ctx context.Context, node string) (string, error) {
+	return l.client(node).Metrics(ctx)
+}
+
+// ServingPID returns the PID of the process serving a node's status
+// socket (SO_PEERCRED), to compare with the one the lab recorded.
+func (l *Lab) ServingPID(ctx context.Context, node string) (int, error) {
+	return l.client(node).PeerPID(ctx)
 }
 
 func (l *Lab) waitReady(ctx context.Context, node string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if _, err := l.statusOf(node); err == nil {
+		if _, err := l.statusOf(ctx, node); err == nil {
 			return nil
 		}
 		l.mu.Lock()

@@ -125,28 +125,35 @@ func (l *Lab) startDaemon(node string) error {
 
 // NodeStatus is what a drill reads about one node.
 type NodeStatus struct {
-	Running bool   // the daemon process exists (maybe frozen)
-	Up      bool   // its status API answered
-	PID     int    // the daemon's PID
-	Role    string // of group 1
-	Epoch   uint64 // of group 1
-	Roles   []string
+	Running bool // the daemon process exists (maybe frozen)
+	Up      bool // its status API answered
+	PID     int  // the daemon's PID
+	// StartTime is the daemon's start time as lab.json records it (clock
+	// ticks since boot, /proc/PID/stat field 22): with PID, it names the
+	// process.
+	StartTime uint64
+	// Err is why the status API did not answer (Running but not Up).
+	Err   string `json:",omitempty"`
+	Role  string // of group 1
+	Epoch uint64 // of group 1
+	Roles []string
 }
 
 // Status reads a node's daemon: process and status API.
-func (l *Lab) Status(_ context.Context, node string) (NodeStatus, error) {
+func (l *Lab) Status(ctx context.Context, node string) (NodeStatus, error) {
 	l.mu.Lock()
 	rec, ok := l.meta.Daemons[node]
 	l.mu.Unlock()
 	if !ok {
 		return NodeStatus{}, fmt.Errorf("%w: %q", netlab.ErrNoHost, node)
 	}
-	ns := NodeStatus{Running: rec.Alive(), PID: rec.PID}
+	ns := NodeStatus{Running: rec.Alive(), PID: rec.PID, StartTime: rec.StartTime}
 	if !ns.Running {
 		return ns, nil
 	}
-	st, err := l.statusOf(node)
+	st, err := l.statusOf(ctx, node)
 	if err != nil {
+		ns.Err = err.Error()
 		return ns, nil
 	}
 	ns.Up = true
@@ -304,8 +311,12 @@ func (l *Lab) steady(ctx context.Context) (string, bool) {
 	ok := true
 	for _, n := range l.meta.Nodes {
 		st, _ := l.Status(ctx, n)
-		if !st.Up {
-			fmt.Fprintf(&b, "%s down; ", n)
+		switch {
+		case !st.Running:
+			fmt.Fprintf(&b, "%s down (no daemon: pid %d gone); ", n, st.PID)
+			ok = false
+		case !st.Up:
+			fmt.Fprintf(&b, "%s down (pid %d runs, status API: %s); ", n, st.PID, st.Err)
 			ok = false
 		}
 	}

@@ -1,31 +1,48 @@
 // Package labdaemon runs `leasehold run` inside netlab hosts, with a client
-// for its status API. Used by the lab, the drills and the acceptance tests.
+// for its status API (one statusapi.Client per Daemon, reused by every
+// call). Used by the lab, the drills and the acceptance tests.
 package labdaemon
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/lab/netlab"
 )
 
-// Daemon is a running `leasehold run` in a lab host.
+// Daemon is a running `leasehold run` in a lab host (Start), or only the
+// status API of one started elsewhere (Attach).
 type Daemon struct {
 	Host *netlab.Host
 	Proc *netlab.Proc
 	Sock string
 	Dir  string
 	log  *SyncBuffer
+
+	clientOnce sync.Once
+	client     *statusapi.Client
 }
+
+// Attach returns a Daemon for the status API on the unix socket sock of a
+// daemon this process did not start (no Host, Proc or log).
+func Attach(sock string) *Daemon { return &Daemon{Sock: sock, log: &SyncBuffer{}} }
+
+// Client returns the daemon's status API client, created on first use and
+// reused by every later call.
+func (d *Daemon) Client() *statusapi.Client {
+	d.clientOnce.Do(func() { d.client = statusapi.NewClient("unix:" + d.Sock) })
+	return d.client
+}
+
+// Close closes the client's idle connections (the Daemon stays usable).
+func (d *Daemon) Close() { d.Client().CloseIdleConnections() }
 
 // SyncBuffer is a goroutine-safe bytes.Buffer.
 type SyncBuffer struct {
@@ -81,10 +98,12 @@ func (d *Daemon) Log() string { return d.log.String() }
 // Signal sends sig to the daemon.
 func (d *Daemon) Signal(sig syscall.Signal) error { return d.Proc.Signal(sig) }
 
-// Kill9 kills the daemon and waits for it.
+// Kill9 kills the daemon, waits for it and closes the client's idle
+// connections.
 func (d *Daemon) Kill9() {
 	d.Proc.Signal(syscall.SIGKILL)
 	d.Proc.Wait(context.Background())
+	d.Close()
 }
 
 // Status is the part of GET /status tests read.
@@ -109,36 +128,16 @@ type Status struct {
 	SocketDrops map[string]uint64 `json:"socket_drops"`
 }
 
-// Status reads the status API.
+// Status reads the status API (at most statusapi.DefaultTimeout).
 func (d *Daemon) Status() (Status, error) {
 	var s Status
-	b, err := d.get("/status")
-	if err != nil {
-		return s, err
-	}
-	return s, json.Unmarshal(b, &s)
+	err := d.Client().Status(context.Background(), &s)
+	return s, err
 }
 
 // Metrics reads the Prometheus text.
 func (d *Daemon) Metrics() (string, error) {
-	b, err := d.get("/metrics")
-	return string(b), err
-}
-
-func (d *Daemon) get(path string) ([]byte, error) {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", d.Sock)
-		}}}
-	resp, err := c.Get("http://leasehold" + path)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, err = b.ReadFrom(resp.Body)
-	return b.Bytes(), err
+	return d.Client().Metrics(context.Background())
 }
 
 // WaitReady polls the status API until it answers.

@@ -50,11 +50,22 @@ func deleteNetns(name string) error {
 // path. The goroutine locks its thread and never unlocks it, so when fn
 // returns the runtime destroys the thread instead of reusing it in a
 // foreign namespace. Goroutines started by fn do not inherit the namespace.
+// The main thread is the exception: the runtime cannot destroy it, and
+// /proc/PID/ns/net (what Cleanup matches processes by) is its namespace,
+// so on it the original namespace is restored before the thread is
+// released; if that fails the thread stays locked (wedged) rather than
+// run other goroutines in the lab's namespace.
 func doInNetns(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		// No UnlockOSThread: the thread is tainted and exits with the goroutine.
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- fmt.Errorf("netlab: open own namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		f, err := os.Open(path)
 		if err != nil {
 			errc <- fmt.Errorf("netlab: open namespace: %w", err)
@@ -66,7 +77,11 @@ func doInNetns(path string, fn func() error) error {
 			errc <- fmt.Errorf("netlab: setns %s: %w", path, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if unix.Gettid() == unix.Getpid() && unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
