@@ -52,6 +52,10 @@ type Status struct {
 	// Listen is "unix:/path" (default /run/leasehold/leasehold.sock) or a
 	// loopback "127.0.0.1:port".
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ (unix socket only;
+	// off by default): for diagnosing memory or goroutine growth in the
+	// field.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Fencing configures the kernel fence and the watchdog.

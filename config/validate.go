@@ -259,6 +259,9 @@ func (c *Config) validateStatus() error {
 		}
 		return nil
 	}
+	if c.Status.Pprof {
+		return c.errAt("status.pprof", "the profiler is served on a unix socket only (status.listen is %q)", l)
+	}
 	ap, err := netip.ParseAddrPort(l)
 	if err != nil {
 		return c.errAt("status.listen", "%q is neither unix:/path nor 127.0.0.1:port", l)

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
@@ -83,7 +84,7 @@ func (osPlatform) Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer,
 	return vrrp.NewAnnouncer(iface, vips)
 }
 
-func (osPlatform) StatusListener(spec string) (net.Listener, error) { return listen(spec) }
+func (osPlatform) StatusListener(spec string) (net.Listener, error) { return statusapi.Listen(spec) }
 
 func (osPlatform) Prober(iface string, vips []netip.Addr) node.Prober {
 	return arpProber{iface: iface, vips: vips, wait: 20 * time.Millisecond}

@@ -279,7 +279,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.close()
-	status, err := d.serveStatus(ctx)
+	status, err := d.serveStatus()
 	if err != nil {
 		return err
 	}

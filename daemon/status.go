@@ -2,17 +2,10 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
@@ -65,26 +58,10 @@ func (d *Daemon) Status() StatusDoc {
 	return doc
 }
 
-// listen opens the status listener: "unix:/path" or a loopback host:port.
-func listen(spec string) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(spec, "unix:"); ok {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			return nil, err
-		}
-		return l, os.Chmod(path, 0o660)
-	}
-	return net.Listen("tcp", spec)
-}
-
-// serveStatus serves the status API until the returned stop is called.
-func (d *Daemon) serveStatus(ctx context.Context) (func(), error) {
+// serveStatus serves the status API (bounded: see package statusapi)
+// until the returned stop is called (after the daemon's own shutdown, so
+// the stop can be watched); stop waits for it to end.
+func (d *Daemon) serveStatus() (func(), error) {
 	l, err := d.plat.StatusListener(d.cfg.Status.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("status listener %s: %w", d.cfg.Status.Listen, err)
@@ -92,20 +69,20 @@ func (d *Daemon) serveStatus(ctx context.Context) (func(), error) {
 	if l == nil {
 		return func() {}, nil
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(d.Status())
-	})
-	mux.Handle("GET /metrics", d.metrics.handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
-	d.log.Info("status API listening", "addr", d.cfg.Status.Listen)
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}, nil
+	srv, err := statusapi.NewServer(statusapi.Options{Listener: l, Status: func() any { return d.Status() },
+		Metrics: d.metrics.handler(), Pprof: d.cfg.Status.Pprof, Log: d.log})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(sctx); err != nil {
+			d.log.Error("status API stopped", "err", err)
+		}
+	}()
+	d.log.Info("status API listening", "addr", d.cfg.Status.Listen, "pprof", d.cfg.Status.Pprof)
+	return func() { stop(); <-done }, nil
 }

@@ -99,10 +99,13 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 		}
 		sum, err := drill.Soak(ctx, l, drill.SoakOptions{Duration: *dur, Seed: *seed, Progress: progress})
 		if err != nil {
+			// What the soak saw up to the error, memory series included.
+			sum.Write(stderr)
 			fmt.Fprintln(stderr, "leasehold drill soak:", err)
 			return 1
 		}
 		rep.Results = sum.Results
+		rep.Health = &sum.Health
 		if *asJSON {
 			rep.WriteJSON(stdout)
 		} else {

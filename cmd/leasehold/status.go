@@ -6,28 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/daemon"
+	"github.com/leasehold/leasehold/daemon/statusapi"
 )
-
-// statusClient returns an HTTP client for spec ("unix:/path" or host:port).
-func statusClient(spec string) (*http.Client, string) {
-	if path, ok := strings.CutPrefix(spec, "unix:"); ok {
-		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", path)
-			},
-		}}, "http://leasehold"
-	}
-	return &http.Client{Timeout: 5 * time.Second}, "http://" + spec
-}
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
@@ -37,14 +23,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c, base := statusClient(*sock)
-	resp, err := c.Get(base + "/status")
+	c := statusapi.NewClient(*sock)
+	defer c.CloseIdleConnections()
+	body, err := c.Get(context.Background(), "/status")
 	if err != nil {
 		fmt.Fprintf(stderr, "leasehold status: %v (is the daemon running? --socket)\n", err)
 		return 1
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	if *asJSON {
 		stdout.Write(body)
 		return 0
