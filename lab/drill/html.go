@@ -87,6 +87,11 @@ func WriteHTML(w io.Writer, rep Report) error {
 		if r.OldOwnerLastARPUS >= 0 {
 			p("<li>the old owner %s last answered ARP %s after the fault</li>", e(r.OldOwner), us(r.OldOwnerLastARPUS))
 		}
+		p("<li>gratuitous ARPs from nodes without the VIP: <b>%d</b>; client outage after the lab was steady again: %s</li>",
+			sumCounts(r.NonHolderGARPs), us(r.SteadyOutageUS))
+		if r.ServedAfterVIPUS >= 0 {
+			p("<li>after the restore the client reached the VIP's holder %s after the VIP went up on it</li>", us(r.ServedAfterVIPUS))
+		}
 		p("<li>epochs before %s, after %s</li>", e(fmtEpochs(r.EpochBefore)), e(fmtEpochs(r.EpochAfter)))
 		p("</ul>\n")
 		for _, x := range r.Notes {

@@ -54,6 +54,22 @@ type Result struct {
 	// OldOwnerLastARPUS: from the fault to the old owner's last ARP
 	// answer during the fault (-1: never answered after the fault).
 	OldOwnerLastARPUS int64 `json:"old_owner_last_arp_us"`
+	// NonHolderGARPs counts, per node, gratuitous ARPs for the VIP sent in
+	// a probe round during which the node never had the VIP: a node that
+	// is not the owner announcing it. Must be 0.
+	NonHolderGARPs map[string]int `json:"non_holder_garps,omitempty"`
+	// ServedAfterVIPUS: after the restore, from the VIP going up on the
+	// node that holds it at the end to the first client answer from that
+	// node (-1: none seen). A blackhole (clients still sending to another
+	// MAC) shows here.
+	ServedAfterVIPUS int64 `json:"served_after_vip_us"`
+	// SteadyOutageUS is the client outage after the target reported
+	// steady again while the VIP stayed where it was (an outage around a
+	// move of the VIP, a handback, is a handover and counted in
+	// RestoreOutageUS): a blackhole. Must stay within two probe intervals.
+	SteadyOutageUS int64 `json:"steady_outage_us"`
+	// ProbeIntervalUS is the client prober's interval.
+	ProbeIntervalUS int64 `json:"probe_interval_us"`
 
 	EpochBefore map[string]uint64 `json:"epoch_before"`
 	EpochAfter  map[string]uint64 `json:"epoch_after"`
@@ -196,6 +212,17 @@ func (r *Result) measure(s *session, ph phases) {
 		if !ph.restore.IsZero() {
 			r.RestoreOutageUS += clip(iv, ph.restore, s.end)
 		}
+		if !ph.steady.IsZero() && !vipMoved(s.mon.Events(), iv, 200*time.Millisecond) {
+			r.SteadyOutageUS += clip(iv, ph.steady, s.end)
+		}
+	}
+	r.ProbeIntervalUS = s.tcp.Interval.Microseconds()
+	if r.ProbeIntervalUS <= 0 {
+		r.ProbeIntervalUS = (20 * time.Millisecond).Microseconds()
+	}
+	r.ServedAfterVIPUS = servedAfterVIP(s, restore)
+	if rep := netlab.BuildReport(s.t.VIP(), netlab.ReportOptions{}, s.mon, s.arp, nil); rep.ARP != nil {
+		r.NonHolderGARPs = rep.ARP.NonHolderGARPs
 	}
 
 	s.mu.Lock()
@@ -206,6 +233,41 @@ func (r *Result) measure(s *session, ph phases) {
 		r.Notes = append(r.Notes, "checker: "+err.Error())
 	}
 	s.mu.Unlock()
+}
+
+// vipMoved reports whether the VIP was added or removed anywhere within
+// slack of the interval iv.
+func vipMoved(events []netlab.AddrEvent, iv netlab.Interval, slack time.Duration) bool {
+	from, to := iv.Start.MonoUS-slack.Microseconds(), iv.End.MonoUS+slack.Microseconds()
+	for _, ev := range events {
+		if ev.At.MonoUS >= from && ev.At.MonoUS <= to {
+			return true
+		}
+	}
+	return false
+}
+
+// servedAfterVIP is the time from the last VIP addition at or after from
+// (on the node holding the VIP at the end) to the first client answer from
+// that node after it; -1 when the VIP did not move after from or the node
+// never answered.
+func servedAfterVIP(s *session, from netlab.Stamp) int64 {
+	var up netlab.Stamp
+	var host string
+	for _, ev := range s.mon.Events() {
+		if ev.Added && !ev.At.Before(from) {
+			up, host = ev.At, ev.Host
+		}
+	}
+	if host == "" {
+		return -1
+	}
+	for _, x := range s.tcp.Samples() {
+		if x.OK() && x.Node == host && !x.At.Before(up) {
+			return x.At.MonoUS - up.MonoUS
+		}
+	}
+	return -1
 }
 
 // clip returns the microseconds of iv inside [from, to).
@@ -242,6 +304,25 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 	if steadyErr != nil {
 		r.Reasons = append(r.Reasons, "not steady after the drill: "+steadyErr.Error())
 	}
+	if r.Timeline.RestoreUS > 0 {
+		if grants := r.grantsAfterRestore(); len(grants) > 1 {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("%d ownership changes after the restore (%v): at most one handback; "+
+				"a node coming back must not disturb the owner", len(grants), grants))
+		}
+	}
+	if n := sumCounts(r.NonHolderGARPs); n > 0 {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("%d gratuitous ARPs for the VIP from nodes that did not hold it: %v", n, r.NonHolderGARPs))
+	}
+	// The client is served again once the lab is steady: an outage then is
+	// a blackhole (clients still sending to a MAC that no longer answers).
+	if limit := 2 * r.ProbeIntervalUS; steadyErr == nil && r.SteadyOutageUS > limit {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("client blackholed for %s after the lab was steady again (limit two probe intervals, %s)",
+			us(r.SteadyOutageUS), us(limit)))
+	}
+	if limit := 2 * r.ProbeIntervalUS; r.ServedAfterVIPUS > limit {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("after the restore the client reached the node holding the VIP only %s after the VIP went up on it "+
+			"(limit two probe intervals, %s): clients kept another MAC", us(r.ServedAfterVIPUS), us(limit)))
+	}
 	if r.AddrBothUS > 0 && r.DualARPRounds == 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("the VIP was configured on two nodes for %s (netlink), but only one answered ARP: "+
 			"the stale address waits for its lifetime to run out while the nftables fence already blocks it", us(r.AddrBothUS)))
@@ -251,6 +332,38 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 	if !r.Pass {
 		r.Verdict = "FAIL"
 	}
+}
+
+// grantsAfterRestore lists the grants ("node@epoch") first reported owner
+// after the restore, in order: a resumed node that made the owner yield
+// and others take turns shows as several.
+func (r *Result) grantsAfterRestore() []string {
+	seen := map[uint64]bool{}
+	for _, m := range r.Timeline.Status {
+		if m.At < r.Timeline.RestoreUS && m.Role == "owner" {
+			seen[m.Epoch] = true
+		}
+	}
+	var out []string
+	for _, m := range r.Timeline.Status {
+		if m.At >= r.Timeline.RestoreUS && m.Up && m.Role == "owner" && !seen[m.Epoch] {
+			seen[m.Epoch] = true
+			if len(out) == 0 && m.Node == r.NewOwner && m.Node != r.OldOwner {
+				// The takeover itself, first polled after the restore.
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s@%d", m.Node, m.Epoch))
+		}
+	}
+	return out
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
 }
 
 // takeoverSeen says what the status polls saw of a takeover from victim

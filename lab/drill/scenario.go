@@ -94,6 +94,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 		}
 	}
 	steadyErr := t.WaitSteady(ctx, 45*time.Second)
+	ph.steady = s.now()
 	sleep(ctx, time.Second)
 	r.EpochAfter = epochs(ctx, t)
 	r.FinalOwner = ownerOf(ctx, t)
@@ -119,6 +120,7 @@ type phases struct {
 	expect  expectation
 	fault   netlab.Stamp // fault injected
 	restore netlab.Stamp // restoring began (zero: nothing to restore)
+	steady  netlab.Stamp // the target reported steady again after the drill
 	victim  string       // the node the fault hit
 	// served is the node expected to serve after the fault ("" = any other than victim).
 	served string

@@ -122,21 +122,25 @@ func TestARPChanges(t *testing.T) {
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // A GARP counts against its host when the host held the VIP at no instant
-// of the round (n2 at 300 announces before it holds: counted; n1 at 200
-// holds: not counted; n1 at 450 just let go inside the round: not counted).
+// of the round, widened by garpSlack (n2 at 300 ms announces long before
+// it holds: counted; n1 at 200 ms holds: not counted; n1 at 450 ms lets go
+// inside the round: not counted; n2 at 520 ms, stamped holding only at
+// 600 ms by the monitor: within the slack, not counted).
 func TestNonHolderGARPs(t *testing.T) {
+	ms := func(v int64) Stamp { return st(v * 1000) }
 	rounds := []ARPRound{
-		{At: st(200), GARPs: map[string]int{"n1": 2}},
-		{At: st(300), GARPs: map[string]int{"n2": 3}},
-		{At: st(450), GARPs: map[string]int{"n1": 1}},
-		{At: st(700), GARPs: map[string]int{"n2": 4}},
+		{At: ms(200), GARPs: map[string]int{"n1": 2}},
+		{At: ms(300), GARPs: map[string]int{"n2": 3}},
+		{At: ms(450), GARPs: map[string]int{"n1": 1}},
+		{At: ms(520), GARPs: map[string]int{"n2": 5}},
+		{At: ms(700), GARPs: map[string]int{"n2": 4}},
 	}
 	holders := []Interval{
-		newInterval(st(0), st(500), false, []string{"n1"}),
-		newInterval(st(500), st(600), false, nil),
-		newInterval(st(600), st(900), true, []string{"n2"}),
+		newInterval(ms(0), ms(500), false, []string{"n1"}),
+		newInterval(ms(500), ms(600), false, nil),
+		newInterval(ms(600), ms(900), true, []string{"n2"}),
 	}
-	got := nonHolderGARPs(rounds, 100*time.Microsecond, holders)
+	got := nonHolderGARPs(rounds, 100*time.Millisecond, holders)
 	if len(got) != 1 || got["n2"] != 3 {
 		t.Fatalf("non-holder GARPs = %v, want n2: 3", got)
 	}

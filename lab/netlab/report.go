@@ -159,16 +159,24 @@ func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARP
 	return r
 }
 
+// garpSlack widens a round when GARPs are matched with the address
+// monitor: the monitor stamps an address when netlink tells it, a little
+// after the daemon added it and sent its burst. A GARP of a demoted node's
+// schedule (seconds later) is still caught.
+const garpSlack = 50 * time.Millisecond
+
 // nonHolderGARPs counts the GARPs of each round's hosts that did not hold
-// the VIP at any instant of the round [At, At+interval].
+// the VIP at any instant of the round [At, At+interval], widened by
+// garpSlack on both sides.
 func nonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interval) map[string]int {
 	var out map[string]int
 	for _, r := range rounds {
-		end := r.At.MonoUS + interval.Microseconds()
+		start := r.At.MonoUS - garpSlack.Microseconds()
+		end := r.At.MonoUS + interval.Microseconds() + garpSlack.Microseconds()
 		for host, n := range r.GARPs {
 			held := false
 			for _, iv := range holders {
-				if iv.End.MonoUS >= r.At.MonoUS && iv.Start.MonoUS <= end && slices.Contains(iv.Who, host) {
+				if iv.End.MonoUS >= start && iv.Start.MonoUS <= end && slices.Contains(iv.Who, host) {
 					held = true
 					break
 				}
