@@ -6,7 +6,7 @@ PKGS     := ./...
 DEB_PKGS := keepalived nftables iproute2 tcpdump chromium
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test test-unit deps lint bench bench-codec bench-scale bench-lease bench-failover demo clean
+.PHONY: all build test test-unit deps lint bench bench-codec bench-scale bench-lease bench-failover soak demo clean
 
 all: build
 
@@ -50,6 +50,18 @@ bench-lease:
 # graceful, kill -9, freeze and VRRP partition; LEASEHOLD_BENCH_RUNS=N (5).
 bench-failover: deps build
 	LEASEHOLD_BENCH=1 $(GO) test -count=1 -timeout 90m -run '^TestBenchFailover$$' -v ./test/acceptance/ | tee /tmp/leasehold-bench-failover.txt
+
+# soak: an hour of faults (SOAK_DURATION) on a raft lab and an etcd lab at
+# once (3 nodes × 3 groups each), then the summaries and memory series into
+# docs/benchmarks.md. Root; ~SOAK_DURATION + 2 min.
+SOAK_DURATION ?= 1h
+soak: deps build
+	$(GO) build -o bin/soakrun ./test/soakrun
+	bin/soakrun -bin $(BIN) -quorum raft -duration $(SOAK_DURATION) -json bin/soak-raft.json > bin/soak-raft.log 2>&1 & r=$$!; \
+	bin/soakrun -bin $(BIN) -quorum etcd -duration $(SOAK_DURATION) -json bin/soak-etcd.json > bin/soak-etcd.log 2>&1 & e=$$!; \
+	wait $$r; rr=$$?; wait $$e; re=$$?; \
+	bin/soakrun -record docs/benchmarks.md bin/soak-raft.json bin/soak-etcd.json; \
+	tail -n 30 bin/soak-raft.log bin/soak-etcd.log; test $$rr = 0 && test $$re = 0
 
 # demo: a lab (2 nodes, raft witness), every drill, the table and the HTML
 # report (bin/drill-report.html), then the lab down; the same as
