@@ -470,6 +470,7 @@ func (l *Lab) Down(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.up = false
+	l.state.close()
 	if _, err := os.Stat(l.opts.StateFile); err != nil {
 		return nil
 	}

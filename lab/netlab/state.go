@@ -45,16 +45,29 @@ type ProcRecord struct {
 
 // stateFile persists State atomically (write to a temporary file, rename).
 type stateFile struct {
-	mu   sync.Mutex
-	path string
-	st   State
+	mu     sync.Mutex
+	path   string
+	st     State
+	closed bool // the lab is being torn down: the file is no longer written
 }
 
 func (f *stateFile) update(fn func(*State)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(&f.st)
+	if f.closed {
+		return nil
+	}
 	return writeState(f.path, f.st)
+}
+
+// close stops writing the file: a process of the lab that exits while the
+// lab is torn down must not write it again after Cleanup removed it (the
+// directory would be left with a state file of an empty lab).
+func (f *stateFile) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
 }
 
 func writeState(path string, st State) error {
