@@ -32,6 +32,11 @@ const (
 	DropQueueFull   // the instance's receive queue was full
 	DropOwnAdvert   // our own advert, looped back
 	DropUnknownPeer // unicast source not among the configured peers
+	// DropForeignSpeaker: lease mode, the source is not a member of the
+	// group (its configured peers, or the nodes registered with the group
+	// at the quorum): it may neither displace the owner nor make a backup
+	// a candidate.
+	DropForeignSpeaker
 
 	numDropReasons
 )
@@ -55,6 +60,7 @@ var dropNames = [numDropReasons]string{
 	DropQueueFull:         "queue_full",
 	DropOwnAdvert:         "own_advert",
 	DropUnknownPeer:       "unknown_peer",
+	DropForeignSpeaker:    "foreign_speaker",
 }
 
 // String returns the reason's stable snake_case name.

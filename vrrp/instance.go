@@ -106,6 +106,9 @@ type Status struct {
 	GARPsSent     uint64 `json:"garps_sent"`
 	GARPsWithheld uint64 `json:"garps_withheld,omitempty"`
 	GARPFailures  uint64 `json:"garp_failures,omitempty"`
+	// Foreign: non-members heard on the VRID (lease mode), most recent
+	// first; their adverts are dropped (DropForeignSpeaker).
+	Foreign []ForeignSpeaker `json:"foreign_speakers,omitempty"`
 }
 
 // ErrNotAdded: Instance.Run was called before Mux.Add.
@@ -134,11 +137,12 @@ type Instance struct {
 	// replaced in tests).
 	write func(b []byte, src, dst netip.Addr) error
 
-	mux   *Mux // set by Mux.Add
-	wake  chan struct{}
-	drops DropCounters
-	sent  atomic.Uint64
-	recv  atomic.Uint64
+	mux     *Mux // set by Mux.Add
+	wake    chan struct{}
+	drops   DropCounters
+	foreign foreignTable
+	sent    atomic.Uint64
+	recv    atomic.Uint64
 	// withheld adverts; GARPs sent, withheld, failed
 	advWithheld, garpSent, garpWithheld, garpFailed atomic.Uint64
 
@@ -250,6 +254,7 @@ func (in *Instance) Status() Status {
 	s.AdvertsWithheld = in.advWithheld.Load()
 	s.GARPsSent, s.GARPsWithheld, s.GARPFailures = in.garpSent.Load(), in.garpWithheld.Load(), in.garpFailed.Load()
 	s.Drops = in.drops.Snapshot()
+	s.Foreign = in.foreignSpeakers()
 	return s
 }
 

@@ -66,6 +66,7 @@ type segOpts struct {
 	prio    uint8
 	preempt bool
 	peers   []netip.Addr // unicast peers; none: multicast
+	members vrrp.Members // lease mode membership; nil: anyone
 }
 
 // startSegHost builds and runs a host on seg; call stop (deferred) before
@@ -101,6 +102,9 @@ func startSegHost(t *testing.T, seg *vrrptest.Segment, name string, src netip.Ad
 		case h.wake <- struct{}{}:
 		default:
 		}
+	}
+	if o.members != nil {
+		in.SetMembers(o.members)
 	}
 	if err := mux.Add(in); err != nil {
 		t.Fatal(err)

@@ -142,6 +142,9 @@ func (x *Mux) handle(b []byte, meta PacketMeta, adv *Advert, now time.Time) {
 		in.drops.Inc(DropOwnAdvert)
 		return
 	}
+	if !in.admit(meta.Src, adv.Priority, now) {
+		return
+	}
 	if len(in.cfg.Peers) > 0 && !slices.Contains(in.cfg.Peers, meta.Src) {
 		in.drops.Inc(DropUnknownPeer)
 		return
