@@ -116,6 +116,16 @@ func answering(w *daemontest.World, names ...string) func() bool {
 	}
 }
 
+// watchedWorld returns a world (quorum TTLs from 500 ms) whose VIP is
+// sampled every millisecond for two answering nodes; stop ends that.
+func watchedWorld() (w *daemontest.World, stop func()) {
+	w = daemontest.NewWorld(500 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Watch(ctx, time.Millisecond, vip) })
+	return w, func() { cancel(); wg.Wait() }
+}
+
 // Two daemons, assembled by daemon.New from plans on an in-memory
 // platform, elect an owner; then owner loss (cut off from the L2 and the
 // quorum), its return and preemption, a graceful handover, and a quorum
@@ -123,11 +133,8 @@ func answering(w *daemontest.World, names ...string) func() bool {
 // at every address change).
 func TestTwoDaemonsOwnerLossHandoverQuorumLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := daemontest.NewWorld(500 * time.Millisecond)
-		watchCtx, stopWatch := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { w.Watch(watchCtx, time.Millisecond, vip) })
-		defer func() { stopWatch(); wg.Wait() }()
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
 
 		n1 := startDaemon(t, w, "n1", "10.0.0.1", 120)
 		n2 := startDaemon(t, w, "n2", "10.0.0.2", 100)
