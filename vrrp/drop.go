@@ -37,6 +37,10 @@ const (
 	// at the quorum): it may neither displace the owner nor make a backup
 	// a candidate.
 	DropForeignSpeaker
+	// Authenticated adverts (hmac.go), an instance with an HMAC key:
+	DropMACMissing // no HMAC trailer
+	DropBadMAC     // the HMAC does not verify (wrong key, forged or altered, spoofed source)
+	DropReplay     // counter not above the sender's last, or outside the freshness window
 
 	numDropReasons
 )
@@ -61,6 +65,9 @@ var dropNames = [numDropReasons]string{
 	DropOwnAdvert:         "own_advert",
 	DropUnknownPeer:       "unknown_peer",
 	DropForeignSpeaker:    "foreign_speaker",
+	DropMACMissing:        "hmac_missing",
+	DropBadMAC:            "hmac_bad",
+	DropReplay:            "hmac_replay",
 }
 
 // String returns the reason's stable snake_case name.

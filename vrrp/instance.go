@@ -43,6 +43,9 @@ type InstanceConfig struct {
 	GarpRepeat  int
 	GarpDelay   time.Duration
 	GarpRefresh time.Duration
+	// HMACKey: if set, adverts carry an HMAC trailer (hmac.go) and adverts
+	// without a valid, fresh one are dropped. leasehold nodes only.
+	HMACKey []byte
 	// LeaseGated: becoming master does not announce the VIPs; the owner of
 	// the group's lease calls Announce once the VIPs are really up. A
 	// lease-gated instance also consults its Gate (SetGate) before it
@@ -141,6 +144,8 @@ type Instance struct {
 	wake    chan struct{}
 	drops   DropCounters
 	foreign foreignTable
+	counter Counter     // HMAC counters sent
+	replay  ReplayGuard // HMAC counters accepted
 	sent    atomic.Uint64
 	recv    atomic.Uint64
 	// withheld adverts; GARPs sent, withheld, failed
@@ -333,6 +338,22 @@ func (in *Instance) deliver(a AdvertReceived, now time.Time) {
 	d := in.deadlineLocked()
 	in.mu.Unlock()
 	in.poke(d)
+}
+
+// authentic checks an advert's HMAC trailer if the instance has a key
+// (DropNone if it has none).
+func (in *Instance) authentic(advert, trailer []byte, src, dst netip.Addr, now time.Time) DropReason {
+	if len(in.cfg.HMACKey) == 0 {
+		return DropNone
+	}
+	counter, r := VerifyMAC(advert, trailer, in.cfg.HMACKey, src, dst)
+	if r != DropNone {
+		return r
+	}
+	if !in.replay.Accept(src, counter, now) {
+		return DropReplay
+	}
+	return DropNone
 }
 
 // poke tells the Mux's scheduler about a deadline that may be earlier than
@@ -588,11 +609,17 @@ func (in *Instance) sendLocked(prio uint8, out *Outbox) {
 		}
 	}
 	for i, d := range in.advDsts {
+		pkt := in.advPkts[i]
+		if len(in.cfg.HMACKey) > 0 {
+			// A fresh buffer per advert: a batch may still hold the last.
+			pkt = AppendMAC(append(make([]byte, 0, len(pkt)+TrailerLen), pkt...), in.cfg.HMACKey,
+				in.cfg.Src, d, in.counter.Next(time.Now()))
+		}
 		if out != nil {
-			out.Add(in.advPkts[i], in.cfg.Src, d)
+			out.Add(pkt, in.cfg.Src, d)
 			continue
 		}
-		if err := in.write(in.advPkts[i], in.cfg.Src, d); err != nil {
+		if err := in.write(pkt, in.cfg.Src, d); err != nil {
 			in.lastErr = err.Error()
 			in.log.Warn("send advert failed", "err", err)
 			continue

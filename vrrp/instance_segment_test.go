@@ -67,6 +67,7 @@ type segOpts struct {
 	preempt bool
 	peers   []netip.Addr // unicast peers; none: multicast
 	members vrrp.Members // lease mode membership; nil: anyone
+	hmacKey []byte       // authenticated adverts
 }
 
 // startSegHost builds and runs a host on seg; call stop (deferred) before
@@ -89,6 +90,7 @@ func startSegHost(t *testing.T, seg *vrrptest.Segment, name string, src netip.Ad
 		Peers:     o.peers,
 		VIPs:      []netip.Addr{vip},
 		GarpDelay: 5 * time.Second,
+		HMACKey:   o.hmacKey,
 	}
 	in, err := vrrp.NewInstance(cfg, mux.Socket(), seg.Announcer(name), segEffects{h}, log)
 	if err != nil {
