@@ -49,11 +49,16 @@ type testDaemon struct {
 	done chan error
 }
 
-func startDaemon(t *testing.T, w *daemontest.World, name string, addr string, prio int) *testDaemon {
+// startDaemon starts a daemon; extra lines go into its instance's block.
+func startDaemon(t *testing.T, w *daemontest.World, name string, addr string, prio int, extra ...string) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "leasehold.yaml")
-	if err := os.WriteFile(path, []byte(nodeConf(name, prio, dir)), 0o644); err != nil {
+	conf := nodeConf(name, prio, dir)
+	for _, x := range extra {
+		conf += "    " + x + "\n"
+	}
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	plan, err := daemon.Load(path)

@@ -2,7 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -135,6 +138,55 @@ func TestForeignSpeaker(t *testing.T) {
 		n2.shutdown(t)
 		n1.shutdown(t)
 		time.Sleep(time.Second) // let a probe in flight end
+		if v := w.Violations(); len(v) > 0 {
+			t.Fatalf("two nodes answered for the VIP:\n%v", v)
+		}
+	})
+}
+
+// With authenticated adverts (auth_type HMAC) a forged advert from a
+// member's address is refused too: the speaker spoofing both members at
+// priority 254 moves nothing and costs no quorum write.
+func TestForeignSpeakerSpoofingMembersHMAC(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "vrrp.key")
+	if err := os.WriteFile(keyFile, []byte("a key shared by the group's nodes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth := fmt.Sprintf("authentication: {auth_type: HMAC, key_file: %s}", keyFile)
+	synctest.Test(t, func(t *testing.T) {
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
+		n1 := startDaemon(t, w, "n1", "10.0.0.1", 120, auth)
+		n2 := startDaemon(t, w, "n2", "10.0.0.2", 100, auth)
+		waitFor(t, 10*time.Second, "n1 owns", func() bool {
+			return answering(w, "n1")() && n1.role() == "owner" && n2.role() == "backup"
+		})
+		w0 := writes(n1, n2)
+		ctx, stop := context.WithCancel(context.Background())
+		var swg sync.WaitGroup
+		swg.Go(func() { speak(ctx, t, w, 254, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")) })
+		silent := 0
+		for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if !answering(w, "n1")() {
+				silent++
+			}
+		}
+		stop()
+		swg.Wait()
+		if silent > 0 || n1.role() != "owner" {
+			t.Errorf("spoofed members: n1 silent in %d samples of 10 ms, role %s", silent, n1.role())
+		}
+		if d := writes(n1, n2) - w0; d != 0 {
+			t.Errorf("spoofed members: %d quorum writes, want 0", d)
+		}
+		for _, td := range []*testDaemon{n1, n2} {
+			if n := td.d.Status().Instances[0].Drops["hmac_missing"]; n < 500 {
+				t.Errorf("%s: %d adverts dropped for a missing MAC, want ~600", td.name, n)
+			}
+		}
+		n2.shutdown(t)
+		n1.shutdown(t)
+		time.Sleep(time.Second)
 		if v := w.Violations(); len(v) > 0 {
 			t.Fatalf("two nodes answered for the VIP:\n%v", v)
 		}
