@@ -109,6 +109,8 @@ type Status struct {
 	GARPsSent     uint64 `json:"garps_sent"`
 	GARPsWithheld uint64 `json:"garps_withheld,omitempty"`
 	GARPFailures  uint64 `json:"garp_failures,omitempty"`
+	// HMAC: adverts are authenticated (hmac.go).
+	HMAC bool `json:"hmac,omitempty"`
 	// Foreign: non-members heard on the VRID (lease mode), most recent
 	// first; their adverts are dropped (DropForeignSpeaker).
 	Foreign []ForeignSpeaker `json:"foreign_speakers,omitempty"`
@@ -260,6 +262,7 @@ func (in *Instance) Status() Status {
 	s.GARPsSent, s.GARPsWithheld, s.GARPFailures = in.garpSent.Load(), in.garpWithheld.Load(), in.garpFailed.Load()
 	s.Drops = in.drops.Snapshot()
 	s.Foreign = in.foreignSpeakers()
+	s.HMAC = len(in.cfg.HMACKey) > 0
 	return s
 }
 

@@ -42,16 +42,24 @@ type daemonAPI interface {
 type foreignPhase struct {
 	name string
 	adv  vrrp.Advert
+	srcs []netip.Addr // the speaker's (forged) sources
 }
 
-func foreignPhases(vip netip.Addr) []foreignPhase {
-	return []foreignPhase{
-		{"VRRPv3, priority 254, advert 0.1 s, no authentication",
-			vrrp.Advert{Version: 3, VRID: 1, Priority: 254, Interval: 100 * time.Millisecond, Addrs: []netip.Addr{vip}}},
+// foreignPhases: from the client's own address, VRRPv3 as the lab speaks
+// it, then VRRPv2 with PASS; with authenticated adverts (hmac) also
+// VRRPv3 forged from every member's address at once.
+func foreignPhases(vip, client netip.Addr, members []netip.Addr, hmac bool) []foreignPhase {
+	v3 := vrrp.Advert{Version: 3, VRID: 1, Priority: 254, Interval: 100 * time.Millisecond, Addrs: []netip.Addr{vip}}
+	phs := []foreignPhase{
+		{"VRRPv3, priority 254, advert 0.1 s, no authentication", v3, []netip.Addr{client}},
 		{"VRRPv2, priority 254, PASS authentication",
 			vrrp.Advert{Version: 2, VRID: 1, Priority: 254, Interval: time.Second, AuthType: vrrp.AuthPass,
-				AuthData: vrrp.PassAuth("lab1066"), Addrs: []netip.Addr{vip}}},
+				AuthData: vrrp.PassAuth("lab1066"), Addrs: []netip.Addr{vip}}, []netip.Addr{client}},
 	}
+	if hmac {
+		phs = append(phs, foreignPhase{fmt.Sprintf("VRRPv3, priority 254, forged from the members' addresses %v (the lab's adverts are authenticated)", members), v3, members})
+	}
+	return phs
 }
 
 // performForeign runs the speaker and sets the drill's own checks.
@@ -84,7 +92,21 @@ func performForeign(ctx context.Context, t Target, s *session, sc Scenario, r *R
 		}
 		before[n] = w
 	}
-	phs := foreignPhases(t.VIP())
+	var members []netip.Addr
+	for _, n := range t.Nodes() {
+		if h := t.Netlab().Host(n); h != nil {
+			members = append(members, h.IPv4)
+		}
+	}
+	hmac, err := authenticated(ctx, api.StatusSocket(t.Nodes()[0]))
+	if err != nil {
+		return ph, fmt.Errorf("drill %s: %s's status: %w", sc.Name, t.Nodes()[0], err)
+	}
+	phs := foreignPhases(t.VIP(), client.IPv4, members, hmac)
+	if !hmac {
+		r.Notes = append(r.Notes, "the lab's adverts are not authenticated (lab up --auth hmac): no phase forges a member's address, "+
+			"whose adverts a node without authentication cannot tell from the member's")
+	}
 	var names []string
 	for _, p := range phs {
 		names = append(names, p.name)
@@ -94,7 +116,7 @@ func performForeign(ctx context.Context, t Target, s *session, sc Scenario, r *R
 	ph.fault = s.now()
 	start := time.Now()
 	for i, p := range phs {
-		if err := sp.Speak(ctx, client.IPv4, p.adv, dur/time.Duration(len(phs))); err != nil {
+		if err := sp.Speak(ctx, p.srcs, p.adv, dur/time.Duration(len(phs))); err != nil {
 			return ph, fmt.Errorf("drill %s: phase %d: %w", sc.Name, i+1, err)
 		}
 	}
@@ -175,23 +197,29 @@ func newSpeaker(h *netlab.Host) (*speaker, error) {
 	return sp, err
 }
 
-// Speak sends adv from src to 224.0.0.18 every 100 ms for d.
-func (sp *speaker) Speak(ctx context.Context, src netip.Addr, adv vrrp.Advert, d time.Duration) error {
-	pkt, err := vrrp.Encode(nil, &adv, src, vrrp.GroupV4, vrrp.EncodeOptions{})
-	if err != nil {
-		return err
+// Speak sends adv from each of srcs to 224.0.0.18 every 100 ms for d.
+func (sp *speaker) Speak(ctx context.Context, srcs []netip.Addr, adv vrrp.Advert, d time.Duration) error {
+	pkts := make([][]byte, len(srcs))
+	for i, src := range srcs {
+		pkt, err := vrrp.Encode(nil, &adv, src, vrrp.GroupV4, vrrp.EncodeOptions{})
+		if err != nil {
+			return err
+		}
+		pkts[i] = pkt
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	end := time.After(d)
 	for {
-		h := &ipv4.Header{Version: ipv4.Version, Len: ipv4.HeaderLen, TOS: 0xc0, TotalLen: ipv4.HeaderLen + len(pkt),
-			TTL: 255, Protocol: vrrp.IPProtoVRRP, Src: src.AsSlice(), Dst: vrrp.GroupV4.AsSlice()}
-		sp.mu.Lock()
-		err := sp.raw.WriteTo(h, pkt, nil)
-		sp.mu.Unlock()
-		if err != nil {
-			return err
+		for i, src := range srcs {
+			h := &ipv4.Header{Version: ipv4.Version, Len: ipv4.HeaderLen, TOS: 0xc0, TotalLen: ipv4.HeaderLen + len(pkts[i]),
+				TTL: 255, Protocol: vrrp.IPProtoVRRP, Src: src.AsSlice(), Dst: vrrp.GroupV4.AsSlice()}
+			sp.mu.Lock()
+			err := sp.raw.WriteTo(h, pkts[i], nil)
+			sp.mu.Unlock()
+			if err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -255,6 +283,23 @@ func quorumWrites(ctx context.Context, sock, group string) (uint64, error) {
 	return n, nil
 }
 
+// authenticated reports whether a daemon's instances use HMAC adverts.
+func authenticated(ctx context.Context, sock string) (bool, error) {
+	b, err := apiGet(ctx, sock, "/status")
+	if err != nil {
+		return false, err
+	}
+	var doc struct {
+		Instances []struct {
+			HMAC bool `json:"hmac"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return false, err
+	}
+	return len(doc.Instances) > 0 && doc.Instances[0].HMAC, nil
+}
+
 // foreignReported returns how a daemon's status lists the foreign speaker
 // addr ("" if it does not).
 func foreignReported(ctx context.Context, sock string, addr netip.Addr) (string, error) {
@@ -275,8 +320,8 @@ func foreignReported(ctx context.Context, sock string, addr netip.Addr) (string,
 	for _, in := range doc.Instances {
 		for _, f := range in.Foreign {
 			if f.Addr == addr.String() {
-				return fmt.Sprintf("foreign speaker %s priority %d on %s (%d adverts dropped as foreign_speaker)",
-					f.Addr, f.Priority, in.Name, in.Drops[vrrp.DropForeignSpeaker.String()]), nil
+				return fmt.Sprintf("foreign speaker %s priority %d on %s (%d adverts dropped as foreign_speaker, %d as hmac_missing)",
+					f.Addr, f.Priority, in.Name, in.Drops[vrrp.DropForeignSpeaker.String()], in.Drops[vrrp.DropMACMissing.String()]), nil
 			}
 		}
 	}

@@ -15,18 +15,26 @@ import (
 )
 
 // TestLabForeignSpeakerDrill runs the foreign-speaker drill through the
-// library on a 2-node raft lab (issue 14): the owner keeps serving (no
-// outage, no dual ARP), the lease is not written beyond the storm bound,
-// and both nodes report the speaker with its priority.
+// library on a 2-node raft lab (issue 14), without and with authenticated
+// adverts (the latter adds a phase forging the members' addresses): the
+// owner keeps serving (no outage, no dual ARP), the lease is not written
+// beyond the storm bound, and both nodes report the speaker with its
+// priority.
 func TestLabForeignSpeakerDrill(t *testing.T) {
 	netlabtest.Require(t)
+	for _, auth := range []string{"", "hmac"} {
+		t.Run("auth="+auth, func(t *testing.T) { testForeignDrill(t, auth) })
+	}
+}
+
+func testForeignDrill(t *testing.T, auth string) {
 	bin, err := lhtest.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	l, err := labctl.Up(ctx, labctl.Options{Name: fmt.Sprintf("f%d", os.Getpid()), Nodes: 2, Quorum: "raft",
-		Binary: bin, Dir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	l, err := labctl.Up(ctx, labctl.Options{Name: fmt.Sprintf("f%d%s", os.Getpid(), auth), Nodes: 2, Quorum: "raft",
+		Binary: bin, Dir: t.TempDir(), Auth: auth}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +43,7 @@ func TestLabForeignSpeakerDrill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s: %s", r.Verdict, r.Fault)
 	t.Logf("%s: dual ARP %d of %d rounds, client outage %dus, owner %s → %s, notes %v",
 		r.Verdict, r.DualARPRounds, r.ARPRounds, r.OutageUS, r.OldOwner, r.FinalOwner, r.Notes)
 	if !r.Pass || r.DualARPRounds != 0 || r.OutageUS != 0 || r.ARPRounds < 10 || r.ClientProbes < 100 {
@@ -49,5 +58,8 @@ func TestLabForeignSpeakerDrill(t *testing.T) {
 	}
 	if reported != 2 {
 		t.Errorf("%d nodes report the foreign speaker, want 2: %v", reported, r.Notes)
+	}
+	if forged := strings.Contains(r.Fault, "forged from the members"); forged != (auth == "hmac") {
+		t.Errorf("auth %q: phase forging the members' addresses run: %v", auth, forged)
 	}
 }
