@@ -156,10 +156,11 @@ func (s *Supervisor) Close(ctx context.Context) error {
 // A key already held (by an older session of ours about to expire) is
 // retried until ours; a failed request after a second.
 func (s *Supervisor) register(ctx context.Context, sess quorum.Session) {
+	held := map[string]bool{} // acquired by sess, not yet seen deleted
 	for {
 		missing := 0
 		for _, r := range s.rosters {
-			if r.Registered() {
+			if r.Registered() || held[r.Key()] {
 				continue
 			}
 			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -167,6 +168,7 @@ func (s *Supervisor) register(ctx context.Context, sess quorum.Session) {
 			cancel()
 			switch {
 			case err == nil:
+				held[r.Key()] = true
 				s.log.Info("registered as a member at the quorum", "group", r.Instance(), "peer", r.self)
 			case errors.Is(err, quorum.ErrHeld):
 				missing++ // an older session's: registered until it expires
@@ -185,6 +187,8 @@ func (s *Supervisor) register(ctx context.Context, sess quorum.Session) {
 		case <-sess.Done():
 			return
 		case <-s.kick:
+			// A key of ours was deleted (or a resync did not name it).
+			clear(held)
 		case <-retry:
 		}
 	}
