@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/daemon"
+	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -27,5 +29,23 @@ func TestDumpMembers(t *testing.T) {
 	d.summary()
 	if d.ok != 1 || d.drops.Load(vrrp.DropForeignSpeaker) != 1 || !strings.Contains(out.String(), "dropped foreign_speaker") {
 		t.Errorf("accepted %d, foreign %d:\n%s", d.ok, d.drops.Load(vrrp.DropForeignSpeaker), out.String())
+	}
+}
+
+// `leasehold status` (text) lists each instance's members and its foreign
+// speakers with address and priority.
+func TestStatusMembership(t *testing.T) {
+	doc := daemon.StatusDoc{
+		Instances: []vrrp.Status{{Name: "VI_1", HMAC: true, Foreign: []vrrp.ForeignSpeaker{
+			{Addr: "10.0.0.50", Priority: 254, Adverts: 102, LastSeen: time.Now()}}}},
+		Members: map[string][]node.RosterEntry{"VI_1": {{Addr: "10.0.0.1", Source: "self"}, {Addr: "10.0.0.2", Node: "n2", Source: "quorum"}}},
+	}
+	var out strings.Builder
+	writeMembership(&out, doc)
+	for _, want := range []string{"VI_1 members: 10.0.0.1 (self), 10.0.0.2 (quorum n2), adverts authenticated (HMAC)",
+		"VI_1 FOREIGN SPEAKER 10.0.0.50 priority 254: 102 adverts dropped"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
 	}
 }
