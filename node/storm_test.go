@@ -83,3 +83,54 @@ func TestStormBound(t *testing.T) {
 	}
 	t.Logf("%d acquires (%d quorum writes) in %v; first 10 s: %d", total, 2*total, horizon, maxIn(0, 10*time.Second))
 }
+
+// The storm guard forgets: after 2·FlapBackoffMax without a flap, the next
+// short-lived grants are free again (a legitimate failover much later is
+// not held back by an old storm).
+func TestStormGuardForgets(t *testing.T) {
+	cfg := Config{Group: "VI_1", StepTimeout: 500 * time.Millisecond, RetryInterval: 100 * time.Millisecond,
+		HandoverDelay: 10 * time.Millisecond, DemoteBudget: 300 * time.Millisecond}
+	m := New(cfg)
+	t0 := time.Unix(1_000_000, 0)
+	now := t0
+	m, _ = m.Step(SessionUp{Deadline: t0.Add(time.Hour)}, now)
+	epoch := uint64(0)
+	// cycle: VRRP master, acquire, granted, VRRP leaves master, demoted.
+	cycle := func() (acquired bool) {
+		var acts []Action
+		m, acts = m.Step(VRRPMaster{}, now)
+		for _, a := range acts {
+			if _, ok := a.(Acquire); ok {
+				acquired = true
+			}
+		}
+		if !acquired {
+			m, _ = m.Step(VRRPNotMaster{Reason: "test"}, now)
+			return false
+		}
+		epoch++
+		m, _ = m.Step(Acquired{Grant: quorum.Grant{Group: "VI_1", Epoch: epoch}}, now.Add(time.Millisecond))
+		m, _ = m.Step(VRRPNotMaster{Reason: "priority 254"}, now.Add(2*time.Millisecond))
+		m, _ = m.Step(Demoted{}, now.Add(3*time.Millisecond))
+		return true
+	}
+	for i := range DefaultFlapLimit + 1 {
+		if !cycle() {
+			t.Fatalf("cycle %d held back", i+1)
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	if cycle() {
+		t.Fatal("acquired right after flap limit+1 short grants")
+	}
+	if !m.HeldOff().After(now) {
+		t.Fatalf("held off until %v, now %v", m.HeldOff().Sub(t0), now.Sub(t0))
+	}
+	now = now.Add(2*DefaultFlapBackoffMax + time.Second)
+	for i := range DefaultFlapLimit + 1 {
+		if !cycle() {
+			t.Fatalf("after a quiet %v: cycle %d held back", 2*DefaultFlapBackoffMax, i+1)
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+}
