@@ -222,10 +222,14 @@ type TrackIface struct {
 	Weight int
 }
 
-// Authentication is keepalived's authentication block (VRRPv2 only).
+// Authentication is keepalived's authentication block (PASS: VRRPv2
+// only), or leasehold's own HMAC between leasehold nodes (v2 or v3; not
+// understood by keepalived): auth_type HMAC with key_file, a file of at
+// least 16 bytes that is not world-readable.
 type Authentication struct {
 	AuthType string `yaml:"auth_type"`
 	AuthPass string `yaml:"auth_pass"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // VIP is one virtual_ipaddress entry.

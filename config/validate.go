@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -411,10 +412,23 @@ func (c *Config) validateInstance(in *Instance) error {
 		bad("preempt_delay", "%v: valid 0..%v (keepalived's limit)", d, vrrp.MaxPreemptDelay)
 	}
 
+	if in.Authentication.KeyFile != "" && !strings.EqualFold(in.Authentication.AuthType, "HMAC") {
+		bad("authentication.key_file", "key_file given without auth_type HMAC")
+	}
 	switch strings.ToUpper(in.Authentication.AuthType) {
 	case "":
 		if in.Authentication.AuthPass != "" {
 			bad("authentication.auth_type", "auth_pass given without auth_type PASS")
+		}
+	case "HMAC":
+		in.Authentication.AuthType = "HMAC"
+		switch {
+		case in.Authentication.AuthPass != "":
+			bad("authentication.auth_pass", "not used with auth_type HMAC (the key is in key_file)")
+		case in.Authentication.KeyFile == "":
+			bad("authentication.key_file", "required with auth_type HMAC")
+		case !filepath.IsAbs(in.Authentication.KeyFile):
+			bad("authentication.key_file", "%q: want an absolute path", in.Authentication.KeyFile)
 		}
 	case "PASS":
 		in.Authentication.AuthType = "PASS"
@@ -432,7 +446,7 @@ func (c *Config) validateInstance(in *Instance) error {
 	case "AH":
 		bad("authentication.auth_type", "AH is not supported (it was removed from VRRPv3 and is rarely interoperable); use PASS or none")
 	default:
-		bad("authentication.auth_type", "%q: want PASS", in.Authentication.AuthType)
+		bad("authentication.auth_type", "%q: want PASS (keepalived) or HMAC (leasehold nodes only)", in.Authentication.AuthType)
 	}
 
 	if in.UnicastSrcIP != "" {

@@ -49,11 +49,16 @@ type testDaemon struct {
 	done chan error
 }
 
-func startDaemon(t *testing.T, w *daemontest.World, name string, addr string, prio int) *testDaemon {
+// startDaemon starts a daemon; extra lines go into its instance's block.
+func startDaemon(t *testing.T, w *daemontest.World, name string, addr string, prio int, extra ...string) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "leasehold.yaml")
-	if err := os.WriteFile(path, []byte(nodeConf(name, prio, dir)), 0o644); err != nil {
+	conf := nodeConf(name, prio, dir)
+	for _, x := range extra {
+		conf += "    " + x + "\n"
+	}
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	plan, err := daemon.Load(path)
@@ -116,6 +121,16 @@ func answering(w *daemontest.World, names ...string) func() bool {
 	}
 }
 
+// watchedWorld returns a world (quorum TTLs from 500 ms) whose VIP is
+// sampled every millisecond for two answering nodes; stop ends that.
+func watchedWorld() (w *daemontest.World, stop func()) {
+	w = daemontest.NewWorld(500 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Watch(ctx, time.Millisecond, vip) })
+	return w, func() { cancel(); wg.Wait() }
+}
+
 // Two daemons, assembled by daemon.New from plans on an in-memory
 // platform, elect an owner; then owner loss (cut off from the L2 and the
 // quorum), its return and preemption, a graceful handover, and a quorum
@@ -123,11 +138,8 @@ func answering(w *daemontest.World, names ...string) func() bool {
 // at every address change).
 func TestTwoDaemonsOwnerLossHandoverQuorumLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := daemontest.NewWorld(500 * time.Millisecond)
-		watchCtx, stopWatch := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { w.Watch(watchCtx, time.Millisecond, vip) })
-		defer func() { stopWatch(); wg.Wait() }()
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
 
 		n1 := startDaemon(t, w, "n1", "10.0.0.1", 120)
 		n2 := startDaemon(t, w, "n2", "10.0.0.2", 100)

@@ -38,6 +38,8 @@ type stateCollector struct {
 	refresh  *prometheus.Desc
 	garps    *prometheus.Desc
 	withheld *prometheus.Desc
+	writes   *prometheus.Desc
+	foreign  *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -58,6 +60,11 @@ func newStateCollector(d *Daemon) *stateCollector {
 				"failed (a send error, retried).", []string{"instance", "result"}, nil),
 		withheld: prometheus.NewDesc("leasehold_vrrp_adverts_withheld_total",
 			"Adverts with a non-zero priority (and claims) the lease gate refused: the quorum session was not live.", []string{"instance"}, nil),
+		writes: prometheus.NewDesc("leasehold_quorum_writes_total",
+			"Lease requests this node sent for the group (op acquire or release, retries included): the quorum writes the storm bound limits.",
+			[]string{"group", "op"}, nil),
+		foreign: prometheus.NewDesc("leasehold_vrrp_foreign_speakers",
+			"Non-members heard on the instance's VRID (lease mode), remembered up to 16.", []string{"instance"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
 			"Notify script runs of an instance or sync group by outcome: run (finished), failed (non-zero exit or killed), "+
 				"timeout (killed at notify_timeout), dropped (queue full).", []string{"group", "outcome"}, nil),
@@ -65,7 +72,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign} {
 		ch <- d
 	}
 }
@@ -87,12 +94,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.relRetry, prometheus.GaugeValue, retrying, s.Group)
 		ch <- prometheus.MustNewConstMetric(c.refresh, prometheus.CounterValue, float64(s.FenceRefreshes-s.FenceRefreshFailures), s.Group, "ok")
 		ch <- prometheus.MustNewConstMetric(c.refresh, prometheus.CounterValue, float64(s.FenceRefreshFailures), s.Group, "failed")
+		ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(s.QuorumAcquires), s.Group, "acquire")
+		ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(s.QuorumReleases), s.Group, "release")
 	}
 	for _, in := range c.d.insts {
 		s := in.Status()
 		ch <- prometheus.MustNewConstMetric(c.vrrp, prometheus.GaugeValue, 1, s.Name, s.State)
 		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.AdvertsSent), s.Name)
 		ch <- prometheus.MustNewConstMetric(c.withheld, prometheus.CounterValue, float64(s.AdvertsWithheld), s.Name)
+		if c.d.leaseMode() {
+			ch <- prometheus.MustNewConstMetric(c.foreign, prometheus.GaugeValue, float64(len(s.Foreign)), s.Name)
+		}
 		for result, n := range map[string]uint64{"sent": s.GARPsSent, "withheld": s.GARPsWithheld, "failed": s.GARPFailures} {
 			ch <- prometheus.MustNewConstMetric(c.garps, prometheus.CounterValue, float64(n), s.Name, result)
 		}

@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"time"
@@ -294,6 +296,14 @@ func (p *Plan) instance(ic *config.Instance) error {
 	if err := m.Validate(); err != nil {
 		errs = append(errs, p.Config.ErrAt(key, "%v", err))
 	}
+	if ic.Authentication.AuthType == "HMAC" {
+		k, err := readHMACKey(ic.Authentication.KeyFile)
+		if err != nil {
+			errs = append(errs, p.Config.ErrAt(key+".authentication.key_file", "%v", err))
+		}
+		icfg.HMACKey = k
+		p.Instances[ic.Name] = icfg
+	}
 	for _, hs := range []struct {
 		key   string
 		hooks []config.Hook
@@ -312,6 +322,28 @@ func (p *Plan) instance(ic *config.Instance) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readHMACKey reads an authentication key file: not accessible to others
+// than its owner and group, at least vrrp.MinKeyLen bytes (a trailing
+// newline is not part of the key).
+func readHMACKey(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		return nil, fmt.Errorf("%s: mode %04o lets others read or write the key: chmod o-rwx (e.g. 0600)", path, perm)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if len(b) < vrrp.MinKeyLen {
+		return nil, fmt.Errorf("%s: key of %d bytes, want at least %d", path, len(b), vrrp.MinKeyLen)
+	}
+	return b, nil
 }
 
 // stepTimeout bounds each promotion step of a group.

@@ -98,3 +98,45 @@ func TestPlanWatchdogFitsInsideTheLease(t *testing.T) {
 		t.Fatalf("watchdog %+v warnings %v", p.Watchdog, p.Warnings)
 	}
 }
+
+// auth_type HMAC: the key file must not be open to others and must hold at
+// least 16 bytes; a good one reaches the instance's configuration. Errors
+// name the file, line and key.
+func TestPlanHMACKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "vrrp.key")
+	conf := writePlanFile(t, dir, strings.Replace(string(good), "    virtual_ipaddress: [10.0.0.100/24]",
+		"    virtual_ipaddress: [10.0.0.100/24]\n    authentication: {auth_type: HMAC, key_file: "+keyFile+"}", 1))
+	for _, c := range []struct {
+		key  string
+		mode os.FileMode
+		want string // "" = accepted
+	}{
+		{"0123456789abcdef\n", 0o600, ""},
+		{"0123456789abcdef", 0o640, ""},
+		{"0123456789abcdef", 0o644, "mode 0644"},
+		{"0123456789abcdef", 0o602, "mode 0602"},
+		{"short\n", 0o600, "key of 5 bytes"},
+	} {
+		if err := os.WriteFile(keyFile, []byte(c.key), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(keyFile, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Load(conf)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("mode %04o: %v", c.mode, err)
+		case c.want == "" && string(p.Instances["VI_1"].HMACKey) != "0123456789abcdef":
+			t.Errorf("mode %04o: key %q", c.mode, p.Instances["VI_1"].HMACKey)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) ||
+			!strings.Contains(err.Error(), "vrrp_instance.VI_1.authentication.key_file") || !errLine.MatchString(err.Error())):
+			t.Errorf("mode %04o, key %q: err %v, want %q naming file, line and key", c.mode, c.key, err, c.want)
+		}
+	}
+}

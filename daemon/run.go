@@ -41,6 +41,7 @@ type Daemon struct {
 	fence     fencing.Fence
 	fenceDesc string
 	groups    []*node.Group
+	rosters   []*node.Roster // lease mode: each instance's members
 	super     atomic.Pointer[node.Supervisor]
 	notifiers map[string]notifier
 	// syncNotifiers are the vrrp_sync_groups' own notify scripts.
@@ -177,7 +178,13 @@ func (d *Daemon) setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// Lease mode: the instance speaks only as the lease allows.
+		// Lease mode: the instance hears its members only (node/members.go)
+		// and speaks only as the lease allows.
+		if d.leaseMode() {
+			r := node.NewRoster(name, in.Config().Src, ic.Priority, icfg.Peers)
+			in.SetMembers(r)
+			d.rosters = append(d.rosters, r)
+		}
 		switch {
 		case inSync && sg.group != nil:
 			in.SetGate(sg.group.Gate())
@@ -299,6 +306,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.watchdog.renewed()
 		}
 		super.OnSession = d.metrics.session
+		for _, r := range d.rosters {
+			super.AddRoster(r)
+		}
 		d.super.Store(super)
 		swg.Go(func() { super.Run(superCtx) })
 		for _, g := range d.groups {

@@ -22,6 +22,10 @@ type StatusDoc struct {
 	Groups      []node.GroupStatus `json:"groups,omitempty"`
 	Instances   []vrrp.Status      `json:"instances"`
 	SocketDrops map[string]uint64  `json:"socket_drops,omitempty"`
+	// Members: lease mode, each instance's members (self, configured
+	// peers, nodes registered at the quorum); adverts from anyone else
+	// are dropped and listed as the instance's foreign_speakers.
+	Members map[string][]node.RosterEntry `json:"members,omitempty"`
 }
 
 // NoQuorumWarning is the status warning of a node without a quorum.
@@ -46,6 +50,12 @@ func (d *Daemon) Status() StatusDoc {
 	}
 	for _, g := range d.groups {
 		doc.Groups = append(doc.Groups, g.Status())
+	}
+	for _, r := range d.rosters {
+		if doc.Members == nil {
+			doc.Members = map[string][]node.RosterEntry{}
+		}
+		doc.Members[r.Instance()] = r.Members()
 	}
 	for _, in := range d.insts {
 		doc.Instances = append(doc.Instances, in.Status())

@@ -15,4 +15,24 @@
 // guaranteed by this package alone: that the VIP disappears if the process
 // dies — that is the kernel fence's job (package fencing), armed until the
 // local deadline.
+//
+// # Storm bound
+//
+// Whatever VRRP says (a foreign speaker with a higher priority on the
+// group's VRID, a spoofed member, a stuck promotion step), a node's quorum
+// writes for a group stay bounded. A flap is a grant the node gives up
+// itself less than FlapWindow (10 s) after acquiring it; after FlapLimit (3)
+// flaps in a row, the k-th further flap holds every acquire back for
+// min(FlapBackoff·2^(k−1), FlapBackoffMax) = 1, 2, 4, 8, 16, 30, 30 … s.
+// The count restarts after a grant held FlapWindow or longer, or after
+// 2·FlapBackoffMax (60 s) without a flap. Each acquire is followed by at
+// most one release, so with the defaults one node makes at most 4 + 3 = 7
+// acquires (14 writes) in any 10 s, and from the sixth backoff on (after
+// ~35 s) at most one acquire and one release per 30 s. The group's rate is
+// the sum over its nodes. Guaranteed by Machine alone (TestStormBound,
+// testdata/scenarios/storm.txt). Not guaranteed: a fast failover while the
+// guard holds back, which waits out the backoff (the key deleted by a
+// crashed owner looks like a yield to the others); and the acquire retries
+// of a candidate whose VRRP stays master while another node holds the key
+// (one per retry interval, as before).
 package node

@@ -16,7 +16,8 @@ import (
 // renewal still reaches it and refreshes its fence, the session is never
 // lost, and the renewals go on at their own pace. The stuck group never
 // owns meanwhile and its kernel fence lapses by itself (or is never
-// armed); once the call returns the group catches up.
+// armed); once the call returns the group catches up (after the storm
+// guard's backoff, when the stuck step cycled the lease).
 func TestRenewalFanOutNeverBlocks(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -79,7 +80,9 @@ func testFanOut(t *testing.T, hangOf func(g *testGroup) *nodetest.Hang) {
 	}
 
 	hang.Release()
-	until(t, 5*time.Second, func() bool { return stuck.Role() == node.RoleOwner && stuck.fence.Passes(testVIP) },
+	// A promotion that times out again and again cycles the lease: the
+	// storm guard holds its acquires back for up to FlapBackoffMax.
+	until(t, node.DefaultFlapBackoffMax+5*time.Second, func() bool { return stuck.Role() == node.RoleOwner && stuck.fence.Passes(testVIP) },
 		"stuck group owns its VIP once Add returns")
 	_, deadline := n.renewed()
 	if left, _, _ := stuck.fence.Armed(testVIP); time.Now().Add(left).After(deadline) {

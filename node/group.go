@@ -116,6 +116,13 @@ type GroupStatus struct {
 	// those that failed or came too late.
 	FenceRefreshes       uint64 `json:"fence_refreshes"`
 	FenceRefreshFailures uint64 `json:"fence_refresh_failures"`
+	// QuorumAcquires and QuorumReleases count the acquire and release
+	// requests this node sent for the group (the quorum writes the storm
+	// bound limits, doc.go); HeldOff is how long the storm guard still
+	// holds acquires back.
+	QuorumAcquires uint64 `json:"quorum_acquires"`
+	QuorumReleases uint64 `json:"quorum_releases"`
+	HeldOff        string `json:"acquires_held_off,omitempty"`
 }
 
 // TransRecord is one logged transition.
@@ -139,6 +146,7 @@ type Group struct {
 	view atomic.Pointer[Machine]
 
 	rel      releaser
+	acquires atomic.Uint64 // acquire requests sent
 	priority atomic.Int64
 	// fence refreshes (RefreshFence actions), and those that failed
 	refreshes, refreshFails atomic.Uint64
@@ -249,6 +257,10 @@ func (g *Group) Status() GroupStatus {
 	if d := g.m.Deadline(); !d.IsZero() {
 		s.DeadlineLeft = time.Until(d).Round(time.Millisecond).String()
 	}
+	if h := time.Until(g.m.HeldOff()); h > 0 {
+		s.HeldOff = h.Round(time.Millisecond).String()
+	}
+	s.QuorumAcquires, s.QuorumReleases = g.acquires.Load(), g.rel.calls.Load()
 	g.mu.Unlock()
 	// The kernel is read without the group's lock: a slow netlink answer
 	// must not hold up the group's loop.
@@ -382,6 +394,7 @@ func (g *Group) perform(a Action, m Machine) {
 		}
 		g.async(step, func(ctx context.Context) Event {
 			g.rel.Cancel() // an acquire of our own held key gets it back
+			g.acquires.Add(1)
 			gr, err := l.Acquire(ctx, g.Name(), int(g.priority.Load()))
 			if err != nil {
 				if errors.Is(err, quorum.ErrHeld) {

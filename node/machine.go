@@ -78,6 +78,42 @@ type Config struct {
 	// DemoteBudget: demotion starts at the latest this long before the
 	// local deadline.
 	DemoteBudget time.Duration
+	// Storm guard (doc.go "Storm bound"); zero values take the defaults.
+	// A flap is a grant this node gave up itself (VRRP left master, a hook
+	// failed, a stale grant) less than FlapWindow after acquiring it.
+	// After FlapLimit flaps, the k-th further flap holds every acquire for
+	// min(FlapBackoff·2^(k−1), FlapBackoffMax). The count restarts after a
+	// grant held FlapWindow or longer, or after 2·FlapBackoffMax without
+	// a flap.
+	FlapWindow     time.Duration
+	FlapLimit      int
+	FlapBackoff    time.Duration
+	FlapBackoffMax time.Duration
+}
+
+// The storm guard's defaults.
+const (
+	DefaultFlapWindow     = 10 * time.Second
+	DefaultFlapLimit      = 3
+	DefaultFlapBackoff    = time.Second
+	DefaultFlapBackoffMax = 30 * time.Second
+)
+
+// withDefaults fills the storm guard's zero values.
+func (c Config) withDefaults() Config {
+	if c.FlapWindow == 0 {
+		c.FlapWindow = DefaultFlapWindow
+	}
+	if c.FlapLimit == 0 {
+		c.FlapLimit = DefaultFlapLimit
+	}
+	if c.FlapBackoff == 0 {
+		c.FlapBackoff = DefaultFlapBackoff
+	}
+	if c.FlapBackoffMax == 0 {
+		c.FlapBackoffMax = DefaultFlapBackoffMax
+	}
+	return c
 }
 
 // Validate checks the configuration.
@@ -93,6 +129,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: %s: handover delay must be >= 0", c.Group)
 	case c.DemoteBudget <= 0:
 		return fmt.Errorf("node: %s: demote budget must be > 0", c.Group)
+	case c.FlapWindow < 0 || c.FlapLimit < 0 || c.FlapBackoff < 0 || c.FlapBackoffMax < 0:
+		return fmt.Errorf("node: %s: storm guard settings must be >= 0", c.Group)
+	case c.FlapBackoffMax != 0 && c.FlapBackoffMax < c.FlapBackoff:
+		return fmt.Errorf("node: %s: flap backoff max %v below flap backoff %v", c.Group, c.FlapBackoffMax, c.FlapBackoff)
 	}
 	return nil
 }
@@ -278,6 +318,12 @@ type Machine struct {
 	// quorumFault: VRRP is held in fault for want of a session (set on
 	// SessionLost, cleared by the next SessionUp).
 	quorumFault bool
+	// The storm guard: when the grant held was acquired, flaps counted
+	// and the last one, and until when no acquire goes out.
+	acquiredAt time.Time
+	flaps      int
+	lastFlap   time.Time
+	holdUntil  time.Time
 }
 
 // early is the state of a handover's early probe. A handover starts when
@@ -296,7 +342,13 @@ const (
 )
 
 // New returns a machine in RoleFault: no session yet.
-func New(cfg Config) Machine { return Machine{cfg: cfg, role: RoleFault, quorumFault: true} }
+func New(cfg Config) Machine {
+	return Machine{cfg: cfg.withDefaults(), role: RoleFault, quorumFault: true}
+}
+
+// HeldOff returns until when the storm guard holds acquires back (zero or
+// past: not held).
+func (m Machine) HeldOff() time.Time { return m.holdUntil }
 
 // Role returns the current role.
 func (m Machine) Role() Role { return m.role }
@@ -426,10 +478,13 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 	case Acquired:
 		if m.role != RoleCandidate || m.stage != StageAcquire {
 			// Stale: we no longer want it.
+			m.acquiredAt = now
+			out = m.yield(now, out)
 			out = append(out, Release{Grant: ev.Grant})
 			break
 		}
 		m.grant, m.prev = ev.Grant, [2]string{ev.PrevHolder, ev.PrevAddr}
+		m.acquiredAt = now
 		if !m.vrrp {
 			// The handover path: make VRRP master so adverts go out.
 			out = append(out, ClaimVRRP{})
@@ -451,6 +506,7 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		}
 		if ev.Err != nil {
 			out = append(out, Alarm{Kind: "fence-hook-failed", Detail: ev.Err.Error()})
+			out = m.yield(now, out)
 			out = append(out, Release{Grant: m.grant})
 			m.grant = quorum.Grant{}
 			m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
@@ -618,8 +674,46 @@ func (m *Machine) acquire(now time.Time, out []Action) []Action {
 		m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
 		return out
 	}
+	if now.Before(m.holdUntil) {
+		// The storm guard: wait (a handover stays a handover, so that
+		// another node's acquire still sends this one back).
+		if m.stage != StageHandover {
+			m.stage = StageIdle
+		}
+		m.timer = m.holdUntil
+		return out
+	}
 	m.stage, m.timer = StageAcquire, now.Add(m.cfg.StepTimeout)
 	return append(out, Acquire{})
+}
+
+// yield counts a grant this node gives up itself (doc.go "Storm bound"):
+// one held for less than FlapWindow is a flap, and flaps beyond FlapLimit
+// hold the next acquire back, exponentially, capped. Shutdown is not a
+// flap.
+func (m *Machine) yield(now time.Time, out []Action) []Action {
+	if m.stopping {
+		return out
+	}
+	if now.Sub(m.acquiredAt) >= m.cfg.FlapWindow {
+		m.flaps = 0
+		return out
+	}
+	if !m.lastFlap.IsZero() && now.Sub(m.lastFlap) > 2*m.cfg.FlapBackoffMax {
+		m.flaps = 0
+	}
+	m.flaps++
+	m.lastFlap = now
+	if m.flaps <= m.cfg.FlapLimit {
+		return out
+	}
+	b := m.cfg.FlapBackoffMax
+	if k := m.flaps - m.cfg.FlapLimit - 1; k < 30 {
+		b = min(m.cfg.FlapBackoff<<k, m.cfg.FlapBackoffMax)
+	}
+	m.holdUntil = now.Add(b)
+	return append(out, Alarm{Kind: "acquire-backoff", Detail: fmt.Sprintf(
+		"%d claim/yield cycles in a row, each grant held under %v: no acquire for %v", m.flaps, m.cfg.FlapWindow, b)})
 }
 
 func (m *Machine) promote(now time.Time, out []Action) []Action {
@@ -651,6 +745,7 @@ func (m *Machine) demote(reason string, release bool, now time.Time, out []Actio
 		m.stage, m.timer = StageIdle, time.Time{}
 		if release && m.session {
 			m.released = m.grant.Epoch
+			out = m.yield(now, out)
 		}
 		return append(out, Demote{Grant: m.grant, Release: release && m.session, Deadline: m.deadline, Reason: reason})
 	}

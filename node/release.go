@@ -30,6 +30,8 @@ type releaser struct {
 	// pending is the epoch a retry loop is working on (0: none); written
 	// under mu, read without it (Pending must not wait for an attempt).
 	pending atomic.Uint64
+	// calls counts release requests sent to the quorum (retries included).
+	calls atomic.Uint64
 }
 
 const maxRetryGap = 2 * time.Second
@@ -40,6 +42,7 @@ const maxRetryGap = 2 * time.Second
 // answer that the key is no longer g's).
 func (r *releaser) Release(ctx context.Context, l Lease, g quorum.Grant, live func(Lease) bool) error {
 	r.mu.Lock()
+	r.calls.Add(1)
 	err := l.Release(ctx, g)
 	retry := retryable(err)
 	if retry {
@@ -75,6 +78,7 @@ func (r *releaser) loop(l Lease, g quorum.Grant, live func(Lease) bool) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		r.calls.Add(1)
 		err := l.Release(ctx, g)
 		cancel()
 		if !retryable(err) {

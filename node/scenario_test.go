@@ -78,6 +78,14 @@ func runScenario(t *testing.T, path string) {
 					cfg.DemoteBudget = dur(t, where, v)
 				case "margin":
 					margin = dur(t, where, v)
+				case "flap-window":
+					cfg.FlapWindow = dur(t, where, v)
+				case "flap-limit":
+					cfg.FlapLimit, _ = strconv.Atoi(v)
+				case "flap-backoff":
+					cfg.FlapBackoff = dur(t, where, v)
+				case "flap-max":
+					cfg.FlapBackoffMax = dur(t, where, v)
 				default:
 					t.Fatalf("%s: unknown config key %q", where, k)
 				}

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -21,9 +23,25 @@ type Supervisor struct {
 	// OnSession, if set, observes session up (true) and loss (false).
 	OnSession func(up bool, err error)
 
+	rosters map[string]*Roster // by instance
+	kick    chan struct{}      // a member key of ours was deleted
+
 	mu      sync.Mutex
 	session quorum.Session
 }
+
+// AddRoster makes the supervisor register this node as a member of the
+// roster's instance with every session, and keep the roster up to date
+// from the watch (members.go). Call it before Run.
+func (s *Supervisor) AddRoster(r *Roster) {
+	if s.rosters == nil {
+		s.rosters = map[string]*Roster{}
+	}
+	s.rosters[r.Instance()] = r
+}
+
+// Rosters returns the rosters by instance.
+func (s *Supervisor) Rosters() map[string]*Roster { return s.rosters }
 
 // NewSupervisor builds a supervisor. It starts nothing.
 func NewSupervisor(b quorum.Backend, groups []*Group, log *slog.Logger) *Supervisor {
@@ -31,7 +49,7 @@ func NewSupervisor(b quorum.Backend, groups []*Group, log *slog.Logger) *Supervi
 	for _, g := range groups {
 		m[g.Name()] = g
 	}
-	return &Supervisor{backend: b, groups: m, log: log}
+	return &Supervisor{backend: b, groups: m, log: log, kick: make(chan struct{}, 1)}
 }
 
 // Session returns the current session (nil while there is none).
@@ -91,6 +109,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		rctx, rcancel := context.WithCancel(context.Background())
 		go sess.Run(rctx)
+		if len(s.rosters) > 0 {
+			wg.Go(func() { s.register(ctx, sess) })
+		}
 		select {
 		case <-ctx.Done():
 			// Keep renewing while the groups demote and release; Close
@@ -130,6 +151,101 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	return sess.Close(ctx)
 }
 
+// register holds this node's member keys for sess: at once, and again
+// whenever the watch sees one deleted, until the session or ctx ends.
+// A key already held (by an older session of ours about to expire) is
+// retried until ours; a failed request after a second.
+func (s *Supervisor) register(ctx context.Context, sess quorum.Session) {
+	held := map[string]bool{} // acquired by sess, not yet seen deleted
+	for {
+		missing := 0
+		for _, r := range s.rosters {
+			if r.Registered() || held[r.Key()] {
+				continue
+			}
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := sess.Acquire(actx, r.Key(), r.priority)
+			cancel()
+			switch {
+			case err == nil:
+				held[r.Key()] = true
+				s.log.Info("registered as a member at the quorum", "group", r.Instance(), "peer", r.self)
+			case errors.Is(err, quorum.ErrHeld):
+				missing++ // an older session's: registered until it expires
+			default:
+				missing++
+				s.log.Warn("member registration failed; retrying", "group", r.Instance(), "err", err)
+			}
+		}
+		var retry <-chan time.Time
+		if missing > 0 {
+			retry = time.After(time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sess.Done():
+			return
+		case <-s.kick:
+			// A key of ours was deleted (or a resync did not name it).
+			clear(held)
+		case <-retry:
+		}
+	}
+}
+
+// member routes a member key's event to its roster; ok is false for a
+// group's key.
+func (s *Supervisor) member(ev quorum.Event, named map[string]map[netip.Addr]bool) bool {
+	inst, addr, ok := ParseMemberKey(ev.Group)
+	if !ok {
+		return false
+	}
+	r := s.rosters[inst]
+	if r == nil {
+		return true
+	}
+	switch ev.Type {
+	case quorum.EventDelete:
+		r.remove(addr)
+		if addr.WithZone("") == r.self {
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
+	case quorum.EventPut, quorum.EventResync:
+		if ev.Type == quorum.EventResync {
+			if named[inst] == nil {
+				named[inst] = map[netip.Addr]bool{}
+			}
+			named[inst][addr.WithZone("")] = true
+		}
+		r.put(addr, ev.Holder.Node, ev.Holder.Priority)
+	}
+	return true
+}
+
+// readMembers reads the member keys held now (a watch reports changes
+// only). Called with the watch established and before its events are
+// taken: a change after the read comes as an event after it.
+func (s *Supervisor) readMembers(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	hs, err := s.backend.List(lctx)
+	cancel()
+	if err != nil {
+		s.log.Warn("reading the members at the quorum failed; learning them from the watch", "err", err)
+		return
+	}
+	named := map[string]map[netip.Addr]bool{}
+	for _, h := range hs {
+		s.member(quorum.Event{Type: quorum.EventResync, Group: h.Group, Holder: h}, named)
+	}
+	for inst, r := range s.rosters {
+		r.keep(named[inst])
+	}
+}
+
 // watch streams key events to the groups, re-establishing the watch.
 func (s *Supervisor) watch(ctx context.Context) {
 	for ctx.Err() == nil {
@@ -142,9 +258,23 @@ func (s *Supervisor) watch(ctx context.Context) {
 			}
 			continue
 		}
+		if len(s.rosters) > 0 {
+			s.readMembers(ctx)
+		}
 		named := map[string]bool{}
+		namedMembers := map[string]map[netip.Addr]bool{}
 		for ev := range ch {
 			if ev.Type == quorum.EventResync && ev.Group == "" {
+				for inst, r := range s.rosters {
+					r.keep(namedMembers[inst])
+					if !r.Registered() {
+						select {
+						case s.kick <- struct{}{}:
+						default:
+						}
+					}
+				}
+				clear(namedMembers)
 				// End of a resync batch: groups not named are free.
 				for name, g := range s.groups {
 					if !named[name] {
@@ -152,6 +282,9 @@ func (s *Supervisor) watch(ctx context.Context) {
 					}
 				}
 				clear(named)
+				continue
+			}
+			if s.member(ev, namedMembers) {
 				continue
 			}
 			g := s.groups[ev.Group]

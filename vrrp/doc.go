@@ -34,6 +34,15 @@
 //     it owns the lease with a live local deadline (the schedule ends at
 //     the first refusal). A failed GARP/NA is retried with a short backoff
 //     until sent or refused; it does not end the burst.
+//   - foreign.go: lease mode membership. An instance with Members (the
+//     node package's roster: configured peers and the nodes registered at
+//     the quorum) drops adverts from anyone else as foreign_speaker before
+//     the state machine, whatever their priority, and lists those speakers
+//     in its Status (logged at most once per 10 s). Without Members
+//     (quorum none) every advert counts, as with keepalived.
+//   - hmac.go: optional authenticated adverts between leasehold nodes: an
+//     HMAC-SHA-256/128 trailer with a per-sender counter (anti-replay);
+//     pure and fuzzed. keepalived does not speak it.
 //   - vipaddr: idempotent, labelled VIP add/remove through netlink.
 //
 // Guaranteed: RFC election order; malformed or hostile packets are dropped

@@ -32,6 +32,15 @@ const (
 	DropQueueFull   // the instance's receive queue was full
 	DropOwnAdvert   // our own advert, looped back
 	DropUnknownPeer // unicast source not among the configured peers
+	// DropForeignSpeaker: lease mode, the source is not a member of the
+	// group (its configured peers, or the nodes registered with the group
+	// at the quorum): it may neither displace the owner nor make a backup
+	// a candidate.
+	DropForeignSpeaker
+	// Authenticated adverts (hmac.go), an instance with an HMAC key:
+	DropMACMissing // no HMAC trailer
+	DropBadMAC     // the HMAC does not verify (wrong key, forged or altered, spoofed source)
+	DropReplay     // counter not above the sender's last, or outside the freshness window
 
 	numDropReasons
 )
@@ -55,6 +64,10 @@ var dropNames = [numDropReasons]string{
 	DropQueueFull:         "queue_full",
 	DropOwnAdvert:         "own_advert",
 	DropUnknownPeer:       "unknown_peer",
+	DropForeignSpeaker:    "foreign_speaker",
+	DropMACMissing:        "hmac_missing",
+	DropBadMAC:            "hmac_bad",
+	DropReplay:            "hmac_replay",
 }
 
 // String returns the reason's stable snake_case name.

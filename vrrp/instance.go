@@ -43,6 +43,9 @@ type InstanceConfig struct {
 	GarpRepeat  int
 	GarpDelay   time.Duration
 	GarpRefresh time.Duration
+	// HMACKey: if set, adverts carry an HMAC trailer (hmac.go) and adverts
+	// without a valid, fresh one are dropped. leasehold nodes only.
+	HMACKey []byte
 	// LeaseGated: becoming master does not announce the VIPs; the owner of
 	// the group's lease calls Announce once the VIPs are really up. A
 	// lease-gated instance also consults its Gate (SetGate) before it
@@ -106,6 +109,11 @@ type Status struct {
 	GARPsSent     uint64 `json:"garps_sent"`
 	GARPsWithheld uint64 `json:"garps_withheld,omitempty"`
 	GARPFailures  uint64 `json:"garp_failures,omitempty"`
+	// HMAC: adverts are authenticated (hmac.go).
+	HMAC bool `json:"hmac,omitempty"`
+	// Foreign: non-members heard on the VRID (lease mode), most recent
+	// first; their adverts are dropped (DropForeignSpeaker).
+	Foreign []ForeignSpeaker `json:"foreign_speakers,omitempty"`
 }
 
 // ErrNotAdded: Instance.Run was called before Mux.Add.
@@ -134,11 +142,14 @@ type Instance struct {
 	// replaced in tests).
 	write func(b []byte, src, dst netip.Addr) error
 
-	mux   *Mux // set by Mux.Add
-	wake  chan struct{}
-	drops DropCounters
-	sent  atomic.Uint64
-	recv  atomic.Uint64
+	mux     *Mux // set by Mux.Add
+	wake    chan struct{}
+	drops   DropCounters
+	foreign foreignTable
+	counter Counter     // HMAC counters sent
+	replay  ReplayGuard // HMAC counters accepted
+	sent    atomic.Uint64
+	recv    atomic.Uint64
 	// withheld adverts; GARPs sent, withheld, failed
 	advWithheld, garpSent, garpWithheld, garpFailed atomic.Uint64
 
@@ -250,6 +261,8 @@ func (in *Instance) Status() Status {
 	s.AdvertsWithheld = in.advWithheld.Load()
 	s.GARPsSent, s.GARPsWithheld, s.GARPFailures = in.garpSent.Load(), in.garpWithheld.Load(), in.garpFailed.Load()
 	s.Drops = in.drops.Snapshot()
+	s.Foreign = in.foreignSpeakers()
+	s.HMAC = len(in.cfg.HMACKey) > 0
 	return s
 }
 
@@ -328,6 +341,22 @@ func (in *Instance) deliver(a AdvertReceived, now time.Time) {
 	d := in.deadlineLocked()
 	in.mu.Unlock()
 	in.poke(d)
+}
+
+// authentic checks an advert's HMAC trailer if the instance has a key
+// (DropNone if it has none).
+func (in *Instance) authentic(advert, trailer []byte, src, dst netip.Addr, now time.Time) DropReason {
+	if len(in.cfg.HMACKey) == 0 {
+		return DropNone
+	}
+	counter, r := VerifyMAC(advert, trailer, in.cfg.HMACKey, src, dst)
+	if r != DropNone {
+		return r
+	}
+	if !in.replay.Accept(src, counter, now) {
+		return DropReplay
+	}
+	return DropNone
 }
 
 // poke tells the Mux's scheduler about a deadline that may be earlier than
@@ -583,11 +612,17 @@ func (in *Instance) sendLocked(prio uint8, out *Outbox) {
 		}
 	}
 	for i, d := range in.advDsts {
+		pkt := in.advPkts[i]
+		if len(in.cfg.HMACKey) > 0 {
+			// A fresh buffer per advert: a batch may still hold the last.
+			pkt = AppendMAC(append(make([]byte, 0, len(pkt)+TrailerLen), pkt...), in.cfg.HMACKey,
+				in.cfg.Src, d, in.counter.Next(time.Now()))
+		}
 		if out != nil {
-			out.Add(in.advPkts[i], in.cfg.Src, d)
+			out.Add(pkt, in.cfg.Src, d)
 			continue
 		}
-		if err := in.write(in.advPkts[i], in.cfg.Src, d); err != nil {
+		if err := in.write(pkt, in.cfg.Src, d); err != nil {
 			in.lastErr = err.Error()
 			in.log.Warn("send advert failed", "err", err)
 			continue

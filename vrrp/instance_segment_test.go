@@ -66,6 +66,8 @@ type segOpts struct {
 	prio    uint8
 	preempt bool
 	peers   []netip.Addr // unicast peers; none: multicast
+	members vrrp.Members // lease mode membership; nil: anyone
+	hmacKey []byte       // authenticated adverts
 }
 
 // startSegHost builds and runs a host on seg; call stop (deferred) before
@@ -88,6 +90,7 @@ func startSegHost(t *testing.T, seg *vrrptest.Segment, name string, src netip.Ad
 		Peers:     o.peers,
 		VIPs:      []netip.Addr{vip},
 		GarpDelay: 5 * time.Second,
+		HMACKey:   o.hmacKey,
 	}
 	in, err := vrrp.NewInstance(cfg, mux.Socket(), seg.Announcer(name), segEffects{h}, log)
 	if err != nil {
@@ -101,6 +104,9 @@ func startSegHost(t *testing.T, seg *vrrptest.Segment, name string, src netip.Ad
 		case h.wake <- struct{}{}:
 		default:
 		}
+	}
+	if o.members != nil {
+		in.SetMembers(o.members)
 	}
 	if err := mux.Add(in); err != nil {
 		t.Fatal(err)

@@ -126,6 +126,7 @@ func (x *Mux) Run(ctx context.Context) error {
 }
 
 func (x *Mux) handle(b []byte, meta PacketMeta, adv *Advert, now time.Time) {
+	b, trailer := CutTrailer(b, meta.Src.Is6())
 	if r := Decode(b, meta.Src, meta.Dst, adv); r != DropNone {
 		x.drops.Inc(r)
 		return
@@ -140,6 +141,13 @@ func (x *Mux) handle(b []byte, meta PacketMeta, adv *Advert, now time.Time) {
 	}
 	if own {
 		in.drops.Inc(DropOwnAdvert)
+		return
+	}
+	if !in.admit(meta.Src, adv.Priority, now) {
+		return
+	}
+	if r := in.authentic(b, trailer, meta.Src, meta.Dst, now); r != DropNone {
+		in.drops.Inc(r)
 		return
 	}
 	if len(in.cfg.Peers) > 0 && !slices.Contains(in.cfg.Peers, meta.Src) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ func cmdVRRP(args []string, stdout, stderr io.Writer) int {
 	interval := fs.Duration("advert-int", 0, "with --vrid: expected VRRPv2 interval")
 	version := fs.Int("version", 0, "with --vrid: expected VRRP version (2 or 3)")
 	six := fs.Bool("6", false, "IPv6 (VRRPv3 over IPv6) instead of IPv4")
+	memberList := fs.String("members", "", "with --vrid: the group's members (comma-separated addresses, as `leasehold status` lists them); adverts from others are dropped as foreign_speaker")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -49,6 +51,21 @@ func cmdVRRP(args []string, stdout, stderr io.Writer) int {
 			exp.AuthType, exp.AuthData = vrrp.AuthPass, vrrp.PassAuth(*pass)
 		}
 	}
+	var members []netip.Addr
+	if *memberList != "" {
+		if exp == nil {
+			fmt.Fprintln(stderr, "leasehold vrrp dump: --members needs --vrid")
+			return 2
+		}
+		for _, m := range strings.Split(*memberList, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(m))
+			if err != nil {
+				fmt.Fprintf(stderr, "leasehold vrrp dump: --members: %v\n", err)
+				return 2
+			}
+			members = append(members, a)
+		}
+	}
 	src := netip.IPv4Unspecified()
 	if *six {
 		src = netip.IPv6Unspecified()
@@ -65,7 +82,7 @@ func cmdVRRP(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	d := &dumper{out: stdout, exp: exp, limit: *count}
+	d := &dumper{out: stdout, exp: exp, limit: *count, members: members}
 	context.AfterFunc(ctx, func() { conn.Close() })
 	buf := make([]byte, 2048)
 	adv := vrrp.Advert{Addrs: make([]netip.Addr, 0, 16)}
@@ -85,6 +102,8 @@ type dumper struct {
 	out   io.Writer
 	exp   *vrrp.Expect
 	limit int
+	// members: with exp, the group's members (none: anyone may speak).
+	members []netip.Addr
 
 	mu    sync.Mutex
 	seen  int
@@ -130,6 +149,11 @@ func (d *dumper) packet(b []byte, meta vrrp.PacketMeta, a *vrrp.Advert, now time
 		e := *d.exp
 		if e.Version == 0 {
 			e.Version = a.Version
+		}
+		if a.VRID == e.VRID && len(d.members) > 0 && !slices.Contains(d.members, meta.Src.WithZone("")) {
+			d.drops.Inc(vrrp.DropForeignSpeaker)
+			fmt.Fprintf(d.out, "%s DROP %s\n", line, vrrp.DropForeignSpeaker)
+			return
 		}
 		if r := e.Check(a, meta.TTL, meta.Dst.IsMulticast()); r != vrrp.DropNone {
 			d.drops.Inc(r)

@@ -21,7 +21,7 @@ import (
 
 const labUsage = `usage: leasehold lab SUBCOMMAND [flags]
 
-  up [--nodes N] [--quorum raft|etcd] [--groups G] [--name NAME]
+  up [--nodes N] [--quorum raft|etcd] [--groups G] [--auth hmac] [--name NAME]
                      build a throwaway lab of network namespaces on this machine
                      (a bridge, N nodes running leasehold, a quorum host, a client)
   status [--lab NAME] [--json]
@@ -91,6 +91,7 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Name, "lab", "", "lab name (default lab1, lab2, ...)")
 	fs.StringVar(&o.Name, "name", "", "the same as --lab")
 	fs.DurationVar(&o.TTL, "ttl", time.Second, "lease TTL")
+	fs.StringVar(&o.Auth, "auth", "", "hmac: authenticated adverts between the nodes (a shared key in the lab directory)")
 	fs.StringVar(&o.Dir, "dir", labctl.DefaultDir, "parent directory of labs")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/daemon"
+	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
 )
 
@@ -59,6 +61,7 @@ func cmdLeaseCtx(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	pass := fs.String("password", "", "etcd password")
 	asJSON := fs.Bool("json", false, "JSON output")
 	timeout := fs.Duration("timeout", 5*time.Second, "request timeout (not for watch)")
+	members := fs.Bool("members", false, "ls: also the member keys (nodes registered per VRRP instance)")
 	// Flags may come before or after the positional GROUP.
 	var pos []string
 	for {
@@ -117,6 +120,9 @@ func cmdLeaseCtx(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		hs, err := b.List(rctx)
 		if err != nil {
 			return fail(stderr, err)
+		}
+		if !*members {
+			hs = slices.DeleteFunc(hs, func(h quorum.Holder) bool { return node.IsMemberKey(h.Group) })
 		}
 		return printHolders(stdout, hs, *asJSON, false)
 	case "inspect":

@@ -75,5 +75,34 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			s.Master, s.Since.Format(time.TimeOnly), s.AdvertsSent, s.AdvertsRecv, strings.Join(drops, ","))
 	}
 	tw.Flush()
+	writeMembership(stdout, doc)
 	return 0
+}
+
+// writeMembership prints each instance's members and the foreign speakers
+// it heard (lease mode).
+func writeMembership(w io.Writer, doc daemon.StatusDoc) {
+	for _, s := range doc.Instances {
+		ms, ok := doc.Members[s.Name]
+		if !ok && len(s.Foreign) == 0 {
+			continue
+		}
+		var list []string
+		for _, m := range ms {
+			e := m.Addr + " (" + m.Source
+			if m.Node != "" {
+				e += " " + m.Node
+			}
+			list = append(list, e+")")
+		}
+		auth := ""
+		if s.HMAC {
+			auth = ", adverts authenticated (HMAC)"
+		}
+		fmt.Fprintf(w, "%s members: %s%s\n", s.Name, strings.Join(list, ", "), auth)
+		for _, f := range s.Foreign {
+			fmt.Fprintf(w, "%s FOREIGN SPEAKER %s priority %d: %d adverts dropped, last %s ago\n", s.Name, f.Addr, f.Priority,
+				f.Adverts, time.Since(f.LastSeen).Round(time.Second))
+		}
+	}
 }

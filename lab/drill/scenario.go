@@ -19,7 +19,7 @@ var (
 )
 
 // Scenarios are the named drills, in the order `all` runs them.
-var Scenarios = []string{"graceful", "kill9", "freeze", "vrrp-partition", "quorum-partition", "quorum-loss", "link-flap", "preempt"}
+var Scenarios = []string{"graceful", "kill9", "freeze", "vrrp-partition", "quorum-partition", "quorum-loss", "link-flap", "preempt", "foreign-speaker"}
 
 // Scenario names a drill and how long its fault lasts.
 type Scenario struct {
@@ -101,6 +101,9 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	s.stop()
 	r.Transitions = s.transitions(60)
 	r.measure(s, ph)
+	if ph.check != nil {
+		ph.check(&r)
+	}
 	r.judge(ph, perr, steadyErr)
 	return r, nil
 }
@@ -124,6 +127,8 @@ type phases struct {
 	victim  string       // the node the fault hit
 	// served is the node expected to serve after the fault ("" = any other than victim).
 	served string
+	// check, if set, adds the scenario's own verdict after the measures.
+	check func(r *Result)
 }
 
 // perform injects the scenario's fault into the current owner and restores.
@@ -224,6 +229,8 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
 		return ph, l.Host(victim).LinkUp()
+	case "foreign-speaker":
+		return performForeign(ctx, t, s, sc, r)
 	case "preempt":
 		// The highest-priority node stops; once the next one owns, it
 		// comes back and takes the group over through the lease.

@@ -60,6 +60,10 @@ type Options struct {
 	Groups int
 	// TTL is the lease TTL (default 1 s).
 	TTL time.Duration
+	// Auth is the nodes' advert authentication: "" (none, as keepalived
+	// labs) or "hmac" (authenticated adverts, a key file in the lab
+	// directory).
+	Auth string
 	// Binary is the leasehold executable run in the lab (required).
 	Binary string
 	// Dir is the parent directory (default DefaultDir).
@@ -102,6 +106,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: --quorum %q: want raft or etcd", ErrBadOptions, o.Quorum)
 	case o.Groups < 1 || o.Groups > 100:
 		return fmt.Errorf("%w: --groups %d: want 1-100", ErrBadOptions, o.Groups)
+	case o.Auth != "" && o.Auth != "hmac":
+		return fmt.Errorf("%w: --auth %q: want hmac or nothing", ErrBadOptions, o.Auth)
 	case o.Binary == "":
 		return fmt.Errorf("%w: no leasehold binary", ErrBadOptions)
 	case o.Name != "" && !nameOK(o.Name):

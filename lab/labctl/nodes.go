@@ -53,9 +53,13 @@ func (l *Lab) writeConfigs(o Options) error {
 		var b strings.Builder
 		fmt.Fprintf(&b, "# leasehold lab %s, node %s (written by `leasehold lab up`)\nnode: {name: %s}\n%sstatus: {listen: \"unix:%s\"}\nstate_dir: %s\nvrrp_instance:\n",
 			l.meta.Name, n, n, quorum, l.sock(n), filepath.Join(dir, "state"))
+		auth, err := l.authLine(o)
+		if err != nil {
+			return err
+		}
 		for g := 1; g <= o.Groups; g++ {
-			fmt.Fprintf(&b, "  VI_%d:\n    interface: %s\n    virtual_router_id: %d\n    priority: %d\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [\"%s/24\"]\n",
-				g, h.Iface, g, priority(i), l.VIPOf(g))
+			fmt.Fprintf(&b, "  VI_%d:\n    interface: %s\n    virtual_router_id: %d\n    priority: %d\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [\"%s/24\"]\n%s",
+				g, h.Iface, g, priority(i), l.VIPOf(g), auth)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "leasehold.yaml"), []byte(b.String()), 0o644); err != nil {
 			return err

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/daemon"
+	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/vrrp"
+)
+
+// `vrrp dump --vrid 51 --members ...` counts an advert from a non-member as
+// foreign_speaker and one from a member as accepted.
+func TestDumpMembers(t *testing.T) {
+	var out strings.Builder
+	member, stranger := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.50")
+	d := &dumper{out: &out, exp: &vrrp.Expect{VRID: 51, Version: 3, CheckTTL: true}, members: []netip.Addr{member}}
+	adv := vrrp.Advert{Addrs: make([]netip.Addr, 0, 4)}
+	for _, src := range []netip.Addr{member, stranger} {
+		pkt, err := vrrp.Encode(nil, &vrrp.Advert{Version: 3, VRID: 51, Priority: 254, Interval: 100 * time.Millisecond,
+			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}}, src, vrrp.GroupV4, vrrp.EncodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.packet(pkt, vrrp.PacketMeta{Src: src, Dst: vrrp.GroupV4, TTL: 255}, &adv, time.Now())
+	}
+	d.summary()
+	if d.ok != 1 || d.drops.Load(vrrp.DropForeignSpeaker) != 1 || !strings.Contains(out.String(), "dropped foreign_speaker") {
+		t.Errorf("accepted %d, foreign %d:\n%s", d.ok, d.drops.Load(vrrp.DropForeignSpeaker), out.String())
+	}
+}
+
+// `leasehold status` (text) lists each instance's members and its foreign
+// speakers with address and priority.
+func TestStatusMembership(t *testing.T) {
+	doc := daemon.StatusDoc{
+		Instances: []vrrp.Status{{Name: "VI_1", HMAC: true, Foreign: []vrrp.ForeignSpeaker{
+			{Addr: "10.0.0.50", Priority: 254, Adverts: 102, LastSeen: time.Now()}}}},
+		Members: map[string][]node.RosterEntry{"VI_1": {{Addr: "10.0.0.1", Source: "self"}, {Addr: "10.0.0.2", Node: "n2", Source: "quorum"}}},
+	}
+	var out strings.Builder
+	writeMembership(&out, doc)
+	for _, want := range []string{"VI_1 members: 10.0.0.1 (self), 10.0.0.2 (quorum n2), adverts authenticated (HMAC)",
+		"VI_1 FOREIGN SPEAKER 10.0.0.50 priority 254: 102 adverts dropped"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
+	}
+}
