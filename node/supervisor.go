@@ -156,11 +156,16 @@ func (s *Supervisor) Close(ctx context.Context) error {
 // A key already held (by an older session of ours about to expire) is
 // retried until ours; a failed request after a second.
 func (s *Supervisor) register(ctx context.Context, sess quorum.Session) {
+	// Every key is acquired by this session itself, whatever the roster
+	// shows: after a freeze the roster may still list the key of the lost
+	// session (its deletion not yet seen on the watch), and a kick for that
+	// deletion may be taken by the lost session's register. A key still
+	// held by the lost session is retried every second until it expires.
 	held := map[string]bool{} // acquired by sess, not yet seen deleted
 	for {
 		missing := 0
 		for _, r := range s.rosters {
-			if r.Registered() || held[r.Key()] {
+			if held[r.Key()] {
 				continue
 			}
 			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
