@@ -122,7 +122,7 @@ func TestARPChanges(t *testing.T) {
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // A GARP counts against its host when the host held the VIP at no instant
-// of the round, widened by garpSlack (n2 at 300 ms announces long before
+// of the round, widened by garpSlack (n2 at 100 ms announces long before
 // it holds: counted; n1 at 200 ms holds: not counted; n1 at 450 ms lets go
 // inside the round: not counted; n2 at 520 ms, stamped holding only at
 // 600 ms by the monitor: within the slack, not counted).
@@ -130,7 +130,7 @@ func TestNonHolderGARPs(t *testing.T) {
 	ms := func(v int64) Stamp { return st(v * 1000) }
 	rounds := []ARPRound{
 		{At: ms(200), GARPs: map[string]int{"n1": 2}},
-		{At: ms(300), GARPs: map[string]int{"n2": 3}},
+		{At: ms(100), GARPs: map[string]int{"n2": 3}},
 		{At: ms(450), GARPs: map[string]int{"n1": 1}},
 		{At: ms(520), GARPs: map[string]int{"n2": 5}},
 		{At: ms(700), GARPs: map[string]int{"n2": 4}},

@@ -160,10 +160,12 @@ func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARP
 }
 
 // garpSlack widens a round when GARPs are matched with the address
-// monitor: the monitor stamps an address when netlink tells it, a little
-// after the daemon added it and sent its burst. A GARP of a demoted node's
-// schedule (seconds later) is still caught.
-const garpSlack = 50 * time.Millisecond
+// monitor: the monitor stamps an address when it reads netlink's message,
+// which on a loaded machine can come well after the daemon added the
+// address and sent its burst (seen: two soaks at once on 2 cores). A GARP
+// of a demoted node's schedule (garp_master_delay, refresh: seconds later)
+// is still caught.
+const garpSlack = 250 * time.Millisecond
 
 // nonHolderGARPs counts the GARPs of each round's hosts that did not hold
 // the VIP at any instant of the round [At, At+interval], widened by
