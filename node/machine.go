@@ -93,8 +93,8 @@ type Config struct {
 
 // The storm guard's defaults.
 const (
-	DefaultFlapWindow     = 10 * time.Second
-	DefaultFlapLimit      = 3
+	DefaultFlapWindow     = time.Second
+	DefaultFlapLimit      = 5
 	DefaultFlapBackoff    = time.Second
 	DefaultFlapBackoffMax = 30 * time.Second
 )

@@ -77,13 +77,14 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			l.conns[lc] = struct{}{}
 		}
 		l.mu.Unlock()
+		// Counted before the close: whoever sees the close sees the count.
 		if victim != nil {
-			victim.Conn.Close() // the server's goroutine for it ends on the read error
 			l.evicted.Add(1)
+			victim.Conn.Close() // the server's goroutine for it ends on the read error
 		}
 		if full {
-			c.Close()
 			l.shed.Add(1)
+			c.Close()
 			continue
 		}
 		return lc, nil
