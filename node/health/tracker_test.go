@@ -284,7 +284,8 @@ sleep 1000`, pidf, pidf, pidf, childf, childf, childf))
 		t.Fatal(err)
 	}
 	pid, child := readPID(t, pidf), readPID(t, childf)
-	if alive(pid) || alive(child) {
+	// SIGKILL to the group is delivered asynchronously: wait for both to go.
+	if !eventually(func() bool { return !alive(pid) && !alive(child) }) {
 		t.Errorf("after the timeout: script %d alive %v, its child %d alive %v", pid, alive(pid), child, alive(child))
 	}
 	if !strings.Contains(logs.String(), "timed out (process group killed)") {
