@@ -58,6 +58,9 @@ type Result struct {
 	// a probe round during which the node never had the VIP: a node that
 	// is not the owner announcing it. Must be 0.
 	NonHolderGARPs map[string]int `json:"non_holder_garps,omitempty"`
+	// NonHolderGARPAtUS: when (since the start of the observation) those
+	// GARPs were heard, per round.
+	NonHolderGARPAtUS []int64 `json:"non_holder_garp_at_us,omitempty"`
 	// ServedAfterVIPUS: after the restore, from the VIP going up on the
 	// node that holds it at the end to the first client answer from that
 	// node (-1: none seen). A blackhole (clients still sending to another
@@ -223,6 +226,9 @@ func (r *Result) measure(s *session, ph phases) {
 	r.ServedAfterVIPUS = servedAfterVIP(s, restore)
 	if rep := netlab.BuildReport(s.t.VIP(), netlab.ReportOptions{}, s.mon, s.arp, nil); rep.ARP != nil {
 		r.NonHolderGARPs = rep.ARP.NonHolderGARPs
+		for _, rd := range rep.ARP.NonHolderGARPRounds {
+			r.NonHolderGARPAtUS = append(r.NonHolderGARPAtUS, rel(rd.At, o))
+		}
 	}
 
 	s.mu.Lock()

@@ -140,8 +140,8 @@ func TestNonHolderGARPs(t *testing.T) {
 		newInterval(ms(500), ms(600), false, nil),
 		newInterval(ms(600), ms(900), true, []string{"n2"}),
 	}
-	got := nonHolderGARPs(rounds, 100*time.Millisecond, holders)
-	if len(got) != 1 || got["n2"] != 3 {
-		t.Fatalf("non-holder GARPs = %v, want n2: 3", got)
+	got, at := nonHolderGARPs(rounds, 100*time.Millisecond, holders)
+	if len(got) != 1 || got["n2"] != 3 || len(at) != 1 || at[0].At != ms(100) {
+		t.Fatalf("non-holder GARPs = %v in rounds %v, want n2: 3 at 100 ms", got, at)
 	}
 }

@@ -45,6 +45,8 @@ type ARPSummary struct {
 	// configured (by the address monitor): announcements by a node that is
 	// not the owner. Must be 0; set only when both checkers ran.
 	NonHolderGARPs map[string]int `json:"non_holder_garps,omitempty"`
+	// NonHolderGARPRounds are the rounds those GARPs were heard in.
+	NonHolderGARPRounds []ARPRound `json:"non_holder_garp_rounds,omitempty"`
 }
 
 // TCPSummary is what the client TCP prober saw. With a fault instant,
@@ -110,7 +112,7 @@ func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARP
 			GARPs:      arp.GARPCount(),
 		}
 		if addr != nil {
-			r.ARP.NonHolderGARPs = nonHolderGARPs(arp.Rounds(), arp.Interval, addr.HolderIntervals())
+			r.ARP.NonHolderGARPs, r.ARP.NonHolderGARPRounds = nonHolderGARPs(arp.Rounds(), arp.Interval, addr.HolderIntervals())
 		}
 	}
 	if tcp != nil {
@@ -170,8 +172,9 @@ const garpSlack = 250 * time.Millisecond
 // nonHolderGARPs counts the GARPs of each round's hosts that did not hold
 // the VIP at any instant of the round [At, At+interval], widened by
 // garpSlack on both sides.
-func nonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interval) map[string]int {
+func nonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interval) (map[string]int, []ARPRound) {
 	var out map[string]int
+	var at []ARPRound
 	for _, r := range rounds {
 		start := r.At.MonoUS - garpSlack.Microseconds()
 		end := r.At.MonoUS + interval.Microseconds() + garpSlack.Microseconds()
@@ -188,10 +191,13 @@ func nonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interva
 					out = map[string]int{}
 				}
 				out[host] += n
+				if len(at) == 0 || at[len(at)-1].At != r.At {
+					at = append(at, r)
+				}
 			}
 		}
 	}
-	return out
+	return out, at
 }
 
 // NonHolderGARPTotal is the number of GARPs sent by hosts without the VIP.
