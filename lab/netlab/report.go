@@ -175,7 +175,18 @@ const garpSlack = 250 * time.Millisecond
 func nonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interval) (map[string]int, []ARPRound) {
 	var out map[string]int
 	var at []ARPRound
+	// A burst heard in the last moments of the observation may belong to
+	// an address the monitor had not reported yet when it stopped (seen:
+	// a handback starting as a drill ended): rounds closer than garpSlack
+	// to the monitor's end are not judged.
+	var monEnd int64
+	if n := len(holders); n > 0 {
+		monEnd = holders[n-1].End.MonoUS
+	}
 	for _, r := range rounds {
+		if r.At.MonoUS+interval.Microseconds()+garpSlack.Microseconds() > monEnd {
+			continue
+		}
 		start := r.At.MonoUS - garpSlack.Microseconds()
 		end := r.At.MonoUS + interval.Microseconds() + garpSlack.Microseconds()
 		for host, n := range r.GARPs {
