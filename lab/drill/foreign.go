@@ -124,9 +124,11 @@ func performForeign(ctx context.Context, t Target, s *session, sc Scenario, r *R
 	elapsed := time.Since(start)
 
 	var reasons, notes []string
-	// The bound of node/doc.go for one node over the elapsed time.
-	windows := int(elapsed/node.DefaultFlapWindow) + 1
-	bound := uint64(2 * (node.DefaultFlapLimit + 4) * windows)
+	// The bound of node/doc.go ("Storm bound") for one node over the
+	// elapsed time: at most FlapLimit+3 acquires, each with at most one
+	// release, in any 10 s.
+	windows := int(elapsed/(10*time.Second)) + 1
+	bound := uint64(2 * (node.DefaultFlapLimit + 3) * windows)
 	for _, n := range t.Nodes() {
 		sock := api.StatusSocket(n)
 		w, err := quorumWrites(ctx, sock, "VI_1")
