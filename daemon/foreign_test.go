@@ -120,7 +120,7 @@ func TestForeignSpeaker(t *testing.T) {
 		stop()
 		swg.Wait()
 		total := writes(n1, n2) - w0
-		// Per node: 7 acquires and releases in any 10 s; after the first
+		// Per node: FlapLimit+3 acquires and releases in any 10 s; after the first
 		// minute one of each per 30 s; plus the release of the grant n1
 		// held when the storm began.
 		if bound := uint64(2*2*(node.DefaultFlapLimit+4) + 1); first10 > bound {
