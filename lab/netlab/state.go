@@ -45,10 +45,11 @@ type ProcRecord struct {
 
 // stateFile persists State atomically (write to a temporary file, rename).
 type stateFile struct {
-	mu     sync.Mutex
-	path   string
-	st     State
-	closed bool // the lab is being torn down: the file is no longer written
+	mu      sync.Mutex
+	path    string
+	st      State
+	closed  bool // the lab is being torn down: the file is no longer written
+	written bool // the file was written once: its absence means a teardown
 }
 
 func (f *stateFile) update(fn func(*State)) error {
@@ -58,7 +59,19 @@ func (f *stateFile) update(fn func(*State)) error {
 	if f.closed {
 		return nil
 	}
-	return writeState(f.path, f.st)
+	if f.written {
+		// Another view of the lab (an attached Lab in the same process)
+		// may have torn it down: never bring the file back.
+		if _, err := os.Stat(f.path); errors.Is(err, fs.ErrNotExist) {
+			f.closed = true
+			return nil
+		}
+	}
+	if err := writeState(f.path, f.st); err != nil {
+		return err
+	}
+	f.written = true
+	return nil
 }
 
 // close stops writing the file: a process of the lab that exits while the
