@@ -389,9 +389,6 @@ func indexLines(n *yaml.Node, path string, out map[string]int) {
 // turns into report through it, so every error names file, line and key.
 func (c *Config) ErrAt(path, format string, args ...any) error { return c.errAt(path, format, args...) }
 
-// File is the name the configuration was read from.
-func (c *Config) File() string { return c.file }
-
 func (c *Config) errAt(path, format string, args ...any) error {
 	line := 0
 	for p := path; p != ""; {

@@ -87,7 +87,7 @@ func (osPlatform) Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer,
 func (osPlatform) StatusListener(spec string) (net.Listener, error) { return statusapi.Listen(spec) }
 
 func (osPlatform) Prober(iface string, vips []netip.Addr) node.Prober {
-	return arpProber{iface: iface, vips: vips, wait: 20 * time.Millisecond}
+	return NewProber(vrrp.Probe, iface, vips)
 }
 
 func (osPlatform) Addresses(stateDir string) Addresses {
@@ -128,15 +128,21 @@ func (osPlatform) Voter(cfg raft.Config, log *slog.Logger) (Voter, error) {
 	return raft.NewMember(cfg, log)
 }
 
-// arpProber probes a group's VIPs (node.Prober).
-type arpProber struct {
+// NewProber probes a group's VIPs on iface with probe (vrrp.Probe on the
+// real platform), waiting 20 ms for answers (node.Prober).
+func NewProber(probe vrrp.ProbeFunc, iface string, vips []netip.Addr) node.Prober {
+	return prober{probe: probe, iface: iface, vips: vips, wait: 20 * time.Millisecond}
+}
+
+type prober struct {
+	probe vrrp.ProbeFunc
 	iface string
 	vips  []netip.Addr
 	wait  time.Duration
 }
 
-func (p arpProber) Probe(ctx context.Context) (string, error) {
-	c, ok, err := vrrp.Probe(ctx, p.iface, p.vips, p.wait)
+func (p prober) Probe(ctx context.Context) (string, error) {
+	c, ok, err := p.probe(ctx, p.iface, p.vips, p.wait)
 	if err != nil || !ok {
 		return "", err
 	}

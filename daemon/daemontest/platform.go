@@ -80,23 +80,9 @@ func (n *Node) Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer, er
 	return n.w.Seg.Announcer(n.Name), nil
 }
 
-// Prober implements daemon.Platform.
+// Prober implements daemon.Platform: probes answered by the segment.
 func (n *Node) Prober(iface string, vips []netip.Addr) node.Prober {
-	return prober{probe: n.w.Seg.Prober(n.Name), iface: iface, vips: vips}
-}
-
-type prober struct {
-	probe vrrp.ProbeFunc
-	iface string
-	vips  []netip.Addr
-}
-
-func (p prober) Probe(ctx context.Context) (string, error) {
-	c, ok, err := p.probe(ctx, p.iface, p.vips, 20*time.Millisecond)
-	if err != nil || !ok {
-		return "", err
-	}
-	return c.String(), nil
+	return daemon.NewProber(n.w.Seg.Prober(n.Name), iface, vips)
 }
 
 // Addresses implements daemon.Platform.
