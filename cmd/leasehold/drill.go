@@ -121,7 +121,7 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	}
 	scenarios := []string{name}
 	if name == "all" {
-		scenarios = drill.Scenarios
+		scenarios = drill.ScenariosFor(l)
 	}
 	for _, sc := range scenarios {
 		for i := 1; i <= max(*runs, 1); i++ {

@@ -74,7 +74,8 @@ func performForeign(ctx context.Context, t Target, s *session, sc Scenario, r *R
 		dur = ForeignSpeakerDuration
 	}
 	r.Duration = dur.String()
-	client := t.Netlab().Host(netlab.ClientName)
+	nl := t.(netlabTarget).Netlab()
+	client := nl.Host(netlab.ClientName)
 	if client == nil {
 		return ph, fmt.Errorf("drill %s: the lab has no client host", sc.Name)
 	}
@@ -94,7 +95,7 @@ func performForeign(ctx context.Context, t Target, s *session, sc Scenario, r *R
 	}
 	var members []netip.Addr
 	for _, n := range t.Nodes() {
-		if h := t.Netlab().Host(n); h != nil {
+		if h := nl.Host(n); h != nil {
 			members = append(members, h.IPv4)
 		}
 	}

@@ -16,11 +16,13 @@ import (
 	"github.com/leasehold/leasehold/lab/netlab"
 )
 
-// Target is what a drill acts on and observes: a lab (labctl.Lab
-// implements it) or anything with the same namespaces, daemons and quorum.
+// Target is what a drill acts on and observes: a lab of network
+// namespaces (labctl.Lab, which also offers Netlab), a lab of VMs, or
+// anything with nodes, daemons and a quorum. A target brings its own
+// checkers (CheckerSource) unless it is a netns lab, whose checkers the
+// drill builds. Faults beyond signals and quorum cuts are optional
+// interfaces (VRRPCutter, LinkSetter, Isolator, PowerCutter).
 type Target interface {
-	// Netlab returns the namespaces the checkers run in.
-	Netlab() *netlab.Lab
 	// Nodes returns the nodes, highest priority first.
 	Nodes() []string
 	// VIP is the address the checkers watch; ProbePort the responders' port.
@@ -53,11 +55,9 @@ type statusSample struct {
 
 // session runs the checkers and a status poller on a target until stopped.
 type session struct {
-	t   Target
-	tb  netlab.Timebase
-	mon *netlab.AddrMonitor
-	arp *netlab.ARPProber
-	tcp *netlab.TCPProber
+	t  Target
+	tb netlab.Timebase
+	c  Checkers
 
 	start  netlab.Stamp
 	end    netlab.Stamp
@@ -70,31 +70,29 @@ type session struct {
 	logOff  map[string]int64
 }
 
-type checker interface {
-	Run(context.Context) error
-	Ready() <-chan struct{}
-}
-
-// observe starts the netlink monitor on every node, the ARP prober from
-// the switch and the client TCP prober, and polls every node's status
+// observe starts the target's checkers and polls every node's status
 // every 100 ms.
 func observe(ctx context.Context, t Target) (*session, error) {
-	l := t.Netlab()
-	s := &session{t: t, tb: l.Timebase(), logOff: map[string]int64{}}
-	var hosts []*netlab.Host
+	c, err := checkersOf(t)
+	if err != nil {
+		return nil, err
+	}
+	if c.ARPInterval <= 0 {
+		c.ARPInterval = 100 * time.Millisecond
+	}
+	if c.ClientInterval <= 0 {
+		c.ClientInterval = 20 * time.Millisecond
+	}
+	s := &session{t: t, tb: c.Timebase, c: c, logOff: map[string]int64{}}
 	for _, n := range t.Nodes() {
-		hosts = append(hosts, l.Host(n))
 		if fi, err := os.Stat(t.LogPath(n)); err == nil {
 			s.logOff[n] = fi.Size()
 		}
 	}
-	s.mon = netlab.NewAddrMonitor(s.tb, t.VIP(), hosts...)
-	s.arp = netlab.NewARPProber(l, t.VIP())
-	s.tcp = netlab.NewTCPProber(s.tb, l.Host(netlab.ClientName), netip.AddrPortFrom(t.VIP(), t.ProbePort()))
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.start = s.tb.Now()
-	for _, c := range []checker{s.mon, s.arp, s.tcp} {
+	for _, c := range c.Run {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -71,6 +71,12 @@ type Result struct {
 	// move of the VIP, a handback, is a handover and counted in
 	// RestoreOutageUS): a blackhole. Must stay within two probe intervals.
 	SteadyOutageUS int64 `json:"steady_outage_us"`
+	// WatchdogResetUS: from the fault to the old owner's machine
+	// resetting (its watchdog); TakeoverUS: to the first status of
+	// another node as owner. Kill9 and freeze on a target whose owners
+	// arm a watchdog require WatchdogResetUS < TakeoverUS.
+	WatchdogResetUS int64 `json:"watchdog_reset_us,omitempty"`
+	TakeoverUS      int64 `json:"takeover_us,omitempty"`
 	// ProbeIntervalUS is the client prober's interval.
 	ProbeIntervalUS int64 `json:"probe_interval_us"`
 
@@ -130,7 +136,7 @@ func (r *Result) measure(s *session, ph phases) {
 
 	// netlink: per-node spans, overlap.
 	open := map[string]int64{}
-	for _, ev := range s.mon.Events() {
+	for _, ev := range s.addrEvents() {
 		at := rel(ev.At, o)
 		if ev.Added {
 			if _, ok := open[ev.Host]; !ok {
@@ -147,18 +153,17 @@ func (r *Result) measure(s *session, ph phases) {
 	for h, from := range open {
 		r.Timeline.VIP[h] = append(r.Timeline.VIP[h], Span{From: from, To: r.Timeline.EndUS})
 	}
-	for _, iv := range s.mon.DualIntervals() {
-		r.AddrBothUS += iv.DurUS
+	if s.c.Addr != nil {
+		for _, iv := range s.c.Addr.DualIntervals() {
+			r.AddrBothUS += iv.DurUS
+		}
 	}
 
 	// ARP: per-node spans of consecutive answered rounds.
-	rounds := s.arp.Rounds()
+	rounds := s.c.ARP.Rounds()
 	r.ARPRounds = len(rounds)
 	r.OldOwnerLastARPUS = -1
-	interval := s.arp.Interval
-	if interval <= 0 {
-		interval = 100 * time.Millisecond
-	}
+	interval := s.c.ARPInterval
 	cur := map[string]*Span{}
 	for i, rd := range rounds {
 		at := rel(rd.At, o)
@@ -193,14 +198,14 @@ func (r *Result) measure(s *session, ph phases) {
 	r.DualARPUS = int64(r.DualARPRounds) * interval.Microseconds()
 
 	// Client: answerer timeline and outages clipped to the phases.
-	for _, iv := range s.tcp.Answerers() {
+	for _, iv := range s.c.Client.Answerers() {
 		sp := Span{From: rel(iv.Start, o), To: rel(iv.End, o)}
 		if len(iv.Who) == 1 {
 			sp.Who = iv.Who[0]
 		}
 		r.Timeline.Client = append(r.Timeline.Client, sp)
 	}
-	for _, x := range s.tcp.Samples() {
+	for _, x := range s.c.Client.Samples() {
 		r.ClientProbes++
 		if !x.OK() {
 			r.ClientFailures++
@@ -209,24 +214,23 @@ func (r *Result) measure(s *session, ph phases) {
 			r.NewOwner = x.Node
 		}
 	}
-	for _, iv := range s.tcp.Outages() {
+	moves := s.vipMoves(rounds)
+	for _, iv := range s.c.Client.Outages() {
 		r.OutageUS += clip(iv, fault, restore)
 		r.OutageMaxUS = max(r.OutageMaxUS, clip(iv, fault, restore))
 		if !ph.restore.IsZero() {
 			r.RestoreOutageUS += clip(iv, ph.restore, s.end)
 		}
-		if !ph.steady.IsZero() && !vipMoved(s.mon.Events(), iv, 200*time.Millisecond) {
+		if !ph.steady.IsZero() && !vipMoved(moves, iv, 200*time.Millisecond) {
 			r.SteadyOutageUS += clip(iv, ph.steady, s.end)
 		}
 	}
-	r.ProbeIntervalUS = s.tcp.Interval.Microseconds()
-	if r.ProbeIntervalUS <= 0 {
-		r.ProbeIntervalUS = (20 * time.Millisecond).Microseconds()
-	}
-	r.ServedAfterVIPUS = servedAfterVIP(s, restore)
-	if rep := netlab.BuildReport(s.t.VIP(), netlab.ReportOptions{}, s.mon, s.arp, nil); rep.ARP != nil {
-		r.NonHolderGARPs = rep.ARP.NonHolderGARPs
-		for _, rd := range rep.ARP.NonHolderGARPRounds {
+	r.ProbeIntervalUS = s.c.ClientInterval.Microseconds()
+	r.ServedAfterVIPUS = servedAfterVIP(s, moves, restore)
+	if s.c.Addr != nil {
+		garps, at := netlab.NonHolderGARPs(rounds, interval, s.c.Addr.HolderIntervals())
+		r.NonHolderGARPs = garps
+		for _, rd := range at {
 			r.NonHolderGARPAtUS = append(r.NonHolderGARPAtUS, rel(rd.At, o))
 		}
 	}
@@ -239,6 +243,39 @@ func (r *Result) measure(s *session, ph phases) {
 		r.Notes = append(r.Notes, "checker: "+err.Error())
 	}
 	s.mu.Unlock()
+}
+
+// addrEvents are the address monitor's events (none without one).
+func (s *session) addrEvents() []netlab.AddrEvent {
+	if s.c.Addr == nil {
+		return nil
+	}
+	return s.c.Addr.Events()
+}
+
+// vipMoves are the instants the VIP was added or removed somewhere: from
+// the address monitor, or, without one, the ARP rounds whose answering
+// hosts differ from the round before (Added: a host began answering).
+func (s *session) vipMoves(rounds []netlab.ARPRound) []netlab.AddrEvent {
+	if s.c.Addr != nil {
+		return s.c.Addr.Events()
+	}
+	var out []netlab.AddrEvent
+	var prev []string
+	for _, rd := range rounds {
+		for _, h := range rd.Hosts {
+			if !slices.Contains(prev, h) {
+				out = append(out, netlab.AddrEvent{At: rd.At, Host: h, Added: true})
+			}
+		}
+		for _, h := range prev {
+			if !slices.Contains(rd.Hosts, h) {
+				out = append(out, netlab.AddrEvent{At: rd.At, Host: h})
+			}
+		}
+		prev = rd.Hosts
+	}
+	return out
 }
 
 // vipMoved reports whether the VIP was added or removed anywhere within
@@ -257,10 +294,10 @@ func vipMoved(events []netlab.AddrEvent, iv netlab.Interval, slack time.Duration
 // (on the node holding the VIP at the end) to the first client answer from
 // that node after it; -1 when the VIP did not move after from or the node
 // never answered.
-func servedAfterVIP(s *session, from netlab.Stamp) int64 {
+func servedAfterVIP(s *session, moves []netlab.AddrEvent, from netlab.Stamp) int64 {
 	var up netlab.Stamp
 	var host string
-	for _, ev := range s.mon.Events() {
+	for _, ev := range moves {
 		if ev.Added && !ev.At.Before(from) {
 			up, host = ev.At, ev.Host
 		}
@@ -268,7 +305,7 @@ func servedAfterVIP(s *session, from netlab.Stamp) int64 {
 	if host == "" {
 		return -1
 	}
-	for _, x := range s.tcp.Samples() {
+	for _, x := range s.c.Client.Samples() {
 		if x.OK() && x.Node == host && !x.At.Before(up) {
 			return x.At.MonoUS - up.MonoUS
 		}

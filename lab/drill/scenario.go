@@ -18,8 +18,46 @@ var (
 	errNotReady        = errors.New("drill: checkers not ready")
 )
 
-// Scenarios are the named drills, in the order `all` runs them.
-var Scenarios = []string{"graceful", "kill9", "freeze", "vrrp-partition", "quorum-partition", "quorum-loss", "link-flap", "preempt", "foreign-speaker"}
+// Scenarios are the named drills, in the order `all` runs them; a target
+// is offered those whose fault it can inject (ScenariosFor).
+var Scenarios = []string{"graceful", "kill9", "freeze", "vrrp-partition", "quorum-partition", "quorum-loss", "link-flap", "preempt", "foreign-speaker",
+	"power-cut", "vrrp-link-cut", "isolation"}
+
+// ScenariosFor returns the scenarios t can run, in Scenarios' order.
+func ScenariosFor(t Target) []string {
+	var out []string
+	for _, name := range Scenarios {
+		if supports(t, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func supports(t Target, name string) bool {
+	_, netns := t.(netlabTarget)
+	switch name {
+	case "vrrp-partition":
+		_, ok := t.(VRRPCutter)
+		return ok || netns
+	case "link-flap":
+		_, ok := t.(LinkSetter)
+		return ok || netns
+	case "foreign-speaker":
+		_, api := t.(daemonAPI)
+		return netns && api
+	case "power-cut":
+		_, ok := t.(PowerCutter)
+		return ok
+	case "vrrp-link-cut":
+		_, ok := t.(VRRPLinkCutter)
+		return ok
+	case "isolation":
+		_, ok := t.(Isolator)
+		return ok
+	}
+	return true
+}
 
 // Scenario names a drill and how long its fault lasts.
 type Scenario struct {
@@ -32,7 +70,7 @@ type Scenario struct {
 // DefaultDuration returns how long the fault of scenario name lasts by default.
 func DefaultDuration(name string) time.Duration {
 	switch name {
-	case "freeze", "vrrp-partition":
+	case "freeze", "vrrp-partition", "vrrp-link-cut", "isolation":
 		return 10 * time.Second
 	case "quorum-partition", "quorum-loss":
 		return 5 * time.Second
@@ -58,8 +96,8 @@ const (
 // usable lab. The Result carries the verdict; the error is for drills that
 // could not be carried out at all.
 func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
-	if !slices.Contains(Scenarios, sc.Name) {
-		return Result{}, fmt.Errorf("%w: %q (want one of %v)", ErrUnknownScenario, sc.Name, Scenarios)
+	if !slices.Contains(Scenarios, sc.Name) || !supports(t, sc.Name) {
+		return Result{}, fmt.Errorf("%w: %q (this target runs %v)", ErrUnknownScenario, sc.Name, ScenariosFor(t))
 	}
 	if sc.Duration <= 0 {
 		sc.Duration = DefaultDuration(sc.Name)
@@ -148,7 +186,6 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		}
 		return false
 	}
-	l := t.Netlab()
 	switch sc.Name {
 	case "graceful":
 		r.Fault = fmt.Sprintf("SIGTERM to %s's daemon (the owner); restarted after the handover", victim)
@@ -172,6 +209,7 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		if !waitFor(ctx, 20*time.Second, others) {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 20 s of the kill -9 of %s (pid %d, gone)", victim, killed.PID))
 		}
+		ph.check = watchdogCheck(t, s, ph)
 		sleep(ctx, 2*time.Second)
 		ph.restore = s.now()
 		return ph, t.Restart(ctx, victim)
@@ -181,8 +219,13 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		if err := t.Signal(victim, syscall.SIGSTOP); err != nil {
 			return ph, fmt.Errorf("owner %s not frozen: SIGSTOP not delivered: %w", victim, err)
 		}
+		ph.check = watchdogCheck(t, s, ph)
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
+		if rs, ok := t.(Resetter); ok && !rs.ResetAt(victim).IsZero() {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s's machine reset during the freeze (its watchdog); nothing to thaw", victim))
+			return ph, t.Restart(ctx, victim)
+		}
 		if err := t.Signal(victim, syscall.SIGCONT); err != nil {
 			return ph, fmt.Errorf("owner %s not thawed: SIGCONT not delivered: %w", victim, err)
 		}
@@ -191,12 +234,12 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		ph.expect = expectKeep
 		r.Fault = fmt.Sprintf("VRRP (IP proto 112) dropped in and out of %s (the owner) for %v", victim, sc.Duration)
 		ph.fault = s.now()
-		if err := l.Host(victim).DropVRRP(ctx, true); err != nil {
+		if err := cutVRRP(ctx, t, victim, true); err != nil {
 			return ph, err
 		}
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
-		return ph, l.Host(victim).DropVRRP(context.WithoutCancel(ctx), false)
+		return ph, cutVRRP(context.WithoutCancel(ctx), t, victim, false)
 	case "quorum-partition":
 		r.Fault = fmt.Sprintf("%s (the owner) cut from the quorum, both directions, for %v after the takeover", victim, sc.Duration)
 		ph.fault = s.now()
@@ -223,12 +266,41 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		ph.expect = expectKeep
 		r.Fault = fmt.Sprintf("%s's (the owner's) interface down for %v, then up", victim, sc.Duration)
 		ph.fault = s.now()
-		if err := l.Host(victim).LinkDown(); err != nil {
+		if err := setLink(ctx, t, victim, false); err != nil {
 			return ph, err
 		}
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
-		return ph, l.Host(victim).LinkUp()
+		return ph, setLink(context.WithoutCancel(ctx), t, victim, true)
+	case "power-cut":
+		r.Fault = fmt.Sprintf("power cut of %s (the owner's machine switched off, no shutdown); booted again after the takeover", victim)
+		ph.fault = s.now()
+		if err := t.(PowerCutter).PowerCut(ctx, victim); err != nil {
+			return ph, fmt.Errorf("owner %s not switched off: %w", victim, err)
+		}
+		if !waitFor(ctx, 30*time.Second, others) {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 30 s of the power cut of %s", victim))
+		}
+		sleep(ctx, 2*time.Second)
+		ph.restore = s.now()
+		return ph, t.Restart(ctx, victim)
+	case "vrrp-link-cut", "isolation":
+		cut := func(ctx context.Context, on bool) error { return t.(VRRPLinkCutter).CutVRRPLink(ctx, victim, on) }
+		r.Fault = fmt.Sprintf("%s's (the owner's) VRRP and client link cut for %v (its quorum link stays)", victim, sc.Duration)
+		if sc.Name == "isolation" {
+			cut = func(ctx context.Context, on bool) error { return t.(Isolator).Isolate(ctx, victim, on) }
+			r.Fault = fmt.Sprintf("%s (the owner) cut from everything (VRRP, clients and quorum) for %v", victim, sc.Duration)
+		}
+		ph.fault = s.now()
+		if err := cut(ctx, true); err != nil {
+			return ph, err
+		}
+		if !waitFor(ctx, 30*time.Second, others) {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 30 s of cutting %s off", victim))
+		}
+		sleep(ctx, sc.Duration)
+		ph.restore = s.now()
+		return ph, cut(context.WithoutCancel(ctx), false)
 	case "foreign-speaker":
 		return performForeign(ctx, t, s, sc, r)
 	case "preempt":
@@ -302,9 +374,64 @@ func killOwner(ctx context.Context, t Target, node string, wait time.Duration) (
 	if err := t.Signal(node, syscall.SIGKILL); err != nil {
 		return before, fmt.Errorf("owner %s (pid %d) still alive after kill -9: signal not delivered: %w", node, before.PID, err)
 	}
-	proc := netlab.ProcRecord{PID: before.PID, StartTime: before.StartTime}
-	if !waitFor(ctx, wait, func() bool { return !proc.Alive() }) {
+	alive := func() bool { return netlab.ProcRecord{PID: before.PID, StartTime: before.StartTime}.Alive() }
+	if pv, ok := t.(ProcessView); ok {
+		alive = func() bool { return pv.ProcessAlive(ctx, node, before.PID, before.StartTime) }
+	}
+	if !waitFor(ctx, wait, func() bool { return !alive() }) {
 		return before, fmt.Errorf("owner %s still alive %v after kill -9: pid %d (start time %d) still runs", node, wait, before.PID, before.StartTime)
 	}
 	return before, nil
+}
+
+// cutVRRP drops VRRP in and out of node: the target's way, or nftables in
+// a netns lab.
+func cutVRRP(ctx context.Context, t Target, node string, on bool) error {
+	if c, ok := t.(VRRPCutter); ok {
+		return c.CutVRRP(ctx, node, on)
+	}
+	return t.(netlabTarget).Netlab().Host(node).DropVRRP(ctx, on)
+}
+
+// setLink takes node's interface down or up.
+func setLink(ctx context.Context, t Target, node string, up bool) error {
+	if ls, ok := t.(LinkSetter); ok {
+		return ls.SetLink(ctx, node, up)
+	}
+	h := t.(netlabTarget).Netlab().Host(node)
+	if up {
+		return h.LinkUp()
+	}
+	return h.LinkDown()
+}
+
+// watchdogCheck, on a target whose owners arm a watchdog, requires that
+// the victim's machine reset (its watchdog fired) and that it reset before
+// any other node took over: a peer that promotes while the old owner
+// could still be running its resources is the split brain the watchdog is
+// there to prevent. Both instants are recorded.
+func watchdogCheck(t Target, s *session, ph phases) func(*Result) {
+	rs, ok := t.(Resetter)
+	if !ok || !rs.WatchdogArmed() {
+		return nil
+	}
+	victim, fault := ph.victim, ph.fault
+	return func(r *Result) {
+		for _, m := range r.Timeline.Status {
+			if m.Node != victim && m.Up && m.Role == "owner" && m.At >= rel(fault, s.start) {
+				r.TakeoverUS = m.At - rel(fault, s.start)
+				break
+			}
+		}
+		at := rs.ResetAt(victim)
+		if at.IsZero() {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("%s's watchdog did not reset its machine (the daemon was armed)", victim))
+			return
+		}
+		r.WatchdogResetUS = s.tb.Stamp(at).MonoUS - fault.MonoUS
+		if r.TakeoverUS > 0 && r.TakeoverUS < r.WatchdogResetUS {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("%s took over %s after the fault, before %s's watchdog reset its machine (%s)",
+				r.NewOwner, us(r.TakeoverUS), victim, us(r.WatchdogResetUS)))
+		}
+	}
 }

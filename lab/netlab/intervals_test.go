@@ -143,7 +143,7 @@ func TestNonHolderGARPs(t *testing.T) {
 	// n3's burst at 1200 ms is too close to the monitor's end (1400 ms) to
 	// be judged: its address may not have been reported yet.
 	rounds = append(rounds, ARPRound{At: ms(1200), GARPs: map[string]int{"n3": 5}})
-	got, at := nonHolderGARPs(rounds, 100*time.Millisecond, holders)
+	got, at := NonHolderGARPs(rounds, 100*time.Millisecond, holders)
 	if len(got) != 1 || got["n2"] != 3 || len(at) != 1 || at[0].At != ms(100) {
 		t.Fatalf("non-holder GARPs = %v in rounds %v, want n2: 3 at 100 ms", got, at)
 	}

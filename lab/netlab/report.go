@@ -112,7 +112,7 @@ func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARP
 			GARPs:      arp.GARPCount(),
 		}
 		if addr != nil {
-			r.ARP.NonHolderGARPs, r.ARP.NonHolderGARPRounds = nonHolderGARPs(arp.Rounds(), arp.Interval, addr.HolderIntervals())
+			r.ARP.NonHolderGARPs, r.ARP.NonHolderGARPRounds = NonHolderGARPs(arp.Rounds(), arp.Interval, addr.HolderIntervals())
 		}
 	}
 	if tcp != nil {
@@ -169,10 +169,11 @@ func BuildReport(vip netip.Addr, opts ReportOptions, addr *AddrMonitor, arp *ARP
 // is still caught.
 const garpSlack = 250 * time.Millisecond
 
-// nonHolderGARPs counts the GARPs of each round's hosts that did not hold
-// the VIP at any instant of the round [At, At+interval], widened by
-// garpSlack on both sides.
-func nonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interval) (map[string]int, []ARPRound) {
+// NonHolderGARPs counts the GARPs of each round's hosts that did not hold
+// the VIP (holders: the address monitor's HolderIntervals) at any instant
+// of the round [At, At+interval], widened by garpSlack on both sides, and
+// returns the rounds they were heard in.
+func NonHolderGARPs(rounds []ARPRound, interval time.Duration, holders []Interval) (map[string]int, []ARPRound) {
 	var out map[string]int
 	var at []ARPRound
 	// A burst heard in the last moments of the observation may belong to

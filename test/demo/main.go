@@ -63,7 +63,7 @@ func run(bin, htmlPath, quorum string) error {
 	say("lab %s up (namespaces %s-*, logs in %s)", l.Name(), l.Meta().ID, l.Dir())
 	host, _ := os.Hostname()
 	rep := drill.Report{Target: "lab " + l.Name(), Backend: quorum, Host: host, Created: time.Now().UTC()}
-	for _, sc := range drill.Scenarios {
+	for _, sc := range drill.ScenariosFor(l) {
 		if ctx.Err() != nil {
 			break
 		}
