@@ -87,6 +87,10 @@ func WriteHTML(w io.Writer, rep Report) error {
 		if r.OldOwnerLastARPUS >= 0 {
 			p("<li>the old owner %s last answered ARP %s after the fault</li>", e(r.OldOwner), us(r.OldOwnerLastARPUS))
 		}
+		if r.WatchdogResetUS > 0 {
+			p("<li>watchdog: %s's machine reset <b>%s</b> after the fault; another node took over after <b>%s</b></li>",
+				e(r.OldOwner), us(r.WatchdogResetUS), us(r.TakeoverUS))
+		}
 		p("<li>gratuitous ARPs from nodes without the VIP: <b>%d</b>; client outage after the lab was steady again: %s</li>",
 			sumCounts(r.NonHolderGARPs), us(r.SteadyOutageUS))
 		if r.ServedAfterVIPUS >= 0 {

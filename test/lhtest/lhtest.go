@@ -45,3 +45,28 @@ func EtcdBinary() (string, error) {
 	}
 	return filepath.Join(filepath.Dir(bin), "leasehold-lab-etcd"), nil
 }
+
+var (
+	guestOnce sync.Once
+	guestDir  string
+	guestErr  error
+)
+
+// GuestBinaries builds, once, the binaries a VM lab's guests run —
+// cmd/leasehold and cmd/leasehold-lab-guest, static (CGO_ENABLED=0) — into
+// a temporary directory and returns it.
+func GuestBinaries() (string, error) {
+	guestOnce.Do(func() {
+		guestDir, guestErr = os.MkdirTemp("", "leasehold-guest-bin-")
+		if guestErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", guestDir+"/", "github.com/leasehold/leasehold/cmd/leasehold",
+			"github.com/leasehold/leasehold/cmd/leasehold-lab-guest")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			guestErr = fmt.Errorf("build the guest binaries: %v\n%s", err, out)
+		}
+	})
+	return guestDir, guestErr
+}
