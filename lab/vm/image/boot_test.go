@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,37 @@ func testKernelDeb(t *testing.T) (cacheDir, deb string) {
 		skipOrFail(t, "no linux-image-*.deb in %s (fetch one with image.FetchKernel)", cacheDir)
 	}
 	return cacheDir, m[len(m)-1]
+}
+
+// The real initramfs, assembled twice from separate work directories,
+// is byte-identical.
+func TestInitrdReproducible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("unpacks the kernel package")
+	}
+	hostToolsPresent(t)
+	cacheDir, deb := testKernelDeb(t)
+	ctx := context.Background()
+	k, err := unpackKernel(ctx, cacheDir, deb, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs [2]bytes.Buffer
+	for i := range outs {
+		tr, err := baseTree(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := addModules(ctx, tr, k, moduleRoots(nil), t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeCpioGz(&outs[i], tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(outs[0].Bytes(), outs[1].Bytes()) {
+		t.Errorf("two builds differ: %d and %d bytes", outs[0].Len(), outs[1].Len())
+	}
 }
 
 func TestBuildBoots(t *testing.T) {

@@ -50,7 +50,7 @@ var initScript []byte
 
 // formatVersion changes whenever Build lays out images differently, so
 // that images cached by an older Build are not reused.
-const formatVersion = "leasehold-vm-image 1"
+const formatVersion = "leasehold-vm-image 2"
 
 // Output file names inside CacheDir/images/<hash>/.
 const (
@@ -407,7 +407,7 @@ func writeInitrd(p string, t tree) error {
 }
 
 func writeCpioGz(w io.Writer, t tree) error {
-	zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
 	}

@@ -60,15 +60,27 @@ func kernelPackage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w (is %s known to apt? run apt-get update)", err, kernelMeta)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && strings.TrimPrefix(f[0], "|") == "Depends:" && strings.HasPrefix(f[1], "linux-image-") &&
-			len(f[1]) > len("linux-image-") && f[1][len("linux-image-")] >= '0' && f[1][len("linux-image-")] <= '9' {
-			return f[1], nil
-		}
+	if pkg, ok := versionedKernel(out); ok {
+		return pkg, nil
 	}
 	return "", fmt.Errorf("image: apt-cache depends %s names no linux-image-<version> package (apt has no such package; run apt-get update?)", kernelMeta)
+}
+
+// versionedKernel finds "Depends: linux-image-<digit>…" in the output of
+// apt-cache depends.
+func versionedKernel(aptDepends []byte) (string, bool) {
+	const prefix = "linux-image-"
+	sc := bufio.NewScanner(bytes.NewReader(aptDepends))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 || strings.TrimPrefix(f[0], "|") != "Depends:" {
+			continue
+		}
+		if v, ok := strings.CutPrefix(f[1], prefix); ok && v != "" && v[0] >= '0' && v[0] <= '9' {
+			return f[1], true
+		}
+	}
+	return "", false
 }
 
 // cachedDeb finds dir/pkg_*.deb.

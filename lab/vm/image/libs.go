@@ -33,10 +33,24 @@ func imagePath(p string) string {
 
 // sharedLibs returns the host paths of the dynamic loader and every shared
 // library that the ELF file at p needs, transitively, as ldd would list
-// them. A file that is not ELF, or is a static executable, needs none.
+// them (each file once). A file that is not ELF, or is a static executable, needs none.
 func sharedLibs(p string) ([]string, error) {
 	var out []string
+	// Files are told apart by their real path: libc's DT_NEEDED
+	// ld-linux-x86-64.so.2 is the interpreter under another name, which
+	// the loader already has in memory.
 	seen := map[string]bool{}
+	first := func(p string) bool {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			real = p
+		}
+		if seen[real] {
+			return false
+		}
+		seen[real] = true
+		return true
+	}
 	var visit func(p string, top bool) error
 	visit = func(p string, top bool) error {
 		if top {
@@ -59,8 +73,7 @@ func sharedLibs(p string) ([]string, error) {
 				return fmt.Errorf("image: reading the interpreter of %s: %w", p, err)
 			}
 			interp := strings.TrimRight(string(b), "\x00")
-			if !seen[interp] {
-				seen[interp] = true
+			if first(interp) {
 				out = append(out, interp)
 			}
 		}
@@ -74,10 +87,9 @@ func sharedLibs(p string) ([]string, error) {
 			if err != nil {
 				return fmt.Errorf("image: %s needs %s: %w", p, lib, err)
 			}
-			if seen[lp] {
+			if !first(lp) {
 				continue
 			}
-			seen[lp] = true
 			out = append(out, lp)
 			if err := visit(lp, false); err != nil {
 				return err
