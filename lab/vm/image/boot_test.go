@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"testing"
 	"time"
 )
@@ -65,6 +67,60 @@ func TestInitrdReproducible(t *testing.T) {
 	}
 	if !bytes.Equal(outs[0].Bytes(), outs[1].Bytes()) {
 		t.Errorf("two builds differ: %d and %d bytes", outs[0].Len(), outs[1].Len())
+	}
+}
+
+// Two concurrent builds of a new image both succeed with the same result,
+// and nothing half-built is left behind.
+func TestBuildConcurrent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images")
+	}
+	hostToolsPresent(t)
+	cacheDir, deb := testKernelDeb(t)
+	payload := filepath.Join(t.TempDir(), "payload")
+	if err := os.WriteFile(payload, []byte(t.Name()+time.Now().String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{CacheDir: cacheDir, KernelDeb: deb, Files: []File{{Src: payload, Dest: "/root/payload"}}}
+	var imgs [2]Image
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range imgs {
+		wg.Go(func() { imgs[i], errs[i] = Build(context.Background(), o) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(imgs[0].Initrd)) })
+	if !reflect.DeepEqual(imgs[0], imgs[1]) {
+		t.Errorf("concurrent builds differ:\n%+v\n%+v", imgs[0], imgs[1])
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "images", ".build-*")); len(left) != 0 {
+		t.Errorf("left behind: %q", left)
+	}
+}
+
+// FetchKernel reuses a .deb already in the cache; the test never downloads.
+func TestFetchKernelCached(t *testing.T) {
+	if _, err := exec.LookPath("apt-cache"); err != nil {
+		skipOrFail(t, "no apt-cache: %v", err)
+	}
+	cacheDir, _ := testKernelDeb(t)
+	pkg, err := kernelPackage(context.Background())
+	if err != nil {
+		skipOrFail(t, "apt does not know the kernel: %v", err)
+	}
+	want, ok := cachedDeb(cacheDir, pkg)
+	if !ok {
+		t.Skipf("%s is not in %s; not downloading it in a test", pkg, cacheDir)
+	}
+	got, err := FetchKernel(context.Background(), cacheDir)
+	if err != nil || got != want {
+		t.Errorf("FetchKernel = %q, %v; want %q", got, err, want)
 	}
 }
 
