@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// File is a host file copied into the image.
+// File is a host file copied into the image with its mode. A dynamic ELF
+// executable brings its loader and shared libraries along.
 type File struct {
 	Src  string // host path (symlinks are followed)
 	Dest string // absolute path in the image; default /usr/local/bin/<base of Src>

@@ -81,8 +81,9 @@ if [ -x "$agent" ]; then
 		sleep 0.2
 	done
 fi
-# No agent: a shell on the console, started again if it ends (PID 1 must not exit).
+# No agent: a shell on the console (with it as controlling tty, so ^C works),
+# started again if it ends: PID 1 must not exit.
 while :; do
-	sh
+	setsid cttyhack sh
 	sleep 1
 done

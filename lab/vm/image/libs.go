@@ -33,7 +33,8 @@ func imagePath(p string) string {
 
 // sharedLibs returns the host paths of the dynamic loader and every shared
 // library that the ELF file at p needs, transitively, as ldd would list
-// them (each file once). A file that is not ELF, or is a static executable, needs none.
+// them (each file once). A file that is not ELF, or is a static
+// executable, needs none.
 func sharedLibs(p string) ([]string, error) {
 	var out []string
 	// Files are told apart by their real path: libc's DT_NEEDED
