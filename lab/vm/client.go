@@ -9,7 +9,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/leasehold/leasehold/lab/vm/agent"
 )
@@ -67,10 +66,7 @@ func (c *lineConn) call(ctx context.Context, build func(key string) ([]byte, err
 		return nil, fmt.Errorf("request not sent: %w", err)
 	}
 	c.wmu.Lock()
-	dl, ok := ctx.Deadline()
-	if !ok {
-		dl = time.Time{}
-	}
+	dl, _ := ctx.Deadline() // zero: none
 	_ = conn.SetWriteDeadline(dl)
 	_, err = conn.Write(append(line, '\n'))
 	c.wmu.Unlock()

@@ -90,7 +90,12 @@ func Start(ctx context.Context, c Config) (*VM, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	v := &VM{cfg: c, cmd: cmd, exited: make(chan struct{})}
 	v.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	// Fork from a fresh goroutine, so from an unlocked OS thread: the
+	// death signal follows the thread that forked (a caller locked to a
+	// thread that later exits would kill qemu), and so does its netns.
+	started := make(chan error, 1)
+	go func() { started <- cmd.Start() }()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("vm %s: qemu not started: %w", c.Name, err)
 	}
 	go func() {
@@ -109,14 +114,17 @@ func Start(ctx context.Context, c Config) (*VM, error) {
 		if err == nil {
 			return v, nil
 		}
+		var why error
 		select {
 		case <-tick.C:
 			continue
 		case <-ctx.Done():
+			why = context.Cause(ctx)
 		case <-v.exited:
+			why = fmt.Errorf("%w (%v)", ErrExited, v.exitErr)
 		}
 		_ = v.kill()
-		return nil, fmt.Errorf("vm %s: qemu started, no QMP (%v), killed: %w\n%s", c.Name, err, context.Cause(ctx), v.logTail())
+		return nil, fmt.Errorf("vm %s: no QMP, qemu gone: %w; last: %v\n%s", c.Name, why, err, v.logTail())
 	}
 }
 
@@ -252,16 +260,20 @@ func (v *VM) BootTime() time.Duration {
 
 // Exec runs script with /bin/sh -c in the guest (cwd /root, stdin
 // /dev/null) and returns its combined output and exit code. The guest
-// kills the script's process group after timeout (default 1 min); then rc
-// is -1 and the error wraps ErrTimeout. Output over 1 MiB is cut and ends
-// with a note saying so.
+// kills the script's process group after timeout (default 1 min, cut short
+// to fit the caller's deadline); then rc is -1 and the error wraps
+// ErrTimeout. Output over 1 MiB is cut and ends with a note saying so.
 func (v *VM) Exec(ctx context.Context, script string, timeout time.Duration) (string, int, error) {
 	if timeout <= 0 {
 		timeout = defaultExecTimeout
 	}
+	timeout = guestTimeout(ctx, timeout)
+	if timeout <= 0 {
+		return "", -1, fmt.Errorf("vm %s: exec %s: not sent: %w", v.cfg.Name, brief(script), context.DeadlineExceeded)
+	}
 	ctx, cancel := v.callCtx(ctx, timeout+callGrace)
 	defer cancel()
-	r, err := agentCall(ctx, v.agent, agent.Request{Op: agent.OpExec, Script: script, TimeoutMS: timeout.Milliseconds()})
+	r, err := agentCall(ctx, v.agent, agent.Request{Op: agent.OpExec, Script: script, TimeoutMS: max(timeout.Milliseconds(), 1)})
 	if err != nil {
 		return "", -1, v.errf(err, "exec %s", brief(script))
 	}
@@ -277,6 +289,17 @@ func (v *VM) Exec(ctx context.Context, script string, timeout time.Duration) (st
 		return out, rc, fmt.Errorf("vm %s: exec %s: %w after %v", v.cfg.Name, brief(script), ErrTimeout, timeout)
 	}
 	return out, rc, nil
+}
+
+// guestTimeout is want, shortened when the caller's deadline comes first,
+// so that the guest gives up early enough for its reply to arrive.
+func guestTimeout(ctx context.Context, want time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return want
+	}
+	left := time.Until(dl)
+	return min(want, left-min(left/5, time.Second))
 }
 
 // brief is a script's first line, shortened, for error messages.
@@ -324,14 +347,11 @@ func (v *VM) Alive(ctx context.Context, p Proc) (bool, error) {
 }
 
 // HTTP does one HTTP/1.1 request over the unix socket unixSocket in the
-// guest. The guest's timeout is the caller's deadline, else 5 s. Bodies
+// guest, with a timeout of 5 s (or less, to fit the caller's deadline). Bodies
 // travel as JSON strings: bytes that are not UTF-8 arrive as U+FFFD. A
 // reply body over 1 MiB is cut (and an error returned with it).
 func (v *VM) HTTP(ctx context.Context, unixSocket, method, path string, body []byte) (int, []byte, error) {
-	timeout := 5 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
+	timeout := guestTimeout(ctx, 5*time.Second)
 	if timeout <= 0 {
 		return 0, nil, fmt.Errorf("vm %s: http %s %s: not sent: %w", v.cfg.Name, method, path, context.DeadlineExceeded)
 	}

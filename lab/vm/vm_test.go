@@ -273,6 +273,13 @@ func TestTwoVMs(t *testing.T) {
 		}
 	})
 
+	t.Run("reconnect", func(t *testing.T) {
+		vm1.agent.close() // as if the host side dropped ctl.sock
+		if out := mustExec(t, vm1, "echo back"); out != "back\n" {
+			t.Errorf("exec after the agent connection dropped: %q", out)
+		}
+	})
+
 	t.Run("reset", func(t *testing.T) {
 		mustExec(t, vm2, "echo persisted | dd of=/dev/vda conv=fsync 2>/dev/null")
 		if err := vm2.Reset(t.Context()); err != nil {
