@@ -13,64 +13,48 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/lab/vm/image"
+	"github.com/leasehold/leasehold/test/lhtest"
 )
 
-// vmImage is what the integration tests boot, built by the first test
-// that needs it and removed by TestMain.
+// vmImage is what the integration tests boot, built (or found in the
+// image cache) by the first test that needs it.
 var vmImage struct {
 	once           sync.Once
 	kernel, initrd string
-	skip           string // why there is none
-	cleanup        func()
+	skip           string // a prerequisite is missing
+	err            error  // the build failed
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if vmImage.cleanup != nil {
-		vmImage.cleanup()
-	}
-	os.Exit(code)
-}
-
-// setupImage builds the agent and an image with the reference script
-// (/work/shared/vm/build-initramfs.sh) and the init named by
-// LEASEHOLD_VM_REFINIT. Temporary, until lab/vm/image is merged.
-func setupImage() func() {
-	initScript := os.Getenv("LEASEHOLD_VM_REFINIT")
-	if initScript == "" {
-		vmImage.skip = "no image: set LEASEHOLD_VM_REFINIT"
-		return func() {}
-	}
+// setupImage builds the guest agent and an image carrying it from a
+// kernel package already in the default cache (never downloading one).
+func setupImage() {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		vmImage.skip = "no qemu-system-x86_64"
-		return func() {}
+		vmImage.skip = err.Error()
+		return
 	}
-	debs, _ := filepath.Glob("/root/.cache/leasehold/vm/linux-image-*.deb")
-	if len(debs) == 0 {
-		vmImage.skip = "no kernel .deb in /root/.cache/leasehold/vm"
-		return func() {}
-	}
-	work, err := os.MkdirTemp("", "vmrun-ref-")
+	cache, err := os.UserCacheDir()
 	if err != nil {
 		vmImage.skip = err.Error()
-		return func() {}
+		return
 	}
-	agentBin := filepath.Join(work, "leasehold-lab-guest")
-	build := exec.Command("go", "build", "-o", agentBin, "github.com/leasehold/leasehold/cmd/leasehold-lab-guest")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		vmImage.skip = fmt.Sprintf("agent not built: %v\n%s", err, out)
-		return func() { os.RemoveAll(work) }
+	cacheDir := filepath.Join(cache, "leasehold", "vm")
+	debs, _ := filepath.Glob(filepath.Join(cacheDir, "linux-image-[0-9]*.deb"))
+	if len(debs) == 0 {
+		vmImage.skip = "no linux-image-*.deb in " + cacheDir + " (fetch one with image.FetchKernel)"
+		return
 	}
-	ref := exec.Command("/work/shared/vm/build-initramfs.sh", "-k", debs[0], "-a", agentBin)
-	ref.Env = append(os.Environ(), "WORK="+work, "INIT="+initScript)
-	if out, err := ref.CombinedOutput(); err != nil {
-		vmImage.skip = fmt.Sprintf("image not built: %v\n%s", err, out)
-		return func() { os.RemoveAll(work) }
+	bin, err := lhtest.GuestBinaries()
+	if err != nil {
+		vmImage.err = err
+		return
 	}
-	vmImage.kernel = filepath.Join(work, "vmlinux")
-	vmImage.initrd = filepath.Join(work, "initramfs.cpio.gz")
-	return func() { os.RemoveAll(work) }
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	img, err := image.Build(ctx, image.Options{CacheDir: cacheDir, KernelDeb: debs[len(debs)-1],
+		Files: []image.File{{Src: filepath.Join(bin, "leasehold-lab-guest")}}})
+	vmImage.kernel, vmImage.initrd, vmImage.err = img.Kernel, img.Initrd, err
 }
 
 func needImage(t *testing.T) {
@@ -78,12 +62,15 @@ func needImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs: not under -short")
 	}
-	vmImage.once.Do(func() { vmImage.cleanup = setupImage() })
+	vmImage.once.Do(setupImage)
 	if vmImage.skip != "" {
 		if os.Getenv("LEASEHOLD_STRICT") == "1" {
 			t.Fatal(vmImage.skip)
 		}
 		t.Skip(vmImage.skip)
+	}
+	if vmImage.err != nil {
+		t.Fatalf("no image: %v", vmImage.err)
 	}
 }
 
