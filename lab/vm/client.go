@@ -45,6 +45,9 @@ func newLineConn(dial func(ctx context.Context) (net.Conn, error), keyOf func([]
 
 // call sends the line build(key) and waits for the reply with that key.
 func (c *lineConn) call(ctx context.Context, build func(key string) ([]byte, error)) ([]byte, error) {
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("request not sent: %w", context.Cause(ctx))
+	}
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return nil, err

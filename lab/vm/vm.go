@@ -188,6 +188,11 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 func (v *VM) callCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	ctx, cancel := context.WithTimeout(ctx, d)
+	select {
+	case <-v.exited:
+		cancelCause(ErrExited)
+	default:
+	}
 	go func() {
 		select {
 		case <-v.exited:
