@@ -2,9 +2,9 @@
 // host's only way to run things in the guest besides the kernel command
 // line. The image's /init runs it as
 //
-//	leasehold-lab-guest -port ctl
+//	leasehold-lab-guest -port ctl [-dir /root]
 //
-// in a respawn loop. It is a static binary (CGO_ENABLED=0), standard
+// in a respawn loop (-dir is the working directory of exec and spawn). It is a static binary (CGO_ENABLED=0), standard
 // library and golang.org/x/sys only, so it runs in a busybox initramfs.
 //
 // It finds the virtio-serial port whose /sys/class/virtio-ports/*/name is
