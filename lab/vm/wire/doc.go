@@ -39,6 +39,9 @@
 //     subscription's buffer misses frames (see Subscription.Dropped), and
 //     the kernel drops datagrams when the socket's receive buffer is full.
 //   - IPv6: the checkers speak ARP and IPv4 only.
+//   - Frames whose TCP checksum was left to an offload are dropped as bad:
+//     a qemu NIC on a socket netdev offers none, so guests sum in full, but
+//     frames relayed from a veth or tap need "tx off" there first.
 //   - Realistic neighbour behaviour beyond what TCPProber's doc states: the
 //     client learns the target's MAC from any ARP reply or announcement on
 //     the segment (a hub, where a real client on a switch would not hear

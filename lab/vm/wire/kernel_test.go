@@ -3,6 +3,8 @@ package wire_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -33,7 +35,7 @@ func TestAgainstLinux(t *testing.T) {
 	vip := netip.PrefixFrom(l.VIP4(), 24)
 	client := netip.PrefixFrom(l.Addr4(250), 24)
 
-	seg, err := wire.Open("230.66.0.1:" + "31337")
+	seg, err := wire.Open(fmt.Sprintf("230.66.%d.%d:%d", rand.IntN(256), 1+rand.IntN(254), 20000+rand.IntN(40000)))
 	if err != nil {
 		t.Fatal(err)
 	}

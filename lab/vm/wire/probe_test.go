@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -337,4 +338,32 @@ func TestTCPProber(t *testing.T) {
 	if nodes.resets == 0 || len(nodes.synAcks) > 10 {
 		t.Errorf("%d SYN-ACKs reset, %d not", nodes.resets, len(nodes.synAcks))
 	}
+}
+
+// Closing the segments after the checkers' Run returned leaves no
+// goroutine behind: the readers stop with Close, the checkers start none.
+func TestNoGoroutineLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	g := randomGroup()
+	host, err := Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arpP := NewARPProber(netlab.NewTimebase(), host, vip, names)
+	tcpP := NewTCPProber(netlab.NewTimebase(), host, netip.MustParsePrefix("10.66.0.250/24"), netip.AddrPortFrom(vip, 9000), names)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- arpP.Run(ctx) }()
+	go func() { errs <- tcpP.Run(ctx) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if len(arpP.Rounds()) == 0 || len(tcpP.Samples()) == 0 {
+		t.Errorf("%d rounds, %d samples", len(arpP.Rounds()), len(tcpP.Samples()))
+	}
+	host.Close()
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
