@@ -17,5 +17,10 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, log *sl
 		rs = append(rs, resource.Hooks{Group: group, Promotes: promote, Demotes: demote, Log: log,
 			Failed: func(kind string) { d.metrics.hookFails.WithLabelValues(group, kind).Inc() }})
 	}
+	// Resources the kernel cannot fence keep the watchdog armed while
+	// owned: armed first, disarmed last.
+	if d.watchdog != nil && len(rs) > 0 {
+		rs = append([]resource.Resource{d.watchdog.resource(group)}, rs...)
+	}
 	return resource.NewChain(rs...)
 }

@@ -222,7 +222,7 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		ph.check = watchdogCheck(t, s, ph)
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
-		if rs, ok := t.(Resetter); ok && !rs.ResetAt(victim).IsZero() {
+		if rs, ok := t.(Resetter); ok && !s.tb.Stamp(rs.ResetAt(victim)).Before(ph.fault) {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s's machine reset during the freeze (its watchdog); nothing to thaw", victim))
 			return ph, t.Restart(ctx, victim)
 		}
@@ -424,7 +424,7 @@ func watchdogCheck(t Target, s *session, ph phases) func(*Result) {
 			}
 		}
 		at := rs.ResetAt(victim)
-		if at.IsZero() {
+		if at.IsZero() || s.tb.Stamp(at).Before(fault) {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("%s's watchdog did not reset its machine (the daemon was armed)", victim))
 			return
 		}
