@@ -165,6 +165,9 @@ type phases struct {
 	victim  string       // the node the fault hit
 	// served is the node expected to serve after the fault ("" = any other than victim).
 	served string
+	// withdrawBy: with expectWithdrawn, how long after the fault nobody
+	// may answer any more (the lease TTL and a second).
+	withdrawBy time.Duration
 	// check, if set, adds the scenario's own verdict after the measures.
 	check func(r *Result)
 }
@@ -254,6 +257,10 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		return ph, t.CutQuorum(context.WithoutCancel(ctx), victim, false)
 	case "quorum-loss":
 		ph.expect = expectWithdrawn
+		ph.withdrawBy = 2 * time.Second
+		if tt, ok := t.(interface{ TTL() time.Duration }); ok && tt.TTL() > 0 {
+			ph.withdrawBy = tt.TTL() + time.Second
+		}
 		r.Fault = fmt.Sprintf("the whole quorum unavailable for %v (quorum process frozen; raft: nodes also cut from each other)", sc.Duration)
 		ph.fault = s.now()
 		if err := t.StopQuorum(ctx, true); err != nil {

@@ -3,6 +3,7 @@ package vmlab
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +18,15 @@ func TestGuestConfigPlans(t *testing.T) {
 	if err := o.defaults(); err != nil {
 		t.Fatal(err)
 	}
+	// The hook is checked where the plan is made: give it a stand-in.
+	hook := filepath.Join(t.TempDir(), "resource.sh")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		f := filepath.Join(t.TempDir(), "leasehold.yaml")
-		if err := os.WriteFile(f, []byte(guestYAML("n1", i, o)), 0o644); err != nil {
+		conf := strings.ReplaceAll(guestYAML("n1", i, o), "/etc/leasehold/resource.sh", hook)
+		if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		p, err := daemon.Load(f)

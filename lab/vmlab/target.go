@@ -47,6 +47,9 @@ func (l *Lab) Nodes() []string {
 	return out
 }
 
+// TTL is the daemons' lease TTL.
+func (l *Lab) TTL() time.Duration { return l.o.TTL }
+
 // VIP is the address the checkers watch.
 func (l *Lab) VIP() netip.Addr { return vip }
 
