@@ -52,6 +52,7 @@ func TestVMDrills(t *testing.T) {
 				if nd, err := l.node(n); err == nil {
 					if v := l.vmOf(nd); v != nil {
 						t.Logf("%s's console (tail):\n%s", n, lastLines(v.Console(), 30))
+						t.Logf("%s's dmesg (tail):\n%s", n, lastLines(v.Dmesg(ctx), 30))
 					}
 				}
 			}
