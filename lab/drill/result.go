@@ -77,6 +77,10 @@ type Result struct {
 	// arm a watchdog require WatchdogResetUS < TakeoverUS.
 	WatchdogResetUS int64 `json:"watchdog_reset_us,omitempty"`
 	TakeoverUS      int64 `json:"takeover_us,omitempty"`
+	// VIPResolutionUS is how precisely the instants the VIP moved are
+	// known: 0 from the netlink monitor; the ARP probe interval when a
+	// target without one (VMs) takes them from the ARP answers.
+	VIPResolutionUS int64 `json:"vip_resolution_us,omitempty"`
 	// ProbeIntervalUS is the client prober's interval.
 	ProbeIntervalUS int64 `json:"probe_interval_us"`
 
@@ -226,6 +230,9 @@ func (r *Result) measure(s *session, ph phases) {
 		}
 	}
 	r.ProbeIntervalUS = s.c.ClientInterval.Microseconds()
+	if s.c.Addr == nil {
+		r.VIPResolutionUS = interval.Microseconds()
+	}
 	r.ServedAfterVIPUS = servedAfterVIP(s, moves, restore)
 	if s.c.Addr != nil {
 		garps, at := netlab.NonHolderGARPs(rounds, interval, s.c.Addr.HolderIntervals())
@@ -359,13 +366,20 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 	}
 	// The client is served again once the lab is steady: an outage then is
 	// a blackhole (clients still sending to a MAC that no longer answers).
-	if limit := 2 * r.ProbeIntervalUS; steadyErr == nil && r.SteadyOutageUS > limit {
-		r.Reasons = append(r.Reasons, fmt.Sprintf("client blackholed for %s after the lab was steady again (limit two probe intervals, %s)",
-			us(r.SteadyOutageUS), us(limit)))
+	// Two probe intervals, and the resolution of the instants the VIP
+	// moved (0 from netlink; an ARP probe interval when taken from ARP).
+	limit := 2*r.ProbeIntervalUS + r.VIPResolutionUS
+	what := "two probe intervals"
+	if r.VIPResolutionUS > 0 {
+		what += " and an ARP round"
 	}
-	if limit := 2 * r.ProbeIntervalUS; r.ServedAfterVIPUS > limit {
+	if steadyErr == nil && r.SteadyOutageUS > limit {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("client blackholed for %s after the lab was steady again (limit %s, %s)",
+			us(r.SteadyOutageUS), what, us(limit)))
+	}
+	if r.ServedAfterVIPUS > limit {
 		r.Reasons = append(r.Reasons, fmt.Sprintf("after the restore the client reached the node holding the VIP only %s after the VIP went up on it "+
-			"(limit two probe intervals, %s): clients kept another MAC", us(r.ServedAfterVIPUS), us(limit)))
+			"(limit %s, %s): clients kept another MAC", us(r.ServedAfterVIPUS), what, us(limit)))
 	}
 	if r.AddrBothUS > 0 && r.DualARPRounds == 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("the VIP was configured on two nodes for %s (netlink), but only one answered ARP: "+
