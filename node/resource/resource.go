@@ -22,6 +22,14 @@ type Resource interface {
 	Demote(ctx context.Context, epoch uint64) error
 }
 
+// Starter is a Resource with something to do before its group runs: a
+// node that starts holds no lease, so whatever an earlier run left active
+// (a DRBD Primary, a mounted filesystem) is demoted before the group joins
+// VRRP. Start is idempotent and bounded by ctx.
+type Starter interface {
+	Start(ctx context.Context) error
+}
+
 // Chain runs resources in order under an epoch guard; it implements
 // node.Resources. The zero Chain has no resources.
 type Chain struct {
@@ -81,6 +89,22 @@ func (c *Chain) Demote(ctx context.Context, epoch uint64) error {
 	c.promoted = 0
 	c.mu.Unlock()
 	return demoteAll(ctx, c.rs, epoch)
+}
+
+// Start calls Start on every resource that is a Starter, in reverse
+// order (as a demotion), even after a failure, and returns every error.
+// The daemon calls it before the group runs; an error keeps the node from
+// starting (a leftover it cannot demote is not safe to run beside).
+func (c *Chain) Start(ctx context.Context) error {
+	var errs []error
+	for i := len(c.rs) - 1; i >= 0; i-- {
+		if s, ok := c.rs[i].(Starter); ok {
+			if err := s.Start(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("resource %s: start: %w", c.rs[i].Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func demoteAll(ctx context.Context, rs []Resource, epoch uint64) error {

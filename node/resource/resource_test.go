@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,36 @@ func TestHungResourceIsBoundedByCtx(t *testing.T) {
 	defer cancel()
 	if err := resource.NewChain(f).Promote(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// starter is a fake resource that records its Start.
+type starter struct {
+	*resourcetest.Fake
+	started *[]string
+	err     error
+}
+
+func (s starter) Start(context.Context) error {
+	*s.started = append(*s.started, s.Name())
+	return s.err
+}
+
+func TestChainStartCallsStartersInReverse(t *testing.T) {
+	l := resourcetest.NewLedger()
+	var started []string
+	boom := errors.New("still Primary")
+	a := starter{Fake: &resourcetest.Fake{Node: "a", Ledger: l}, started: &started, err: boom}
+	b := &resourcetest.Fake{Node: "b", Ledger: l} // not a Starter
+	c := starter{Fake: &resourcetest.Fake{Node: "c", Ledger: l}, started: &started}
+	err := resource.NewChain(a, b, c).Start(context.Background())
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "resource fake a: start") {
+		t.Fatalf("err %v", err)
+	}
+	if !slices.Equal(started, []string{"fake c", "fake a"}) || len(l.Calls()) != 0 {
+		t.Fatalf("started %v, calls %v", started, l.Calls())
+	}
+	if err := resource.NewChain().Start(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,99 @@
+package drbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/leasehold/leasehold/script"
+)
+
+// Command is one program run: an absolute path, its arguments, the
+// LEASEHOLD_* variables it is given, and its timeout.
+type Command struct {
+	Path    string
+	Args    []string
+	Env     []string
+	Timeout time.Duration
+}
+
+func (c Command) String() string { return strings.Join(append([]string{c.Path}, c.Args...), " ") }
+
+// Executor is the OS edge of a Resource: the programs it runs (drbdadm,
+// mount, umount, systemctl, fuser, the user's scripts) and the files it
+// reads (/proc/drbd, /proc/self/mountinfo). OS is the real one;
+// drbdtest.Host a fake for unit tests.
+type Executor interface {
+	// Run runs c and waits for it, bounded by ctx and c.Timeout; the
+	// output is stdout and stderr together. A non-zero exit is an error.
+	Run(ctx context.Context, c Command) (output []byte, err error)
+	// ReadFile reads a whole (proc) file.
+	ReadFile(path string) ([]byte, error)
+}
+
+// Paths are the programs and files a Resource uses; DefaultPaths are
+// Debian's (usr-merged).
+type Paths struct {
+	Drbdadm, Mount, Umount, Systemctl, Fuser string
+	ProcDRBD, Mountinfo                      string
+}
+
+// DefaultPaths returns Debian's paths.
+func DefaultPaths() Paths {
+	return Paths{
+		Drbdadm:   "/usr/sbin/drbdadm",
+		Mount:     "/usr/bin/mount",
+		Umount:    "/usr/bin/umount",
+		Systemctl: "/usr/bin/systemctl",
+		Fuser:     "/usr/bin/fuser",
+		ProcDRBD:  "/proc/drbd",
+		Mountinfo: "/proc/self/mountinfo",
+	}
+}
+
+// OS is the real Executor: programs run through script.Run (the path
+// checked with script.Check first: absolute, not world-writable, owned by
+// root or the daemon's user; its own process group, killed as a whole at
+// the timeout; a minimal environment).
+type OS struct{}
+
+// Run implements Executor.
+func (OS) Run(ctx context.Context, c Command) ([]byte, error) {
+	r := script.Run(ctx, script.Command{Path: c.Path, Args: c.Args, Env: c.Env, Timeout: c.Timeout})
+	if r.Err != nil {
+		return r.Output, fmt.Errorf("%s: %s: %w", c, r.Reason(), r.Err)
+	}
+	return r.Output, nil
+}
+
+// ReadFile implements Executor.
+func (OS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// ExitError is a program's non-zero exit as an Executor reports it; fakes
+// return it, and OS's errors wrap *exec.ExitError, so callers use
+// ExitCode.
+type ExitError struct {
+	Code   int
+	Output string
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("exit %d: %s", e.Code, strings.TrimSpace(e.Output))
+}
+
+// ExitCode returns the exit status in err (an *ExitError or an
+// exec.ExitError inside it), -1 when there is none.
+func ExitCode(err error) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	var xe interface{ ExitCode() int }
+	if errors.As(err, &xe) {
+		return xe.ExitCode()
+	}
+	return -1
+}
