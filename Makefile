@@ -3,10 +3,14 @@ GO       ?= go
 BIN      := bin/leasehold
 PKGS     := ./...
 # Debian packages the tests and the lab use (real peers, not mocks).
-DEB_PKGS := keepalived nftables iproute2 tcpdump chromium
+DEB_PKGS := keepalived nftables iproute2 tcpdump chromium \
+            qemu-system-x86 drbd-utils busybox-static ipvsadm cpio xz-utils
+# The VM suites (qemu under TCG): run one package at a time, each VM wants a core.
+VM_PKGS  := ./lab/vm/... ./lab/vmlab/...
+VM_RUNS  ?= 1
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test test-unit deps lint bench bench-codec bench-scale bench-lease bench-failover soak demo clean
+.PHONY: all build build-vm test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
 
 all: build
 
@@ -16,10 +20,17 @@ build:
 	@mkdir -p bin
 	$(GO) build -o bin/ ./cmd/leasehold ./cmd/leasehold-lab-etcd
 
-# deps installs what the tests need on a fresh Debian machine (idempotent).
+# build-vm: the binaries the VM lab's guests run (static, stripped).
+build-vm:
+	@mkdir -p bin/vm
+	CGO_ENABLED=0 $(GO) build -ldflags="-s -w" -o bin/vm/ ./cmd/leasehold ./cmd/leasehold-lab-guest
+
+# deps installs what the tests need on a fresh Debian machine (idempotent),
+# and fetches the kernel package the VM images boot (cached by file name).
 deps:
 	@./deploy/install-deps.sh $(DEB_PKGS)
 	$(GO) mod download
+	$(GO) run ./test/vmkernel
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
@@ -28,7 +39,12 @@ lint:
 # test: everything — unit, kernel (netns), real keepalived and real quorum
 # servers. Set LEASEHOLD_STRICT=1 to make missing facilities fail, not skip.
 test: deps lint build
-	$(GO) test -count=1 -timeout 45m -p 2 $(PKGS)
+	$(GO) test -count=1 -timeout 45m -p 2 $$($(GO) list $(PKGS) | grep -v /lab/vm)
+	$(GO) test -count=1 -timeout 15m -p 1 $(VM_PKGS)
+
+# test-vm: only the VM suites (image, harness, the VM lab's drills).
+test-vm: deps lint
+	$(GO) test -count=1 -timeout 15m -p 1 -v $(VM_PKGS)
 
 test-unit:
 	$(GO) test -count=1 -short $(PKGS)
@@ -62,6 +78,15 @@ soak: deps build
 	wait $$r; rr=$$?; wait $$e; re=$$?; \
 	bin/soakrun -record docs/benchmarks.md bin/soak-raft.json bin/soak-etcd.json; \
 	tail -n 30 bin/soak-raft.log bin/soak-etcd.log; test $$rr = 0 && test $$re = 0
+
+# bench-vm: the VM lab (2 VMs, etcd, softdog): every drill VM_RUNS times,
+# the table, bin/vm-drill-report.html and the figures in docs/benchmarks.md.
+bench-vm: deps build build-vm
+	$(GO) run ./test/vmdrill -runs $(VM_RUNS) -html bin/vm-drill-report.html -record docs/benchmarks.md
+
+# demo-vm: the same drills once on the VM lab, the table and the HTML report.
+demo-vm: deps build build-vm
+	$(GO) run ./test/vmdrill -html bin/vm-drill-report.html
 
 # demo: a lab (2 nodes, raft witness), every drill, the table and the HTML
 # report (bin/drill-report.html), then the lab down; the same as

@@ -65,13 +65,18 @@ func startDaemon(t *testing.T, w *daemontest.World, name string, addr string, pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	plat := w.Node(name, netip.MustParseAddr(addr))
+	return runDaemon(t, plan, w.Node(name, netip.MustParseAddr(addr)))
+}
+
+// runDaemon assembles and runs a daemon from plan on plat.
+func runDaemon(t *testing.T, plan *daemon.Plan, plat *daemontest.Node) *testDaemon {
+	t.Helper()
 	d, err := daemon.New(plan, plat, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	td := &testDaemon{name: name, d: d, plat: plat, stop: cancel, done: make(chan error, 1)}
+	td := &testDaemon{name: plat.Name, d: d, plat: plat, stop: cancel, done: make(chan error, 1)}
 	go func() { td.done <- d.Run(ctx) }()
 	return td
 }

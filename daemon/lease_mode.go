@@ -121,10 +121,7 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 		deps.Resources = chain
 		d.chains = append(d.chains, chain)
 	}
-	// Resources the kernel cannot fence keep the watchdog armed while owned.
-	needsWatchdog := chain.Len() > 0
 	deps.OnTransition = func(t node.Transition, epoch uint64) {
-		d.watchdog.transition(name, needsWatchdog, t.To)
 		d.onTransition(name, members, t, epoch)
 	}
 	deps.OnAlarm = func(a node.Alarm) {

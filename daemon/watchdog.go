@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/leasehold/leasehold/fencing"
-	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/node/resource"
 )
 
 // watchdogGuard arms /dev/watchdog while this node owns a group with
@@ -16,6 +19,7 @@ import (
 type watchdogGuard struct {
 	wd      Watchdog
 	timeout time.Duration
+	log     *slog.Logger
 	mu      sync.Mutex
 	owned   map[string]bool
 }
@@ -34,27 +38,58 @@ func (d *Daemon) newWatchdogGuard() (*watchdogGuard, error) {
 		d.log.Warn("watchdog unavailable; unfenceable resources rely on peer-fence hooks only", "err", err)
 		return nil, nil
 	}
-	return &watchdogGuard{wd: wd, timeout: w.Timeout, owned: map[string]bool{}}, nil
+	return &watchdogGuard{wd: wd, timeout: w.Timeout, log: d.log, owned: map[string]bool{}}, nil
 }
 
-// transition arms or disarms with ownership of groups that need it.
-func (g *watchdogGuard) transition(group string, needs bool, to node.Role) {
-	if g == nil || !needs {
-		return
-	}
+// resource returns the guard as the first resource of group's chain: it
+// is armed before the group's resources are promoted (a required watchdog
+// that cannot be armed fails the promotion, and the group demotes) and
+// disarmed only after they are demoted.
+func (g *watchdogGuard) resource(group string) resource.Resource {
+	return watchdogResource{g: g, group: group}
+}
+
+type watchdogResource struct {
+	g     *watchdogGuard
+	group string
+}
+
+func (r watchdogResource) Name() string { return "watchdog" }
+
+func (r watchdogResource) Promote(context.Context, uint64) error { return r.g.own(r.group) }
+
+func (r watchdogResource) Demote(context.Context, uint64) error { return r.g.release(r.group) }
+
+// own arms the device (if no other group has) for group.
+func (g *watchdogGuard) own(group string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if to == node.RoleOwner {
-		g.owned[group] = true
-	} else {
-		delete(g.owned, group)
+	if !g.wd.Armed() {
+		// Mode auto logs a failure and returns nil, unarmed.
+		if err := g.wd.Arm(g.timeout); err != nil {
+			return fmt.Errorf("arming the watchdog (timeout %v): %w", g.timeout, err)
+		}
+		if g.wd.Armed() {
+			g.log.Info("watchdog armed", "group", group, "timeout", g.timeout)
+		}
 	}
-	switch {
-	case len(g.owned) > 0 && !g.wd.Armed():
-		g.wd.Arm(g.timeout)
-	case len(g.owned) == 0 && g.wd.Armed():
-		g.wd.Disarm()
+	g.owned[group] = true
+	return nil
+}
+
+// release disarms the device once no group owns.
+func (g *watchdogGuard) release(group string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.owned, group)
+	if len(g.owned) > 0 || !g.wd.Armed() {
+		return nil
 	}
+	if err := g.wd.Disarm(); err != nil {
+		return err
+	}
+	g.log.Info("watchdog disarmed", "group", group)
+	return nil
 }
 
 // renewed feeds the watchdog after an acknowledged renewal.
@@ -65,6 +100,8 @@ func (g *watchdogGuard) renewed() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.wd.Armed() {
-		g.wd.Feed()
+		if err := g.wd.Feed(); err != nil {
+			g.log.Error("watchdog feed failed: the machine resets unless a feed succeeds within the timeout", "err", err, "timeout", g.timeout)
+		}
 	}
 }

@@ -60,6 +60,9 @@ type Node struct {
 	Addr netip.Addr
 	// Kernel is the node's in-memory kernel fence.
 	Kernel *fencingtest.Fence
+	// Dog is the node's watchdog device (always there; set ArmErr to
+	// make arming fail).
+	Dog *Watchdog
 	// DRBDHost is the node's fake DRBD (World.DRBDHost).
 	DRBDHost *drbdtest.Host
 	addrs    *addresses
@@ -87,7 +90,7 @@ func (w *World) drbdHostLocked(name string) *drbdtest.Host {
 func (w *World) Node(name string, addr netip.Addr) *Node {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), DRBDHost: w.drbdHostLocked(name)}
+	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{}, DRBDHost: w.drbdHostLocked(name)}
 	n.addrs = &addresses{n: n, up: map[vipaddr.VIP]time.Time{}}
 	w.nodes[name] = n
 	return n
@@ -121,9 +124,9 @@ func (n *Node) Fence(ctx context.Context, mode string, log *slog.Logger) (fencin
 	return n.Kernel, "in-memory fence", nil
 }
 
-// Watchdog implements daemon.Platform: a device that is always there.
+// Watchdog implements daemon.Platform: the node's Dog.
 func (n *Node) Watchdog(string, fencing.WatchdogMode, *slog.Logger) daemon.Watchdog {
-	return &watchdog{}
+	return n.Dog
 }
 
 // Quorum implements daemon.Platform: a client of the world's quorum.
@@ -144,21 +147,33 @@ type voter struct{}
 
 func (voter) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
-type watchdog struct {
-	mu    sync.Mutex
-	armed bool
+// Watchdog is an in-memory watchdog device: it records arming and feeds;
+// it never resets anything.
+type Watchdog struct {
+	mu sync.Mutex
+	// ArmErr, when set, makes Arm fail (a device that refuses its timeout).
+	ArmErr error
+	armed  bool
+	feeds  int
 }
 
-func (w *watchdog) Probe() error { return nil }
-func (w *watchdog) Armed() bool  { w.mu.Lock(); defer w.mu.Unlock(); return w.armed }
-func (w *watchdog) Arm(time.Duration) error {
+func (w *Watchdog) Probe() error { return nil }
+func (w *Watchdog) Armed() bool  { w.mu.Lock(); defer w.mu.Unlock(); return w.armed }
+
+// Feeds counts the feeds since the node started.
+func (w *Watchdog) Feeds() int { w.mu.Lock(); defer w.mu.Unlock(); return w.feeds }
+
+func (w *Watchdog) Arm(time.Duration) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.ArmErr != nil {
+		return w.ArmErr
+	}
 	w.armed = true
 	return nil
 }
-func (w *watchdog) Feed() error { return nil }
-func (w *watchdog) Disarm() error {
+func (w *Watchdog) Feed() error { w.mu.Lock(); defer w.mu.Unlock(); w.feeds++; return nil }
+func (w *Watchdog) Disarm() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.armed = false

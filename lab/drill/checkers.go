@@ -128,7 +128,7 @@ type (
 	// Resetter is a target whose owners arm a watchdog (WatchdogArmed):
 	// kill9 and freeze must then reset the owner's machine before another
 	// node takes over. ResetAt is when node's machine last reset by
-	// itself, zero if it did not since it was last (re)started.
+	// itself (zero: never).
 	Resetter interface {
 		WatchdogArmed() bool
 		ResetAt(node string) time.Time

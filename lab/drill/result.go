@@ -334,11 +334,12 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 		}
 	case expectWithdrawn:
 		// After the TTL plus a margin, nobody may answer for the VIP.
-		from := r.Timeline.FaultUS + (2 * time.Second).Microseconds()
+		from := r.Timeline.FaultUS + ph.withdrawBy.Microseconds()
 		for h, spans := range r.Timeline.ARP {
 			for _, sp := range spans {
 				if sp.To > from && sp.From < r.Timeline.RestoreUS {
-					r.Reasons = append(r.Reasons, fmt.Sprintf("%s answered ARP for the VIP without a quorum (at +%s)", h, us(max(sp.From, from))))
+					r.Reasons = append(r.Reasons, fmt.Sprintf("%s answered ARP for the VIP without a quorum %s after the fault (the lease TTL and a second had passed)",
+						h, us(max(sp.From, from)-r.Timeline.FaultUS)))
 					break
 				}
 			}

@@ -165,6 +165,9 @@ type phases struct {
 	victim  string       // the node the fault hit
 	// served is the node expected to serve after the fault ("" = any other than victim).
 	served string
+	// withdrawBy: with expectWithdrawn, how long after the fault nobody
+	// may answer any more (the lease TTL and a second).
+	withdrawBy time.Duration
 	// check, if set, adds the scenario's own verdict after the measures.
 	check func(r *Result)
 }
@@ -222,7 +225,7 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		ph.check = watchdogCheck(t, s, ph)
 		sleep(ctx, sc.Duration)
 		ph.restore = s.now()
-		if rs, ok := t.(Resetter); ok && !rs.ResetAt(victim).IsZero() {
+		if rs, ok := t.(Resetter); ok && !s.tb.Stamp(rs.ResetAt(victim)).Before(ph.fault) {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s's machine reset during the freeze (its watchdog); nothing to thaw", victim))
 			return ph, t.Restart(ctx, victim)
 		}
@@ -254,6 +257,10 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		return ph, t.CutQuorum(context.WithoutCancel(ctx), victim, false)
 	case "quorum-loss":
 		ph.expect = expectWithdrawn
+		ph.withdrawBy = 2 * time.Second
+		if tt, ok := t.(interface{ TTL() time.Duration }); ok && tt.TTL() > 0 {
+			ph.withdrawBy = tt.TTL() + time.Second
+		}
 		r.Fault = fmt.Sprintf("the whole quorum unavailable for %v (quorum process frozen; raft: nodes also cut from each other)", sc.Duration)
 		ph.fault = s.now()
 		if err := t.StopQuorum(ctx, true); err != nil {
@@ -424,7 +431,7 @@ func watchdogCheck(t Target, s *session, ph phases) func(*Result) {
 			}
 		}
 		at := rs.ResetAt(victim)
-		if at.IsZero() {
+		if at.IsZero() || s.tb.Stamp(at).Before(fault) {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("%s's watchdog did not reset its machine (the daemon was armed)", victim))
 			return
 		}

@@ -286,11 +286,18 @@ func (l *Lab) Owners(ctx context.Context) ([][]string, error) {
 // WaitSteady waits until every daemon answers and every group has exactly
 // one owner, stable for half a second.
 func (l *Lab) WaitSteady(ctx context.Context, timeout time.Duration) error {
+	return WaitStable(ctx, timeout, 50*time.Millisecond, func() (string, bool) { return l.steady(ctx) })
+}
+
+// WaitStable polls check every interval until it reports ok with the same
+// description for half a second; after timeout the error (ErrNotReady)
+// carries the last description.
+func WaitStable(ctx context.Context, timeout, interval time.Duration, check func() (desc string, ok bool)) error {
 	deadline := time.Now().Add(timeout)
 	var stableSince time.Time
 	var last string
 	for {
-		desc, ok := l.steady(ctx)
+		desc, ok := check()
 		switch {
 		case !ok:
 			stableSince = time.Time{}
@@ -306,7 +313,7 @@ func (l *Lab) WaitSteady(ctx context.Context, timeout time.Duration) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

@@ -38,6 +38,28 @@ type ARPRound struct {
 	Err string `json:"err,omitempty"`
 }
 
+// SetAnswerers fills r's MACs with the set macs, sorted, and its Hosts
+// with their names.
+func (r *ARPRound) SetAnswerers(macs map[string]bool, name func(net.HardwareAddr) string) {
+	r.MACs, r.Hosts = nil, nil
+	for m := range macs {
+		r.MACs = append(r.MACs, m)
+	}
+	slices.Sort(r.MACs)
+	for _, m := range r.MACs {
+		hw, _ := net.ParseMAC(m)
+		r.Hosts = append(r.Hosts, name(hw))
+	}
+}
+
+// CountGARP counts one gratuitous ARP by host in r.
+func (r *ARPRound) CountGARP(host string) {
+	if r.GARPs == nil {
+		r.GARPs = map[string]int{}
+	}
+	r.GARPs[host]++
+}
+
 // ARPProber sends an RFC 5227 ARP probe (sender IP 0.0.0.0, so no neighbour
 // cache learns from it) for the VIP from the lab's switch namespace every
 // Interval and records the MACs that answer. The probe goes out of the
@@ -145,20 +167,10 @@ func (p *ARPProber) Run(ctx context.Context) error {
 			case arpAnswer:
 				macs[mac.String()] = true
 			case arpAnnounce:
-				if round.GARPs == nil {
-					round.GARPs = map[string]int{}
-				}
-				round.GARPs[p.name(mac)]++
+				round.CountGARP(p.name(mac))
 			}
 		}
-		for m := range macs {
-			round.MACs = append(round.MACs, m)
-		}
-		slices.Sort(round.MACs)
-		for _, m := range round.MACs {
-			hw, _ := net.ParseMAC(m)
-			round.Hosts = append(round.Hosts, p.name(hw))
-		}
+		round.SetAnswerers(macs, p.name)
 		p.mu.Lock()
 		p.rounds = append(p.rounds, round)
 		p.mu.Unlock()
@@ -290,9 +302,13 @@ func (p *ARPProber) Rounds() []ARPRound {
 
 // DualRounds returns the rounds in which two or more distinct MACs
 // answered: two holders of the VIP on the wire.
-func (p *ARPProber) DualRounds() []ARPRound {
+func (p *ARPProber) DualRounds() []ARPRound { return DualRounds(p.Rounds()) }
+
+// DualRounds returns those of rounds in which two or more distinct MACs
+// answered.
+func DualRounds(rounds []ARPRound) []ARPRound {
 	var out []ARPRound
-	for _, r := range p.Rounds() {
+	for _, r := range rounds {
 		if len(r.MACs) >= 2 {
 			out = append(out, r)
 		}
@@ -316,9 +332,12 @@ func (p *ARPProber) Changes() []ARPRound {
 
 // GARPCount returns how many gratuitous ARPs for the VIP each host sent in
 // all rounds.
-func (p *ARPProber) GARPCount() map[string]int {
+func (p *ARPProber) GARPCount() map[string]int { return GARPCount(p.Rounds()) }
+
+// GARPCount returns how many gratuitous ARPs each host sent in rounds.
+func GARPCount(rounds []ARPRound) map[string]int {
 	out := map[string]int{}
-	for _, r := range p.Rounds() {
+	for _, r := range rounds {
 		for h, n := range r.GARPs {
 			out[h] += n
 		}

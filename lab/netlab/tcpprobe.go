@@ -247,36 +247,53 @@ func (p *TCPProber) endStamp() Stamp {
 	return p.end
 }
 
-// Answerers returns the timeline of who answered: consecutive probes with
-// the same outcome merged into one interval, Who = [node], or [] for
-// failed probes. Each interval ends where the next begins.
+// Answerers returns the timeline of who answered (AnswererIntervals of
+// the samples so far).
 func (p *TCPProber) Answerers() []Interval {
-	samples := p.Samples()
+	return AnswererIntervals(p.Samples(), p.endStamp())
+}
+
+// Outages returns the spans from the start of the first failed probe to
+// the start of the next successful one (OutageIntervals of the samples so
+// far).
+func (p *TCPProber) Outages() []Interval {
+	return OutageIntervals(p.Samples(), p.endStamp())
+}
+
+// AnswererIntervals returns the timeline of who answered the probes in
+// samples (in any order): consecutive probes with the same outcome merged
+// into one interval, Who = [node], or [] for failed probes. Each interval
+// ends where the next begins; the last one is Open and ends at end, the
+// end of the observation.
+func AnswererIntervals(samples []TCPSample, end Stamp) []Interval {
+	samples = slices.Clone(samples)
+	slices.SortStableFunc(samples, func(a, b TCPSample) int { return cmp.Compare(a.At.MonoUS, b.At.MonoUS) })
 	var out []Interval
 	for i := 0; i < len(samples); {
 		j := i + 1
 		for j < len(samples) && samples[j].Node == samples[i].Node && samples[j].OK() == samples[i].OK() {
 			j++
 		}
-		end, open := p.endStamp(), true
+		to, open := end, true
 		if j < len(samples) {
-			end, open = samples[j].At, false
+			to, open = samples[j].At, false
 		}
 		var who []string
 		if samples[i].OK() {
 			who = []string{samples[i].Node}
 		}
-		out = append(out, newInterval(samples[i].At, end, open, who))
+		out = append(out, newInterval(samples[i].At, to, open, who))
 		i = j
 	}
 	return out
 }
 
-// Outages returns the spans from the start of the first failed probe to
-// the start of the next successful one (Open if none succeeded after).
-func (p *TCPProber) Outages() []Interval {
+// OutageIntervals returns the intervals of AnswererIntervals in which no
+// probe got an answer: from the start of the first failed probe to the
+// start of the next successful one (Open if none succeeded after).
+func OutageIntervals(samples []TCPSample, end Stamp) []Interval {
 	var out []Interval
-	for _, iv := range p.Answerers() {
+	for _, iv := range AnswererIntervals(samples, end) {
 		if len(iv.Who) == 0 {
 			out = append(out, iv)
 		}

@@ -61,7 +61,7 @@ func GuestBinaries() (string, error) {
 		if guestErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", guestDir+"/", "github.com/leasehold/leasehold/cmd/leasehold",
+		cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", guestDir+"/", "github.com/leasehold/leasehold/cmd/leasehold",
 			"github.com/leasehold/leasehold/cmd/leasehold-lab-guest")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

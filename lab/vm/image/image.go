@@ -141,11 +141,11 @@ func (o Options) withDefaults(ctx context.Context) (Options, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.CacheDir == "" {
-		d, err := os.UserCacheDir()
+		d, err := DefaultCacheDir()
 		if err != nil {
-			return o, fmt.Errorf("image: no cache directory: %w", err)
+			return o, err
 		}
-		o.CacheDir = filepath.Join(d, "leasehold", "vm")
+		o.CacheDir = d
 	}
 	if o.KernelDeb == "" {
 		deb, err := FetchKernel(ctx, o.CacheDir)
@@ -435,4 +435,15 @@ func linkOrCopy(src, dst string) error {
 		return fmt.Errorf("image: %w", err)
 	}
 	return nil
+}
+
+// DefaultCacheDir is where images and the kernel package are cached by
+// default: the user's cache directory (XDG_CACHE_HOME, ~/.cache) under
+// leasehold/vm.
+func DefaultCacheDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("image: no cache directory: %w", err)
+	}
+	return filepath.Join(d, "leasehold", "vm"), nil
 }

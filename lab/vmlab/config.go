@@ -1,0 +1,32 @@
+package vmlab
+
+import "fmt"
+
+// guestYAML is node i's configuration: one group on eth0 (VRRPv3, advert
+// 0.1 s, priority 120, 100, ...), the link tracked (a cut link puts the
+// group in FAULT, so the node gives up its lease), etcd through the quorum
+// link, promote and demote hooks (a resource the kernel cannot fence, so
+// the watchdog is armed while the node owns).
+func guestYAML(name string, i int, o Options) string {
+	return fmt.Sprintf(`# leasehold VM lab, node %[1]s (written by vmlab)
+node: {name: %[1]s}
+quorum:
+  backend: etcd
+  ttl: %[2]s
+  etcd: {endpoints: ["http://%[3]s"]}
+status: {listen: "unix:%[4]s"}
+state_dir: /var/lib/leasehold
+fencing: {watchdog: %[5]s}
+vrrp_instance:
+  VI_1:
+    interface: eth0
+    virtual_router_id: 1
+    priority: %[6]d
+    version: 3
+    advert_int: 0.1
+    virtual_ipaddress: ["%[7]s/24"]
+    track_interface: [eth0]
+    promote: [{path: /etc/leasehold/resource.sh, args: [promote]}]
+    demote: [{path: /etc/leasehold/resource.sh, args: [demote]}]
+`, name, o.TTL, etcdGuestAddr, statusSocket, o.Watchdog, 120-20*i, vip)
+}
