@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -74,6 +75,30 @@ func TestDRBDFollowsTheLease(t *testing.T) {
 			if _, mounted := h.Mounted("/srv"); h.Role() != drbd.Secondary || mounted {
 				t.Fatalf("%s still %s (mounted %v) after its shutdown", name, h.Role(), mounted)
 			}
+		}
+	})
+}
+
+// A DRBD resource that cannot be demoted keeps the watchdog armed: the
+// daemon stops (the lease is released, the feeds stop) and the machine
+// would reset, never a Primary left without its guard.
+func TestDRBDDemoteFailureLeavesTheWatchdogArmed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
+		h := w.DRBDHost("n1")
+		n1 := startDaemonConf(t, w, "n1", "10.0.0.1", func(dir string) string {
+			c := nodeConf("n1", 120, dir) + "    " + drbdSection + "\n"
+			c = strings.Replace(c, "  ttl: 1s\n", "  ttl: 4s\n", 1)
+			return strings.Replace(c, "status:", "fencing: {watchdog: auto}\nstatus:", 1)
+		})
+		waitFor(t, 15*time.Second, "n1 owns, Primary, watchdog armed", func() bool {
+			return answering(w, "n1")() && h.Role() == drbd.Primary && n1.plat.Dog.Armed()
+		})
+		h.Fail("drbdadm secondary", &drbd.ExitError{Code: 11, Output: "State change failed: (-12) Device is held open by someone"})
+		n1.shutdown(t)
+		if h.Role() != drbd.Primary || !n1.plat.Dog.Armed() {
+			t.Fatalf("after a failed demote: DRBD %s, watchdog armed %v", h.Role(), n1.plat.Dog.Armed())
 		}
 	})
 }

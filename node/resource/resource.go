@@ -30,6 +30,16 @@ type Starter interface {
 	Start(ctx context.Context) error
 }
 
+// Guard is a Resource that protects the ones after it in a chain (the
+// watchdog: armed while they are active, so a node that cannot demote
+// them resets). A chain does not demote a Guard when a resource after it
+// failed to demote: the guard stays armed while something may still be
+// active, and escalates.
+type Guard interface {
+	Resource
+	Guards()
+}
+
 // Chain runs resources in order under an epoch guard; it implements
 // node.Resources. The zero Chain has no resources.
 type Chain struct {
@@ -54,7 +64,8 @@ func (c *Chain) Promoted() uint64 {
 func (c *Chain) Len() int { return len(c.rs) }
 
 // Promote promotes every resource in order for epoch. On a failure it
-// demotes, in reverse, the ones already promoted and returns the failure.
+// demotes, in reverse, the failed one and the ones already promoted, and
+// returns the failure.
 func (c *Chain) Promote(ctx context.Context, epoch uint64) error {
 	c.mu.Lock()
 	if epoch == 0 || epoch < c.seen {
@@ -66,7 +77,9 @@ func (c *Chain) Promote(ctx context.Context, epoch uint64) error {
 	for i, r := range c.rs {
 		if err := r.Promote(ctx, epoch); err != nil {
 			err = fmt.Errorf("resource %s: promote (epoch %d): %w", r.Name(), epoch, err)
-			undo := demoteAll(ctx, c.rs[:i], epoch)
+			// The failed one too: it may have got halfway (DRBD Primary,
+			// the mount failed), and Demote is idempotent.
+			undo := demoteAll(ctx, c.rs[:i+1], epoch)
 			return errors.Join(err, undo)
 		}
 	}
@@ -77,7 +90,8 @@ func (c *Chain) Promote(ctx context.Context, epoch uint64) error {
 }
 
 // Demote demotes every resource in reverse order for epoch, even after a
-// failure, and returns every error. A demotion for an epoch older than one
+// failure (a Guard excepted: it stays active when a resource after it
+// failed), and returns every error. A demotion for an epoch older than one
 // already seen is refused: that grant ended before the newer one began.
 func (c *Chain) Demote(ctx context.Context, epoch uint64) error {
 	c.mu.Lock()
@@ -110,6 +124,10 @@ func (c *Chain) Start(ctx context.Context) error {
 func demoteAll(ctx context.Context, rs []Resource, epoch uint64) error {
 	var errs []error
 	for i := len(rs) - 1; i >= 0; i-- {
+		if _, guard := rs[i].(Guard); guard && len(errs) > 0 {
+			errs = append(errs, fmt.Errorf("resource %s: left active (epoch %d): a resource it guards failed to demote", rs[i].Name(), epoch))
+			continue
+		}
 		if err := rs[i].Demote(ctx, epoch); err != nil {
 			errs = append(errs, fmt.Errorf("resource %s: demote (epoch %d): %w", rs[i].Name(), epoch, err))
 		}

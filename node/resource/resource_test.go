@@ -34,7 +34,7 @@ func TestChainOrderAndRollback(t *testing.T) {
 	if !errors.Is(err, boom) || ch.Promoted() != 0 || len(l.Active()) != 0 {
 		t.Fatalf("failed promote: err %v promoted %d active %v", err, ch.Promoted(), l.Active())
 	}
-	if got := l.Calls()[len(want):]; !slices.Equal(got, []string{"a promote 6", "b promote 6", "a demote 6"}) {
+	if got := l.Calls()[len(want):]; !slices.Equal(got, []string{"a promote 6", "b promote 6", "b demote 6", "a demote 6"}) {
 		t.Fatalf("rollback calls %v", got)
 	}
 	// Demote goes on after a failure and reports it.
@@ -117,5 +117,43 @@ func TestChainStartCallsStartersInReverse(t *testing.T) {
 	}
 	if err := resource.NewChain().Start(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// guard is a fake Guard (the watchdog's role in a chain).
+type guard struct{ *resourcetest.Fake }
+
+func (guard) Guards() {}
+
+func TestChainLeavesTheGuardWhenAGuardedResourceStaysActive(t *testing.T) {
+	l := resourcetest.NewLedger()
+	g := guard{&resourcetest.Fake{Node: "watchdog", Ledger: l}}
+	d := &resourcetest.Fake{Node: "drbd", Ledger: l}
+	ch := resource.NewChain(g, d)
+	ctx := context.Background()
+	if err := ch.Promote(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("still Primary")
+	d.Set(nil, boom, false)
+	err := ch.Demote(ctx, 3)
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "resource fake watchdog: left active") {
+		t.Fatalf("err %v", err)
+	}
+	if act := l.Active(); act["watchdog"] != 3 || act["drbd"] != 3 {
+		t.Fatalf("active %v: the guard must stay while drbd is active", act)
+	}
+	// Once the guarded resource demotes, so does the guard.
+	d.Set(nil, nil, false)
+	if err := ch.Demote(ctx, 3); err != nil || len(l.Active()) != 0 {
+		t.Fatalf("err %v active %v", err, l.Active())
+	}
+	// A promotion that fails and cannot be undone keeps the guard too.
+	d.Set(boom, boom, false)
+	if err := ch.Promote(ctx, 4); !errors.Is(err, boom) || !strings.Contains(err.Error(), "left active") {
+		t.Fatal(err)
+	}
+	if l.Active()["watchdog"] != 4 {
+		t.Fatalf("active %v: the guard was demoted under a failed undo", l.Active())
 	}
 }
