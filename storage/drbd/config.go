@@ -30,7 +30,8 @@ type Config struct {
 	// reverse before the unmount.
 	Services []Service
 	// KillHolders: when the unmount finds the filesystem busy, kill the
-	// processes holding it (fuser -km) before retrying.
+	// processes holding it (SIGKILL, found as fuser -km finds them) before
+	// retrying.
 	KillHolders bool
 	// StepTimeout bounds each program run (default DefaultStepTimeout);
 	// the caller's context bounds the whole promotion or demotion.

@@ -12,7 +12,7 @@
 //   - Resource (a node/resource.Resource named "drbd RES"): Promote checks
 //     MayPromote, runs `drbdadm primary RES`, mounts, starts the services
 //     in order; Demote stops the services in reverse, unmounts (retrying,
-//     optionally killing the mount's holders with fuser -km) and runs
+//     optionally killing the mount's holders, found in /proc) and runs
 //     `drbdadm secondary RES`; Start, before the group runs, demotes what
 //     an earlier run left Primary or mounted. Every program runs through
 //     an Executor (OS: script.Run with explicit paths) with a per-step

@@ -23,22 +23,27 @@ type Command struct {
 func (c Command) String() string { return strings.Join(append([]string{c.Path}, c.Args...), " ") }
 
 // Executor is the OS edge of a Resource: the programs it runs (drbdadm,
-// mount, umount, systemctl, fuser, the user's scripts) and the files it
-// reads (/proc/drbd, /proc/self/mountinfo). OS is the real one;
-// drbdtest.Host a fake for unit tests.
+// mount, umount, systemctl, the user's scripts), the files it reads
+// (/proc/drbd, /proc/self/mountinfo) and the processes it kills (the
+// holders of a busy mount). OS is the real one; drbdtest.Host a fake for
+// unit tests.
 type Executor interface {
 	// Run runs c and waits for it, bounded by ctx and c.Timeout; the
 	// output is stdout and stderr together. A non-zero exit is an error.
 	Run(ctx context.Context, c Command) (output []byte, err error)
 	// ReadFile reads a whole (proc) file.
 	ReadFile(path string) ([]byte, error)
+	// KillHolders kills (SIGKILL) the processes using the filesystem of
+	// device mounted on mountpoint (cwd, root, open or mapped files, as
+	// fuser -km finds them) and returns their PIDs.
+	KillHolders(mountpoint, device string) ([]int, error)
 }
 
 // Paths are the programs and files a Resource uses; DefaultPaths are
 // Debian's (usr-merged).
 type Paths struct {
-	Drbdadm, Mount, Umount, Systemctl, Fuser string
-	ProcDRBD, Mountinfo                      string
+	Drbdadm, Mount, Umount, Systemctl string
+	ProcDRBD, Mountinfo               string
 }
 
 // DefaultPaths returns Debian's paths.
@@ -48,7 +53,6 @@ func DefaultPaths() Paths {
 		Mount:     "/usr/bin/mount",
 		Umount:    "/usr/bin/umount",
 		Systemctl: "/usr/bin/systemctl",
-		Fuser:     "/usr/bin/fuser",
 		ProcDRBD:  "/proc/drbd",
 		Mountinfo: "/proc/self/mountinfo",
 	}
@@ -71,6 +75,13 @@ func (OS) Run(ctx context.Context, c Command) ([]byte, error) {
 
 // ReadFile implements Executor.
 func (OS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// KillHolders implements Executor by scanning /proc (no fuser needed:
+// psmisc is not always installed, busybox builds often lack it). It
+// refuses unless mountpoint is a filesystem of device.
+func (OS) KillHolders(mountpoint, device string) ([]int, error) {
+	return killHolders(mountpoint, device)
+}
 
 // ExitError is a program's non-zero exit as an Executor reports it; fakes
 // return it, and OS's errors wrap *exec.ExitError, so callers use

@@ -224,7 +224,8 @@ func (r *Resource) Demote(ctx context.Context, epoch uint64) error {
 }
 
 // unmount unmounts the mountpoint, retrying while it is busy (killing its
-// holders first if configured), at most UnmountAttempts times.
+// holders before each retry if configured), at most UnmountAttempts
+// times.
 func (r *Resource) unmount(ctx context.Context, epoch uint64) error {
 	p := r.cfg.Paths
 	var last error
@@ -241,9 +242,12 @@ func (r *Resource) unmount(ctx context.Context, epoch uint64) error {
 			break
 		}
 		if r.cfg.KillHolders {
-			// fuser exits 1 when nothing holds the mount: not a failure.
-			if kerr := r.run(ctx, epoch, p.Fuser, "-k", "-m", r.cfg.Mount); kerr != nil && ExitCode(kerr) != 1 {
-				r.log.Warn("drbd: killing the mount's holders failed", "mount", r.cfg.Mount, "err", kerr)
+			pids, kerr := r.ex.KillHolders(r.cfg.Mount, r.cfg.Device)
+			if len(pids) > 0 || kerr != nil {
+				r.log.Warn("drbd: killed the mount's holders", "mount", r.cfg.Mount, "pids", pids, "err", kerr)
+			}
+			if kerr != nil {
+				last = errors.Join(last, kerr)
 			}
 		}
 		if err := r.wait(ctx, r.cfg.RetryInterval); err != nil {

@@ -154,7 +154,7 @@ func TestDemoteBusyMount(t *testing.T) {
 			t.Fatalf("%d umount attempts", n)
 		}
 
-		// kill_holders: fuser -km, then the unmount succeeds.
+		// kill_holders: the holders are killed, then the unmount succeeds.
 		c := cfg()
 		c.KillHolders = true
 		r = newRes(t, c, h)
@@ -166,7 +166,7 @@ func TestDemoteBusyMount(t *testing.T) {
 			t.Fatalf("role %s took %v", h.Role(), time.Since(start))
 		}
 		calls := h.Calls()
-		if tail := calls[len(calls)-4:]; !slices.Equal(tail, []string{"umount /srv", "fuser -k -m /srv", "umount /srv", "drbdadm secondary r0"}) {
+		if tail := calls[len(calls)-4:]; !slices.Equal(tail, []string{"umount /srv", "kill-holders /srv", "umount /srv", "drbdadm secondary r0"}) {
 			t.Fatalf("calls %q", tail)
 		}
 	})

@@ -1,8 +1,8 @@
 // Package drbdtest is a fake drbd.Executor for unit tests: one host's
 // DRBD 8.4 minor (role, disk, connection, and the peer's when Linked to
 // another Host), its mount table, its units, and the few programs a
-// drbd.Resource runs (drbdadm primary/secondary, mount, umount, fuser,
-// systemctl, the user's scripts). It renders /proc/drbd and
+// drbd.Resource runs (drbdadm primary/secondary, mount, umount,
+// systemctl, the user's scripts) and a mount's holders. It renders /proc/drbd and
 // /proc/self/mountinfo as the kernel does, so the resource's parsers are
 // exercised too.
 //
@@ -110,8 +110,8 @@ func (h *Host) Mount(device, mountpoint string) {
 	h.mounts[mountpoint] = device
 }
 
-// Busy makes the next n unmounts fail with "target is busy" (fuser -km
-// clears it).
+// Busy makes the next n unmounts fail with "target is busy" (killing the
+// holders clears it).
 func (h *Host) Busy(n int) { h.mu.Lock(); h.busy = n; h.mu.Unlock() }
 
 // Hang makes commands starting with prefix ("umount", "drbdadm
@@ -210,6 +210,23 @@ func (h *Host) Run(ctx context.Context, c drbd.Command) ([]byte, error) {
 	return h.exec(c, line)
 }
 
+// KillHolders implements drbd.Executor: the busy mount's holders go
+// (Busy is cleared); one fake holder per pending busy unmount.
+func (h *Host) KillHolders(mountpoint, device string) ([]int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, "kill-holders "+mountpoint)
+	if d, ok := h.mounts[mountpoint]; !ok || d != device {
+		return nil, fmt.Errorf("holders of %s: not a filesystem of %s mounted there (refusing to kill anything)", mountpoint, device)
+	}
+	var pids []int
+	if h.busy > 0 {
+		pids = []int{4242}
+	}
+	h.busy = 0
+	return pids, nil
+}
+
 func exit(code int, format string, args ...any) ([]byte, error) {
 	out := fmt.Sprintf(format, args...)
 	return []byte(out), &drbd.ExitError{Code: code, Output: out}
@@ -268,11 +285,6 @@ func (h *Host) exec(c drbd.Command, line string) ([]byte, error) {
 			return exit(32, "umount: %s: target is busy.\n", mp)
 		}
 		delete(h.mounts, mp)
-	case h.paths.Fuser:
-		if h.busy == 0 {
-			return exit(1, "")
-		}
-		h.busy = 0
 	case h.paths.Systemctl:
 		if len(a) != 2 {
 			return exit(1, "systemctl: bad usage\n")
