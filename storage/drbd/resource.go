@@ -188,7 +188,12 @@ func (r *Resource) service(ctx context.Context, epoch uint64, sv Service, verb s
 // budget), the step timeout each program.
 func (r *Resource) Demote(ctx context.Context, epoch uint64) error {
 	s, serr := r.State()
-	known := serr == nil || errors.Is(serr, ErrNoMinor)
+	// Known: read, or the minor is down, or the module is not loaded (no
+	// /proc/drbd: nothing can be Primary). Anything else is doubt.
+	known := serr == nil || errors.Is(serr, ErrNoMinor) || errors.Is(serr, fs.ErrNotExist)
+	if errors.Is(serr, fs.ErrNotExist) {
+		s = State{Minor: r.minor, Conn: Unconfigured}
+	}
 	mounted := false
 	if r.cfg.Mount != "" {
 		var err error

@@ -226,6 +226,29 @@ func TestStartDemotesLeftovers(t *testing.T) {
 	}
 }
 
+// Demote with the module gone (no /proc/drbd): nothing can be Primary,
+// so no drbdadm; an unparseable /proc/drbd is doubt: drbdadm secondary.
+func TestDemoteWithoutTheModuleOrAReadableState(t *testing.T) {
+	h := drbdtest.NewHost("r0", 0)
+	h.NoModule()
+	if err := newRes(t, drbd.Config{Resource: "r0", Device: "/dev/drbd0"}, h).Demote(context.Background(), 1); err != nil || len(h.Calls()) != 0 {
+		t.Fatalf("err %v calls %v", err, h.Calls())
+	}
+	h = drbdtest.NewHost("r0", 0)
+	h.SetProc("version: 9.2.4 (api:2/proto:86-122)\n")
+	err := newRes(t, drbd.Config{Resource: "r0", Device: "/dev/drbd0"}, h).Demote(context.Background(), 1)
+	if err != nil || !slices.Equal(h.Calls(), []string{"drbdadm secondary r0"}) {
+		t.Fatalf("unreadable state: err %v calls %v", err, h.Calls())
+	}
+	// At start too: an unreadable state is demoted.
+	h = drbdtest.NewHost("r0", 0)
+	h.SetProc("garbage\n")
+	if err := newRes(t, drbd.Config{Resource: "r0", Device: "/dev/drbd0"}, h).Start(context.Background()); err != nil ||
+		!slices.Equal(h.Calls(), []string{"drbdadm secondary r0"}) {
+		t.Fatalf("start with an unreadable state: err %v calls %v", err, h.Calls())
+	}
+}
+
 func TestSwitchoverBetweenTwoHosts(t *testing.T) {
 	ctx := context.Background()
 	a, b := drbdtest.NewHost("r0", 0), drbdtest.NewHost("r0", 0)

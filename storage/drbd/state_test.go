@@ -192,7 +192,35 @@ func FuzzParseProc(f *testing.F) {
 	})
 }
 
+// eventsReal is `drbdsetup events all` on DRBD 8.4.11 (the VM lab,
+// drbd-utils 9.22 handing off to drbdsetup-84) across a
+// --clear-bitmap new-current-uuid: the initial dump (its sequence number
+// uninitialised), then the change.
+const eventsReal = `1795782004 ST 0,r0[0] { cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent r--- }
+14 R - r0
+15 R - r0
+9 ST-prev 0,r0[0] { cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent r--- }
+9 ST-new 0,r0[0] { cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate r--- }
+9 ST 0,r0[0] { cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate r--- }`
+
+func TestParseEventReal(t *testing.T) {
+	var kinds []string
+	for _, line := range strings.Split(eventsReal, "\n") {
+		ev, err := ParseEvent(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, string(ev.Kind)+" "+string(ev.State.Disk))
+	}
+	if got := strings.Join(kinds, ","); got != "ST Inconsistent,R ,R ,ST-prev Inconsistent,ST-new UpToDate,ST UpToDate" {
+		t.Fatal(got)
+	}
+}
+
 func FuzzParseEvent(f *testing.F) {
+	for _, line := range strings.Split(eventsReal, "\n") {
+		f.Add(line)
+	}
 	for _, s := range []string{
 		"7 ST 0,r0[0] { cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate r--- }",
 		"12 ST-prev 3,da[ta[1] { cs:WFConnection ro:Secondary/Unknown ds:Outdated/DUnknown s--u }",

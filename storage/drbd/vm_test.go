@@ -303,8 +303,11 @@ func TestVMPromoteDemote(t *testing.T) {
 	// Never synced: the resource refuses to promote, and says why.
 	phase(vm1, "refuse", "")
 
-	// Skip the initial sync (both sides are empty), make a filesystem.
-	run(vm1, "drbdadm -- --clear-bitmap new-current-uuid r0")
+	// Skip the initial sync (both sides are empty), make a filesystem;
+	// `drbdsetup events` records the change, for ParseEvent.
+	events := run(vm1, "timeout 3 drbdsetup events all > /run/events 2>&1 & sleep 1; "+
+		"drbdadm -- --clear-bitmap new-current-uuid r0; wait; cat /run/events")
+	checkEvents(t, events)
 	for _, v := range vms {
 		waitProc(v, "ds:UpToDate/UpToDate")
 	}
@@ -317,4 +320,27 @@ func TestVMPromoteDemote(t *testing.T) {
 	waitProc(vm2, "ro:Secondary/Secondary ds:UpToDate/UpToDate")
 	phase(vm2, "read", payload)
 	phase(vm1, "watch-cpu", "")
+}
+
+// checkEvents parses real `drbdsetup events` output: every line parses;
+// the initial state and the change to UpToDate are there.
+func checkEvents(t *testing.T, out string) {
+	t.Helper()
+	var initial, uptodate bool
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		ev, err := drbd.ParseEvent(line)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if ev.Minor != 0 && ev.Kind != drbd.EventNoVolumes {
+			continue
+		}
+		initial = initial || ev.Kind == drbd.EventState && ev.Resource == "r0" && ev.State.Disk == drbd.Inconsistent
+		uptodate = uptodate || ev.Kind == drbd.EventStateNew && ev.State.Disk == drbd.UpToDate
+	}
+	if !initial || !uptodate {
+		t.Errorf("events: initial Inconsistent state %v, change to UpToDate %v:\n%s", initial, uptodate, out)
+	}
+	t.Logf("drbdsetup events:\n%s", out)
 }

@@ -47,6 +47,7 @@ type Host struct {
 	fail   map[string]error  // command prefixes that fail
 	calls  []string
 	noProc bool
+	proc   string // set: /proc/drbd's text, whatever the model says
 }
 
 // NewHost returns a host with resource res on /dev/drbdMINOR: configured,
@@ -103,6 +104,10 @@ func (h *Host) Unconfigure() { h.mu.Lock(); h.conn = drbd.Unconfigured; h.mu.Unl
 // NoModule makes /proc/drbd absent (the module is not loaded).
 func (h *Host) NoModule() { h.mu.Lock(); h.noProc = true; h.mu.Unlock() }
 
+// SetProc makes /proc/drbd read text (garbage, a DRBD 9 format) instead
+// of the model's state; "" restores the model.
+func (h *Host) SetProc(text string) { h.mu.Lock(); h.proc = text; h.mu.Unlock() }
+
 // Mount puts device on mountpoint (as if mounted by hand).
 func (h *Host) Mount(device, mountpoint string) {
 	h.mu.Lock()
@@ -147,8 +152,11 @@ func (h *Host) ReadFile(p string) ([]byte, error) {
 	defer h.mu.Unlock()
 	switch p {
 	case h.paths.ProcDRBD:
-		if h.noProc {
+		switch {
+		case h.noProc:
 			return nil, fmt.Errorf("open %s: %w", p, fs.ErrNotExist)
+		case h.proc != "":
+			return []byte(h.proc), nil
 		}
 		return []byte(h.procLocked()), nil
 	case h.paths.Mountinfo:
