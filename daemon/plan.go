@@ -441,8 +441,24 @@ func (p *Plan) watchdog() error {
 		return c.ErrAt("fencing.watchdog", "%v", err)
 	}
 	w := WatchdogPlan{Mode: mode, Device: c.Fencing.WatchdogDevice}
-	for _, ic := range c.Instance {
+	drbdAt := ""
+	for _, name := range c.Names() {
+		ic := c.Instance[name]
 		w.Needed = w.Needed || len(ic.Promote)+len(ic.Demote) > 0 || ic.DRBD != nil
+		if ic.DRBD != nil && drbdAt == "" {
+			drbdAt = "vrrp_instance." + name + ".drbd"
+		}
+	}
+	if drbdAt != "" && p.LeaseMode() {
+		if mode == fencing.WatchdogOff {
+			p.Warnings = append(p.Warnings, c.ErrAt("fencing.watchdog", "off with %s: a DRBD demotion that fails or hangs "+
+				"leaves this node Primary with nothing to reset it; use auto or required", drbdAt).Error())
+		}
+		if b := p.Quorum.DemoteBudget; b < time.Second {
+			p.Warnings = append(p.Warnings, c.ErrAt("quorum.demote_budget", "%v with %s: stopping services, unmounting "+
+				"(dirty data is written first) and drbdadm secondary must fit in it, or the watchdog resets the node; "+
+				"measure a demotion and raise demote_budget (and ttl)", b, drbdAt).Error())
+		}
 	}
 	w.Needed = w.Needed && mode != fencing.WatchdogOff && p.LeaseMode()
 	if w.Needed {

@@ -92,6 +92,16 @@ func TestPlanDRBDNeedsTheWatchdog(t *testing.T) {
 	if !p.Watchdog.Needed || p.Watchdog.Timeout < time.Second {
 		t.Fatalf("watchdog %+v", p.Watchdog)
 	}
+	// good.yaml itself (watchdog off, the default 300 ms demote budget of a
+	// 2 s lease): loaded, with warnings naming both keys.
+	p, err = Load("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(p.Warnings, "\n")
+	if !strings.Contains(w, "fencing.watchdog: off with vrrp_instance.VI_1.drbd") || !strings.Contains(w, "quorum.demote_budget: 300ms with vrrp_instance.VI_1.drbd") {
+		t.Fatalf("warnings:\n%s", w)
+	}
 }
 
 func TestPlanWatchdogFitsInsideTheLease(t *testing.T) {
