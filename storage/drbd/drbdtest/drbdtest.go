@@ -256,7 +256,14 @@ func (h *Host) exec(c drbd.Command, line string) ([]byte, error) {
 			if h.peer != nil && h.conn == drbd.Connected && h.peer.role == drbd.Primary {
 				return exit(11, "%d: State change failed: (-1) Multiple primaries not allowed by config\n", h.minor)
 			}
-			if h.disk != drbd.UpToDate {
+			switch {
+			case h.disk == drbd.Consistent && (h.peer == nil || h.conn != drbd.Connected):
+				// Consistent with the peer known Outdated is the newest data.
+				if h.alone != drbd.Outdated {
+					return exit(17, "%d: State change failed: (-2) Need access to UpToDate data\n", h.minor)
+				}
+				h.disk = drbd.UpToDate
+			case h.disk != drbd.UpToDate:
 				return exit(17, "%d: State change failed: (-2) Need access to UpToDate data\n", h.minor)
 			}
 			h.role = drbd.Primary
