@@ -25,7 +25,13 @@
 //     (or cannot say); it never forces (no --force, no
 //     --overwrite-data-of-peer). A refusal is ErrRefused with the reason.
 //   - A Promote that fails after changing anything demotes again before it
-//     returns (the chain then demotes the group).
+//     returns (the chain then demotes the group). Another filesystem
+//     mounted on the mountpoint is neither served (Promote fails) nor
+//     unmounted.
+//   - Killing a mount's holders (kill_holders) only ever targets the
+//     filesystem of the device mounted on the mountpoint: it refuses if
+//     the mountpoint is not one (an unmounted mountpoint would otherwise
+//     name its parent's filesystem); PID 1 and the daemon are spared.
 //   - Demote runs every step even after a failure, and its error names
 //     each failed step and what DRBD reports afterwards; it reports
 //     ErrStillPrimary when DRBD still says Primary. Nothing outlives ctx:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,7 +198,10 @@ func (r *Resource) Demote(ctx context.Context, epoch uint64) error {
 	mounted := false
 	if r.cfg.Mount != "" {
 		var err error
-		if mounted, err = r.mounted(); err != nil {
+		switch mounted, err = r.mounted(); {
+		case errors.Is(err, errForeignMount):
+			r.log.Warn("drbd: not unmounting a filesystem that is not the device's", "err", err)
+		case err != nil:
 			mounted = true // cannot tell: try to unmount
 		}
 	}
@@ -239,7 +243,7 @@ func (r *Resource) unmount(ctx context.Context, epoch uint64) error {
 		if err == nil {
 			return nil
 		}
-		if m, merr := r.mounted(); merr == nil && !m {
+		if m, merr := r.mounted(); (merr == nil && !m) || errors.Is(merr, errForeignMount) {
 			return nil // gone anyway (not mounted, or unmounted meanwhile)
 		}
 		last = err
@@ -266,14 +270,30 @@ func (r *Resource) unmount(ctx context.Context, epoch uint64) error {
 	return fmt.Errorf("umount %s: still mounted after %d attempts%s: %w", r.cfg.Mount, r.cfg.UnmountAttempts, hint, last)
 }
 
-// mounted reports whether the mountpoint is in the mount table.
+// errForeignMount: another filesystem than the device's is mounted on the
+// mountpoint (not ours to serve, nor to unmount).
+var errForeignMount = errors.New("drbd: another filesystem is mounted there")
+
+// mounted reports whether the device is mounted on the mountpoint (the
+// last mount there, the visible one); something else mounted there is an
+// error wrapping errForeignMount.
 func (r *Resource) mounted() (bool, error) {
 	b, err := r.ex.ReadFile(r.cfg.Paths.Mountinfo)
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", r.cfg.Paths.Mountinfo, err)
 	}
-	_, ok := MountSource(b, r.cfg.Mount)
-	return ok, nil
+	src, ok := MountSource(b, r.cfg.Mount)
+	switch {
+	case !ok:
+		return false, nil
+	case src == r.cfg.Device:
+		return true, nil
+	}
+	// A symlink to the device (/dev/drbd/by-res/r0/0) is the device.
+	if real, err := filepath.EvalSymlinks(src); err == nil && real == r.cfg.Device {
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %s is mounted on %s, not %s", errForeignMount, src, r.cfg.Mount, r.cfg.Device)
 }
 
 // Start implements resource.Starter: a node starting finds its own
@@ -286,7 +306,7 @@ func (r *Resource) Start(ctx context.Context) error {
 	mounted := false
 	if r.cfg.Mount != "" {
 		var err error
-		if mounted, err = r.mounted(); err != nil {
+		if mounted, err = r.mounted(); err != nil && !errors.Is(err, errForeignMount) {
 			return fmt.Errorf("start: %w", err)
 		}
 	}

@@ -246,6 +246,24 @@ func TestDemoteWithoutTheModuleOrAReadableState(t *testing.T) {
 	}
 }
 
+// Another filesystem on the mountpoint is neither served nor unmounted.
+func TestForeignMount(t *testing.T) {
+	ctx := context.Background()
+	h := drbdtest.NewHost("r0", 0)
+	h.Mount("/dev/sdb1", "/srv")
+	r := newRes(t, cfg(), h)
+	err := r.Promote(ctx, 1)
+	if err == nil || !strings.Contains(err.Error(), "/dev/sdb1 is mounted on /srv, not /dev/drbd0") {
+		t.Fatalf("err %v", err)
+	}
+	if dev, _ := h.Mounted("/srv"); dev != "/dev/sdb1" || h.Role() != drbd.Secondary {
+		t.Fatalf("mount %q role %s after the refusal; calls %v", dev, h.Role(), h.Calls())
+	}
+	if err := r.Start(ctx); err != nil || slices.Contains(h.Calls(), "umount /srv") {
+		t.Fatalf("start: %v, calls %v", err, h.Calls())
+	}
+}
+
 func TestSwitchoverBetweenTwoHosts(t *testing.T) {
 	ctx := context.Background()
 	a, b := drbdtest.NewHost("r0", 0), drbdtest.NewHost("r0", 0)
