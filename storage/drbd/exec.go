@@ -2,7 +2,6 @@ package drbd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -83,9 +82,8 @@ func (OS) KillHolders(mountpoint, device string) ([]int, error) {
 	return killHolders(mountpoint, device)
 }
 
-// ExitError is a program's non-zero exit as an Executor reports it; fakes
-// return it, and OS's errors wrap *exec.ExitError, so callers use
-// ExitCode.
+// ExitError is a program's non-zero exit as fakes report it (OS's
+// errors wrap *exec.ExitError).
 type ExitError struct {
 	Code   int
 	Output string
@@ -93,18 +91,4 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	return fmt.Sprintf("exit %d: %s", e.Code, strings.TrimSpace(e.Output))
-}
-
-// ExitCode returns the exit status in err (an *ExitError or an
-// exec.ExitError inside it), -1 when there is none.
-func ExitCode(err error) int {
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	var xe interface{ ExitCode() int }
-	if errors.As(err, &xe) {
-		return xe.ExitCode()
-	}
-	return -1
 }
