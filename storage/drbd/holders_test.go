@@ -27,16 +27,24 @@ func TestHoldersFindsCwdAndOpenFiles(t *testing.T) {
 	}
 	inCwd := exec.Command("sleep", "30")
 	inCwd.Dir = dir
-	withFile := exec.Command("sh", "-c", "exec sleep 30 3<"+dir+"/f")
 	if err := os.WriteFile(dir+"/f", []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	f, err := os.Open(dir + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Inherited as fd 3, open before the child runs (no race with a shell
+	// opening it).
+	withFile := exec.Command("sleep", "30")
+	withFile.ExtraFiles = []*os.File{f}
 	for _, c := range []*exec.Cmd{inCwd, withFile} {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
 		defer func() { c.Process.Kill(); c.Wait() }()
 	}
+	f.Close() // only the child holds it now
 	pids, err := Holders("/proc", st.Dev)
 	if err != nil {
 		t.Fatal(err)

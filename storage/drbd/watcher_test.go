@@ -34,7 +34,9 @@ func TestWatcherReportsChanges(t *testing.T) {
 		done := make(chan struct{})
 		go func() { w.Run(ctx); close(done) }()
 		synctest.Wait()
-		time.Sleep(time.Second) // five polls, no change
+		// Changes land between polls (every 200 ms from 0): five polls
+		// without a change, then one change per poll.
+		time.Sleep(time.Second + drbd.DefaultWatchInterval/2)
 		h.Set(drbd.Primary, drbd.UpToDate, drbd.WFConnection)
 		time.Sleep(drbd.DefaultWatchInterval)
 		h.Unconfigure()
