@@ -13,6 +13,9 @@
 //     failed resource (it may have got halfway) and those already
 //     promoted for that epoch (the group then demotes: doubt means
 //     demote);
+//   - calls are serialised: a demotion that starts while a promotion is in
+//     flight waits for it (within its own ctx) and then undoes it, rather
+//     than running beside it and being overtaken by it;
 //   - demotion runs every resource, in reverse order, even after failures,
 //     and returns all their errors; a Guard (the watchdog) is the
 //     exception: it is not demoted once a resource after it failed to

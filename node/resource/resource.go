@@ -44,6 +44,11 @@ type Guard interface {
 // node.Resources. The zero Chain has no resources.
 type Chain struct {
 	rs []Resource
+	// call is held through a Promote, Demote or Start: a demotion that
+	// starts while a promotion is in flight (its step timed out, the
+	// lease was lost, the daemon stops) waits for it and then undoes it,
+	// instead of racing it (DRBD made Primary after the demotion ran).
+	call chan struct{}
 
 	mu       sync.Mutex
 	seen     uint64 // highest epoch promoted or demoted
@@ -51,7 +56,19 @@ type Chain struct {
 }
 
 // NewChain returns a chain of rs (promoted in this order).
-func NewChain(rs ...Resource) *Chain { return &Chain{rs: rs} }
+func NewChain(rs ...Resource) *Chain { return &Chain{rs: rs, call: make(chan struct{}, 1)} }
+
+// enter waits for the calls before this one, at most until ctx ends.
+func (c *Chain) enter(ctx context.Context, what string, epoch uint64) error {
+	select {
+	case c.call <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("resource: %s (epoch %d): waiting for the call in flight: %w", what, epoch, ctx.Err())
+	}
+}
+
+func (c *Chain) leave() { <-c.call }
 
 // Promoted is the epoch the chain is promoted for (0: none).
 func (c *Chain) Promoted() uint64 {
@@ -67,6 +84,10 @@ func (c *Chain) Len() int { return len(c.rs) }
 // demotes, in reverse, the failed one and the ones already promoted, and
 // returns the failure.
 func (c *Chain) Promote(ctx context.Context, epoch uint64) error {
+	if err := c.enter(ctx, "promote", epoch); err != nil {
+		return err
+	}
+	defer c.leave()
 	c.mu.Lock()
 	if epoch == 0 || epoch < c.seen {
 		c.mu.Unlock()
@@ -91,9 +112,14 @@ func (c *Chain) Promote(ctx context.Context, epoch uint64) error {
 
 // Demote demotes every resource in reverse order for epoch, even after a
 // failure (a Guard excepted: it stays active when a resource after it
-// failed), and returns every error. A demotion for an epoch older than one
+// failed), and returns every error. It waits for a call in flight (a
+// promotion) first, within ctx. A demotion for an epoch older than one
 // already seen is refused: that grant ended before the newer one began.
 func (c *Chain) Demote(ctx context.Context, epoch uint64) error {
+	if err := c.enter(ctx, "demote", epoch); err != nil {
+		return err
+	}
+	defer c.leave()
 	c.mu.Lock()
 	if epoch < c.seen {
 		c.mu.Unlock()
@@ -110,6 +136,10 @@ func (c *Chain) Demote(ctx context.Context, epoch uint64) error {
 // The daemon calls it before the group runs; an error keeps the node from
 // starting (a leftover it cannot demote is not safe to run beside).
 func (c *Chain) Start(ctx context.Context) error {
+	if err := c.enter(ctx, "start", 0); err != nil {
+		return err
+	}
+	defer c.leave()
 	var errs []error
 	for i := len(c.rs) - 1; i >= 0; i-- {
 		if s, ok := c.rs[i].(Starter); ok {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/leasehold/leasehold/node/resource"
@@ -156,4 +157,63 @@ func TestChainLeavesTheGuardWhenAGuardedResourceStaysActive(t *testing.T) {
 	if l.Active()["watchdog"] != 4 {
 		t.Fatalf("active %v: the guard was demoted under a failed undo", l.Active())
 	}
+}
+
+// slowPromote is a resource whose Promote waits for release before it
+// makes the resource active.
+type slowPromote struct {
+	*resourcetest.Fake
+	release chan struct{}
+}
+
+func (s slowPromote) Promote(ctx context.Context, epoch uint64) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Fake.Promote(ctx, epoch)
+}
+
+// A demotion issued while a promotion is in flight waits for it and then
+// undoes it: the resource ends demoted, never promoted after the demotion.
+func TestChainDemoteWaitsForAPromotionInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := resourcetest.NewLedger()
+		r := slowPromote{&resourcetest.Fake{Node: "drbd", Ledger: l}, make(chan struct{})}
+		ch := resource.NewChain(r)
+		ctx := context.Background()
+		promoted := make(chan error, 1)
+		go func() { promoted <- ch.Promote(ctx, 5) }()
+		synctest.Wait()
+		demoted := make(chan error, 1)
+		go func() { demoted <- ch.Demote(ctx, 5) }()
+		synctest.Wait()
+		select {
+		case err := <-demoted:
+			t.Fatalf("demote returned (%v) while the promotion was in flight", err)
+		default:
+		}
+		close(r.release)
+		if err := <-promoted; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-demoted; err != nil {
+			t.Fatal(err)
+		}
+		if act := l.Active(); len(act) != 0 || !slices.Equal(l.Calls(), []string{"drbd promote 5", "drbd demote 5"}) {
+			t.Fatalf("active %v calls %v", act, l.Calls())
+		}
+		// A demotion whose ctx ends while it waits says so.
+		r2 := slowPromote{&resourcetest.Fake{Node: "b", Ledger: l}, make(chan struct{})}
+		ch = resource.NewChain(r2)
+		go ch.Promote(ctx, 6)
+		synctest.Wait()
+		dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if err := ch.Demote(dctx, 6); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for the call in flight") {
+			t.Fatalf("err %v", err)
+		}
+		close(r2.release)
+	})
 }
