@@ -54,6 +54,10 @@ func TestDRBDFollowsTheLease(t *testing.T) {
 		if len(calls) < 3 || calls[0] != "umount /srv" || calls[1] != "drbdadm secondary r0" {
 			t.Fatalf("n1 did not demote its leftover first: %q", calls)
 		}
+		if st := n1.d.Status().DRBD; len(st) != 1 || st[0].Group != "VI_1" || st[0].Resource != "r0" || st[0].Role != "Primary" ||
+			st[0].PeerRole != "Secondary" || st[0].CState != "Connected" || st[0].Disk != "UpToDate" || st[0].Error != "" {
+			t.Fatalf("n1 status drbd: %+v", st)
+		}
 
 		w.Seg.Isolate("n1")
 		w.Quorum.Partition("n1")
@@ -100,5 +104,33 @@ func TestDRBDDemoteFailureLeavesTheWatchdogArmed(t *testing.T) {
 		if h.Role() != drbd.Primary || !n1.plat.Dog.Armed() {
 			t.Fatalf("after a failed demote: DRBD %s, watchdog armed %v", h.Role(), n1.plat.Dog.Armed())
 		}
+	})
+}
+
+// A node whose disk is not known to be the newest gets the lease but
+// never serves: the promotion is refused, the group demotes, the VIP never
+// goes up, and status says why.
+func TestDRBDRefusalInStatus(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
+		h := w.DRBDHost("n1")
+		h.Set(drbd.Secondary, drbd.Inconsistent, drbd.WFConnection)
+		n1 := startDaemon(t, w, "n1", "10.0.0.1", 120, drbdSection)
+		waitFor(t, 10*time.Second, "a refusal in status", func() bool {
+			if got := w.AnsweringNodes(vip); len(got) != 0 {
+				t.Fatalf("%v answer for the VIP with an Inconsistent disk", got)
+			}
+			st := n1.d.Status().DRBD
+			return len(st) == 1 && st[0].Refusals > 0
+		})
+		st := n1.d.Status().DRBD[0]
+		if !strings.Contains(st.LastRefusal, "local disk Inconsistent") || st.Disk != "Inconsistent" || h.Role() != drbd.Secondary {
+			t.Fatalf("status %+v, role %s", st, h.Role())
+		}
+		n1.shutdown(t)
+		// The group's asynchronous steps (a probe of the next attempt) may
+		// outlive Run by up to a step timeout: let them end in the bubble.
+		time.Sleep(2 * time.Second)
 	})
 }

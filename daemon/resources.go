@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node/resource"
@@ -27,6 +28,7 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds [
 			return nil, fmt.Errorf("group %s: %w", group, err)
 		}
 		rs = append(rs, r)
+		d.drbd = append(d.drbd, groupDRBD{group: group, r: r})
 	}
 	// Resources the kernel cannot fence keep the watchdog armed while
 	// owned: armed first, disarmed last.
@@ -34,4 +36,43 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds [
 		rs = append([]resource.Resource{d.watchdog.resource(group)}, rs...)
 	}
 	return resource.NewChain(rs...), nil
+}
+
+// groupDRBD is a DRBD resource of a group, for status and metrics.
+type groupDRBD struct {
+	group string
+	r     *drbd.Resource
+}
+
+// DRBDStatus is one DRBD resource in GET /status: what /proc/drbd says
+// now, and the promotions the decision refused.
+type DRBDStatus struct {
+	Group       string  `json:"group"`
+	Resource    string  `json:"resource"`
+	Role        string  `json:"role,omitempty"`
+	PeerRole    string  `json:"peer_role,omitempty"`
+	CState      string  `json:"cstate,omitempty"`
+	Disk        string  `json:"disk,omitempty"`
+	PeerDisk    string  `json:"peer_disk,omitempty"`
+	Suspended   bool    `json:"suspended,omitempty"`
+	SyncPercent float64 `json:"sync_percent,omitempty"`
+	// Error: /proc/drbd could not be read or parsed, or the minor is not
+	// configured.
+	Error       string `json:"error,omitempty"`
+	Refusals    uint64 `json:"promotions_refused,omitempty"`
+	LastRefusal string `json:"last_refusal,omitempty"`
+}
+
+func (g groupDRBD) status() DRBDStatus {
+	st := DRBDStatus{Group: g.group, Resource: strings.TrimPrefix(g.r.Name(), "drbd ")}
+	st.Refusals, st.LastRefusal = g.r.Refusals()
+	s, err := g.r.State()
+	if err != nil {
+		st.Error = err.Error()
+	}
+	if s.Configured() {
+		st.Role, st.PeerRole, st.CState, st.Disk, st.PeerDisk = string(s.Role), string(s.PeerRole), string(s.Conn), string(s.Disk), string(s.PeerDisk)
+		st.Suspended, st.SyncPercent = s.Suspended, s.SyncPercent
+	}
+	return st
 }

@@ -43,6 +43,7 @@ type Daemon struct {
 	fenceDesc string
 	groups    []*node.Group
 	chains    []*resource.Chain // the groups' resources (Start before they run)
+	drbd      []groupDRBD       // the groups' DRBD resources (status, metrics)
 	rosters   []*node.Roster    // lease mode: each instance's members
 	super     atomic.Pointer[node.Supervisor]
 	notifiers map[string]notifier

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,8 +24,9 @@ var ErrStillPrimary = errors.New("drbd: still Primary after demote")
 // Resource is one DRBD resource of a group as a node/resource.Resource:
 // Promote makes this node Primary, mounts and starts the services;
 // Demote undoes it in reverse; Start (before the group runs) demotes a
-// Primary left by an earlier run. Safe for use by one chain (the chain
-// serialises calls).
+// Primary left by an earlier run. Promote, Demote and Start are for one
+// chain (it serialises them); State and Refusals may be called from
+// anywhere.
 type Resource struct {
 	cfg   Config
 	minor int
@@ -36,6 +38,26 @@ type Resource struct {
 	// wait sleeps between unmount attempts (a timer; tests run in a
 	// synctest bubble).
 	wait func(ctx context.Context, d time.Duration) error
+
+	mu          sync.Mutex
+	refusals    uint64
+	lastRefusal string
+}
+
+// Refusals returns how many promotions the decision refused and the last
+// refusal's reason (for status and metrics).
+func (r *Resource) Refusals() (n uint64, last string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refusals, r.lastRefusal
+}
+
+func (r *Resource) refused(reason string) error {
+	r.mu.Lock()
+	r.refusals++
+	r.lastRefusal = reason
+	r.mu.Unlock()
+	return fmt.Errorf("%w: %s", ErrRefused, reason)
 }
 
 // New returns the resource for cfg (validated; defaults filled in). It
@@ -124,13 +146,13 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	marked := false
 	if r.OutdatedAtQuorum != nil {
 		if marked, err = r.OutdatedAtQuorum(ctx); err != nil {
-			return fmt.Errorf("%w: cannot read this node's outdated mark at the quorum: %v", ErrRefused, err)
+			return r.refused(fmt.Sprintf("cannot read this node's outdated mark at the quorum: %v", err))
 		}
 	}
 	ok, reason := MayPromote(PromoteInput{State: s, OutdatedAtQuorum: marked})
 	if !ok {
 		r.log.Warn("drbd: promotion refused", "epoch", epoch, "reason", reason)
-		return fmt.Errorf("%w: %s", ErrRefused, reason)
+		return r.refused(reason)
 	}
 	r.log.Info("drbd: promoting", "epoch", epoch, "reason", reason)
 	if err := r.promote(ctx, epoch, s); err != nil {

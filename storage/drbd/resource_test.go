@@ -102,6 +102,9 @@ func TestPromoteRefusals(t *testing.T) {
 			if !errors.Is(err, drbd.ErrRefused) || !strings.Contains(err.Error(), tc.reason) {
 				t.Fatalf("err %v, want ErrRefused with %q", err, tc.reason)
 			}
+			if n, last := r.Refusals(); n != 1 || !strings.Contains(last, tc.reason) {
+				t.Fatalf("refusals %d, last %q", n, last)
+			}
 			for _, c := range h.Calls() {
 				if strings.HasPrefix(c, "drbdadm primary") || strings.HasPrefix(c, "mount") {
 					t.Fatalf("refused promotion ran %q", c)
