@@ -114,6 +114,15 @@ func TestGuestDRBD(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkDemoted(t, r)
+	case "start":
+		// Left Primary and mounted by an earlier run: Start demotes it.
+		if s, err := r.State(); err != nil || s.Role != drbd.Primary {
+			t.Fatalf("before start: %v %v", s, err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkDemoted(t, r)
 	case "watch-cpu":
 		// What following the minor costs: the Watcher's reads for 5 s.
 		w := drbd.NewWatcher(drbd.OS{}, guestConfig().Paths.ProcDRBD, 0, 0)
@@ -319,6 +328,8 @@ func TestVMPromoteDemote(t *testing.T) {
 	phase(vm1, "write", payload)
 	waitProc(vm2, "ro:Secondary/Secondary ds:UpToDate/UpToDate")
 	phase(vm2, "read", payload)
+	run(vm2, "drbdadm primary r0 && mount -t ext4 /dev/drbd0 /srv")
+	phase(vm2, "start", "")
 	phase(vm1, "watch-cpu", "")
 }
 

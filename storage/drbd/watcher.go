@@ -17,9 +17,9 @@ const DefaultWatchInterval = 200 * time.Millisecond
 // one open/read/close of a few hundred bytes, while drbdadm costs ~130 ms
 // CPU per call under the VM lab's TCG emulation (drbdsetup-84 ~30 ms).
 // Measured in the lab (TestVMPromoteDemote, phase watch-cpu, DRBD 8.4.11
-// under TCG, on a shared host): a Watcher at 200 ms used 62–76 ms of CPU
-// in 5 s (1.2–1.5% of the vCPU, Go runtime included) against 107–313 ms
-// for one `drbdadm cstate`. A
+// under TCG, on a loaded shared host, 4 runs): a Watcher at 200 ms used
+// 62–112 ms of CPU in 5 s (1.2–2.2% of the vCPU, Go runtime included),
+// about what one `drbdadm cstate` costs (86–313 ms). A
 // long-running events child would cost nothing while idle but is a
 // process to supervise, restart and parse across drbd-utils versions
 // (9.x hands 8.4 off to drbdsetup-84); the poll is simpler, with a
