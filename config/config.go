@@ -205,6 +205,9 @@ type Instance struct {
 	Promote   []Hook `yaml:"promote"`
 	Demote    []Hook `yaml:"demote"`
 	Probe     *bool  `yaml:"probe"`
+	// DRBD is a DRBD resource that follows the lease (quorum etcd or
+	// raft): promoted after the promote hooks, demoted before them.
+	DRBD *DRBD `yaml:"drbd"`
 
 	// Resolved by Validate.
 	Name    string       `yaml:"-"`
@@ -214,6 +217,24 @@ type Instance struct {
 	IPv6    bool         `yaml:"-"`
 	AuthKey [8]byte      `yaml:"-"`
 	Tracks  []TrackIface `yaml:"-"`
+}
+
+// DRBD is an instance's drbd section: a DRBD 8.4 resource made Primary,
+// mounted and its services started while the group is owned. The file's
+// rules are checked here; the resource's own (names, paths, services) by
+// package storage/drbd when the plan is built.
+type DRBD struct {
+	Resource     string   `yaml:"resource"`
+	Device       string   `yaml:"device"` // /dev/drbdN
+	Mount        string   `yaml:"mount"`
+	FSType       string   `yaml:"fstype"`
+	MountOptions string   `yaml:"mount_options"`
+	Services     []string `yaml:"services"` // systemd units or scripts' absolute paths, started in order
+	KillHolders  bool     `yaml:"kill_holders"`
+	// AfterSplitBrain: manual (report and wait for the operator; the
+	// default). Resolution by the lease is not available yet.
+	AfterSplitBrain string   `yaml:"after_split_brain"`
+	StepTimeout     Duration `yaml:"step_timeout"` // each program run (default 10 s)
 }
 
 // TrackIface is one resolved track_interface entry.

@@ -63,6 +63,7 @@ func (c *Config) validate() error {
 	if len(c.Instance) == 0 && !c.quorumOnly {
 		add(c.errAt("vrrp_instance", "at least one instance is required"))
 	}
+	add(c.validateDRBDUnique())
 	type key struct {
 		iface string
 		six   bool
@@ -517,6 +518,7 @@ func (c *Config) validateInstance(in *Instance) error {
 		t := true
 		in.Probe = &t
 	}
+	errs = append(errs, c.validateDRBD(p+"drbd", in.DRBD))
 	if c.Quorum.Backend == BackendNone && (len(in.FencePeer)+len(in.Promote)+len(in.Demote) > 0) {
 		c.warn(p+"fence_peer", "fence_peer/promote/demote hooks need a quorum (etcd or raft): ignored with backend none")
 	}
@@ -560,4 +562,51 @@ func parseVIP(s, iface string) (VIP, error) {
 		return VIP{}, fmt.Errorf("%s: write IPv4 addresses plainly", a)
 	}
 	return v, nil
+}
+
+// validateDRBD checks an instance's drbd section's file-level rules (key
+// prefix p, "vrrp_instance.NAME.drbd"); the resource's own are checked by
+// storage/drbd when the plan is built.
+func (c *Config) validateDRBD(p string, d *DRBD) error {
+	if d == nil {
+		return nil
+	}
+	var errs []error
+	if c.Quorum.Backend == BackendNone {
+		errs = append(errs, c.errAt(p, "needs a quorum (etcd or raft): DRBD failover without a lease is the split brain this section exists to prevent"))
+	}
+	switch d.AfterSplitBrain {
+	case "":
+		d.AfterSplitBrain = "manual"
+	case "manual":
+	case "lease":
+		errs = append(errs, c.errAt(p+".after_split_brain", "lease: resolving a split brain by the lease is not available yet; use manual (report and wait for the operator)"))
+	default:
+		errs = append(errs, c.errAt(p+".after_split_brain", "%q: want manual", d.AfterSplitBrain))
+	}
+	if d.StepTimeout < 0 {
+		errs = append(errs, c.errAt(p+".step_timeout", "must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// validateDRBDUnique refuses one DRBD resource or device in two instances.
+func (c *Config) validateDRBDUnique() error {
+	var errs []error
+	res, dev := map[string]string{}, map[string]string{}
+	for _, name := range c.Names() {
+		in := c.Instance[name]
+		if in == nil || in.DRBD == nil {
+			continue
+		}
+		p := "vrrp_instance." + name + ".drbd."
+		if other, dup := res[in.DRBD.Resource]; dup && in.DRBD.Resource != "" {
+			errs = append(errs, c.errAt(p+"resource", "%q is also the drbd resource of instance %s", in.DRBD.Resource, other))
+		}
+		if other, dup := dev[in.DRBD.Device]; dup && in.DRBD.Device != "" {
+			errs = append(errs, c.errAt(p+"device", "%s is also the drbd device of instance %s", in.DRBD.Device, other))
+		}
+		res[in.DRBD.Resource], dev[in.DRBD.Device] = name, name
+	}
+	return errors.Join(errs...)
 }

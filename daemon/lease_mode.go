@@ -13,6 +13,7 @@ import (
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
+	"github.com/leasehold/leasehold/storage/drbd"
 	"github.com/leasehold/leasehold/vrrp"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
 )
@@ -85,6 +86,7 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	lead := ics[0]
 	prio := 0
 	var fence, promote, demote []fencing.Hook
+	var drbds []drbd.Config
 	probeOK := true
 	var members []string
 	for _, ic := range ics {
@@ -92,6 +94,9 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 			lead, prio = ic, ic.Priority
 		}
 		fence, promote, demote = append(fence, hooks(ic.FencePeer)...), append(promote, hooks(ic.Promote)...), append(demote, hooks(ic.Demote)...)
+		if dc, ok := d.plan.DRBD[ic.Name]; ok {
+			drbds = append(drbds, dc)
+		}
 		probeOK = probeOK && *ic.Probe
 		members = append(members, ic.Name)
 	}
@@ -108,9 +113,13 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	if len(fence) > 0 {
 		deps.PeerFence = peerFence{hooks: fence, log: glog}
 	}
-	chain := d.resources(name, promote, demote, glog)
+	chain, err := d.resources(name, promote, demote, drbds, glog)
+	if err != nil {
+		return nil, err
+	}
 	if chain.Len() > 0 {
 		deps.Resources = chain
+		d.chains = append(d.chains, chain)
 	}
 	deps.OnTransition = func(t node.Transition, epoch uint64) {
 		d.onTransition(name, members, t, epoch)

@@ -40,6 +40,8 @@ type stateCollector struct {
 	withheld *prometheus.Desc
 	writes   *prometheus.Desc
 	foreign  *prometheus.Desc
+	drbdRole *prometheus.Desc
+	refused  *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -65,6 +67,10 @@ func newStateCollector(d *Daemon) *stateCollector {
 			[]string{"group", "op"}, nil),
 		foreign: prometheus.NewDesc("leasehold_vrrp_foreign_speakers",
 			"Non-members heard on the instance's VRID (lease mode), remembered up to 16.", []string{"instance"}, nil),
+		drbdRole: prometheus.NewDesc("leasehold_drbd_role",
+			"1 for the DRBD resource's current role (Primary, Secondary; unknown when /proc/drbd cannot say).", []string{"group", "resource", "role"}, nil),
+		refused: prometheus.NewDesc("leasehold_drbd_promotions_refused_total",
+			"Promotions of the DRBD resource its decision refused (data not known newest, peer Primary, ...).", []string{"group", "resource"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
 			"Notify script runs of an instance or sync group by outcome: run (finished), failed (non-zero exit or killed), "+
 				"timeout (killed at notify_timeout), dropped (queue full).", []string{"group", "outcome"}, nil),
@@ -72,7 +78,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused} {
 		ch <- d
 	}
 }
@@ -127,6 +133,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, n := range c.d.syncNotifiers {
 		counts(name, n.Counters())
+	}
+	for _, r := range c.d.drbd {
+		s := r.status()
+		role := s.Role
+		if role == "" {
+			role = "unknown"
+		}
+		ch <- prometheus.MustNewConstMetric(c.drbdRole, prometheus.GaugeValue, 1, s.Group, s.Resource, role)
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.Refusals), s.Group, s.Resource)
 	}
 	none := 0.0
 	if !c.d.leaseMode() {

@@ -19,6 +19,8 @@ import (
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/etcd"
 	"github.com/leasehold/leasehold/quorum/raft"
+	"github.com/leasehold/leasehold/script"
+	"github.com/leasehold/leasehold/storage/drbd"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -54,6 +56,8 @@ type Plan struct {
 	// Instances are the VRRP instances by name (Src unset when the file
 	// leaves it to the interface's address).
 	Instances map[string]vrrp.InstanceConfig
+	// DRBD are the instances' DRBD resources, by instance name.
+	DRBD map[string]drbd.Config
 	// Watchdog: armed while a group with resources the kernel cannot fence
 	// is owned (Needed), with a whole-second Timeout inside the lease.
 	Watchdog WatchdogPlan
@@ -100,7 +104,7 @@ func LoadQuorum(path string, witness bool) (*Plan, error) {
 // NewPlan validates a parsed configuration against every package it
 // configures.
 func NewPlan(c *config.Config) (*Plan, error) {
-	p := &Plan{Config: c, Instances: map[string]vrrp.InstanceConfig{}, Warnings: c.Warnings}
+	p := &Plan{Config: c, Instances: map[string]vrrp.InstanceConfig{}, DRBD: map[string]drbd.Config{}, Warnings: c.Warnings}
 	var errs []error
 	if err := p.quorum(false); err != nil {
 		errs = append(errs, err)
@@ -124,7 +128,7 @@ func NewPlan(c *config.Config) (*Plan, error) {
 
 // keyedErr matches the "pkg: key: message" errors of the packages'
 // Validate functions.
-var keyedErr = regexp.MustCompile(`^(?:quorum|raft|etcd): ([a-z_]+(?:\[\d+\])?): (.*)$`)
+var keyedErr = regexp.MustCompile(`^(?:quorum|raft|etcd|drbd): ([a-z_]+(?:\[\d+\])?): (.*)$`)
 
 // attribute maps a package's validation errors to file keys: section is
 // the key prefix, rename maps the package's names to the file's.
@@ -314,6 +318,9 @@ func (p *Plan) instance(ic *config.Instance) error {
 			}
 		}
 	}
+	if ic.DRBD != nil {
+		errs = append(errs, p.drbd(key+".drbd", ic))
+	}
 	if p.LeaseMode() {
 		nc := node.Config{Group: ic.Name, StepTimeout: stepTimeout(p.Quorum), RetryInterval: max(ic.AdvertInt.D(), 100*time.Millisecond),
 			DemoteBudget: p.Quorum.DemoteBudget}
@@ -321,6 +328,34 @@ func (p *Plan) instance(ic *config.Instance) error {
 			errs = append(errs, p.Config.ErrAt(key, "%v", err))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// drbd builds an instance's DRBD resource and checks it with the drbd
+// package's rules; its service scripts are checked as hooks are.
+func (p *Plan) drbd(key string, ic *config.Instance) error {
+	d := ic.DRBD
+	dc := drbd.Config{Resource: d.Resource, Device: d.Device, Mount: d.Mount, FSType: d.FSType, MountOptions: d.MountOptions,
+		KillHolders: d.KillHolders, StepTimeout: d.StepTimeout.D()}
+	var errs []error
+	for i, s := range d.Services {
+		sk := fmt.Sprintf("%s.services[%d]", key, i)
+		sv, err := drbd.ParseService(s)
+		if err != nil {
+			errs = append(errs, p.Config.ErrAt(sk, "%v", err))
+			continue
+		}
+		if sv.Script != "" {
+			if err := script.Check(sv.Script); err != nil {
+				errs = append(errs, p.Config.ErrAt(sk, "%v", err))
+			}
+		}
+		dc.Services = append(dc.Services, sv)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, p.attribute(dc.Validate(), key, nil))
+	}
+	p.DRBD[ic.Name] = dc
 	return errors.Join(errs...)
 }
 
@@ -406,8 +441,24 @@ func (p *Plan) watchdog() error {
 		return c.ErrAt("fencing.watchdog", "%v", err)
 	}
 	w := WatchdogPlan{Mode: mode, Device: c.Fencing.WatchdogDevice}
-	for _, ic := range c.Instance {
-		w.Needed = w.Needed || len(ic.Promote)+len(ic.Demote) > 0
+	drbdAt := ""
+	for _, name := range c.Names() {
+		ic := c.Instance[name]
+		w.Needed = w.Needed || len(ic.Promote)+len(ic.Demote) > 0 || ic.DRBD != nil
+		if ic.DRBD != nil && drbdAt == "" {
+			drbdAt = "vrrp_instance." + name + ".drbd"
+		}
+	}
+	if drbdAt != "" && p.LeaseMode() {
+		if mode == fencing.WatchdogOff {
+			p.Warnings = append(p.Warnings, c.ErrAt("fencing.watchdog", "off with %s: a DRBD demotion that fails or hangs "+
+				"leaves this node Primary with nothing to reset it; use auto or required", drbdAt).Error())
+		}
+		if b := p.Quorum.DemoteBudget; b < time.Second {
+			p.Warnings = append(p.Warnings, c.ErrAt("quorum.demote_budget", "%v with %s: stopping services, unmounting "+
+				"(dirty data is written first) and drbdadm secondary must fit in it, or the watchdog resets the node; "+
+				"measure a demotion and raise demote_budget (and ttl)", b, drbdAt).Error())
+		}
 	}
 	w.Needed = w.Needed && mode != fencing.WatchdogOff && p.LeaseMode()
 	if w.Needed {

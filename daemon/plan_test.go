@@ -67,7 +67,40 @@ func TestPlanOfAGoodFile(t *testing.T) {
 		t.Fatalf("instance: %+v", ic.Machine)
 	}
 	if p.Watchdog.Needed {
-		t.Fatal("watchdog needed without resource hooks")
+		t.Fatal("watchdog needed with fencing.watchdog off")
+	}
+	d, ok := p.DRBD["VI_1"]
+	if !ok || d.Resource != "r0" || d.Device != "/dev/drbd0" || d.Mount != "/srv" || d.FSType != "ext4" || d.MountOptions != "noatime" ||
+		len(d.Services) != 1 || d.Services[0].Unit != "nginx.service" || p.Config.Instance["VI_1"].DRBD.AfterSplitBrain != "manual" {
+		t.Fatalf("drbd: %+v", d)
+	}
+}
+
+// A drbd section alone (no hooks) makes the watchdog needed: DRBD Primary
+// is a resource the kernel fence cannot withdraw.
+func TestPlanDRBDNeedsTheWatchdog(t *testing.T) {
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(string(good), "status:", "fencing: {watchdog: auto}\nstatus:", 1)
+	body = strings.Replace(body, "  ttl: 2s\n", "  ttl: 4s\n", 1)
+	p, err := Load(writePlanFile(t, t.TempDir(), body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Watchdog.Needed || p.Watchdog.Timeout < time.Second {
+		t.Fatalf("watchdog %+v", p.Watchdog)
+	}
+	// good.yaml itself (watchdog off, the default 300 ms demote budget of a
+	// 2 s lease): loaded, with warnings naming both keys.
+	p, err = Load("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(p.Warnings, "\n")
+	if !strings.Contains(w, "fencing.watchdog: off with vrrp_instance.VI_1.drbd") || !strings.Contains(w, "quorum.demote_budget: 300ms with vrrp_instance.VI_1.drbd") {
+		t.Fatalf("warnings:\n%s", w)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/raft"
+	"github.com/leasehold/leasehold/storage/drbd"
 	"github.com/leasehold/leasehold/vrrp"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
 )
@@ -45,6 +46,9 @@ type Platform interface {
 	// StatusListener opens the status API's listener ("unix:/path" or a
 	// loopback host:port); nil without error: no status API.
 	StatusListener(spec string) (net.Listener, error)
+	// DRBD runs the programs DRBD resources need (drbdadm, mount,
+	// systemctl, ...) and reads /proc/drbd and the mount table.
+	DRBD() drbd.Executor
 }
 
 // Addresses is what the daemon needs of the VIP addresses on interfaces.
@@ -85,6 +89,8 @@ func (osPlatform) Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer,
 }
 
 func (osPlatform) StatusListener(spec string) (net.Listener, error) { return statusapi.Listen(spec) }
+
+func (osPlatform) DRBD() drbd.Executor { return drbd.OS{} }
 
 func (osPlatform) Prober(iface string, vips []netip.Addr) node.Prober {
 	return NewProber(vrrp.Probe, iface, vips)

@@ -14,6 +14,7 @@ import (
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/node/notify"
+	"github.com/leasehold/leasehold/node/resource"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/vrrp"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
@@ -41,7 +42,9 @@ type Daemon struct {
 	fence     fencing.Fence
 	fenceDesc string
 	groups    []*node.Group
-	rosters   []*node.Roster // lease mode: each instance's members
+	chains    []*resource.Chain // the groups' resources (Start before they run)
+	drbd      []groupDRBD       // the groups' DRBD resources (status, metrics)
+	rosters   []*node.Roster    // lease mode: each instance's members
 	super     atomic.Pointer[node.Supervisor]
 	notifiers map[string]notifier
 	// syncNotifiers are the vrrp_sync_groups' own notify scripts.
@@ -228,6 +231,13 @@ func (d *Daemon) setup(ctx context.Context) error {
 			for _, o := range observers {
 				o(t, p)
 			}
+		}
+	}
+	// Resources an earlier run left active (a DRBD Primary) are demoted
+	// before any group runs: no lease is held yet.
+	for _, c := range d.chains {
+		if err := c.Start(ctx); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -26,6 +26,8 @@ type StatusDoc struct {
 	// peers, nodes registered at the quorum); adverts from anyone else
 	// are dropped and listed as the instance's foreign_speakers.
 	Members map[string][]node.RosterEntry `json:"members,omitempty"`
+	// DRBD: the groups' DRBD resources, as /proc/drbd says now.
+	DRBD []DRBDStatus `json:"drbd,omitempty"`
 }
 
 // NoQuorumWarning is the status warning of a node without a quorum.
@@ -59,6 +61,9 @@ func (d *Daemon) Status() StatusDoc {
 	}
 	for _, in := range d.insts {
 		doc.Instances = append(doc.Instances, in.Status())
+	}
+	for _, r := range d.drbd {
+		doc.DRBD = append(doc.DRBD, r.status())
 	}
 	for _, m := range d.muxes {
 		for k, v := range m.Drops().Snapshot() {

@@ -56,6 +56,11 @@ type watchdogResource struct {
 
 func (r watchdogResource) Name() string { return "watchdog" }
 
+// Guards implements resource.Guard: a chain whose resource failed to
+// demote (DRBD still Primary) leaves the watchdog armed, and the machine
+// resets once the feeds stop with the lease.
+func (r watchdogResource) Guards() {}
+
 func (r watchdogResource) Promote(context.Context, uint64) error { return r.g.own(r.group) }
 
 func (r watchdogResource) Demote(context.Context, uint64) error { return r.g.release(r.group) }

@@ -49,3 +49,23 @@ func TestStatusMembership(t *testing.T) {
 		}
 	}
 }
+
+// `leasehold status` (text) lists the DRBD resources and why a promotion
+// was refused.
+func TestStatusDRBD(t *testing.T) {
+	doc := daemon.StatusDoc{DRBD: []daemon.DRBDStatus{{Group: "VI_1", Resource: "r0", Role: "Secondary", PeerRole: "Unknown",
+		CState: "WFConnection", Disk: "Inconsistent", PeerDisk: "DUnknown", Refusals: 3,
+		LastRefusal: "local disk Inconsistent (never synced, or a resync target not finished)"}}}
+	var out strings.Builder
+	writeDRBD(&out, doc)
+	for _, want := range []string{"DRBD", "r0", "Secondary/Unknown", "WFConnection", "Inconsistent/DUnknown", "3", "local disk Inconsistent"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	writeDRBD(&out, daemon.StatusDoc{})
+	if out.Len() != 0 {
+		t.Errorf("no DRBD, yet %q", out.String())
+	}
+}

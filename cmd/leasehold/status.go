@@ -76,7 +76,33 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	writeMembership(stdout, doc)
+	writeDRBD(stdout, doc)
 	return 0
+}
+
+// writeDRBD prints the groups' DRBD resources: roles, connection, disks,
+// and the last refused promotion with its reason.
+func writeDRBD(w io.Writer, doc daemon.StatusDoc) {
+	if len(doc.DRBD) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nDRBD\tGROUP\tROLE\tCSTATE\tDISK\tREFUSED\tLAST REFUSAL / ERROR")
+	for _, d := range doc.DRBD {
+		role, disk := d.Role+"/"+d.PeerRole, d.Disk+"/"+d.PeerDisk
+		if d.Role == "" {
+			role, disk = "-", "-"
+		}
+		if d.SyncPercent > 0 {
+			disk += fmt.Sprintf(" (%.1f%%)", d.SyncPercent)
+		}
+		note := d.LastRefusal
+		if d.Error != "" {
+			note = d.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Resource, d.Group, role, d.CState, disk, d.Refusals, note)
+	}
+	tw.Flush()
 }
 
 // writeMembership prints each instance's members and the foreign speakers

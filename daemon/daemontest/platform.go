@@ -1,7 +1,8 @@
 // Package daemontest is an in-memory daemon.Platform for unit tests: VRRP
 // sockets and announcers on a vrrptest.Segment, the quorum of a
 // quorumtest.Memory, an in-memory kernel fence (fencingtest.Fence), VIP
-// addresses with kernel lifetimes, a fake watchdog and no status API. A
+// addresses with kernel lifetimes, a fake watchdog, a fake DRBD per host
+// (drbdtest.Host) and no status API. A
 // World holds the shared pieces of several nodes and checks the safety
 // invariant over them: never two nodes answering for a VIP (VIP configured
 // and the fence letting it through).
@@ -28,6 +29,8 @@ import (
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/quorumtest"
 	"github.com/leasehold/leasehold/quorum/raft"
+	"github.com/leasehold/leasehold/storage/drbd"
+	"github.com/leasehold/leasehold/storage/drbd/drbdtest"
 	"github.com/leasehold/leasehold/vrrp"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
 	"github.com/leasehold/leasehold/vrrp/vrrptest"
@@ -40,12 +43,14 @@ type World struct {
 
 	mu         sync.Mutex
 	nodes      map[string]*Node
+	drbd       map[string]*drbdtest.Host
 	violations []string
 }
 
 // NewWorld returns a world whose quorum accepts TTLs down to minTTL.
 func NewWorld(minTTL time.Duration) *World {
-	return &World{Seg: vrrptest.NewSegment(), Quorum: quorumtest.NewMemory(minTTL), nodes: map[string]*Node{}}
+	return &World{Seg: vrrptest.NewSegment(), Quorum: quorumtest.NewMemory(minTTL), nodes: map[string]*Node{},
+		drbd: map[string]*drbdtest.Host{}}
 }
 
 // Node is one host's platform; it implements daemon.Platform.
@@ -57,15 +62,35 @@ type Node struct {
 	Kernel *fencingtest.Fence
 	// Dog is the node's watchdog device (always there; set ArmErr to
 	// make arming fail).
-	Dog   *Watchdog
-	addrs *addresses
+	Dog *Watchdog
+	// DRBDHost is the node's fake DRBD (World.DRBDHost).
+	DRBDHost *drbdtest.Host
+	addrs    *addresses
+}
+
+// DRBDHost returns host name's fake DRBD, resource r0 on /dev/drbd0
+// (Secondary, UpToDate, StandAlone until drbdtest.Link), creating it on
+// first use: set it up before starting that node's daemon.
+func (w *World) DRBDHost(name string) *drbdtest.Host {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.drbdHostLocked(name)
+}
+
+func (w *World) drbdHostLocked(name string) *drbdtest.Host {
+	h := w.drbd[name]
+	if h == nil {
+		h = drbdtest.NewHost("r0", 0)
+		w.drbd[name] = h
+	}
+	return h
 }
 
 // Node returns the platform of host name with address addr.
 func (w *World) Node(name string, addr netip.Addr) *Node {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{}}
+	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{}, DRBDHost: w.drbdHostLocked(name)}
 	n.addrs = &addresses{n: n, up: map[vipaddr.VIP]time.Time{}}
 	w.nodes[name] = n
 	return n
@@ -114,6 +139,9 @@ func (n *Node) Voter(raft.Config, *slog.Logger) (daemon.Voter, error) { return v
 
 // StatusListener implements daemon.Platform: no status API.
 func (n *Node) StatusListener(string) (net.Listener, error) { return nil, nil }
+
+// DRBD implements daemon.Platform: the node's fake DRBD host.
+func (n *Node) DRBD() drbd.Executor { return n.DRBDHost }
 
 type voter struct{}
 

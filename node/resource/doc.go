@@ -10,10 +10,16 @@
 //     a promotion or a demotion for an epoch older than one it already saw,
 //     so a late call from an old grant never undoes a newer one;
 //   - promotion stops at the first failure and demotes, in reverse, the
-//     resources already promoted for that epoch (the group then demotes:
-//     doubt means demote);
+//     failed resource (it may have got halfway) and those already
+//     promoted for that epoch (the group then demotes: doubt means
+//     demote);
+//   - calls are serialised: a demotion that starts while a promotion is in
+//     flight waits for it (within its own ctx) and then undoes it, rather
+//     than running beside it and being overtaken by it;
 //   - demotion runs every resource, in reverse order, even after failures,
-//     and returns all their errors.
+//     and returns all their errors; a Guard (the watchdog) is the
+//     exception: it is not demoted once a resource after it failed to
+//     demote, so it stays armed while something may still be active.
 //
 // Not guaranteed: that a resource is really demoted when Demote returns an
 // error (a hung DRBD, an unreachable MySQL): the kernel fence and the

@@ -1,0 +1,63 @@
+// Package drbd makes a DRBD 8.4 resource follow a group's lease: Primary,
+// mounted and its services running only on the node that owns the group.
+//
+// Pieces, pure ones first:
+//   - ParseProc (/proc/drbd) and ParseEvent (`drbdsetup events` lines of
+//     drbdsetup-84) read DRBD's state; Watcher follows one minor by
+//     reading /proc/drbd every 200 ms (see Watcher for why not a
+//     `drbdsetup events` child).
+//   - MayPromote: may this node become Primary, and why (not);
+//     NeedsForDemote: what a demotion must do; FencePeer: a fence-peer
+//     handler's exit code (3/4/5/6/7) from the lease.
+//   - Resource (a node/resource.Resource named "drbd RES"): Promote checks
+//     MayPromote, runs `drbdadm primary RES`, mounts, starts the services
+//     in order; Demote stops the services in reverse, unmounts (retrying,
+//     optionally killing the mount's holders, found in /proc) and runs
+//     `drbdadm secondary RES`; Start, before the group runs, demotes what
+//     an earlier run left Primary or mounted. Every program runs through
+//     an Executor (OS: script.Run with explicit paths) with a per-step
+//     timeout, inside the caller's context (the group's demote budget).
+//
+// Guaranteed:
+//   - Promote never runs `drbdadm primary` unless the local disk is
+//     UpToDate, or Consistent with the peer known Outdated; never beside a
+//     Primary peer; never when OutdatedAtQuorum says the node is marked
+//     (or cannot say); it never forces (no --force, no
+//     --overwrite-data-of-peer). A refusal is ErrRefused with the reason.
+//   - A Promote that fails after changing anything demotes again before it
+//     returns (the chain then demotes the group). Another filesystem
+//     mounted on the mountpoint is neither served (Promote fails) nor
+//     unmounted.
+//   - Killing a mount's holders (kill_holders) only ever targets the
+//     filesystem of the device mounted on the mountpoint: it refuses if
+//     the mountpoint is not one (an unmounted mountpoint would otherwise
+//     name its parent's filesystem); PID 1 and the daemon are spared.
+//   - Demote runs every step even after a failure, and its error names
+//     each failed step and what DRBD reports afterwards; it reports
+//     ErrStillPrimary when DRBD still says Primary. Nothing outlives ctx:
+//     each program is killed with its process group at its step timeout
+//     or when ctx ends.
+//   - The parsers return ErrParse for anything that is not DRBD 8.4's
+//     format (an unknown state is an error, not a guess), never panic
+//     (fuzzed) and run in linear time on bounded input.
+//
+// Not guaranteed:
+//   - That DRBD is Secondary when Demote returns an error (a hung
+//     process holding the mount, a frozen I/O path): the daemon leaves the
+//     watchdog armed for a group with a DRBD resource (the plan marks the
+//     watchdog needed) so that a demotion that cannot finish before the
+//     local deadline ends in a reset, as with Patroni and SBD.
+//   - That the data is the newest when DRBD says UpToDate while
+//     disconnected: that is what fence-peer and the quorum's outdated
+//     mark are for. This phase decides the fence-peer exit code
+//     (FencePeer) but has no handler command and records no mark yet, so
+//     a node cut off from its peer only by the replication link can, once
+//     it gets the lease, promote data older than the peer's.
+//   - Split-brain resolution: detection and `after_split_brain: lease`
+//     are not implemented; a split brain stays DRBD's StandAlone for the
+//     operator (`drbdadm connect --discard-my-data` on the loser).
+//   - DRBD 9 (its /proc/drbd and events2 formats are refused), several
+//     volumes per resource (one minor per resource), dual-Primary setups.
+//   - That the user's services stop: a unit whose stop fails is reported,
+//     and the unmount then usually fails busy unless kill_holders is set.
+package drbd
