@@ -153,7 +153,17 @@ func figures(l *vmlab.Lab, rep drill.Report, up, suite time.Duration) string {
 		fmt.Fprintf(&b, "| %s | %d | %s | %d | %v | %s | %s | %s |\n", r.Scenario, r.Run, r.Verdict, r.DualARPRounds, us(r.OutageUS),
 			dash(r.TimeToNewOwnerUS), dash(r.WatchdogResetUS), dash(r.TakeoverUS))
 	}
-	b.WriteString("\nTimes are from the fault. The watchdog must reset the old owner's VM before another node takes over " +
-		"(kill9, freeze): the reset is qemu ending (-no-reboot), the takeover the first status poll (100 ms) showing another owner.\n")
+	b.WriteString(watchdogNote)
 	return b.String()
 }
+
+// watchdogNote explains the watchdog columns (also the arithmetic they
+// check).
+const watchdogNote = `
+Times are from the fault. The watchdog must reset the old owner's VM before another node takes over
+(kill9, freeze): the reset is qemu ending (-no-reboot), the takeover the first status poll (100 ms)
+showing another owner. The arithmetic: the daemon feeds softdog on every renewal (every TTL/8 = 375 ms)
+with a 2 s timeout (TTL − drift − margin − demotion budget, whole seconds), so the VM resets at most
+2 s after the last renewal; the lease expires at etcd no earlier than 3 s after it, and the peer then
+needs its acquisition round trip: reset before takeover with about a second to spare.
+`
