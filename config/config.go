@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -318,17 +319,20 @@ func Parse(file string, data []byte) (*Config, error) { return parse(file, data,
 func parse(file string, data []byte, quorumOnly bool) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, err, nil)
 	}
 	c := &Config{file: file, lines: map[string]int{}, quorumOnly: quorumOnly}
 	if len(root.Content) == 0 {
 		return nil, &Error{File: file, Key: "(file)", Msg: "empty configuration"}
 	}
 	indexLines(root.Content[0], "", c.lines)
+	if err := wholeNumbers(file, root.Content[0], reflect.TypeOf(*c), ""); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, err, root.Content[0])
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -336,8 +340,10 @@ func parse(file string, data []byte, quorumOnly bool) (*Config, error) {
 	return c, nil
 }
 
-// yamlError turns yaml.v3's "line N: ..." messages into file:line errors.
-func yamlError(file string, err error) error {
+// yamlError turns yaml.v3's "line N: ..." messages into file:line errors
+// naming the key whose value is at fault (found in root, the document, by
+// line and value; nil: a syntax error, no keys yet).
+func yamlError(file string, err error, root *yaml.Node) error {
 	var te *yaml.TypeError
 	msgs := []string{err.Error()}
 	if errors.As(err, &te) {
@@ -354,12 +360,168 @@ func yamlError(file string, err error) error {
 		line, _ := strconv.Atoi(sub[1])
 		msg := sub[2]
 		key := "(value)"
-		if f := regexp.MustCompile(`field (\S+) not found in type`).FindStringSubmatch(msg); f != nil {
+		if f := unknownFieldRe.FindStringSubmatch(msg); f != nil {
 			key, msg = f[1], "unknown key"
+		} else if root != nil {
+			if k := keyOfValue(root, line, msg); k != "" {
+				key = k
+			}
 		}
 		errs = append(errs, &Error{File: file, Line: line, Key: key, Msg: msg})
 	}
 	return errors.Join(errs...)
+}
+
+var (
+	unknownFieldRe = regexp.MustCompile(`field (\S+) not found in type`)
+	// cannotRe is yaml.v3's type error: the value's tag, the value
+	// (shortened to 7 bytes and "..." when long) for scalars.
+	cannotRe = regexp.MustCompile("cannot unmarshal (!!\\w+)(?: `(.*)`)? into")
+)
+
+// keyOfValue finds the dotted key whose value, at line, a yaml.v3 type
+// error msg is about: on a line holding several (a flow mapping), the one
+// of the message's kind and value.
+func keyOfValue(root *yaml.Node, line int, msg string) string {
+	type at struct {
+		path string
+		n    *yaml.Node
+	}
+	var onLine []at
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		if n.Line > line {
+			return
+		}
+		if n.Line == line && path != "" {
+			onLine = append(onLine, at{path, n})
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(root, "")
+	if len(onLine) == 0 {
+		return ""
+	}
+	if m := cannotRe.FindStringSubmatch(msg); m != nil {
+		value := strings.TrimSuffix(m[2], "...")
+		for _, a := range onLine {
+			if a.n.ShortTag() == m[1] && (a.n.Kind != yaml.ScalarNode || strings.HasPrefix(a.n.Value, value)) {
+				return a.path
+			}
+		}
+	}
+	return onLine[len(onLine)-1].path
+}
+
+// wholeNumbers refuses a number with a fraction where the file's type is
+// an integer (yaml.v3 would truncate priority: 100.5 to 100): n is the
+// node decoded into t, at the dotted path.
+func wholeNumbers(file string, n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return nil // its own parser (Duration)
+	}
+	var errs []error
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
+			return &Error{File: file, Line: n.Line, Key: path, Msg: fmt.Sprintf("%s: want a whole number", n.Value)}
+		}
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if ft, ok := fieldByKey(t, k); ok {
+				errs = append(errs, wholeNumbers(file, n.Content[i+1], ft, joinKey(path, k)))
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			errs = append(errs, wholeNumbers(file, n.Content[i+1], t.Elem(), joinKey(path, n.Content[i].Value)))
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, c := range n.Content {
+			errs = append(errs, wholeNumbers(file, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// HasKey reports whether the file has the key path ("*" steps into a
+// map's values): vrrp_instance, *, track_script.
+func HasKey(path ...string) bool {
+	t := reflect.TypeFor[Config]()
+	for _, key := range path {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if key == "*" {
+			if t.Kind() != reflect.Map {
+				return false
+			}
+			t = t.Elem()
+			continue
+		}
+		ft, found := fieldByKey(t, key)
+		if !found {
+			return false
+		}
+		t = ft
+	}
+	return true
+}
+
+// fieldByKey finds the type of the field of struct type t named key in
+// YAML, looking into inline structs.
+func fieldByKey(t reflect.Type, key string) (reflect.Type, bool) {
+	if t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && opts == "inline" {
+			if ft, ok := fieldByKey(f.Type, key); ok {
+				return ft, true
+			}
+			continue
+		}
+		if name == key {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 // indexLines records the line of every mapping key by dotted path.

@@ -115,7 +115,7 @@ func (k *kaConv) emit(opt Options) *kaYAML {
 				continue
 			}
 			done[key] = true
-			if yamlHas("vrrp_instance", "*", key) {
+			if config.HasKey("vrrp_instance", "*", key) {
 				k.emitKV(y, "    ", kv, false)
 				continue
 			}
@@ -148,7 +148,7 @@ func (k *kaConv) emitNamed(y *kaYAML, section string, items []*kaNamed) {
 	if len(items) == 0 {
 		return
 	}
-	has := yamlHas(section)
+	has := config.HasKey(section)
 	if !has {
 		y.add(0, "# %s: %s", section, notYet)
 	}
@@ -163,7 +163,7 @@ func (k *kaConv) emitNamed(y *kaYAML, section string, items []*kaNamed) {
 		}
 		y.add(it.line, "%s  %s:   # %s:%d", c, yq(it.name), k.file, it.line)
 		for _, kv := range it.kvs {
-			sub := has && yamlHas(section, "*", kv.Key)
+			sub := has && config.HasKey(section, "*", kv.Key)
 			if has && !sub {
 				k.warnAt(kv.Line, kv.Key, "%s %s: %s", section, it.name, notYet)
 			}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -825,52 +824,6 @@ var instanceOrder = []string{
 	"unicast_src_ip", "unicast_peer", "garp_master_delay", "garp_master_repeat",
 	"garp_master_refresh", "track_interface", "track_script",
 	"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
-}
-
-// yamlHas reports whether config.Config has the YAML key path ("*" steps into a
-// map's values): keys the lead adds to config.Config are then written for real.
-func yamlHas(path ...string) bool {
-	t := reflect.TypeOf(config.Config{})
-	for _, key := range path {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-		if key == "*" {
-			if t.Kind() != reflect.Map {
-				return false
-			}
-			t = t.Elem()
-			continue
-		}
-		if t.Kind() != reflect.Struct {
-			return false
-		}
-		ft, found := yamlField(t, key)
-		if !found {
-			return false
-		}
-		t = ft
-	}
-	return true
-}
-
-// yamlField finds the field of struct type t named key in YAML, looking
-// into inline structs.
-func yamlField(t reflect.Type, key string) (reflect.Type, bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
-			if ft, ok := yamlField(f.Type, key); ok {
-				return ft, true
-			}
-			continue
-		}
-		if name == key {
-			return f.Type, true
-		}
-	}
-	return nil, false
 }
 
 var plainScalar = regexp.MustCompile(`^[A-Za-z0-9_/][A-Za-z0-9_./:@+-]*$`)
