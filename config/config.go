@@ -9,13 +9,13 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -325,14 +325,18 @@ func parse(file string, data []byte, quorumOnly bool) (*Config, error) {
 	if len(root.Content) == 0 {
 		return nil, &Error{File: file, Key: "(file)", Msg: "empty configuration"}
 	}
-	indexLines(root.Content[0], "", c.lines)
-	if err := wholeNumbers(file, root.Content[0], reflect.TypeOf(*c), ""); err != nil {
-		return nil, err
+	doc := root.Content[0]
+	indexLines(doc, "", c.lines)
+	// checkNodes does what yaml.v3's Decoder does with KnownFields (and its
+	// duplicate keys check) in linear time; decodeNodes then decodes the
+	// big maps entry by entry: yaml.v3 checks a mapping's keys in
+	// quadratic time (43,000 instances took minutes).
+	err := checkNodes(file, doc, reflect.TypeOf(*c), "")
+	if derr := decodeNodes(doc, c); derr != nil {
+		err = errors.Join(err, yamlError(file, derr, doc))
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		return nil, yamlError(file, err, root.Content[0])
+	if err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -426,10 +430,11 @@ func keyOfValue(root *yaml.Node, line int, msg string) string {
 	return onLine[len(onLine)-1].path
 }
 
-// wholeNumbers refuses a number with a fraction where the file's type is
-// an integer (yaml.v3 would truncate priority: 100.5 to 100): n is the
-// node decoded into t, at the dotted path.
-func wholeNumbers(file string, n *yaml.Node, t reflect.Type, path string) error {
+// checkNodes checks n, to be decoded into t at the dotted path: mapping
+// keys must be fields of a struct (yaml.v3's KnownFields) and unique, and
+// a number with a fraction is refused where t is an integer (yaml.v3
+// would truncate priority: 100.5 to 100).
+func checkNodes(file string, n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -443,32 +448,105 @@ func wholeNumbers(file string, n *yaml.Node, t reflect.Type, path string) error 
 		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
 			return &Error{File: file, Line: n.Line, Key: path, Msg: fmt.Sprintf("%s: want a whole number", n.Value)}
 		}
-	case reflect.Struct:
+	case reflect.Struct, reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			return nil
 		}
+		seen := make(map[string]int, len(n.Content)/2)
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			if ft, ok := fieldByKey(t, k); ok {
-				errs = append(errs, wholeNumbers(file, n.Content[i+1], ft, joinKey(path, k)))
+			kn, k := n.Content[i], n.Content[i].Value
+			if kn.Kind == yaml.ScalarNode && k == "<<" {
+				continue // a merge: yaml.v3 checks it
 			}
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, wholeNumbers(file, n.Content[i+1], t.Elem(), joinKey(path, n.Content[i].Value)))
+			if at, dup := seen[k]; dup {
+				errs = append(errs, &Error{File: file, Line: kn.Line, Key: joinKey(path, k), Msg: fmt.Sprintf("also given at line %d", at)})
+				continue
+			}
+			seen[k] = kn.Line
+			et := t.Elem
+			if t.Kind() == reflect.Struct {
+				ft, ok := fieldByKey(t, k)
+				if !ok {
+					errs = append(errs, &Error{File: file, Line: kn.Line, Key: k, Msg: "unknown key"})
+					continue
+				}
+				et = func() reflect.Type { return ft }
+			}
+			errs = append(errs, checkNodes(file, n.Content[i+1], et(), joinKey(path, k)))
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return nil
 		}
 		for i, c := range n.Content {
-			errs = append(errs, wholeNumbers(file, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)))
+			errs = append(errs, checkNodes(file, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// decodeNodes decodes doc into c as yaml.v3 would, but each map of the
+// top level (vrrp_instance, vrrp_script, ...) entry by entry.
+func decodeNodes(doc *yaml.Node, c *Config) error {
+	rv := reflect.ValueOf(c).Elem()
+	type bigMap struct {
+		field reflect.Value
+		n     *yaml.Node
+	}
+	var maps []bigMap
+	top := doc
+	if doc.Kind == yaml.MappingNode {
+		cp := *doc
+		cp.Content = slices.Clone(doc.Content)
+		for i := 0; i+1 < len(cp.Content); i += 2 {
+			f := fieldByName(rv, cp.Content[i].Value)
+			if v := cp.Content[i+1]; f.IsValid() && f.Kind() == reflect.Map && v.Kind == yaml.MappingNode {
+				maps = append(maps, bigMap{f, v})
+				cp.Content[i+1] = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: v.Line, Column: v.Column}
+			}
+		}
+		top = &cp
+	}
+	var msgs []string
+	collect := func(err error) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs = append(msgs, te.Errors...)
+		} else if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	collect(top.Decode(c))
+	for _, m := range maps {
+		if m.field.IsNil() {
+			m.field.Set(reflect.MakeMap(m.field.Type()))
+		}
+		et := m.field.Type().Elem()
+		for i := 0; i+1 < len(m.n.Content); i += 2 {
+			k, v := m.n.Content[i], m.n.Content[i+1]
+			elem := reflect.New(et)
+			if !(v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null") {
+				collect(v.Decode(elem.Interface()))
+			}
+			m.field.SetMapIndex(reflect.ValueOf(k.Value).Convert(m.field.Type().Key()), elem.Elem())
+		}
+	}
+	if len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	return nil
+}
+
+// fieldByName is the field of struct value v named key in YAML (top level:
+// no inline structs).
+func fieldByName(v reflect.Value, key string) reflect.Value {
+	t := v.Type()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name == key {
+			return v.Field(i)
+		}
+	}
+	return reflect.Value{}
 }
 
 func joinKey(path, key string) string {

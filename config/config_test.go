@@ -99,6 +99,10 @@ func TestParseErrorsNameFileLineKey(t *testing.T) {
 			"bad.yaml:4: vrrp_script.chk.script: \"'bash' -c true\": an absolute path is required"},
 		{"notify trailing backslash", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n    notify_master: '/usr/local/bin/vrrp.sh MASTER\\'\n",
 			"bad.yaml:7: vrrp_instance.A.notify_master: \"/usr/local/bin/vrrp.sh MASTER\\\\\": script: bad command line: backslash at the end"},
+		{"duplicate instance", "quorum: {backend: none}\nvrrp_instance:\n  A:\n    interface: eth0\n    virtual_router_id: 5\n    virtual_ipaddress: [10.0.0.1]\n  A:\n    interface: eth1\n",
+			"bad.yaml:7: vrrp_instance.A: also given at line 3"},
+		{"unknown key in a flow mapping", "quorum: {backend: none, ttl: 2s, tll: 3s}\nvrrp_instance:\n  A: {interface: eth0, virtual_router_id: 5, virtual_ipaddress: [10.0.0.1]}\n",
+			"bad.yaml:1: tll: unknown key"},
 		{"syntax", "quorum: {backend: none\n", "bad.yaml:"},
 	}
 	for _, tc := range cases {

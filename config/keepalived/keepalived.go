@@ -90,11 +90,11 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 		k.top(stmts)
 	}
 	if len(k.instances) == 0 && len(k.errs) == 0 {
-		what := "no vrrp_instance found: nothing to convert"
 		if k.lvs > 0 {
-			what = fmt.Sprintf("no vrrp_instance found, only %d LVS block(s), which are not converted yet: nothing to convert", k.lvs)
+			k.errAt(k.lvsLine, "(file)", "no vrrp_instance found, only %d LVS block(s) (the first here), which are NOT converted yet: nothing to convert", k.lvs)
+		} else {
+			k.errAt(0, "(file)", "no vrrp_instance found: nothing to convert")
 		}
-		k.errAt(0, "(file)", "%s", what)
 		// Say why, if a block swallowed the rest of the file.
 		for _, w := range k.warns {
 			if strings.Contains(w.Msg, "is not closed") {
@@ -106,12 +106,13 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 		return nil, errors.Join(k.errs...)
 	}
 	out := k.emit(opt)
-	cfg, err := config.Parse(opt.OutName, out.bytes())
+	yml := out.bytes()
+	cfg, err := config.Parse(opt.OutName, yml)
 	if err != nil {
 		return nil, out.mapErrors(k.src, opt.OutName, err)
 	}
 	sort.SliceStable(k.warns, func(i, j int) bool { return k.warnLine[k.warns[i]] < k.warnLine[k.warns[j]] })
-	im := &Imported{YAML: out.bytes(), Config: cfg, Warnings: k.warns, LVS: k.lvs}
+	im := &Imported{YAML: yml, Config: cfg, Warnings: k.warns, LVS: k.lvs}
 	for _, w := range cfg.Warnings {
 		im.Warnings = append(im.Warnings, out.mapWarning(k.src, opt.OutName, w))
 	}
@@ -183,7 +184,8 @@ type kaConv struct {
 	scripts   []*kaNamed
 	groups    []*kaNamed
 	instances []*kaInstance
-	lvs       int
+	lvs       int // LVS blocks, the first at lvsLine
+	lvsLine   int
 	lookPath  func(string) (string, error)
 
 	scriptByName map[string]*kaNamed
@@ -261,7 +263,9 @@ func (k *kaConv) top(stmts []*kaStmt) {
 				groups = append(groups, s)
 			}
 		case "virtual_server", "virtual_server_group":
-			k.lvs++
+			if k.lvs++; k.lvs == 1 {
+				k.lvsLine = s.Line
+			}
 			_, end := k.pos(s.EndLine)
 			_, start := k.pos(s.Line)
 			k.warnAt(s.Line, s.Key, "%s (lines %d-%d): %s", s.Words(), start, end, lvsNote)
