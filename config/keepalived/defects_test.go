@@ -229,6 +229,9 @@ func TestIssue12ValidInput(t *testing.T) {
 					t.Errorf("VI_1 %+v", c.Instance["VI_1"])
 				}
 			}},
+		{name: "a template, not a configuration",
+			conf: vi1 + " unicast_src_ip {{ LOCAL_IP }}\n}\n",
+			err:  []string{`k.conf:8: (syntax): template placeholder "{{ LOCAL_IP }}": render the template`}},
 		{name: "GBK outside a comment",
 			conf: vi1 + " interface \xc5\xe4\n}\n",
 			err:  []string{"k.conf:8: (syntax): not valid UTF-8 outside a comment"}},
@@ -368,10 +371,8 @@ func TestIssue12ControlBytes(t *testing.T) {
 		} else {
 			text = warningText(im) + string(im.YAML)
 		}
-		for _, c := range text {
-			if c < 0x20 && c != '\n' || c == 0x7f || c >= 0x80 && c < 0xa0 {
-				t.Fatalf("control byte %q in the output:\n%q", c, text)
-			}
+		if strings.ContainsFunc(text, isControl) {
+			t.Fatalf("a control byte in the output:\n%q", text)
 		}
 		if !strings.Contains(text, tc.want) {
 			t.Errorf("output lacks %s:\n%s", tc.want, text)

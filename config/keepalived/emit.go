@@ -35,10 +35,15 @@ func (y *kaYAML) srcOf(n int) int {
 }
 
 // mapErrors rewrites config.Parse's errors on the generated file to name the
-// keepalived line they came from.
+// keepalived line they came from (the first maxErrors of them).
 func (y *kaYAML) mapErrors(src *kaSources, outName string, err error) error {
 	var out []error
-	for _, e := range flatten(err) {
+	all := flatten(err)
+	for i, e := range all {
+		if i == maxErrors {
+			out = append(out, fmt.Errorf("%s: %d more errors, not shown", outName, len(all)-maxErrors))
+			break
+		}
 		var ce *config.Error
 		if errors.As(e, &ce) && ce.Line > 0 {
 			if n := y.srcOf(ce.Line); n > 0 {

@@ -83,7 +83,7 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 		return nil, fmt.Errorf("keepalived: quorum %q: want none, etcd or raft", opt.Quorum)
 	}
 	k := &kaConv{file: file, src: &kaSources{}, garp: map[string]*kaKV{}, lookPath: opt.LookPath,
-		scriptByName: map[string]*kaNamed{}, instByName: map[string]*kaInstance{}}
+		scriptByName: map[string]*kaNamed{}, instByName: map[string]*kaInstance{}, groupByName: map[string]*kaNamed{}}
 	stmts := kaParse(file, data, readOptions{configID: opt.ConfigID, readFile: opt.ReadFile, glob: opt.Glob},
 		k.src, k.errAt, k.warnAt)
 	if len(k.errs) == 0 {
@@ -112,6 +112,11 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 		return nil, out.mapErrors(k.src, opt.OutName, err)
 	}
 	sort.SliceStable(k.warns, func(i, j int) bool { return k.warnLine[k.warns[i]] < k.warnLine[k.warns[j]] })
+	if n := len(k.warns); n > maxWarnings {
+		last := k.warns[maxWarnings-1]
+		k.warns = append(k.warns[:maxWarnings], &config.Error{File: last.File, Line: last.Line, Key: "(file)",
+			Msg: fmt.Sprintf("%d more warnings after this line, not shown: fix these and import again", n-maxWarnings)})
+	}
 	im := &Imported{YAML: yml, Config: cfg, Warnings: k.warns, LVS: k.lvs}
 	for _, w := range cfg.Warnings {
 		im.Warnings = append(im.Warnings, out.mapWarning(k.src, opt.OutName, w))
@@ -144,6 +149,8 @@ type kaInstance struct {
 	mcastDstAt   int
 	trackScripts []kaTrack
 	trackIfaces  []kaTrack
+	tracked      map[string]bool // track_script names
+	peers        map[string]bool // unicast_peer addresses
 }
 
 type kaNamed struct {
@@ -190,6 +197,7 @@ type kaConv struct {
 
 	scriptByName map[string]*kaNamed
 	instByName   map[string]*kaInstance
+	groupByName  map[string]*kaNamed
 }
 
 // pos names the file and line behind the importer's line n.
@@ -210,9 +218,16 @@ func (k *kaConv) warnAt(line int, key, format string, args ...any) {
 	k.warns = append(k.warns, e)
 }
 
+// errAt records an error; after maxErrors, one more says the rest is not
+// shown.
 func (k *kaConv) errAt(line int, key, format string, args ...any) {
 	f, l := k.pos(line)
-	k.errs = append(k.errs, &config.Error{File: f, Line: l, Key: key, Msg: fmt.Sprintf(format, args...)})
+	switch {
+	case len(k.errs) < maxErrors:
+		k.errs = append(k.errs, &config.Error{File: f, Line: l, Key: key, Msg: fmt.Sprintf(format, args...)})
+	case len(k.errs) == maxErrors:
+		k.errs = append(k.errs, &config.Error{File: f, Line: l, Key: "(file)", Msg: fmt.Sprintf("more errors from here on: only the first %d are shown", maxErrors)})
+	}
 }
 
 const lvsNote = "NOT converted: LVS virtual servers are not part of this import yet; keep them running outside leasehold (keepalived's checker or ipvsadm) until they are"
@@ -507,8 +522,11 @@ func (k *kaConv) weight(s *kaStmt, args []string, what string) (int, bool) {
 		switch args[1] {
 		case "noreverse":
 		case "reverse":
-			k.errAt(s.Line, "weight", "%s: weight %d reverse: leasehold has no reverse weights: "+
-				"make the check exit 0 where it failed and the other way round, and write weight %d", what, n, -n)
+			how := fmt.Sprintf("make the check exit 0 where it failed and the other way round, and write weight %d", -n)
+			if strings.Contains(what, "track_interface") {
+				how = "track the interface without reverse, or with a vrrp_script that tests it"
+			}
+			k.errAt(s.Line, "weight", "%s: weight %d reverse: leasehold has no reverse weights: %s", what, n, how)
 			return 0, false
 		default:
 			k.errAt(s.Line, "weight", "%s: weight %d %q: want reverse or nothing after the number", what, n, args[1])
@@ -597,13 +615,12 @@ func (k *kaConv) absolute(s *kaStmt, cmd string) (string, bool) {
 
 func (k *kaConv) syncGroup(b *kaStmt) {
 	name := b.Args[0]
-	for _, other := range k.groups {
-		if other.name == name {
-			k.errAt(b.Line, "vrrp_sync_group", "vrrp_sync_group %s is also defined at line %d", name, k.line(other.line))
-			return
-		}
+	if other := k.groupByName[name]; other != nil {
+		k.errAt(b.Line, "vrrp_sync_group", "vrrp_sync_group %s is also defined at line %d", name, k.line(other.line))
+		return
 	}
 	g := &kaNamed{name: name, line: b.Line}
+	k.groupByName[name] = g
 	hasGroup := false
 	var bare []*kaStmt // instance names without group { }
 	for _, s := range b.Block {
@@ -944,13 +961,17 @@ func (k *kaConv) authentication(s *kaStmt) *kaKV {
 // peer converts a unicast_peer entry: "ADDR[/LEN] [min_ttl N] [max_ttl N]".
 func (k *kaConv) peer(in *kaInstance, kv *kaKV, e *kaStmt) {
 	a := hostPart(e.Key)
-	if slices.Contains(kv.List, yq(a)) {
+	if in.peers == nil {
+		in.peers = map[string]bool{}
+	}
+	if in.peers[a] {
 		k.warnAt(e.Line, "unicast_peer", "instance %s: peer %s given twice: once is enough (keepalived ignores the second too)", in.name, a)
 		return
 	}
 	if len(e.Args) > 0 {
 		k.warnAt(e.Line, "unicast_peer", "peer %s: options %q not converted", e.Key, strings.Join(e.Args, " "))
 	}
+	in.peers[a] = true
 	kv.List = append(kv.List, yq(a))
 }
 
@@ -977,12 +998,14 @@ func (k *kaConv) trackScript(in *kaInstance, e *kaStmt) {
 		k.warnAt(e.Line, "track_script", "%s: no vrrp_script of that name: dropped (keepalived ignores it too)", e.Key)
 		return
 	}
-	for _, t := range in.trackScripts {
-		if t.name == e.Key {
-			k.warnAt(e.Line, "track_script", "instance %s: %s tracked twice: the second is ignored, as keepalived does", in.name, e.Key)
-			return
-		}
+	if in.tracked == nil {
+		in.tracked = map[string]bool{}
 	}
+	if in.tracked[e.Key] {
+		k.warnAt(e.Line, "track_script", "instance %s: %s tracked twice: the second is ignored, as keepalived does", in.name, e.Key)
+		return
+	}
+	in.tracked[e.Key] = true
 	t := kaTrack{name: e.Key, line: e.Line}
 	if len(e.Args) > 0 {
 		if e.Args[0] != "weight" {

@@ -418,17 +418,27 @@ func TestImportQuorumTemplates(t *testing.T) {
 	}
 }
 
+// isControl: what a terminal would interpret, but a line break.
+func isControl(c rune) bool { return c < 0x20 && c != '\n' || c == 0x7f || c >= 0x80 && c < 0xa0 }
+
 func FuzzImportKeepalived(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.conf")
-	for _, p := range files {
+	corpus, _ := filepath.Glob("testdata/corpus/*/*.conf")
+	for _, p := range append(files, corpus...) {
 		b, _ := os.ReadFile(p)
 		f.Add(b)
 	}
 	f.Add([]byte(kaMixed))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		im, err := Import("f.conf", data, Options{})
+		im, err := Import("f.conf", data, Options{ConfigID: "lb1"})
 		if err != nil {
+			if strings.ContainsFunc(err.Error(), isControl) {
+				t.Fatalf("a control byte in the error: %q", err)
+			}
 			return
+		}
+		if strings.ContainsFunc(warningText(im), isControl) {
+			t.Fatalf("a control byte in the warnings: %q", warningText(im))
 		}
 		// Whatever converts must parse on its own.
 		if _, err := config.Parse("f.yaml", im.YAML); err != nil {

@@ -42,6 +42,8 @@ const (
 	maxDepth        = 16 // keepalived's deepest block (virtual_server > real_server > HTTP_GET > url) is 4
 	maxIncludeDepth = 16
 	maxErrors       = 50
+	maxWarnings     = 500
+	maxAlternatives = 1024 // of an include's {a,b} braces
 )
 
 // kaStmt is one statement: a keyword, its arguments, and its block if it
@@ -296,8 +298,13 @@ func (r *kaReader) include(pattern string) {
 	if !filepath.IsAbs(pattern) {
 		pattern = filepath.Join(filepath.Dir(cur), pattern)
 	}
+	alts, ok := expandBraces(pattern)
+	if !ok {
+		r.errf(at, "include", "include %s: more than %d {a,b} alternatives", pattern, maxAlternatives)
+		return
+	}
 	var names []string
-	for _, alt := range expandBraces(pattern) {
+	for _, alt := range alts {
 		m, err := r.opt.glob(alt)
 		if err != nil {
 			r.errf(at, "include", "include %s: %v", pattern, err)
@@ -331,8 +338,8 @@ func (r *kaReader) include(pattern string) {
 
 // expandBraces expands the first {a,b,...} of a glob and the rest
 // recursively, as glob(3) with GLOB_BRACE; a '{' without a ',' before its
-// '}' stays as it is.
-func expandBraces(p string) []string {
+// '}' stays as it is. ok is false past maxAlternatives results.
+func expandBraces(p string) (alts []string, ok bool) {
 	depth, open := 0, -1
 	var commas []int
 	for i := 0; i < len(p); i++ {
@@ -356,23 +363,31 @@ func expandBraces(p string) []string {
 			if depth > 0 || len(commas) == 0 {
 				continue
 			}
-			var out []string
+			rest, ok := expandBraces(p[i+1:])
+			if !ok {
+				return nil, false
+			}
 			start := open + 1
 			for _, c := range append(commas, i) {
-				for _, rest := range expandBraces(p[i+1:]) {
-					out = append(out, p[:open]+p[start:c]+rest)
+				// An alternative may hold braces of its own.
+				inner, ok := expandBraces(p[start:c])
+				if !ok {
+					return nil, false
+				}
+				for _, in := range inner {
+					for _, r := range rest {
+						if len(alts) == maxAlternatives {
+							return nil, false
+						}
+						alts = append(alts, p[:open]+in+r)
+					}
 				}
 				start = c + 1
 			}
-			// Alternatives may hold braces of their own.
-			var all []string
-			for _, o := range out {
-				all = append(all, expandBraces(o)...)
-			}
-			return all
+			return alts, true
 		}
 	}
-	return []string{p}
+	return []string{p}, true
 }
 
 // fullWidth maps full-width punctuation that keepalived would take as part
@@ -406,8 +421,9 @@ func kaParse(file string, data []byte, opt readOptions, src *kaSources,
 	errf, warnf func(line int, key, format string, args ...any)) []*kaStmt {
 	p := &kaParser{warnf: warnf}
 	p.errf = func(line int, key, format string, args ...any) {
-		p.nerr++
-		errf(line, key, format, args...)
+		if p.nerr++; p.nerr <= maxErrors {
+			errf(line, key, format, args...)
+		}
 	}
 	p.r = &kaReader{opt: opt, src: src, errf: p.errf, warnf: warnf}
 	p.r.push(file, data)
@@ -421,8 +437,7 @@ func kaParse(file string, data []byte, opt readOptions, src *kaSources,
 		p.line(text, n)
 	}
 	if p.nerr >= maxErrors {
-		errf(0, "(file)", "too many errors: stopped reading")
-		return nil
+		return nil // errf has said that more are not shown
 	}
 	for i := len(p.stack) - 1; i > 0; i-- {
 		b := p.stack[i]
@@ -437,6 +452,10 @@ func kaParse(file string, data []byte, opt readOptions, src *kaSources,
 // line tokenizes one logical line and feeds the tokens to the tree.
 func (p *kaParser) line(s string, n int) {
 	p.cur = nil
+	if i := strings.Index(s, "{{"); i >= 0 && strings.Contains(s[i:], "}}") {
+		p.errf(n, "(syntax)", "template placeholder %q: render the template (Jinja, Go, Helm...) for the node, then import the result", s[i:i+strings.Index(s[i:], "}}")+2])
+		return
+	}
 	odd := false
 	for j := 0; j < len(s); {
 		c, size := utf8.DecodeRuneInString(s[j:])
