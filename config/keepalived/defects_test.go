@@ -229,6 +229,15 @@ func TestIssue12ValidInput(t *testing.T) {
 					t.Errorf("VI_1 %+v", c.Instance["VI_1"])
 				}
 			}},
+		{name: "a no-break space between words",
+			conf: vi1 + " state\u00a0BACKUP\n}\n",
+			err:  []string{`k.conf:8: (syntax): U+00A0 '\u00a0': keepalived takes it as part of a word`}},
+		{name: "ideographic spaces as indentation",
+			conf: vi1 + "\u3000\u3000priority 150\n}\n",
+			err:  []string{`k.conf:8: (syntax): U+3000 '\u3000': keepalived`}},
+		{name: "a byte order mark",
+			conf: "\ufeff" + vi1 + "}\n",
+			err:  []string{`k.conf:1: (syntax): U+FEFF '\ufeff': keepalived`}},
 		{name: "a template, not a configuration",
 			conf: vi1 + " unicast_src_ip {{ LOCAL_IP }}\n}\n",
 			err:  []string{`k.conf:8: (syntax): template placeholder "{{ LOCAL_IP }}": render the template`}},

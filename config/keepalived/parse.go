@@ -31,6 +31,10 @@ import (
 //   - a '}' closing no block is reported and ignored, a block left open at
 //     the end of the input is closed there.
 //
+// Blanks other than space and tab (no-break, ideographic, a byte order
+// mark) are refused: keepalived takes them as part of a word, so the line
+// means something else to it than it seems to.
+//
 // Only the text outside comments must be UTF-8 (comments in GBK or Latin-1
 // are skipped unread). Lines with a NUL byte, parameter definitions
 // ($NAME=...) and ~SEQ/~LST lines are refused. Memory and time are linear
@@ -462,9 +466,10 @@ func (p *kaParser) line(s string, n int) {
 		switch {
 		case c == ' ' || c == '\t':
 			j++
-		case unicode.IsSpace(c):
+		case unicode.IsSpace(c) || c == '\uFEFF':
 			if !odd {
-				p.warnf(n, "(syntax)", "%U %q taken as a blank (keepalived would not)", c, c)
+				p.errf(n, "(syntax)", "%U %q: keepalived takes it as part of a word, not as a blank (copied from a web page?): "+
+					"replace it with a space in keepalived.conf on every node, then import", c, c)
 				odd = true
 			}
 			j += size
@@ -485,7 +490,7 @@ func (p *kaParser) line(s string, n int) {
 			k := j
 			for k < len(s) {
 				r, sz := utf8.DecodeRuneInString(s[k:])
-				if unicode.IsSpace(r) || r == '{' || r == '}' || r == '"' {
+				if unicode.IsSpace(r) || r == '{' || r == '}' || r == '"' || r == '\uFEFF' {
 					break
 				}
 				if alt, ok := fullWidth[r]; ok {
