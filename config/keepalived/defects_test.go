@@ -272,10 +272,10 @@ func instanceWithPriority(name string, prio int) func(t *testing.T, c *config.Co
 
 // Defect 6: every error is reported, not the first of each instance.
 func TestIssue12AllErrors(t *testing.T) {
-	conf := "vrrp_instance VI_1 {\n state MAYBE\n interface eth0\n virtual_router_id 300\n priority 0\n advert_int x\n virtual_ipaddress {\n  10.0.0.300\n }\n}\n" +
+	conf := "vrrp_instance VI_1 {\n nopreempt yes\n interface eth0\n virtual_router_id 300\n priority 0\n advert_int x\n virtual_ipaddress {\n  10.0.0.300\n }\n}\n" +
 		"vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 52\n virtual_ipaddress {\n  10.0.0.1 dev\n }\n}\n"
 	_, err := Import("k.conf", []byte(conf), Options{})
-	for _, w := range []string{"k.conf:2: state", "k.conf:4: virtual_router_id", "k.conf:5: priority", "k.conf:6: advert_int", "k.conf:15: virtual_ipaddress"} {
+	for _, w := range []string{"k.conf:2: nopreempt", "k.conf:4: virtual_router_id", "k.conf:5: priority", "k.conf:6: advert_int", "k.conf:15: virtual_ipaddress"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q:\n%v", w, err)
 		}
@@ -321,6 +321,20 @@ func TestIssue12Interop(t *testing.T) {
 					t.Errorf("VI_2 key %q", c.Instance["VI_2"].AuthKey)
 				}
 			}},
+		{name: "state and auth_type as keepalived compares them: exactly",
+			conf: vi1 + " state master\n authentication {\n  auth_type pass\n  auth_pass secret\n }\n}\n" +
+				"vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 52\n virtual_ipaddress {\n  10.0.0.2\n }\n state MASTER\n state BACKUP\n}\n",
+			warn: []string{`k.conf:8: state: instance VI_1: state "master": keepalived knows only MASTER and BACKUP (in capitals) and takes BACKUP`,
+				`k.conf:10: auth_type: "pass": keepalived knows only PASS and AH (in capitals) and sends no authentication`,
+				`k.conf:21: state: instance VI_2: state BACKUP after MASTER (line 20): keepalived ignores it and stays MASTER`},
+			check: func(t *testing.T, c *config.Config) {
+				if in := c.Instance["VI_1"]; in.State != "BACKUP" || in.AuthKey != [8]byte{} || in.Authentication.AuthType != "" {
+					t.Errorf("VI_1 %+v", in)
+				}
+				if c.Instance["VI_2"].State != "MASTER" {
+					t.Errorf("VI_2 %+v", c.Instance["VI_2"])
+				}
+			}},
 		{name: "vrrp_strict starts a non-owner as BACKUP, without accept",
 			conf: "global_defs {\n vrrp_strict\n}\n" + vi1 + " state MASTER\n}\n",
 			warn: []string{"k.conf:11: state: instance VI_1: state MASTER: keepalived in strict mode (line 2) starts as BACKUP"},
@@ -336,9 +350,14 @@ func TestIssue12Interop(t *testing.T) {
 					t.Errorf("VI_1 %+v", in)
 				}
 			}},
-		{name: "vrrp_strict refuses unicast peers",
+		{name: "vrrp_strict and unicast peers (run by keepalived 2.2.7)",
 			conf: "global_defs {\n vrrp_strict\n}\n" + vi1 + " unicast_peer {\n  10.0.0.9\n }\n}\n",
-			err:  []string{"k.conf:11: unicast_peer: instance VI_1: keepalived refuses unicast peers in strict mode"}},
+			warn: []string{"k.conf:11: unicast_peer: instance VI_1: unicast peers in strict mode (vrrp_strict at line 2)"},
+			check: func(t *testing.T, c *config.Config) {
+				if len(c.Instance["VI_1"].Peers) != 1 {
+					t.Errorf("peers %v", c.Instance["VI_1"].Peers)
+				}
+			}},
 		{name: "virtual_ipaddress_excluded",
 			conf: vi1 + " virtual_ipaddress_excluded {\n  10.0.0.50\n }\n}\n",
 			err:  []string{"k.conf:8: virtual_ipaddress_excluded: instance VI_1: not supported: leasehold would not add these addresses"}},

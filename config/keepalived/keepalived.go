@@ -778,10 +778,15 @@ func (k *kaConv) instance(b *kaStmt) {
 	for _, s := range b.Block {
 		switch s.Key {
 		case "state":
+			// keepalived compares exactly: anything but MASTER is BACKUP,
+			// and a BACKUP after a MASTER is ignored.
 			if v, ok := k.one(s); ok {
-				v = strings.ToUpper(v)
 				if v != "MASTER" && v != "BACKUP" {
-					k.errAt(s.Line, s.Key, "%q: want MASTER or BACKUP", s.Args[0])
+					k.warnAt(s.Line, s.Key, "instance %s: state %q: keepalived knows only MASTER and BACKUP (in capitals) and takes BACKUP; written as BACKUP", name, v)
+					v = "BACKUP"
+				}
+				if old := in.kvs["state"]; old != nil && old.Scalar == "MASTER" && v == "BACKUP" {
+					k.warnAt(s.Line, s.Key, "instance %s: state BACKUP after MASTER (line %d): keepalived ignores it and stays MASTER", name, k.line(old.Line))
 					continue
 				}
 				set(&kaKV{Key: "state", Scalar: v, Line: s.Line})
@@ -924,6 +929,7 @@ func hostPart(a string) string {
 
 func (k *kaConv) authentication(s *kaStmt) *kaKV {
 	auth := &kaKV{Key: "authentication", Line: s.Line}
+	unknown := false // an auth_type keepalived does not know
 	for _, a := range s.Block {
 		switch a.Key {
 		case "auth_type":
@@ -931,16 +937,17 @@ func (k *kaConv) authentication(s *kaStmt) *kaKV {
 			if !ok {
 				continue
 			}
-			v = strings.ToUpper(v)
-			if v == "AH" {
+			switch v {
+			case "AH":
 				k.errAt(a.Line, a.Key, "AH is not supported by leasehold: switch the pair to PASS (or no authentication) before migrating")
-				continue
+			case "PASS":
+				auth.Map = append(auth.Map, &kaKV{Key: "auth_type", Scalar: v, Line: a.Line})
+			default:
+				// keepalived compares exactly ("pass" is unknown) and
+				// then sends no authentication at all.
+				k.warnAt(a.Line, a.Key, "%q: keepalived knows only PASS and AH (in capitals) and sends no authentication: the block is dropped", v)
+				unknown = true
 			}
-			if v != "PASS" {
-				k.errAt(a.Line, a.Key, "%q: want PASS", a.Args[0])
-				continue
-			}
-			auth.Map = append(auth.Map, &kaKV{Key: "auth_type", Scalar: v, Line: a.Line})
 		case "auth_pass":
 			// keepalived takes the first word (the line's comment cut).
 			if len(a.Args) == 0 || a.HasBlock {
@@ -954,6 +961,9 @@ func (k *kaConv) authentication(s *kaStmt) *kaKV {
 		default:
 			k.warnAt(a.Line, a.Key, "authentication %s: not converted", a.Key)
 		}
+	}
+	if unknown {
+		auth.Map = nil // effective drops it
 	}
 	return auth
 }
@@ -1130,8 +1140,10 @@ func (k *kaConv) effective(in *kaInstance) {
 	}
 	peers := kv["unicast_peer"]
 	if strict && peers != nil && len(peers.List) > 0 {
-		k.errAt(peers.Line, "unicast_peer", "instance %s: keepalived refuses unicast peers in strict mode (vrrp_strict at line %d) "+
-			"on an interface with multicast: this instance does not run in keepalived; remove vrrp_strict or the peers", in.name, k.line(strictAt))
+		// keepalived's check (vrrp_complete_instance) depends on the
+		// interface's state at start: 2.2.7 runs such an instance as unicast.
+		k.warnAt(peers.Line, "unicast_peer", "instance %s: unicast peers in strict mode (vrrp_strict at line %d): keepalived refuses them "+
+			"when it sees the interface's multicast flag at start, and runs them (2.2.7 does) otherwise; converted as unicast", in.name, k.line(strictAt))
 	}
 	if peers == nil || len(peers.List) == 0 {
 		k.multicastGroup(in, six)
