@@ -303,6 +303,39 @@ func (k *kaConv) top(stmts []*kaStmt) {
 	for _, in := range k.instances {
 		k.effective(in)
 	}
+	k.groupStartStates()
+}
+
+// groupStartStates starts a sync group's MASTER members as BACKUP unless
+// every member is an address owner starting as MASTER, as keepalived does
+// (vrrp_complete_init: "if any sync group has member wanting to start in
+// master state, then all can start in master state", else none).
+func (k *kaConv) groupStartStates() {
+	members := map[*kaNamed][]*kaInstance{}
+	for _, in := range k.instances {
+		if in.group != nil {
+			members[in.group] = append(members[in.group], in)
+		}
+	}
+	for _, g := range k.groups {
+		master, backup := false, false
+		for _, in := range members[g] {
+			st, prio := in.kvs["state"], in.kvs["priority"]
+			isMaster := st != nil && st.Scalar == "MASTER"
+			master = master || isMaster
+			backup = backup || !isMaster || prio == nil || prio.Scalar != "255"
+		}
+		if !master || !backup {
+			continue
+		}
+		for _, in := range members[g] {
+			if st := in.kvs["state"]; st != nil && st.Scalar == "MASTER" {
+				k.warnAt(st.Line, "state", "instance %s: state MASTER in sync group %s: keepalived starts it as BACKUP "+
+					"(only a group of address owners starts as MASTER); written as BACKUP", in.name, g.name)
+				in.kvs["state"] = &kaKV{Key: "state", Scalar: "BACKUP", Line: st.Line, Comment: "keepalived: sync group " + g.name + " starts as BACKUP"}
+			}
+		}
+	}
 }
 
 func (k *kaConv) needBlock(s *kaStmt) bool {
@@ -975,7 +1008,7 @@ func (k *kaConv) peer(in *kaInstance, kv *kaKV, e *kaStmt) {
 		in.peers = map[string]bool{}
 	}
 	if in.peers[a] {
-		k.warnAt(e.Line, "unicast_peer", "instance %s: peer %s given twice: once is enough (keepalived ignores the second too)", in.name, a)
+		k.warnAt(e.Line, "unicast_peer", "instance %s: peer %s given twice: converted once (keepalived 2.3.3 and later ignore the second too; older ones send it every advert twice)", in.name, a)
 		return
 	}
 	if len(e.Args) > 0 {

@@ -232,7 +232,9 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	}
 	// vrrp_version 3 applies to both; MASTER without priority would be 255
 	// but V4 has one (the last of its three lines wins).
-	if v4.Version != 3 || v4.Priority != 110 || v4.State != "MASTER" || v4.AdvertInt.D().Seconds() != 0.5 {
+	// Both are in sync group G1, not both owners: keepalived starts them
+	// as BACKUP.
+	if v4.Version != 3 || v4.Priority != 110 || v4.State != "BACKUP" || v4.AdvertInt.D().Seconds() != 0.5 {
 		t.Errorf("V4 = %+v", v4)
 	}
 	if v4.AuthKey != [8]byte{} {
@@ -258,8 +260,8 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	if d := v4.GarpMasterDelay.D().Seconds(); d != 2 || *v4.GarpMasterRepeat != 3 {
 		t.Errorf("garp %v %d (global defaults)", d, *v4.GarpMasterRepeat)
 	}
-	if !v6.IPv6 || v6.Version != 3 || v6.State != "MASTER" || v6.PreemptDelay != 0 {
-		t.Errorf("V6 = %+v (priority 255 starts as MASTER; keepalived clears preempt_delay then)", v6)
+	if !v6.IPv6 || v6.Version != 3 || v6.State != "BACKUP" || v6.PreemptDelay != 0 {
+		t.Errorf("V6 = %+v (priority 255 starts as MASTER, so keepalived clears preempt_delay; the sync group then starts it as BACKUP)", v6)
 	}
 	s := c.Script["chk_web"]
 	if s == nil || s.Script != "/usr/bin/curl -fsS http://127.0.0.1/" || s.Weight != -30 || s.Fall != 2 || s.Interval.D().Seconds() != 2 {
