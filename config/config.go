@@ -9,12 +9,13 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -339,17 +340,24 @@ func Parse(file string, data []byte) (*Config, error) { return parse(file, data,
 func parse(file string, data []byte, quorumOnly bool) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, err, nil)
 	}
 	c := &Config{file: file, lines: map[string]int{}, quorumOnly: quorumOnly}
 	if len(root.Content) == 0 {
 		return nil, &Error{File: file, Key: "(file)", Msg: "empty configuration"}
 	}
-	indexLines(root.Content[0], "", c.lines)
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		return nil, yamlError(file, err)
+	doc := root.Content[0]
+	indexLines(doc, "", c.lines)
+	// checkNodes does what yaml.v3's Decoder does with KnownFields (and its
+	// duplicate keys check) in linear time; decodeNodes then decodes the
+	// big maps entry by entry: yaml.v3 checks a mapping's keys in
+	// quadratic time (43,000 instances took minutes).
+	err := checkNodes(file, doc, reflect.TypeOf(*c), "")
+	if derr := decodeNodes(doc, c); derr != nil {
+		err = errors.Join(err, yamlError(file, derr, doc))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -357,8 +365,10 @@ func parse(file string, data []byte, quorumOnly bool) (*Config, error) {
 	return c, nil
 }
 
-// yamlError turns yaml.v3's "line N: ..." messages into file:line errors.
-func yamlError(file string, err error) error {
+// yamlError turns yaml.v3's "line N: ..." messages into file:line errors
+// naming the key whose value is at fault (found in root, the document, by
+// line and value; nil: a syntax error, no keys yet).
+func yamlError(file string, err error, root *yaml.Node) error {
 	var te *yaml.TypeError
 	msgs := []string{err.Error()}
 	if errors.As(err, &te) {
@@ -375,12 +385,242 @@ func yamlError(file string, err error) error {
 		line, _ := strconv.Atoi(sub[1])
 		msg := sub[2]
 		key := "(value)"
-		if f := regexp.MustCompile(`field (\S+) not found in type`).FindStringSubmatch(msg); f != nil {
+		if f := unknownFieldRe.FindStringSubmatch(msg); f != nil {
 			key, msg = f[1], "unknown key"
+		} else if root != nil {
+			if k := keyOfValue(root, line, msg); k != "" {
+				key = k
+			}
 		}
 		errs = append(errs, &Error{File: file, Line: line, Key: key, Msg: msg})
 	}
 	return errors.Join(errs...)
+}
+
+var (
+	unknownFieldRe = regexp.MustCompile(`field (\S+) not found in type`)
+	// cannotRe is yaml.v3's type error: the value's tag, the value
+	// (shortened to 7 bytes and "..." when long) for scalars.
+	cannotRe = regexp.MustCompile("cannot unmarshal (!!\\w+)(?: `(.*)`)? into")
+)
+
+// keyOfValue finds the dotted key whose value, at line, a yaml.v3 type
+// error msg is about: on a line holding several (a flow mapping), the one
+// of the message's kind and value.
+func keyOfValue(root *yaml.Node, line int, msg string) string {
+	type at struct {
+		path string
+		n    *yaml.Node
+	}
+	var onLine []at
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		if n.Line > line {
+			return
+		}
+		if n.Line == line && path != "" {
+			onLine = append(onLine, at{path, n})
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(root, "")
+	if len(onLine) == 0 {
+		return ""
+	}
+	if m := cannotRe.FindStringSubmatch(msg); m != nil {
+		value := strings.TrimSuffix(m[2], "...")
+		for _, a := range onLine {
+			if a.n.ShortTag() == m[1] && (a.n.Kind != yaml.ScalarNode || strings.HasPrefix(a.n.Value, value)) {
+				return a.path
+			}
+		}
+	}
+	return onLine[len(onLine)-1].path
+}
+
+// checkNodes checks n, to be decoded into t at the dotted path: mapping
+// keys must be fields of a struct (yaml.v3's KnownFields) and unique, and
+// a number with a fraction is refused where t is an integer (yaml.v3
+// would truncate priority: 100.5 to 100).
+func checkNodes(file string, n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return nil // its own parser (Duration)
+	}
+	var errs []error
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
+			return &Error{File: file, Line: n.Line, Key: path, Msg: fmt.Sprintf("%s: want a whole number", n.Value)}
+		}
+	case reflect.Struct, reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		seen := make(map[string]int, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			kn, k := n.Content[i], n.Content[i].Value
+			if kn.Kind == yaml.ScalarNode && k == "<<" {
+				continue // a merge: yaml.v3 checks it
+			}
+			if at, dup := seen[k]; dup {
+				errs = append(errs, &Error{File: file, Line: kn.Line, Key: joinKey(path, k), Msg: fmt.Sprintf("also given at line %d", at)})
+				continue
+			}
+			seen[k] = kn.Line
+			et := t.Elem
+			if t.Kind() == reflect.Struct {
+				ft, ok := fieldByKey(t, k)
+				if !ok {
+					errs = append(errs, &Error{File: file, Line: kn.Line, Key: k, Msg: "unknown key"})
+					continue
+				}
+				et = func() reflect.Type { return ft }
+			}
+			errs = append(errs, checkNodes(file, n.Content[i+1], et(), joinKey(path, k)))
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, c := range n.Content {
+			errs = append(errs, checkNodes(file, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// decodeNodes decodes doc into c as yaml.v3 would, but each map of the
+// top level (vrrp_instance, vrrp_script, ...) entry by entry.
+func decodeNodes(doc *yaml.Node, c *Config) error {
+	rv := reflect.ValueOf(c).Elem()
+	type bigMap struct {
+		field reflect.Value
+		n     *yaml.Node
+	}
+	var maps []bigMap
+	top := doc
+	if doc.Kind == yaml.MappingNode {
+		cp := *doc
+		cp.Content = slices.Clone(doc.Content)
+		for i := 0; i+1 < len(cp.Content); i += 2 {
+			f := fieldByName(rv, cp.Content[i].Value)
+			if v := cp.Content[i+1]; f.IsValid() && f.Kind() == reflect.Map && v.Kind == yaml.MappingNode {
+				maps = append(maps, bigMap{f, v})
+				cp.Content[i+1] = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: v.Line, Column: v.Column}
+			}
+		}
+		top = &cp
+	}
+	var msgs []string
+	collect := func(err error) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs = append(msgs, te.Errors...)
+		} else if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	collect(top.Decode(c))
+	for _, m := range maps {
+		if m.field.IsNil() {
+			m.field.Set(reflect.MakeMap(m.field.Type()))
+		}
+		et := m.field.Type().Elem()
+		for i := 0; i+1 < len(m.n.Content); i += 2 {
+			k, v := m.n.Content[i], m.n.Content[i+1]
+			elem := reflect.New(et)
+			if !(v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null") {
+				collect(v.Decode(elem.Interface()))
+			}
+			m.field.SetMapIndex(reflect.ValueOf(k.Value).Convert(m.field.Type().Key()), elem.Elem())
+		}
+	}
+	if len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	return nil
+}
+
+// fieldByName is the field of struct value v named key in YAML (top level:
+// no inline structs).
+func fieldByName(v reflect.Value, key string) reflect.Value {
+	t := v.Type()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name == key {
+			return v.Field(i)
+		}
+	}
+	return reflect.Value{}
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// HasKey reports whether the file has the key path ("*" steps into a
+// map's values): vrrp_instance, *, track_script.
+func HasKey(path ...string) bool {
+	t := reflect.TypeFor[Config]()
+	for _, key := range path {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if key == "*" {
+			if t.Kind() != reflect.Map {
+				return false
+			}
+			t = t.Elem()
+			continue
+		}
+		ft, found := fieldByKey(t, key)
+		if !found {
+			return false
+		}
+		t = ft
+	}
+	return true
+}
+
+// fieldByKey finds the type of the field of struct type t named key in
+// YAML, looking into inline structs.
+func fieldByKey(t reflect.Type, key string) (reflect.Type, bool) {
+	if t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && opts == "inline" {
+			if ft, ok := fieldByKey(f.Type, key); ok {
+				return ft, true
+			}
+			continue
+		}
+		if name == key {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 // indexLines records the line of every mapping key by dotted path.

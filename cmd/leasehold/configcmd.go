@@ -12,7 +12,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 		return cmdConfigImport(args[1:], stdout, stderr)
 	}
 	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: leasehold config check FILE\n       leasehold config import-keepalived [-o OUT] [--quorum none|etcd|raft] KEEPALIVED.CONF")
+		fmt.Fprintln(stderr, "usage: leasehold config check FILE\n       leasehold config import-keepalived [-o OUT] [--quorum none|etcd|raft] [--node NAME] [--config-id ID] KEEPALIVED.CONF")
 		return 2
 	}
 	// The same plan `run` and a reload build: a file check accepts, run

@@ -8,12 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/config/keepalived"
 )
 
-const importUsage = "usage: leasehold config import-keepalived [-o OUT.yaml] [--force] [--quorum none|etcd|raft] [--node NAME] KEEPALIVED.CONF"
+const importUsage = "usage: leasehold config import-keepalived [-o OUT.yaml] [--force] [--quorum none|etcd|raft] [--node NAME] [--config-id ID] KEEPALIVED.CONF"
 
 // cmdConfigImport converts a keepalived.conf to leasehold's YAML: on
 // stdout, or into -o FILE (not overwritten without --force). Warnings (what
@@ -31,6 +32,7 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 	quorum := fset.String("quorum", config.BackendNone,
 		"none, etcd or raft: etcd/raft add a commented template of that quorum section (the backend written stays none)")
 	node := fset.String("node", "", "node.name (default: global_defs router_id, else the hostname at run time)")
+	configID := fset.String("config-id", "", "the node's keepalived config id (keepalived -i; default there: the short hostname): selects the @ID lines")
 	// Flags may come before or after the file name.
 	var files []string
 	for {
@@ -58,7 +60,8 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 		outName = "leasehold.yaml"
 	}
 	im, err := keepalived.Import(src, data, keepalived.Options{
-		Quorum: *quorum, NodeName: *node, OutName: outName, LookPath: exec.LookPath,
+		Quorum: *quorum, NodeName: *node, ConfigID: *configID, OutName: outName, LookPath: exec.LookPath,
+		ReadFile: os.ReadFile, Glob: filepath.Glob,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -87,6 +90,9 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s: %d instance(s) converted to %s, %d warning(s); NO split-brain protection until quorum.backend is etcd or raft\n",
 		src, len(im.Config.Instance), dest, len(im.Warnings))
+	if im.LVS > 0 {
+		fmt.Fprintf(stderr, "%s: %d LVS virtual_server block(s) NOT converted (see the warnings): keep them running outside leasehold\n", src, im.LVS)
+	}
 	return 0
 }
 

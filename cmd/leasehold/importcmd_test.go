@@ -69,3 +69,26 @@ func TestConfigImportCommand(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The command reads includes relative to the file, takes --config-id for
+// @ID lines, and counts the LVS blocks it did not convert.
+func TestConfigImportIncludesConditionalsLVS(t *testing.T) {
+	corpus := "../../config/keepalived/testdata/corpus/families/"
+	var stdout, stderr bytes.Buffer
+	if code := cmdConfigImport([]string{corpus + "include.conf"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "  VI_2:") {
+		t.Errorf("include: exit %d\n%s\n%s", code, stderr.String(), stdout.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := cmdConfigImport([]string{corpus + "conditional.conf"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "--config-id") {
+		t.Errorf("no --config-id: exit %d\n%s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := cmdConfigImport([]string{"--config-id", "lb1", corpus + "conditional.conf"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "priority: 150") {
+		t.Errorf("--config-id lb1: exit %d\n%s\n%s", code, stderr.String(), stdout.String())
+	}
+	stderr.Reset()
+	if code := cmdConfigImport([]string{corpus + "lvs-mixed.conf"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "2 LVS virtual_server block(s) NOT converted") {
+		t.Errorf("LVS: exit %d\n%s", code, stderr.String())
+	}
+}

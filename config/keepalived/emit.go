@@ -35,20 +35,20 @@ func (y *kaYAML) srcOf(n int) int {
 }
 
 // mapErrors rewrites config.Parse's errors on the generated file to name the
-// keepalived line they came from.
-func (y *kaYAML) mapErrors(kaFile, outName string, err error) error {
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
+// keepalived line they came from (the first maxErrors of them).
+func (y *kaYAML) mapErrors(src *kaSources, outName string, err error) error {
 	var out []error
-	for _, e := range list {
+	all := flatten(err)
+	for i, e := range all {
+		if i == maxErrors {
+			out = append(out, fmt.Errorf("%s: %d more errors, not shown", outName, len(all)-maxErrors))
+			break
+		}
 		var ce *config.Error
 		if errors.As(e, &ce) && ce.Line > 0 {
-			if src := y.srcOf(ce.Line); src > 0 {
-				out = append(out, &config.Error{File: kaFile, Line: src, Key: ce.Key,
+			if n := y.srcOf(ce.Line); n > 0 {
+				file, line := src.at(n)
+				out = append(out, &config.Error{File: file, Line: line, Key: ce.Key,
 					Msg: fmt.Sprintf("%s (line %d of the generated %s)", ce.Msg, ce.Line, outName)})
 				continue
 			}
@@ -62,14 +62,15 @@ var warnLineRe = regexp.MustCompile(`^(.*?):(\d+): ([^:]+): (.*)$`)
 
 // mapWarning turns one of config.Parse's warning strings into an Error at the
 // keepalived line behind it.
-func (y *kaYAML) mapWarning(kaFile, outName, w string) *config.Error {
+func (y *kaYAML) mapWarning(src *kaSources, outName, w string) *config.Error {
 	m := warnLineRe.FindStringSubmatch(w)
 	if m == nil || m[1] != outName {
 		return &config.Error{File: outName, Key: "(check)", Msg: w}
 	}
 	n, _ := strconv.Atoi(m[2])
-	if src := y.srcOf(n); src > 0 {
-		return &config.Error{File: kaFile, Line: src, Key: m[3], Msg: m[4]}
+	if n := y.srcOf(n); n > 0 {
+		file, line := src.at(n)
+		return &config.Error{File: file, Line: line, Key: m[3], Msg: m[4]}
 	}
 	return &config.Error{File: outName, Line: n, Key: m[3], Msg: m[4]}
 }
@@ -78,17 +79,23 @@ func (y *kaYAML) mapWarning(kaFile, outName, w string) *config.Error {
 // comments (with a warning) so that nothing is lost and the file parses.
 func (k *kaConv) emit(opt Options) *kaYAML {
 	y := &kaYAML{}
-	y.add(0, "# leasehold.yaml converted from %s by `leasehold config.config import-keepalived`.", k.file)
-	y.add(0, "# Review every warning the import printed; check with: leasehold config.config check FILE")
+	y.add(0, "# leasehold.yaml converted from %s by `leasehold config import-keepalived`.", printable(k.file))
+	y.add(0, "# Review every warning the import printed; check with: leasehold config check FILE")
 	y.add(0, "")
 	switch {
 	case opt.NodeName != "":
 		y.add(0, "node:")
 		y.add(0, "  name: %s", yq(opt.NodeName))
-	case k.nodeName != "":
+	case k.nodeName != "" && !sampleRouterIDs[k.nodeName]:
+		k.warnAt(k.nodeLine, "router_id", "node.name %s taken from router_id: it MUST differ on every node (a quorum lease names its holder by it; "+
+			"two nodes of one name both hold it): if the other node's router_id is the same, import with --node NAME", k.nodeName)
 		y.add(k.nodeLine, "node:")
 		y.add(k.nodeLine, "  name: %s   # global_defs router_id: must differ on every node", yq(k.nodeName))
 	default:
+		if k.nodeName != "" {
+			k.warnAt(k.nodeLine, "router_id", "router_id %s is keepalived's sample value, most likely the same on every node: NOT used as node.name "+
+				"(node.name MUST differ on every node; the hostname is used at run time): import with --node NAME to set it", k.nodeName)
+		}
 		y.add(0, "# node:")
 		y.add(0, "#   name: lb1   # default: the hostname")
 	}
@@ -101,7 +108,8 @@ func (k *kaConv) emit(opt Options) *kaYAML {
 
 	y.add(0, "vrrp_instance:")
 	for _, in := range k.instances {
-		y.add(in.line, "  %s:   # %s:%d", yq(in.name), k.file, in.line)
+		file, line := k.pos(in.line)
+		y.add(in.line, "  %s:   # %s:%d", yq(in.name), printable(file), line)
 		done := map[string]bool{}
 		keys := append([]string{}, instanceOrder...)
 		for key := range in.kvs {
@@ -115,7 +123,7 @@ func (k *kaConv) emit(opt Options) *kaYAML {
 				continue
 			}
 			done[key] = true
-			if yamlHas("vrrp_instance", "*", key) {
+			if config.HasKey("vrrp_instance", "*", key) {
 				k.emitKV(y, "    ", kv, false)
 				continue
 			}
@@ -125,6 +133,10 @@ func (k *kaConv) emit(opt Options) *kaYAML {
 	}
 	return y
 }
+
+// sampleRouterIDs are router_id values of keepalived's samples, copied
+// unchanged to every node.
+var sampleRouterIDs = map[string]bool{"LVS_DEVEL": true}
 
 // pendingWhy adds what a missing key means in practice.
 func pendingWhy(key string) string {
@@ -148,7 +160,7 @@ func (k *kaConv) emitNamed(y *kaYAML, section string, items []*kaNamed) {
 	if len(items) == 0 {
 		return
 	}
-	has := yamlHas(section)
+	has := config.HasKey(section)
 	if !has {
 		y.add(0, "# %s: %s", section, notYet)
 	}
@@ -161,9 +173,10 @@ func (k *kaConv) emitNamed(y *kaYAML, section string, items []*kaNamed) {
 		if !has {
 			k.warnAt(it.line, section, "%s %s: %s", section, it.name, notYet+pendingWhy(section))
 		}
-		y.add(it.line, "%s  %s:   # %s:%d", c, yq(it.name), k.file, it.line)
+		file, line := k.pos(it.line)
+		y.add(it.line, "%s  %s:   # %s:%d", c, yq(it.name), printable(file), line)
 		for _, kv := range it.kvs {
-			sub := has && yamlHas(section, "*", kv.Key)
+			sub := has && config.HasKey(section, "*", kv.Key)
 			if has && !sub {
 				k.warnAt(kv.Line, kv.Key, "%s %s: %s", section, it.name, notYet)
 			}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -25,6 +24,10 @@ type Options struct {
 	Quorum string
 	// NodeName overrides global_defs router_id as node.name.
 	NodeName string
+	// ConfigID is the node's keepalived config id (keepalived -i; its
+	// default is the short hostname): it selects the "@ID ..." lines. A
+	// file with such lines is refused without it.
+	ConfigID string
 	// OutName names the generated file in config.Parse's messages (default
 	// "leasehold.yaml").
 	OutName string
@@ -32,6 +35,10 @@ type Options struct {
 	// find on $PATH (leasehold needs an absolute path); the command passes
 	// exec.LookPath. nil: such commands are errors.
 	LookPath func(string) (string, error)
+	// ReadFile and Glob read the files an include names (the command
+	// passes os.ReadFile and filepath.Glob). nil: includes are errors.
+	ReadFile func(string) ([]byte, error)
+	Glob     func(string) ([]string, error)
 }
 
 // Imported is a keepalived.conf converted to leasehold's YAML.
@@ -42,14 +49,29 @@ type Imported struct {
 	// Warnings name the keepalived file and line of everything that was
 	// not converted or whose meaning changed, then config.Parse's own warnings.
 	Warnings []*config.Error
+	// LVS counts the virtual_server and virtual_server_group blocks, which
+	// are NOT converted (each has a warning).
+	LVS int
 }
 
-// Import converts keepalived.conf data (file names it in
-// messages) to leasehold's YAML. Every statement is converted, kept as a
-// comment with a warning, or reported: nothing is dropped silently. The
-// result has been checked by config.Parse; its errors are mapped back to the
-// keepalived lines they came from.
+// Import converts keepalived.conf data (file names it in messages, and
+// includes are found relative to it) to leasehold's YAML. Every statement
+// is converted, kept as a comment with a warning, or reported: nothing is
+// dropped silently. The result has been checked by config.Parse; its
+// errors are mapped back to the keepalived lines they came from. Text
+// quoted from the input in messages has its control bytes escaped.
 func Import(file string, data []byte, opt Options) (*Imported, error) {
+	im, err := doImport(file, data, opt)
+	if err != nil {
+		return nil, printableErr(err)
+	}
+	for i, w := range im.Warnings {
+		im.Warnings[i] = &config.Error{File: printable(w.File), Line: w.Line, Key: printable(w.Key), Msg: printable(w.Msg)}
+	}
+	return im, nil
+}
+
+func doImport(file string, data []byte, opt Options) (*Imported, error) {
 	if opt.OutName == "" {
 		opt.OutName = "leasehold.yaml"
 	}
@@ -58,16 +80,21 @@ func Import(file string, data []byte, opt Options) (*Imported, error) {
 		opt.Quorum = config.BackendNone
 	case config.BackendNone, config.BackendEtcd, config.BackendRaft:
 	default:
-		return nil, fmt.Errorf("config.config: quorum %q: want none, etcd or raft", opt.Quorum)
+		return nil, fmt.Errorf("keepalived: quorum %q: want none, etcd or raft", opt.Quorum)
 	}
-	k := &kaConv{file: file, garp: map[string]*kaKV{}, lookPath: opt.LookPath, lines: strings.Split(string(data), "\n")}
-	stmts, err := kaParse(file, data, k.warnErr)
-	if err != nil {
-		return nil, err
+	k := &kaConv{file: file, src: &kaSources{}, garp: map[string]*kaKV{}, lookPath: opt.LookPath,
+		scriptByName: map[string]*kaNamed{}, instByName: map[string]*kaInstance{}, groupByName: map[string]*kaNamed{}}
+	stmts := kaParse(file, data, readOptions{configID: opt.ConfigID, readFile: opt.ReadFile, glob: opt.Glob},
+		k.src, k.errAt, k.warnAt)
+	if len(k.errs) == 0 {
+		k.top(stmts)
 	}
-	k.top(stmts)
 	if len(k.instances) == 0 && len(k.errs) == 0 {
-		k.errAt(0, "(file)", "no vrrp_instance found: nothing to convert")
+		if k.lvs > 0 {
+			k.errAt(k.lvsLine, "(file)", "no vrrp_instance found, only %d LVS block(s) (the first here), which are NOT converted yet: nothing to convert", k.lvs)
+		} else {
+			k.errAt(0, "(file)", "no vrrp_instance found: nothing to convert")
+		}
 		// Say why, if a block swallowed the rest of the file.
 		for _, w := range k.warns {
 			if strings.Contains(w.Msg, "is not closed") {
@@ -79,14 +106,20 @@ func Import(file string, data []byte, opt Options) (*Imported, error) {
 		return nil, errors.Join(k.errs...)
 	}
 	out := k.emit(opt)
-	cfg, err := config.Parse(opt.OutName, out.bytes())
+	yml := out.bytes()
+	cfg, err := config.Parse(opt.OutName, yml)
 	if err != nil {
-		return nil, out.mapErrors(file, opt.OutName, err)
+		return nil, out.mapErrors(k.src, opt.OutName, err)
 	}
-	sort.SliceStable(k.warns, func(i, j int) bool { return k.warns[i].Line < k.warns[j].Line })
-	im := &Imported{YAML: out.bytes(), Config: cfg, Warnings: k.warns}
+	sort.SliceStable(k.warns, func(i, j int) bool { return k.warnLine[k.warns[i]] < k.warnLine[k.warns[j]] })
+	if n := len(k.warns); n > maxWarnings {
+		last := k.warns[maxWarnings-1]
+		k.warns = append(k.warns[:maxWarnings], &config.Error{File: last.File, Line: last.Line, Key: "(file)",
+			Msg: fmt.Sprintf("%d more warnings after this line, not shown: fix these and import again", n-maxWarnings)})
+	}
+	im := &Imported{YAML: yml, Config: cfg, Warnings: k.warns, LVS: k.lvs}
 	for _, w := range cfg.Warnings {
-		im.Warnings = append(im.Warnings, out.mapWarning(file, opt.OutName, w))
+		im.Warnings = append(im.Warnings, out.mapWarning(k.src, opt.OutName, w))
 	}
 	return im, nil
 }
@@ -108,42 +141,96 @@ type kaInstance struct {
 	name string
 	line int
 	kvs  map[string]*kaKV
+
+	strict       bool
+	strictAt     int
+	group        *kaNamed // its sync group, if any
+	mcastDst     string   // mcast_dst_ip
+	mcastDstAt   int
+	trackScripts []kaTrack
+	trackIfaces  []kaTrack
+	tracked      map[string]bool // track_script names
+	peers        map[string]bool // unicast_peer addresses
 }
 
 type kaNamed struct {
+	name   string
+	line   int
+	kvs    []*kaKV
+	weight int // vrrp_script: its weight (0 by default)
+	// vrrp_sync_group: sync_group_tracking_weight (members keep weighted tracking).
+	trackingWeight bool
+	copyOf         *kaNamed // vrrp_script: the script this is a weighted copy of
+	// vrrp_sync_group: its instances and tracking, resolved by resolveGroups.
+	members []kaMember
+	tracks  []*kaStmt
+}
+
+// kaMember is a sync group's instance name and where it was given.
+type kaMember struct {
 	name string
 	line int
-	kvs  []*kaKV
 }
 
 type kaConv struct {
 	file      string
+	src       *kaSources
 	errs      []error
 	warns     []*config.Error
+	warnLine  map[*config.Error]int // a warning's line in the importer's numbering, for sorting
 	nodeName  string
 	nodeLine  int
 	version   *kaKV
 	strict    bool
 	strictAt  int
+	mcast4    string // global_defs vrrp_mcast_group4/6
+	mcast4At  int
+	mcast6    string
+	mcast6At  int
 	garp      map[string]*kaKV // global garp_master_* defaults
 	scripts   []*kaNamed
 	groups    []*kaNamed
 	instances []*kaInstance
+	lvs       int // LVS blocks, the first at lvsLine
+	lvsLine   int
 	lookPath  func(string) (string, error)
-	lines     []string // the file's lines, for commandWords
+
+	scriptByName map[string]*kaNamed
+	instByName   map[string]*kaInstance
+	groupByName  map[string]*kaNamed
 }
 
-func (k *kaConv) warnErr(e *config.Error) { k.warns = append(k.warns, e) }
+// pos names the file and line behind the importer's line n.
+func (k *kaConv) pos(n int) (string, int) {
+	if f, l := k.src.at(n); f != "" {
+		return f, l
+	}
+	return k.file, 0
+}
 
 func (k *kaConv) warnAt(line int, key, format string, args ...any) {
-	k.warns = append(k.warns, &config.Error{File: k.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	f, l := k.pos(line)
+	e := &config.Error{File: f, Line: l, Key: key, Msg: fmt.Sprintf(format, args...)}
+	if k.warnLine == nil {
+		k.warnLine = map[*config.Error]int{}
+	}
+	k.warnLine[e] = line
+	k.warns = append(k.warns, e)
 }
 
+// errAt records an error; after maxErrors, one more says the rest is not
+// shown.
 func (k *kaConv) errAt(line int, key, format string, args ...any) {
-	k.errs = append(k.errs, &config.Error{File: k.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	f, l := k.pos(line)
+	switch {
+	case len(k.errs) < maxErrors:
+		k.errs = append(k.errs, &config.Error{File: f, Line: l, Key: key, Msg: fmt.Sprintf(format, args...)})
+	case len(k.errs) == maxErrors:
+		k.errs = append(k.errs, &config.Error{File: f, Line: l, Key: "(file)", Msg: fmt.Sprintf("more errors from here on: only the first %d are shown", maxErrors)})
+	}
 }
 
-const lvsNote = "not converted yet: LVS virtual_server blocks are handled by the lvs package later"
+const lvsNote = "NOT converted: LVS virtual servers are not part of this import yet; keep them running outside leasehold (keepalived's checker or ipvsadm) until they are"
 
 // notYet is the warning for keys leasehold's config.config does not have yet.
 const notYet = "not yet supported by leasehold run: kept as a comment in the output"
@@ -166,16 +253,16 @@ var knownTop = map[string]string{
 }
 
 func (k *kaConv) top(stmts []*kaStmt) {
-	// vrrp_script first: instances may track scripts defined below them.
+	// vrrp_script first: instances may track scripts defined below them;
+	// sync groups last: they may name instances defined below them.
 	for _, s := range stmts {
 		if s.Key == "vrrp_script" && k.needName(s) && k.needBlock(s) {
 			k.script(s)
 		}
 	}
+	var groups []*kaStmt
 	for _, s := range stmts {
 		switch s.Key {
-		case "include":
-			k.errAt(s.Line, "include", "include %s: not supported: put the included files' contents into one file and import that", strings.Join(s.Args, " "))
 		case "global_defs":
 			if k.needBlock(s) {
 				k.globals(s)
@@ -188,10 +275,15 @@ func (k *kaConv) top(stmts []*kaStmt) {
 			}
 		case "vrrp_sync_group":
 			if k.needName(s) && k.needBlock(s) {
-				k.syncGroup(s)
+				groups = append(groups, s)
 			}
 		case "virtual_server", "virtual_server_group":
-			k.warnAt(s.Line, s.Key, "%s (lines %d-%d): %s", s.Words(), s.Line, s.EndLine, lvsNote)
+			if k.lvs++; k.lvs == 1 {
+				k.lvsLine = s.Line
+			}
+			_, end := k.pos(s.EndLine)
+			_, start := k.pos(s.Line)
+			k.warnAt(s.Line, s.Key, "%s (lines %d-%d): %s", s.Words(), start, end, lvsNote)
 		default:
 			if msg, ok := knownTop[s.Key]; ok {
 				k.warnAt(s.Line, s.Key, "%s", msg)
@@ -202,6 +294,46 @@ func (k *kaConv) top(stmts []*kaStmt) {
 				what = "block"
 			}
 			k.errAt(s.Line, s.Key, "unknown %s %q at the top level (not a keepalived keyword)", what, s.Key)
+		}
+	}
+	for _, s := range groups {
+		k.syncGroup(s)
+	}
+	k.resolveGroups()
+	for _, in := range k.instances {
+		k.effective(in)
+	}
+	k.groupStartStates()
+}
+
+// groupStartStates starts a sync group's MASTER members as BACKUP unless
+// every member is an address owner starting as MASTER, as keepalived does
+// (vrrp_complete_init: "if any sync group has member wanting to start in
+// master state, then all can start in master state", else none).
+func (k *kaConv) groupStartStates() {
+	members := map[*kaNamed][]*kaInstance{}
+	for _, in := range k.instances {
+		if in.group != nil {
+			members[in.group] = append(members[in.group], in)
+		}
+	}
+	for _, g := range k.groups {
+		master, backup := false, false
+		for _, in := range members[g] {
+			st, prio := in.kvs["state"], in.kvs["priority"]
+			isMaster := st != nil && st.Scalar == "MASTER"
+			master = master || isMaster
+			backup = backup || !isMaster || prio == nil || prio.Scalar != "255"
+		}
+		if !master || !backup {
+			continue
+		}
+		for _, in := range members[g] {
+			if st := in.kvs["state"]; st != nil && st.Scalar == "MASTER" {
+				k.warnAt(st.Line, "state", "instance %s: state MASTER in sync group %s: keepalived starts it as BACKUP "+
+					"(only a group of address owners starts as MASTER); written as BACKUP", in.name, g.name)
+				in.kvs["state"] = &kaKV{Key: "state", Scalar: "BACKUP", Line: st.Line, Comment: "keepalived: sync group " + g.name + " starts as BACKUP"}
+			}
 		}
 	}
 }
@@ -308,6 +440,14 @@ func (k *kaConv) globals(g *kaStmt) {
 			if v, ok := k.one(s); ok {
 				k.nodeName, k.nodeLine = v, s.Line
 			}
+		case "vrrp_mcast_group4":
+			if v, ok := k.one(s); ok {
+				k.mcast4, k.mcast4At = v, s.Line
+			}
+		case "vrrp_mcast_group6":
+			if v, ok := k.one(s); ok {
+				k.mcast6, k.mcast6At = v, s.Line
+			}
 		case "vrrp_version":
 			if v, ok := k.intIn(s, 2, 3); ok {
 				k.version = &kaKV{Key: "version", Scalar: v, Line: s.Line, Comment: "global_defs vrrp_version"}
@@ -363,15 +503,10 @@ func (k *kaConv) script(b *kaStmt) {
 				sc.kvs = append(sc.kvs, &kaKV{Key: s.Key, Scalar: v, Line: s.Line})
 			}
 		case "weight":
-			v, ok := k.one(s)
-			if !ok {
-				continue
+			if w, ok := k.weight(s, s.Args, "vrrp_script "+sc.name); ok {
+				sc.weight = w
+				sc.kvs = append(sc.kvs, &kaKV{Key: "weight", Scalar: strconv.Itoa(w), Line: s.Line})
 			}
-			if n, err := strconv.Atoi(v); err != nil || n < -253 || n > 253 {
-				k.errAt(s.Line, s.Key, "%q: want -253..253", v)
-				continue
-			}
-			sc.kvs = append(sc.kvs, &kaKV{Key: "weight", Scalar: v, Line: s.Line})
 		case "rise", "fall":
 			if v, ok := k.intIn(s, 1, math.MaxInt32); ok {
 				sc.kvs = append(sc.kvs, &kaKV{Key: s.Key, Scalar: v, Line: s.Line})
@@ -386,7 +521,52 @@ func (k *kaConv) script(b *kaStmt) {
 			k.warnAt(s.Line, s.Key, "vrrp_script %s: %s: not converted", sc.name, s.Key)
 		}
 	}
+	if other := k.scriptByName[sc.name]; other != nil {
+		k.errAt(b.Line, "vrrp_script", "vrrp_script %s is also defined at line %d", sc.name, k.line(other.line))
+		return
+	}
+	k.scriptByName[sc.name] = sc
 	k.scripts = append(k.scripts, sc)
+}
+
+// line is the file line of the importer's line n (for "also at line N").
+func (k *kaConv) line(n int) int {
+	_, l := k.pos(n)
+	return l
+}
+
+// weight reads "N [reverse|noreverse]" (args after the keyword weight) of
+// a vrrp_script or a track_script entry.
+func (k *kaConv) weight(s *kaStmt, args []string, what string) (int, bool) {
+	if len(args) == 0 || len(args) > 2 || s.HasBlock {
+		k.errAt(s.Line, "weight", "%s: want weight N (-253..253), got %q", what, strings.Join(args, " "))
+		return 0, false
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < -254 || n > 254 {
+		k.errAt(s.Line, "weight", "%s: weight %q: want -253..253", what, args[0])
+		return 0, false
+	}
+	if n == 254 || n == -254 {
+		n = n / 254 * 253
+		k.warnAt(s.Line, "weight", "%s: weight %s: keepalived uses %d", what, args[0], n)
+	}
+	if len(args) == 2 {
+		switch args[1] {
+		case "noreverse":
+		case "reverse":
+			how := fmt.Sprintf("make the check exit 0 where it failed and the other way round, and write weight %d", -n)
+			if strings.Contains(what, "track_interface") {
+				how = "track the interface without reverse, or with a vrrp_script that tests it"
+			}
+			k.errAt(s.Line, "weight", "%s: weight %d reverse: leasehold has no reverse weights: %s", what, n, how)
+			return 0, false
+		default:
+			k.errAt(s.Line, "weight", "%s: weight %d %q: want reverse or nothing after the number", what, n, args[1])
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 var notifyKeys = map[string]bool{
@@ -414,32 +594,15 @@ func (k *kaConv) notify(s *kaStmt) *kaKV {
 }
 
 // commandWords re-reads the line of a script keyword statement as
-// keepalived 2.3.2 and later do (comments cut, then script.SplitQuoted):
-// '...' quotes and backslashes as well as "...", the escapes left for
-// script.Split (keepalived before 2.3.2 decoded them here already, and
-// again when running: twice). ok
-// is false when the line holds more than the statement (a block on one
-// line) or does not split: then the statement's tokens stand.
+// keepalived 2.3.2 and later do (script.SplitQuoted on the line with its
+// comment cut): '...' quotes and backslashes as well as "...", the escapes
+// left for script.Split (keepalived before 2.3.2 decoded them here
+// already, and again when running: twice). ok is false when the line holds
+// more than the statement (a block on one line) or does not split: then
+// the statement's tokens stand.
 func (k *kaConv) commandWords(s *kaStmt) ([]string, bool) {
-	if s.Line < 1 || s.Line > len(k.lines) {
-		return nil, false
-	}
-	line := strings.TrimSuffix(k.lines[s.Line-1], "\r")
-	// keepalived's decomment: '#' and '!' outside "..." start a comment;
-	// a backslash keeps the byte after it.
-	quoted := false
-	for i := 0; i < len(line); i++ {
-		switch c := line[i]; {
-		case c == '"':
-			quoted = !quoted
-		case c == '\\':
-			i++
-		case !quoted && (c == '#' || c == '!'):
-			line = line[:i]
-		}
-	}
-	w, err := script.SplitQuoted(line)
-	if err != nil || w[0] != s.Key || len(w) < 2 || slices.Contains(w, "{") || slices.Contains(w, "}") {
+	w, err := script.SplitQuoted(s.Raw)
+	if err != nil || len(w) < 2 || w[0] != s.Key || slices.Contains(w, "{") || slices.Contains(w, "}") {
 		return nil, false
 	}
 	if strings.Contains(w[1], `\`) {
@@ -462,6 +625,11 @@ func (k *kaConv) absolute(s *kaStmt, cmd string) (string, bool) {
 	if strings.HasPrefix(prog, "/") {
 		return cmd, true
 	}
+	if strings.ContainsAny(prog[:min(1, len(prog))], "<>|&;($`") {
+		k.errAt(s.Line, s.Key, "%q is shell syntax, but keepalived runs the command without a shell: it finds no such program "+
+			"and disables the check (a notify script never runs); write /bin/sh -c '...' (/bin/bash -c for /dev/tcp) if it should run, or remove it", cmd)
+		return "", false
+	}
 	if k.lookPath != nil {
 		if p, err := k.lookPath(prog); err == nil && strings.HasPrefix(p, "/") {
 			k.warnAt(s.Line, s.Key, "%q resolved to %s on this machine: check it is the same on the node", prog, p)
@@ -479,39 +647,99 @@ func (k *kaConv) absolute(s *kaStmt, cmd string) (string, bool) {
 }
 
 func (k *kaConv) syncGroup(b *kaStmt) {
-	g := &kaNamed{name: b.Args[0], line: b.Line}
+	name := b.Args[0]
+	if other := k.groupByName[name]; other != nil {
+		k.errAt(b.Line, "vrrp_sync_group", "vrrp_sync_group %s is also defined at line %d", name, k.line(other.line))
+		return
+	}
+	g := &kaNamed{name: name, line: b.Line}
+	k.groupByName[name] = g
+	hasGroup := false
+	var bare []*kaStmt // instance names without group { }
 	for _, s := range b.Block {
 		switch {
 		case s.Key == "group":
-			kv := &kaKV{Key: "group", IsList: true, Line: s.Line}
+			if hasGroup {
+				k.warnAt(s.Line, s.Key, "vrrp_sync_group %s: a second group block: ignored, as keepalived does (\"Group list already specified\")", name)
+				continue
+			}
+			hasGroup = true
 			for _, e := range k.entries(s) {
 				for _, w := range append([]string{e.Key}, e.Args...) {
-					kv.List = append(kv.List, yq(w))
+					g.members = append(g.members, kaMember{name: w, line: e.Line})
 				}
 			}
-			g.kvs = append(g.kvs, kv)
 		case notifyKeys[s.Key]:
 			if kv := k.notify(s); kv != nil {
 				g.kvs = append(g.kvs, kv)
 			}
+		case s.Key == "track_script" || s.Key == "track_interface" || s.Key == "track_file" || s.Key == "track_process" || s.Key == "track_bfd":
+			k.errAt(s.Line, s.Key, "vrrp_sync_group %s: %s of a sync group is not converted: list the entries under each member instance's %s "+
+				"(with sync groups keepalived ignores weighted scripts and takes weighted interfaces as weight 0: write them that way)", name, s.Key, s.Key)
+		case s.Key == "sync_group_tracking_weight":
+			if k.flag(s) {
+				g.trackingWeight = true
+			}
+		case !s.HasBlock && len(s.Args) == 0 && !syncKnown[s.Key]:
+			bare = append(bare, s)
 		default:
-			k.warnAt(s.Line, s.Key, "vrrp_sync_group %s: %s: not converted", g.name, s.Key)
+			k.warnAt(s.Line, s.Key, "vrrp_sync_group %s: %s: not converted", name, s.Key)
 		}
+	}
+	for _, s := range bare {
+		if hasGroup {
+			k.warnAt(s.Line, s.Key, "vrrp_sync_group %s: %s outside group { }: keepalived ignores it (\"Unknown keyword\"): not a member", name, s.Key)
+			continue
+		}
+		k.warnAt(s.Line, s.Key, "vrrp_sync_group %s: instance %s named without group { } (the old syntax): keepalived 2.x ignores such lines "+
+			"(\"Unknown keyword\") and removes the empty group, so the instances fail over independently; converted the same way "+
+			"(write group { ... } if they should move together)", name, s.Key)
 	}
 	k.groups = append(k.groups, g)
 }
 
+// syncKnown are vrrp_sync_group keywords other than instance names.
+var syncKnown = map[string]bool{"smtp_alert": true, "global_tracking": true, "notify_priority_changes": true}
+
+// resolveGroups keeps the sync groups' members that exist and are in no
+// earlier group, and the groups left with members, as keepalived does
+// (vrrp_sync_set_group): each one dropped is warned about.
+func (k *kaConv) resolveGroups() {
+	inGroup := map[string]string{}
+	kept := k.groups[:0]
+	for _, g := range k.groups {
+		kv := &kaKV{Key: "group", IsList: true, Line: g.line}
+		for _, m := range g.members {
+			switch other, dup := inGroup[m.name]; {
+			case k.instByName[m.name] == nil:
+				k.warnAt(m.line, "group", "vrrp_sync_group %s: no vrrp_instance %s: left out, as keepalived does", g.name, m.name)
+			case dup:
+				k.warnAt(m.line, "group", "vrrp_sync_group %s: %s is already in sync group %s: left out of this one, as keepalived does", g.name, m.name, other)
+			default:
+				inGroup[m.name] = g.name
+				kv.List = append(kv.List, yq(m.name))
+				k.instByName[m.name].group = g
+			}
+		}
+		if len(kv.List) == 0 {
+			what := "the group's notify scripts never run"
+			if len(g.kvs) == 0 {
+				what = "nothing moves together"
+			}
+			k.warnAt(g.line, "vrrp_sync_group", "vrrp_sync_group %s has no instances: removed, as keepalived does (%s)", g.name, what)
+			continue
+		}
+		g.kvs = append([]*kaKV{kv}, g.kvs...)
+		kept = append(kept, g)
+	}
+	k.groups = kept
+}
+
 // instanceUnsupported are vrrp_instance keywords leasehold does not
-// convert, with why.
+// convert, with why: they change nothing leasehold's peer or the network
+// sees during failover.
 var instanceUnsupported = map[string]string{
-	"mcast_src_ip":               "not converted: leasehold sends from the interface's primary address (multicast) or unicast_src_ip",
-	"virtual_ipaddress_excluded": "not converted: these addresses will NOT move with the VIP; list them under virtual_ipaddress if they must",
-	"virtual_routes":             "not converted: routes are not managed",
-	"virtual_rules":              "not converted: rules are not managed",
-	"use_vmac":                   "not converted: virtual MAC interfaces are not supported",
-	"vmac_xmit_base":             "not converted: virtual MAC interfaces are not supported",
-	"dont_track_primary":         "not converted: leasehold always tracks the instance's interface",
-	"lvs_sync_daemon_interface":  "not converted: LVS sync daemon is handled by the lvs package later",
+	"lvs_sync_daemon_interface":  "not converted: the LVS sync daemon is not part of this import",
 	"smtp_alert":                 "not converted: leasehold sends no mail",
 	"debug":                      "not converted",
 	"native_ipv6":                "not converted: leasehold picks VRRPv3 for IPv6 itself",
@@ -520,41 +748,78 @@ var instanceUnsupported = map[string]string{
 	"garp_lower_prio_repeat":     "not converted",
 	"lower_prio_no_advert":       "not converted",
 	"higher_prio_send_advert":    "not converted",
-	"notify_master_rx_lower_pri": "not converted",
-	"track_file":                 "not converted: file tracking is not supported",
-	"track_process":              "not converted: process tracking is not supported",
-	"track_bfd":                  "not converted: BFD is not supported",
 	"unicast_ttl":                "not converted",
 	"check_unicast_src":          "not converted",
 	"skip_check_adv_addr":        "not converted",
 	"kernel_rx_buf_size":         "not converted",
-	"vrrp_v3_checksum_as_v2":     "not converted: set v3_checksum_pseudo_header: false by hand if the peers need it",
-	"unicast_fault_no_peer":      "not converted",
+	"notify_priority_changes":    "not converted",
+	"notify_deleted":             "not converted: leasehold runs notify_stop when it stops",
+}
+
+// instanceRefused are vrrp_instance keywords whose meaning leasehold cannot
+// keep: converting without them would change failover.
+var instanceRefused = map[string]string{
+	"virtual_ipaddress_excluded": "not supported: leasehold would not add these addresses on takeover; list them under virtual_ipaddress " +
+		"on every node (VRRPv2 adverts carry at most 20), or keep them with a notify_master script",
+	"use_vmac":              "not supported: leasehold has no virtual MAC interfaces; peers and switches would see the MAC change on failover: remove it on all nodes first",
+	"vmac_xmit_base":        "not supported: leasehold has no virtual MAC interfaces",
+	"use_ipvlan":            "not supported: leasehold has no ipvlan interfaces",
+	"track_file":            "not supported: leasehold has no file tracking; replace it with a vrrp_script that tests the file",
+	"track_process":         "not supported: leasehold has no process tracking; replace it with a vrrp_script (e.g. /usr/bin/pgrep -x NAME)",
+	"track_bfd":             "not supported: leasehold has no BFD",
+	"dont_track_primary":    "not supported: leasehold always tracks the instance's interface; remove it (a down interface then faults the instance)",
+	"auth_hmac":             "not supported with keepalived peers: leasehold's HMAC is its own; remove it on the keepalived nodes or migrate all nodes at once",
+	"unicast_fault_no_peer": "not supported: leasehold does not fault an instance without unicast peers",
+	"virtual_routes": "not supported: leasehold would not add these routes on takeover nor remove them on release; " +
+		"add and delete them in notify_master and notify_backup/notify_fault scripts (ip route ...), then import",
+	"virtual_rules": "not supported: leasehold would not add these rules on takeover nor remove them on release; " +
+		"add and delete them in notify_master and notify_backup/notify_fault scripts (ip rule ...), then import",
+	"notify_master_rx_lower_pri": "not supported: leasehold runs no script when a lower priority advert reaches the master " +
+		"(keepalived runs it to reclaim cloud addresses): do that in notify_master",
+}
+
+// kaTrack is a track_script or track_interface entry of an instance.
+type kaTrack struct {
+	name   string
+	weight *int // nil: the script's own (scripts) or none (interfaces)
+	line   int
 }
 
 func (k *kaConv) instance(b *kaStmt) {
 	name := b.Args[0]
-	for _, other := range k.instances {
-		if other.name == name {
-			k.errAt(b.Line, "vrrp_instance", "instance %s is also defined at line %d", name, other.line)
-			return
-		}
+	if other := k.instByName[name]; other != nil {
+		k.errAt(b.Line, "vrrp_instance", "instance %s is also defined at line %d", name, k.line(other.line))
+		return
 	}
-	in := &kaInstance{name: name, line: b.Line, kvs: map[string]*kaKV{}}
+	in := &kaInstance{name: name, line: b.Line, kvs: map[string]*kaKV{}, strict: k.strict, strictAt: k.strictAt}
 	set := func(kv *kaKV) {
 		if old, dup := in.kvs[kv.Key]; dup {
-			k.warnAt(kv.Line, kv.Key, "also given at line %d: the last one wins, as in keepalived", old.Line)
+			k.warnAt(kv.Line, kv.Key, "also given at line %d: the last one wins, as in keepalived", k.line(old.Line))
 		}
 		in.kvs[kv.Key] = kv
 	}
-	strict, strictAt := k.strict, k.strictAt
+	// list returns the instance's list for key: repeated blocks append,
+	// as keepalived reads them.
+	list := func(key string, line int) *kaKV {
+		if kv := in.kvs[key]; kv != nil {
+			return kv
+		}
+		kv := &kaKV{Key: key, IsList: true, Line: line}
+		in.kvs[key] = kv
+		return kv
+	}
 	for _, s := range b.Block {
 		switch s.Key {
 		case "state":
+			// keepalived compares exactly: anything but MASTER is BACKUP,
+			// and a BACKUP after a MASTER is ignored.
 			if v, ok := k.one(s); ok {
-				v = strings.ToUpper(v)
 				if v != "MASTER" && v != "BACKUP" {
-					k.errAt(s.Line, s.Key, "%q: want MASTER or BACKUP", s.Args[0])
+					k.warnAt(s.Line, s.Key, "instance %s: state %q: keepalived knows only MASTER and BACKUP (in capitals) and takes BACKUP; written as BACKUP", name, v)
+					v = "BACKUP"
+				}
+				if old := in.kvs["state"]; old != nil && old.Scalar == "MASTER" && v == "BACKUP" {
+					k.warnAt(s.Line, s.Key, "instance %s: state BACKUP after MASTER (line %d): keepalived ignores it and stays MASTER", name, k.line(old.Line))
 					continue
 				}
 				set(&kaKV{Key: "state", Scalar: v, Line: s.Line})
@@ -604,60 +869,33 @@ func (k *kaConv) instance(b *kaStmt) {
 			if len(s.Args) > 0 {
 				v = strings.ToLower(s.Args[0])
 			}
-			strict, strictAt = v == "on" || v == "true" || v == "yes", s.Line
+			in.strict, in.strictAt = v == "on" || v == "true" || v == "yes", s.Line
 			k.warnAt(s.Line, s.Key, "not converted: leasehold has no strict mode; its effects on keepalived are carried over")
 		case "authentication":
-			if !k.needBlock(s) {
-				continue
+			if k.needBlock(s) {
+				set(k.authentication(s))
 			}
-			auth := &kaKV{Key: "authentication", Line: s.Line}
-			for _, a := range s.Block {
-				switch a.Key {
-				case "auth_type":
-					v, ok := k.one(a)
-					if !ok {
-						continue
-					}
-					v = strings.ToUpper(v)
-					if v == "AH" {
-						k.errAt(a.Line, a.Key, "AH is not supported by leasehold: switch the pair to PASS (or no authentication) before migrating")
-						continue
-					}
-					if v != "PASS" {
-						k.errAt(a.Line, a.Key, "%q: want PASS", a.Args[0])
-						continue
-					}
-					auth.Map = append(auth.Map, &kaKV{Key: "auth_type", Scalar: v, Line: a.Line})
-				case "auth_pass":
-					if v, ok := k.one(a); ok {
-						auth.Map = append(auth.Map, &kaKV{Key: "auth_pass", Scalar: yq(v), Line: a.Line})
-					}
-				default:
-					k.warnAt(a.Line, a.Key, "authentication %s: not converted", a.Key)
-				}
-			}
-			set(auth)
 		case "virtual_ipaddress":
-			kv := &kaKV{Key: s.Key, IsList: true, Line: s.Line}
+			kv := list(s.Key, s.Line)
 			for _, e := range k.entries(s) {
 				if v, ok := k.vip(e); ok {
 					kv.List = append(kv.List, yq(v))
 				}
 			}
-			set(kv)
-		case "unicast_src_ip":
+		case "unicast_src_ip", "mcast_src_ip":
+			// keepalived: both set the instance's source address.
 			if v, ok := k.one(s); ok {
-				set(&kaKV{Key: s.Key, Scalar: yq(v), Line: s.Line})
+				set(&kaKV{Key: "unicast_src_ip", Scalar: yq(hostPart(v)), Line: s.Line, Comment: commentIf(s.Key == "mcast_src_ip", "keepalived mcast_src_ip")})
+			}
+		case "mcast_dst_ip":
+			if v, ok := k.one(s); ok {
+				in.mcastDst, in.mcastDstAt = hostPart(v), s.Line
 			}
 		case "unicast_peer":
-			kv := &kaKV{Key: s.Key, IsList: true, Line: s.Line}
+			kv := list(s.Key, s.Line)
 			for _, e := range k.entries(s) {
-				if len(e.Args) > 0 {
-					k.warnAt(e.Line, s.Key, "peer %s: options %q not converted", e.Key, strings.Join(e.Args, " "))
-				}
-				kv.List = append(kv.List, yq(e.Key))
+				k.peer(in, kv, e)
 			}
-			set(kv)
 		case "garp_master_delay", "garp_master_refresh":
 			if v, _, ok := k.seconds(s); ok {
 				set(&kaKV{Key: s.Key, Scalar: v, Line: s.Line})
@@ -666,28 +904,33 @@ func (k *kaConv) instance(b *kaStmt) {
 			if v, ok := k.intIn(s, 0, 100); ok {
 				set(&kaKV{Key: s.Key, Scalar: v, Line: s.Line})
 			}
-		case "track_interface", "track_script":
-			kv := &kaKV{Key: s.Key, IsList: true, Line: s.Line}
+		case "track_interface":
 			for _, e := range k.entries(s) {
-				if s.Key == "track_interface" {
-					kv.List = append(kv.List, yq(e.Words()))
-					continue
-				}
-				if !k.hasScript(e.Key) {
-					k.warnAt(e.Line, s.Key, "%s: no vrrp_script of that name: dropped (keepalived ignores it too)", e.Key)
-					continue
-				}
-				if len(e.Args) > 0 {
-					k.warnAt(e.Line, s.Key, "%s: per-instance override %q not converted: the vrrp_script's own weight applies", e.Key, strings.Join(e.Args, " "))
-				}
-				kv.List = append(kv.List, yq(e.Key))
+				k.trackInterface(in, e)
 			}
-			set(kv)
+		case "track_script":
+			for _, e := range k.entries(s) {
+				k.trackScript(in, e)
+			}
+		case "vrrp_v3_checksum_as_v2", "v3_checksum_as_v2":
+			v := "true"
+			if len(s.Args) > 0 {
+				v = strings.ToLower(s.Args[0])
+			}
+			pseudo := "true"
+			if v == "true" || v == "on" || v == "yes" {
+				pseudo = "false"
+			}
+			set(&kaKV{Key: "v3_checksum_pseudo_header", Scalar: pseudo, Line: s.Line, Comment: "keepalived " + s.Key})
 		default:
 			if notifyKeys[s.Key] {
 				if kv := k.notify(s); kv != nil {
 					set(kv)
 				}
+				continue
+			}
+			if msg, ok := instanceRefused[s.Key]; ok {
+				k.errAt(s.Line, s.Key, "instance %s: %s", name, msg)
 				continue
 			}
 			if msg, ok := instanceUnsupported[s.Key]; ok {
@@ -697,24 +940,136 @@ func (k *kaConv) instance(b *kaStmt) {
 			k.warnAt(s.Line, s.Key, "unknown vrrp_instance keyword (a typo? keepalived ignores it too): not converted")
 		}
 	}
-	k.effective(in, strict, strictAt)
+	k.instByName[name] = in
 	k.instances = append(k.instances, in)
 }
 
-func (k *kaConv) hasScript(name string) bool {
-	for _, s := range k.scripts {
-		if s.name == name {
-			return true
-		}
+func commentIf(cond bool, c string) string {
+	if cond {
+		return c
 	}
-	return false
+	return ""
 }
 
-// effective applies keepalived's own adjustments (vrrp_complete_instance)
-// so the converted instance behaves as keepalived's did, not as its file
-// read.
-func (k *kaConv) effective(in *kaInstance, strict bool, strictAt int) {
+// hostPart cuts a /prefix or -range off an address, as keepalived's
+// inet_stosockaddr does for source and peer addresses.
+func hostPart(a string) string {
+	if i := strings.IndexAny(a, "/-"); i > 0 {
+		return a[:i]
+	}
+	return a
+}
+
+func (k *kaConv) authentication(s *kaStmt) *kaKV {
+	auth := &kaKV{Key: "authentication", Line: s.Line}
+	unknown := false // an auth_type keepalived does not know
+	for _, a := range s.Block {
+		switch a.Key {
+		case "auth_type":
+			v, ok := k.one(a)
+			if !ok {
+				continue
+			}
+			switch v {
+			case "AH":
+				k.errAt(a.Line, a.Key, "AH is not supported by leasehold: switch the pair to PASS (or no authentication) before migrating")
+			case "PASS":
+				auth.Map = append(auth.Map, &kaKV{Key: "auth_type", Scalar: v, Line: a.Line})
+			default:
+				// keepalived compares exactly ("pass" is unknown) and
+				// then sends no authentication at all.
+				k.warnAt(a.Line, a.Key, "%q: keepalived knows only PASS and AH (in capitals) and sends no authentication: the block is dropped", v)
+				unknown = true
+			}
+		case "auth_pass":
+			// keepalived takes the first word (the line's comment cut).
+			if len(a.Args) == 0 || a.HasBlock {
+				k.errAt(a.Line, a.Key, "needs a password")
+				continue
+			}
+			if len(a.Args) > 1 {
+				k.warnAt(a.Line, a.Key, "%q: keepalived uses the first word only, %q", strings.Join(a.Args, " "), a.Args[0])
+			}
+			auth.Map = append(auth.Map, &kaKV{Key: "auth_pass", Scalar: yq(a.Args[0]), Line: a.Line})
+		default:
+			k.warnAt(a.Line, a.Key, "authentication %s: not converted", a.Key)
+		}
+	}
+	if unknown {
+		auth.Map = nil // effective drops it
+	}
+	return auth
+}
+
+// peer converts a unicast_peer entry: "ADDR[/LEN] [min_ttl N] [max_ttl N]".
+func (k *kaConv) peer(in *kaInstance, kv *kaKV, e *kaStmt) {
+	a := hostPart(e.Key)
+	if in.peers == nil {
+		in.peers = map[string]bool{}
+	}
+	if in.peers[a] {
+		k.warnAt(e.Line, "unicast_peer", "instance %s: peer %s given twice: converted once (keepalived 2.3.3 and later ignore the second too; older ones send it every advert twice)", in.name, a)
+		return
+	}
+	if len(e.Args) > 0 {
+		k.warnAt(e.Line, "unicast_peer", "peer %s: options %q not converted", e.Key, strings.Join(e.Args, " "))
+	}
+	in.peers[a] = true
+	kv.List = append(kv.List, yq(a))
+}
+
+// trackInterface records "IFACE [weight N [reverse]]".
+func (k *kaConv) trackInterface(in *kaInstance, e *kaStmt) {
+	t := kaTrack{name: e.Key, line: e.Line}
+	if len(e.Args) > 0 {
+		if e.Args[0] != "weight" {
+			k.errAt(e.Line, "track_interface", "instance %s: %s: want IFACE or IFACE weight N, got %q", in.name, e.Key, e.Words())
+			return
+		}
+		w, ok := k.weight(e, e.Args[1:], "instance "+in.name+": track_interface "+e.Key)
+		if !ok {
+			return
+		}
+		t.weight = &w
+	}
+	in.trackIfaces = append(in.trackIfaces, t)
+}
+
+// trackScript records "NAME [weight N [reverse|noreverse]]".
+func (k *kaConv) trackScript(in *kaInstance, e *kaStmt) {
+	if k.scriptByName[e.Key] == nil {
+		k.warnAt(e.Line, "track_script", "%s: no vrrp_script of that name: dropped (keepalived ignores it too)", e.Key)
+		return
+	}
+	if in.tracked == nil {
+		in.tracked = map[string]bool{}
+	}
+	if in.tracked[e.Key] {
+		k.warnAt(e.Line, "track_script", "instance %s: %s tracked twice: the second is ignored, as keepalived does", in.name, e.Key)
+		return
+	}
+	in.tracked[e.Key] = true
+	t := kaTrack{name: e.Key, line: e.Line}
+	if len(e.Args) > 0 {
+		if e.Args[0] != "weight" {
+			k.warnAt(e.Line, "track_script", "instance %s: %s: option %q ignored, as keepalived does", in.name, e.Key, e.Args[0])
+		} else {
+			w, ok := k.weight(e, e.Args[1:], "instance "+in.name+": track_script "+e.Key)
+			if !ok {
+				return
+			}
+			t.weight = &w
+		}
+	}
+	in.trackScripts = append(in.trackScripts, t)
+}
+
+// effective applies keepalived's own adjustments (vrrp_complete_instance,
+// vrrp_sync_set_group) so the converted instance behaves as keepalived's
+// did, not as its file read.
+func (k *kaConv) effective(in *kaInstance) {
 	kv := in.kvs
+	strict, strictAt := in.strict, in.strictAt
 	if kv["version"] == nil && k.version != nil {
 		v := *k.version
 		kv["version"] = &v
@@ -728,17 +1083,34 @@ func (k *kaConv) effective(in *kaInstance, strict bool, strictAt int) {
 	state, prio := kv["state"], kv["priority"]
 	switch {
 	case prio == nil && state != nil && state.Scalar == "MASTER":
-		kv["priority"] = &kaKV{Key: "priority", Scalar: "255", Line: state.Line,
+		prio = &kaKV{Key: "priority", Scalar: "255", Line: state.Line,
 			Comment: "keepalived: no priority with state MASTER means 255 (address owner)"}
+		kv["priority"] = prio
 		k.warnAt(state.Line, "priority", "instance %s: no priority with state MASTER: keepalived uses 255 (address owner); written explicitly", in.name)
 	case state == nil && prio != nil && prio.Scalar == "255":
-		kv["state"] = &kaKV{Key: "state", Scalar: "MASTER", Line: prio.Line, Comment: "keepalived: priority 255 starts as MASTER"}
+		state = &kaKV{Key: "state", Scalar: "MASTER", Line: prio.Line, Comment: "keepalived: priority 255 starts as MASTER"}
+		kv["state"] = state
+	case strict && state != nil && (state.Scalar == "MASTER") != (prio != nil && prio.Scalar == "255"):
+		want := "BACKUP"
+		if prio != nil && prio.Scalar == "255" {
+			want = "MASTER"
+		}
+		k.warnAt(state.Line, "state", "instance %s: state %s: keepalived in strict mode (line %d) starts as %s: only the address owner (priority 255) starts as MASTER; written as %s",
+			in.name, state.Scalar, k.line(strictAt), want, want)
+		state = &kaKV{Key: "state", Scalar: want, Line: state.Line, Comment: "keepalived strict mode: state follows priority 255"}
+		kv["state"] = state
+	}
+	owner := prio != nil && prio.Scalar == "255"
+	if np := kv["nopreempt"]; np != nil && np.Scalar == "true" && owner {
+		delete(kv, "nopreempt")
+		k.warnAt(np.Line, "nopreempt", "instance %s: dropped: keepalived resets nopreempt with priority 255", in.name)
 	}
 	version := "2"
 	if v := kv["version"]; v != nil {
 		version = v.Scalar
 	}
-	if vips := kv["virtual_ipaddress"]; vips != nil && kv["version"] == nil {
+	six := false
+	if vips := kv["virtual_ipaddress"]; vips != nil {
 		for _, v := range vips.List {
 			if uq, err := strconv.Unquote(v); err == nil {
 				v = uq
@@ -746,15 +1118,18 @@ func (k *kaConv) effective(in *kaInstance, strict bool, strictAt int) {
 			a, _, _ := strings.Cut(v, " ")
 			a, _, _ = strings.Cut(a, "/")
 			if ip, err := netip.ParseAddr(a); err == nil && ip.Is6() {
-				version = "3"
+				six = true
 			}
 		}
+	}
+	if six && kv["version"] == nil {
+		version = "3"
 	}
 	if a := kv["authentication"]; a != nil {
 		switch {
 		case strict:
 			delete(kv, "authentication")
-			k.warnAt(a.Line, "authentication", "instance %s: dropped: keepalived ignores authentication in strict mode (vrrp_strict at line %d), so its adverts carry none", in.name, strictAt)
+			k.warnAt(a.Line, "authentication", "instance %s: dropped: keepalived ignores authentication in strict mode (vrrp_strict at line %d), so its adverts carry none", in.name, k.line(strictAt))
 		case version == "3":
 			delete(kv, "authentication")
 			k.warnAt(a.Line, "authentication", "instance %s: dropped: VRRPv3 has no authentication (keepalived ignores it too)", in.name)
@@ -783,9 +1158,136 @@ func (k *kaConv) effective(in *kaInstance, strict bool, strictAt int) {
 			ai.Scalar = strconv.FormatFloat(r, 'f', -1, 64)
 		}
 	}
-	if kv["accept"] == nil && !strict {
-		kv["accept"] = &kaKV{Key: "accept", Scalar: "true", Line: in.line, Comment: "keepalived's default without vrrp_strict"}
+	// keepalived: accept unless strict, always for the address owner; in
+	// strict mode with VRRPv2 a non-owner's accept is reset.
+	switch acc := kv["accept"]; {
+	case acc == nil && (owner || !strict):
+		why := "keepalived's default without vrrp_strict"
+		if owner {
+			why = "keepalived's default for the address owner"
+		}
+		kv["accept"] = &kaKV{Key: "accept", Scalar: "true", Line: in.line, Comment: why}
+	case acc != nil && acc.Scalar == "true" && strict && !owner && version == "2":
+		delete(kv, "accept")
+		k.warnAt(acc.Line, "accept", "instance %s: dropped: keepalived resets accept for VRRPv2 in strict mode", in.name)
 	}
+	peers := kv["unicast_peer"]
+	if strict && peers != nil && len(peers.List) > 0 {
+		// keepalived's check (vrrp_complete_instance) depends on the
+		// interface's state at start: 2.2.7 runs such an instance as unicast.
+		k.warnAt(peers.Line, "unicast_peer", "instance %s: unicast peers in strict mode (vrrp_strict at line %d): keepalived refuses them "+
+			"when it sees the interface's multicast flag at start, and runs them (2.2.7 does) otherwise; converted as unicast", in.name, k.line(strictAt))
+	}
+	if peers == nil || len(peers.List) == 0 {
+		k.multicastGroup(in, six)
+	}
+	k.tracks(in, owner)
+}
+
+// multicastGroup refuses a multicast group other than VRRP's own:
+// leasehold sends and listens on 224.0.0.18 and ff02::12 only, so a
+// keepalived peer on another group and a leasehold node would not hear
+// each other and both be master.
+func (k *kaConv) multicastGroup(in *kaInstance, six bool) {
+	group, at, what := k.mcast4, k.mcast4At, "global_defs vrrp_mcast_group4"
+	def := "224.0.0.18"
+	if six {
+		group, at, what, def = k.mcast6, k.mcast6At, "global_defs vrrp_mcast_group6", "ff02::12"
+	}
+	if in.mcastDst != "" {
+		group, at, what = in.mcastDst, in.mcastDstAt, "mcast_dst_ip"
+	}
+	if group == "" {
+		return
+	}
+	if a, err := netip.ParseAddr(group); err == nil && a == netip.MustParseAddr(def) {
+		return
+	}
+	k.errAt(at, "mcast_dst_ip", "instance %s: %s %s: leasehold sends and listens on %s only: it and a keepalived node "+
+		"would not hear each other and both be master; move the keepalived nodes to %s (or to unicast_peer) first", in.name, what, group, def, def)
+}
+
+// tracks writes the instance's track_script and track_interface as
+// keepalived applies them: an address owner or a member of a sync group
+// (without sync_group_tracking_weight) ignores weighted scripts and takes
+// weighted interfaces as unweighted (an owner drops them); a per-instance
+// script weight becomes a copy of the vrrp_script with that weight.
+func (k *kaConv) tracks(in *kaInstance, owner bool) {
+	noWeights := owner || in.group != nil && !in.group.trackingWeight
+	why := "the address owner (priority 255)"
+	if !owner && in.group != nil {
+		why = "a member of sync group " + in.group.name + " (without sync_group_tracking_weight)"
+	}
+	if len(in.trackIfaces) > 0 {
+		kv := &kaKV{Key: "track_interface", IsList: true, Line: in.trackIfaces[0].line}
+		for _, t := range in.trackIfaces {
+			switch {
+			case t.weight == nil || *t.weight == 0:
+				kv.List = append(kv.List, yq(t.name))
+			case noWeights && owner:
+				k.warnAt(t.line, "track_interface", "instance %s: %s weight %d: dropped: keepalived does not track weighted interfaces of %s", in.name, t.name, *t.weight, why)
+			case noWeights:
+				k.warnAt(t.line, "track_interface", "instance %s: %s weight %d: keepalived ignores the weight of %s: a down %s faults the instance; written without the weight", in.name, t.name, *t.weight, why, t.name)
+				kv.List = append(kv.List, yq(t.name))
+			default:
+				kv.List = append(kv.List, yq(fmt.Sprintf("%s weight %d", t.name, *t.weight)))
+			}
+		}
+		if len(kv.List) > 0 {
+			in.kvs["track_interface"] = kv
+		}
+	}
+	if len(in.trackScripts) > 0 {
+		kv := &kaKV{Key: "track_script", IsList: true, Line: in.trackScripts[0].line}
+		for _, t := range in.trackScripts {
+			sc := k.scriptByName[t.name]
+			w := sc.weight
+			if t.weight != nil {
+				w = *t.weight
+			}
+			if w != 0 && noWeights {
+				k.warnAt(t.line, "track_script", "instance %s: %s (weight %d): dropped: keepalived ignores weighted scripts of %s", in.name, t.name, w, why)
+				continue
+			}
+			name := t.name
+			if w != sc.weight {
+				name = k.weighted(sc, w)
+				k.warnAt(t.line, "track_script", "instance %s: %s weight %d: converted as vrrp_script %s, a copy of %s with that weight "+
+					"(leasehold has no per-instance weights; the check runs once per copy)", in.name, t.name, w, name, t.name)
+			}
+			kv.List = append(kv.List, yq(name))
+		}
+		if len(kv.List) > 0 {
+			in.kvs["track_script"] = kv
+		}
+	}
+}
+
+// weighted returns the name of a copy of sc with weight w, made once.
+func (k *kaConv) weighted(sc *kaNamed, w int) string {
+	base := fmt.Sprintf("%s_w%d", sc.name, w)
+	name := base
+	for i := 2; ; i++ {
+		other := k.scriptByName[name]
+		if other == nil {
+			break
+		}
+		if other.copyOf == sc && other.weight == w {
+			return name
+		}
+		name = fmt.Sprintf("%s_%d", base, i)
+	}
+	cp := &kaNamed{name: name, line: sc.line, weight: w, copyOf: sc}
+	for _, kv := range sc.kvs {
+		if kv.Key == "weight" {
+			continue
+		}
+		cp.kvs = append(cp.kvs, kv)
+	}
+	cp.kvs = append(cp.kvs, &kaKV{Key: "weight", Scalar: strconv.Itoa(w), Line: sc.line, Comment: "a track_script's weight"})
+	k.scriptByName[name] = cp
+	k.scripts = append(k.scripts, cp)
+	return name
 }
 
 var vipFlags = map[string]bool{"no_track": true, "home": true, "-nodad": true, "nodad": true, "noprefixroute": true, "autojoin": true}
@@ -825,52 +1327,6 @@ var instanceOrder = []string{
 	"unicast_src_ip", "unicast_peer", "garp_master_delay", "garp_master_repeat",
 	"garp_master_refresh", "track_interface", "track_script",
 	"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
-}
-
-// yamlHas reports whether config.Config has the YAML key path ("*" steps into a
-// map's values): keys the lead adds to config.Config are then written for real.
-func yamlHas(path ...string) bool {
-	t := reflect.TypeOf(config.Config{})
-	for _, key := range path {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-		if key == "*" {
-			if t.Kind() != reflect.Map {
-				return false
-			}
-			t = t.Elem()
-			continue
-		}
-		if t.Kind() != reflect.Struct {
-			return false
-		}
-		ft, found := yamlField(t, key)
-		if !found {
-			return false
-		}
-		t = ft
-	}
-	return true
-}
-
-// yamlField finds the field of struct type t named key in YAML, looking
-// into inline structs.
-func yamlField(t reflect.Type, key string) (reflect.Type, bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
-			if ft, ok := yamlField(f.Type, key); ok {
-				return ft, true
-			}
-			continue
-		}
-		if name == key {
-			return f.Type, true
-		}
-	}
-	return nil, false
 }
 
 var plainScalar = regexp.MustCompile(`^[A-Za-z0-9_/][A-Za-z0-9_./:@+-]*$`)

@@ -48,26 +48,29 @@ func TestImportSeeds(t *testing.T) {
 	}
 	strictAuth := "dropped: keepalived ignores authentication in strict mode"
 	cases := []want{
-		{"nginx-000-master.conf", "LVS_01", "MASTER", "ens33", 51, 120, "192.168.10.100/32", "", false, true,
-			[]string{":15: vrrp_strict: not converted", ":18: vrrp_iptables: not converted", ":32: authentication: instance VI_1: " + strictAuth, ":5: notification_email: not converted"}},
+		// vrrp_strict: keepalived starts a non-owner (priority < 255) as BACKUP.
+		{"nginx-000-master.conf", "LVS_01", "BACKUP", "ens33", 51, 120, "192.168.10.100/32", "", false, true,
+			[]string{":15: vrrp_strict: not converted", ":27: state: instance VI_1: state MASTER: keepalived in strict mode (line 15) starts as BACKUP", ":18: vrrp_iptables: not converted", ":32: authentication: instance VI_1: " + strictAuth, ":5: notification_email: not converted"}},
 		{"nginx-000-backup.conf", "LVS_02", "BACKUP", "ens33", 51, 100, "192.168.10.100/32", "", false, true,
 			[]string{":13: vrrp_strict", ":28: authentication: instance VI_1: " + strictAuth}},
 		{"nginx-001-master.conf", "master", "MASTER", "eth0", 254, 100, "192.168.0.174/32", "1111", true, true,
 			[]string{":26: virtual_ipaddress: 192.168.0.174: label eth0:0 dropped", ":13: vrrp_instance.VI_1.nopreempt: nopreempt only takes effect with state BACKUP"}},
 		{"nginx-001-backup.conf", "backup", "BACKUP", "eth0", 254, 99, "192.168.0.174/32", "1111", true, true,
 			[]string{":26: virtual_ipaddress: 192.168.0.174: label eth0:0 dropped"}},
-		{"nginx-002-test221.conf", "LVS_DEVEL", "MASTER", "eth0", 51, 100, "172.16.22.219/32", "aiker>co", false, true,
-			[]string{":22: vrrp_instance.VI_1.authentication.auth_pass: longer than 8 characters", ":6: smtp_server: not converted"}},
-		{"nginx-002-test222.conf", "LVS_DEVEL", "BACKUP", "eth0", 51, 90, "172.16.22.219/32", "aiker>co", false, true,
+		// router_id LVS_DEVEL (keepalived's sample, on both nodes) is not node.name.
+		{"nginx-002-test221.conf", "", "MASTER", "eth0", 51, 100, "172.16.22.219/32", "aiker>co", false, true,
+			[]string{":22: vrrp_instance.VI_1.authentication.auth_pass: longer than 8 characters", ":6: smtp_server: not converted",
+				":8: router_id: router_id LVS_DEVEL is keepalived's sample value, most likely the same on every node: NOT used as node.name"}},
+		{"nginx-002-test222.conf", "", "BACKUP", "eth0", 51, 90, "172.16.22.219/32", "aiker>co", false, true,
 			[]string{":22: vrrp_instance.VI_1.authentication.auth_pass: longer than 8 characters"}},
-		{"lvs-003-master.conf", "LVS_11", "MASTER", "enp0s3", 51, 101, "192.168.1.99/32", "", false, false,
+		{"lvs-003-master.conf", "LVS_11", "BACKUP", "enp0s3", 51, 101, "192.168.1.99/32", "", false, false,
 			[]string{":27: virtual_server: virtual_server 192.168.1.99 80 (lines 27-49): " + lvsNote, ":17: authentication: instance VI_1: " + strictAuth}},
 		{"lvs-003-backup.conf", "LVS_12", "BACKUP", "enp0s3", 51, 100, "192.168.1.99/32", "", false, false,
 			[]string{":26: virtual_server: virtual_server 192.168.1.99 80 (lines 26-50): " + lvsNote}},
 		{"mysql-002-master.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 100, "192.168.0.204/32", "1111", true, false,
-			[]string{":26: virtual_server: block \"virtual_server 192.168.0.204 3306\" is not closed", ":26: virtual_server: virtual_server 192.168.0.204 3306 (lines 26-41): " + lvsNote}},
+			[]string{":26: virtual_server: block \"virtual_server 192.168.0.204 3306\" is not closed", ":26: virtual_server: virtual_server 192.168.0.204 3306 (lines 26-40): " + lvsNote}},
 		{"mysql-002-backup.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 90, "192.168.0.204/32", "1111", false, false,
-			[]string{":28: virtual_server: virtual_server 192.168.0.204 3306 (lines 28-43): " + lvsNote}},
+			[]string{":28: virtual_server: virtual_server 192.168.0.204 3306 (lines 28-42): " + lvsNote}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
@@ -85,7 +88,7 @@ func TestImportSeeds(t *testing.T) {
 			if in == nil || len(c.Instance) != 1 {
 				t.Fatalf("instances %v, want VI_1 only", c.Names())
 			}
-			if c.Node.Name != tc.node || in.State != tc.state || in.Interface != tc.iface ||
+			if tc.node != "" && c.Node.Name != tc.node || in.State != tc.state || in.Interface != tc.iface ||
 				in.VirtualRouterID != tc.vrid || in.Priority != tc.prio || in.NoPreempt != tc.nopreempt || in.Version != 2 {
 				t.Errorf("node %q instance %+v", c.Node.Name, in)
 			}
@@ -119,10 +122,9 @@ func TestImportSeeds(t *testing.T) {
 
 func TestImportMalformed(t *testing.T) {
 	cases := []struct{ file, want string }{
-		{"bad-unbalanced-close.conf", ":9: (syntax): '}' closes no block"},
 		{"bad-unknown-block.conf", ":4: vrrp_instanse: unknown block \"vrrp_instanse\""},
 		{"bad-missing-brace.conf", ":8: vrrp_instance: vrrp_instance inside vrrp_instance VI_1 (line 1): a '}' is missing above this line"},
-		{"bad-include.conf", ":4: include: include /etc/keepalived/conf.d/*.conf: not supported"},
+		{"bad-include.conf", ":4: include: include /etc/keepalived/conf.d/*.conf: this import reads no other files"},
 		{"bad-fullwidth.conf", ":1: (syntax): full-width '｛' (U+FF5B): did you mean \"{\"?"},
 		{"bad-quote.conf", ":2: (syntax): unterminated quoted string"},
 		// Seed 004 pasted its code boxes with line numbers.
@@ -159,6 +161,7 @@ vrrp_sync_group G1 {
         V6
     }
     notify_master "/etc/keepalived/master.sh"
+    sync_group_tracking_weight
 }
 vrrp_instance V4
 {
@@ -229,7 +232,9 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	}
 	// vrrp_version 3 applies to both; MASTER without priority would be 255
 	// but V4 has one (the last of its three lines wins).
-	if v4.Version != 3 || v4.Priority != 110 || v4.State != "MASTER" || v4.AdvertInt.D().Seconds() != 0.5 {
+	// Both are in sync group G1, not both owners: keepalived starts them
+	// as BACKUP.
+	if v4.Version != 3 || v4.Priority != 110 || v4.State != "BACKUP" || v4.AdvertInt.D().Seconds() != 0.5 {
 		t.Errorf("V4 = %+v", v4)
 	}
 	if v4.AuthKey != [8]byte{} {
@@ -244,8 +249,10 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	if len(v4.Tracks) != 1 || v4.Tracks[0] != (config.TrackIface{Name: "eth2", Weight: -20}) {
 		t.Errorf("V4 tracks %+v", v4.Tracks)
 	}
-	if len(v4.TrackScript) != 1 || v4.TrackScript[0] != "chk_web" {
-		t.Errorf("V4 track_script %v", v4.TrackScript)
+	// The per-instance weight: a copy of the script with it.
+	if len(v4.TrackScript) != 1 || v4.TrackScript[0] != "chk_web_w10" || c.Script["chk_web_w10"] == nil || c.Script["chk_web_w10"].Weight != 10 ||
+		c.Script["chk_web_w10"].Script != c.Script["chk_web"].Script {
+		t.Errorf("V4 track_script %v, scripts %v", v4.TrackScript, c.Script)
 	}
 	if v4.NotifyBackup != "/usr/bin/nsenter.sh backup # not a comment" || v4.NotifyFault != "/etc/keepalived/fault.sh" {
 		t.Errorf("notify %q %q", v4.NotifyBackup, v4.NotifyFault)
@@ -253,8 +260,8 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	if d := v4.GarpMasterDelay.D().Seconds(); d != 2 || *v4.GarpMasterRepeat != 3 {
 		t.Errorf("garp %v %d (global defaults)", d, *v4.GarpMasterRepeat)
 	}
-	if !v6.IPv6 || v6.Version != 3 || v6.State != "MASTER" || v6.PreemptDelay != 0 {
-		t.Errorf("V6 = %+v (priority 255 starts as MASTER; keepalived clears preempt_delay then)", v6)
+	if !v6.IPv6 || v6.Version != 3 || v6.State != "BACKUP" || v6.PreemptDelay != 0 {
+		t.Errorf("V6 = %+v (priority 255 starts as MASTER, so keepalived clears preempt_delay; the sync group then starts it as BACKUP)", v6)
 	}
 	s := c.Script["chk_web"]
 	if s == nil || s.Script != "/usr/bin/curl -fsS http://127.0.0.1/" || s.Weight != -30 || s.Fall != 2 || s.Interval.D().Seconds() != 2 {
@@ -263,23 +270,23 @@ func TestImportKeepalivedSemantics(t *testing.T) {
 	warned := warningText(im)
 	for _, w := range []string{
 		"mixed.conf:7: lvs_id: global_defs lvs_id: not converted",
-		"mixed.conf:21: advert_int", // none: v3 keeps 0.5
-		"mixed.conf:25: virtual_ipaddress: 10.1.0.10/24: label eth1:vip dropped",
-		"mixed.conf:25: virtual_ipaddress: 10.1.0.10/24: option brd 10.1.0.255 dropped",
-		"mixed.conf:22: authentication: instance V4: dropped: VRRPv3 has no authentication",
-		"mixed.conf:30: unicast_peer: peer 10.1.0.2: options \"min_ttl 255\" not converted",
-		"mixed.conf:36: track_script: chk_web: per-instance override \"weight 10\" not converted",
-		"mixed.conf:37: track_script: chk_missing: no vrrp_script of that name: dropped",
-		"mixed.conf:39: notify_backup: \"nsenter.sh\" resolved to /usr/bin/nsenter.sh",
-		"mixed.conf:40: notify_fault: user/group \"root\" not converted",
-		"mixed.conf:41: priorty: unknown vrrp_instance keyword",
-		"mixed.conf:43: priority: also given at line 42",
-		"mixed.conf:44: mcast_src_ip: not converted",
-		"mixed.conf:50: preempt_delay: instance V6: dropped: keepalived clears it with state MASTER",
-		"mixed.conf:56: script: \"curl\" resolved to /usr/bin/curl",
-		"mixed.conf:62: static_ipaddress: not converted",
+		"mixed.conf:22: advert_int", // none: v3 keeps 0.5
+		"mixed.conf:26: virtual_ipaddress: 10.1.0.10/24: label eth1:vip dropped",
+		"mixed.conf:26: virtual_ipaddress: 10.1.0.10/24: option brd 10.1.0.255 dropped",
+		"mixed.conf:23: authentication: instance V4: dropped: VRRPv3 has no authentication",
+		"mixed.conf:31: unicast_peer: peer 10.1.0.2: options \"min_ttl 255\" not converted",
+		"mixed.conf:37: track_script: instance V4: chk_web weight 10: converted as vrrp_script chk_web_w10, a copy of chk_web with that weight",
+		"mixed.conf:38: track_script: chk_missing: no vrrp_script of that name: dropped",
+		"mixed.conf:40: notify_backup: \"nsenter.sh\" resolved to /usr/bin/nsenter.sh",
+		"mixed.conf:41: notify_fault: user/group \"root\" not converted",
+		"mixed.conf:42: priorty: unknown vrrp_instance keyword",
+		"mixed.conf:44: priority: also given at line 43",
+		"mixed.conf:45: unicast_src_ip: also given at line 29: the last one wins",
+		"mixed.conf:51: preempt_delay: instance V6: dropped: keepalived clears it with state MASTER",
+		"mixed.conf:57: script: \"curl\" resolved to /usr/bin/curl",
+		"mixed.conf:63: static_ipaddress: not converted",
 	} {
-		if w == "mixed.conf:21: advert_int" {
+		if w == "mixed.conf:22: advert_int" {
 			if strings.Contains(warned, w) {
 				t.Errorf("VRRPv3 advert_int 0.5 was warned about:\n%s", warned)
 			}
@@ -413,17 +420,27 @@ func TestImportQuorumTemplates(t *testing.T) {
 	}
 }
 
+// isControl: what a terminal would interpret, but a line break.
+func isControl(c rune) bool { return c < 0x20 && c != '\n' || c == 0x7f || c >= 0x80 && c < 0xa0 }
+
 func FuzzImportKeepalived(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.conf")
-	for _, p := range files {
+	corpus, _ := filepath.Glob("testdata/corpus/*/*.conf")
+	for _, p := range append(files, corpus...) {
 		b, _ := os.ReadFile(p)
 		f.Add(b)
 	}
 	f.Add([]byte(kaMixed))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		im, err := Import("f.conf", data, Options{})
+		im, err := Import("f.conf", data, Options{ConfigID: "lb1"})
 		if err != nil {
+			if strings.ContainsFunc(err.Error(), isControl) {
+				t.Fatalf("a control byte in the error: %q", err)
+			}
 			return
+		}
+		if strings.ContainsFunc(warningText(im), isControl) {
+			t.Fatalf("a control byte in the warnings: %q", warningText(im))
 		}
 		// Whatever converts must parse on its own.
 		if _, err := config.Parse("f.yaml", im.YAML); err != nil {
