@@ -71,8 +71,8 @@ type CheckConfig struct {
 	MaxLag time.Duration
 }
 
-// withDefaults fills in the zero fields.
-func (c Config) withDefaults() Config {
+// Defaults returns c with its zero fields filled in.
+func (c Config) Defaults() Config {
 	if c.CatchupTimeout <= 0 {
 		c.CatchupTimeout = DefaultCatchupTimeout
 	}

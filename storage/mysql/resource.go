@@ -71,10 +71,7 @@ func New(cfg Config, srv, peer Server, log *slog.Logger) (*Resource, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newResource(cfg.withDefaults(), srv, peer, log), nil
-}
-
-func newResource(cfg Config, srv, peer Server, log *slog.Logger) *Resource {
+	cfg = cfg.Defaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -82,21 +79,34 @@ func newResource(cfg Config, srv, peer Server, log *slog.Logger) *Resource {
 	if where == "" {
 		where = cfg.Address
 	}
-	return &Resource{cfg: cfg, name: "mysql " + where, srv: srv, peer: peer, log: log.With("mysql", where), now: time.Now}
+	r := &Resource{cfg: cfg, name: "mysql " + where, srv: srv, log: log.With("mysql", where), now: time.Now}
+	if peer != nil { // a nil *SQL must not become a non-nil Server
+		r.peer = peer
+	}
+	return r, nil
 }
 
-// Dial returns the resource for cfg over go-sql-driver/mysql (the local
-// server by its socket or address, the peer over TCP), reading the
-// credentials files. It connects to nothing yet.
+// Dial returns the resource for cfg over go-sql-driver/mysql (Servers).
 func Dial(cfg Config, log *slog.Logger) (*Resource, error) {
-	if err := cfg.Validate(); err != nil {
+	srv, peer, err := Servers(cfg)
+	if err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	return New(cfg, srv, peer, log)
+}
+
+// Servers returns the real Servers of cfg: the local server by its socket
+// or address, and the peer over TCP (nil without a peer), reading the
+// credentials files. It connects to nothing yet.
+func Servers(cfg Config) (local, peer Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	cfg = cfg.Defaults()
 	quietDriver.Do(func() { gomysql.SetLogger(discard{}) })
 	cred, err := ReadCredentials(cfg.CredentialsFile)
 	if err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
+		return nil, nil, fmt.Errorf("mysql: %w", err)
 	}
 	e := Endpoint{Net: "unix", Addr: cfg.Socket}
 	if cfg.Socket == "" {
@@ -104,19 +114,22 @@ func Dial(cfg Config, log *slog.Logger) (*Resource, error) {
 	}
 	srv, err := Open(e, cred, cfg.StepTimeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var peer Server
-	if cfg.Peer != "" {
-		pc, err := ReadCredentials(cfg.PeerCredentialsFile)
-		if err != nil {
-			return nil, fmt.Errorf("mysql: peer: %w", err)
-		}
-		if peer, err = Open(Endpoint{Net: "tcp", Addr: cfg.Peer}, pc, cfg.PeerTimeout); err != nil {
-			return nil, err
-		}
+	if cfg.Peer == "" {
+		return srv, nil, nil
 	}
-	return newResource(cfg, srv, peer, log), nil
+	pc, err := ReadCredentials(cfg.PeerCredentialsFile)
+	if err != nil {
+		srv.Close()
+		return nil, nil, fmt.Errorf("mysql: peer: %w", err)
+	}
+	ps, err := Open(Endpoint{Net: "tcp", Addr: cfg.Peer}, pc, cfg.PeerTimeout)
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	return srv, ps, nil
 }
 
 // Close closes the connections to the server and the peer.
@@ -138,6 +151,9 @@ var quietDriver sync.Once
 type discard struct{}
 
 func (discard) Print(...any) {}
+
+// Config is the resource's configuration, defaults filled in.
+func (r *Resource) Config() Config { return r.cfg }
 
 // Name implements resource.Resource.
 func (r *Resource) Name() string { return r.name }

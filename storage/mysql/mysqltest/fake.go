@@ -130,3 +130,15 @@ func (f *Fake) Kill(_ context.Context, id uint64) error {
 }
 
 var _ mysql.Server = (*Fake)(nil)
+
+// SetReplica changes the replication state the fake reports.
+func (f *Fake) SetReplica(r mysql.Replica) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Rep = r
+}
+
+// Broken is a replica whose SQL thread stopped on an error.
+func Broken(lastError string) mysql.Replica {
+	return mysql.Replica{Configured: true, IORunning: "Yes", SQLRunning: "No", LastError: lastError}
+}
