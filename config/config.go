@@ -248,12 +248,15 @@ type MySQL struct {
 	Address         string `yaml:"address"`          // its host:port
 	CredentialsFile string `yaml:"credentials_file"` // [client] user, password; mode 0600
 	// CatchupTimeout bounds the wait for the relay log at promotion
-	// (default 10 s); CatchupPolicy: refuse (default) or promote_anyway.
+	// (default half the promotion step, quorum.ttl/2; with peer_timeout
+	// it must fit in that step); CatchupPolicy: refuse (default) or
+	// promote_anyway.
 	CatchupTimeout Duration `yaml:"catchup_timeout"`
 	CatchupPolicy  string   `yaml:"catchup_policy"`
 	StepTimeout    Duration `yaml:"step_timeout"` // each statement (default 5 s)
 	// Peer is the other master's host:port, set read-only by a new owner
-	// (best effort, bounded by PeerTimeout, default 2 s).
+	// (best effort, bounded by PeerTimeout, default a quarter of the
+	// promotion step).
 	Peer                string     `yaml:"peer"`
 	PeerCredentialsFile string     `yaml:"peer_credentials_file"`
 	PeerTimeout         Duration   `yaml:"peer_timeout"`

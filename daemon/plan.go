@@ -377,8 +377,26 @@ func (p *Plan) mysql(key string, ic *config.Instance) error {
 		Peer: m.Peer, PeerCredentialsFile: m.PeerCredentialsFile, PeerTimeout: m.PeerTimeout.D(),
 		Check: mysql.CheckConfig{Interval: m.Check.Interval.D(), Timeout: m.Check.Timeout.D(), Weight: m.Check.Weight,
 			Rise: m.Check.Rise, Fall: m.Check.Fall, MaxLag: m.Check.MaxLag.D()}}
+	var errs []error
+	if p.LeaseMode() {
+		// The whole promotion (peer fence, catch-up, epoch, read_only) is
+		// one step of the group, cut off at its step timeout: the waits
+		// must fit inside it, with room for the statements after them.
+		step := stepTimeout(p.Quorum)
+		if mc.CatchupTimeout == 0 {
+			mc.CatchupTimeout = step / 2
+		}
+		if mc.PeerTimeout == 0 && mc.Peer != "" {
+			mc.PeerTimeout = step / 4
+		}
+		if sum := mc.CatchupTimeout + mc.PeerTimeout; sum >= step {
+			errs = append(errs, p.Config.ErrAt(key+".catchup_timeout", "catchup_timeout %v + peer_timeout %v do not fit in the "+
+				"promotion step (%v, half the quorum.ttl): the promotion would be cut off before the policy applies; lower them or raise quorum.ttl",
+				mc.CatchupTimeout, mc.PeerTimeout, step))
+		}
+	}
 	p.MySQL[ic.Name] = mc
-	return p.attribute(mc.Validate(), key, nil)
+	return errors.Join(append(errs, p.attribute(mc.Validate(), key, nil))...)
 }
 
 // readHMACKey reads an authentication key file: not accessible to others

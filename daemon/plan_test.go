@@ -191,13 +191,13 @@ func TestPlanMySQL(t *testing.T) {
 	base := string(good)
 	base = base[:strings.Index(base, "    drbd:")]
 	body := base + "    mysql:\n      socket: /run/mysqld/mysqld.sock\n      credentials_file: " + cred +
-		"\n      catchup_timeout: 3s\n      catchup_policy: promote_anyway\n      peer: 10.0.0.2:3306\n      check: {interval: 0.5, weight: -20, fall: 2, max_lag: 5s}\n"
+		"\n      catchup_timeout: 0.4\n      catchup_policy: promote_anyway\n      peer: 10.0.0.2:3306\n      check: {interval: 0.5, weight: -20, fall: 2, max_lag: 5s}\n"
 	p, err := Load(writePlanFile(t, dir, body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, ok := p.MySQL["VI_1"]
-	if !ok || m.Socket != "/run/mysqld/mysqld.sock" || m.CatchupTimeout != 3*time.Second || m.CatchupPolicy != "promote_anyway" ||
+	if !ok || m.Socket != "/run/mysqld/mysqld.sock" || m.CatchupTimeout != 400*time.Millisecond || m.CatchupPolicy != "promote_anyway" ||
 		m.Peer != "10.0.0.2:3306" || m.Check.Interval != 500*time.Millisecond || m.Check.Weight != -20 || m.Check.Fall != 2 || m.Check.MaxLag != 5*time.Second {
 		t.Fatalf("mysql: %+v", m)
 	}
@@ -211,5 +211,19 @@ func TestPlanMySQL(t *testing.T) {
 	}
 	if !p.Watchdog.Needed {
 		t.Fatalf("watchdog %+v", p.Watchdog)
+	}
+	// Defaults from the promotion step (ttl 4s: 2s): catch-up half of it,
+	// the peer fence a quarter; a catch-up that does not fit is refused.
+	body = strings.Replace(body, "      catchup_timeout: 0.4\n", "", 1)
+	if p, err = Load(writePlanFile(t, dir, body)); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.MySQL["VI_1"]; m.CatchupTimeout != time.Second || m.PeerTimeout != 500*time.Millisecond {
+		t.Fatalf("catch-up %v, peer %v", m.CatchupTimeout, m.PeerTimeout)
+	}
+	body = strings.Replace(body, "      catchup_policy:", "      catchup_timeout: 10s\n      catchup_policy:", 1)
+	_, err = Load(writePlanFile(t, dir, body))
+	if err == nil || !strings.Contains(err.Error(), "vrrp_instance.VI_1.mysql.catchup_timeout: catchup_timeout 10s + peer_timeout 500ms do not fit") {
+		t.Fatalf("a catch-up longer than the promotion step: %v", err)
 	}
 }

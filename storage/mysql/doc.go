@@ -23,7 +23,11 @@
 //     row per server_id, replicated), then SET GLOBAL read_only = OFF.
 //     Demote: read_only ON first (and super_read_only where it exists),
 //     then KILL every client connection (replication threads, the binlog
-//     dump of the peer's replica and our own connections spared). Start:
+//     dump of the peer's replica and our own connections spared). SET
+//     GLOBAL read_only waits for write statements in flight: when it has
+//     not returned within a third of the demotion's budget, the clients
+//     are killed first (their statements roll back), read_only is set
+//     again and a second kill round follows. Start:
 //     a server found writable before the group runs is demoted.
 //     Check: the native health check (connect, SELECT, replication SQL
 //     thread, lag) the group's tracker runs like a vrrp_script, and the

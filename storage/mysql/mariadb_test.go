@@ -186,6 +186,42 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	t.Run("DemoteDuringLongWrite", func(t *testing.T) {
+		// A write statement still running (3 s) when the demotion starts:
+		// the demotion must finish within its budget (1 s here), the
+		// statement must not commit.
+		e.t = t
+		ra := e.resource(p.A, nil, nil)
+		ep := e.nextEpoch()
+		if err := ra.Promote(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		app := client(t, p.A, "app")
+		if err := insert(ctx, app, "long"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := app.ExecContext(ctx, "INSERT INTO t.w (v) SELECT CONCAT('long-', SLEEP(3)) FROM t.w WHERE v = 'long'")
+			done <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		start := time.Now()
+		err := ra.Demote(dctx, ep)
+		cancel()
+		if err != nil {
+			t.Fatalf("demote beside a long write (%v): %v", time.Since(start), err)
+		}
+		t.Logf("demoted in %v beside a running write", time.Since(start))
+		if werr := <-done; werr == nil {
+			t.Fatal("the long write committed across the demotion")
+		}
+		if !readOnly(t, p.A) || count(t, p.A, "long-0") != 0 {
+			t.Fatal("the long write's row is there, or the server is writable")
+		}
+	})
+
 	t.Run("ReadOnlyAdmin", func(t *testing.T) {
 		// MariaDB 10.11: READ_ONLY ADMIN (granted by ALL, held by root)
 		// writes through read_only. Demote kills its connections; a new

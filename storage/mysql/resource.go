@@ -335,14 +335,29 @@ func (r *Resource) demote(ctx context.Context, epoch uint64) error {
 	r.promoted = 0
 	r.update(func(s *Stats) { s.Promoted = 0 })
 	var errs []error
-	if err := r.setReadOnly(ctx, r.srv, true); err != nil {
-		errs = append(errs, fmt.Errorf("set read_only on: %w", err))
+	// SET GLOBAL read_only waits for write statements in flight (a long
+	// UPDATE holds it up): give it a third of the budget; if that is not
+	// enough, kill the clients (their statements roll back) and try again.
+	first := r.cfg.StepTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		first = min(first, time.Until(dl)/3)
 	}
-	kctx, cancel := context.WithTimeout(ctx, r.cfg.StepTimeout)
-	n, err := r.killRound(kctx, r.srv, AllClients)
-	cancel()
+	ro := r.setReadOnlyWithin(ctx, first)
+	n, err := r.killAll(ctx)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("kill client connections: %w", err))
+	}
+	if ro != nil {
+		r.log.Warn("mysql: read_only held up (a write in flight?): clients killed, trying again", "err", ro)
+		if ro = r.setReadOnly(ctx, r.srv, true); ro != nil {
+			errs = append(errs, fmt.Errorf("set read_only on: %w", ro))
+		}
+		// Clients that connected between the kill round and read_only.
+		m, err := r.killAll(ctx)
+		n += m
+		if err != nil {
+			errs = append(errs, fmt.Errorf("kill client connections: %w", err))
+		}
 	}
 	st, err := step(ctx, r.cfg.StepTimeout, r.srv.Status)
 	switch {
@@ -353,6 +368,19 @@ func (r *Resource) demote(ctx context.Context, epoch uint64) error {
 	}
 	r.log.Info("mysql: demoted", "epoch", epoch, "killed", n, "errors", len(errs))
 	return errors.Join(errs...)
+}
+
+func (r *Resource) setReadOnlyWithin(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return r.srv.SetReadOnly(ctx, true)
+}
+
+// killAll kills every client connection, bounded by the step timeout.
+func (r *Resource) killAll(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.StepTimeout)
+	defer cancel()
+	return r.killRound(ctx, r.srv, AllClients)
 }
 
 // Start implements resource.Starter: a node starting holds no lease, so a
