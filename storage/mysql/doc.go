@@ -47,8 +47,10 @@
 // read_only.
 //
 // The daemon's own account must write the epoch table while read_only is
-// on: it needs READ_ONLY ADMIN (MariaDB) or SUPER (MySQL), plus PROCESS,
-// CONNECTION ADMIN and SLAVE MONITOR (root over the socket has them all).
+// on: on MariaDB 10.11 it needs READ_ONLY ADMIN, SUPER, PROCESS,
+// CONNECTION ADMIN and SLAVE MONITOR, and SELECT, INSERT, UPDATE, CREATE
+// on leasehold.* (the tests run it with exactly these); root over the
+// socket has them all.
 //
 // Guaranteed:
 //   - read_only is OFF only after the epoch was checked against the epoch

@@ -222,6 +222,42 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	t.Run("LeastPrivilegeAccount", func(t *testing.T) {
+		// The daemon's account as docs/operating.md lists it, not root.
+		e.t = t
+		if err := p.A.Exec(ctx, "CREATE USER lh@localhost IDENTIFIED BY 'lh'",
+			"GRANT READ_ONLY ADMIN, SUPER, PROCESS, CONNECTION ADMIN, SLAVE MONITOR ON *.* TO lh@localhost",
+			"GRANT SELECT, INSERT, UPDATE, CREATE ON leasehold.* TO lh@localhost"); err != nil {
+			t.Fatal(err)
+		}
+		cred := filepath.Join(t.TempDir(), "lh.cnf")
+		if err := os.WriteFile(cred, []byte("[client]\nuser = lh\npassword = lh\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ra := e.resource(p.A, nil, func(c *mysql.Config) { c.CredentialsFile = cred })
+		held, err := client(t, p.A, "app").Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		ep := e.nextEpoch()
+		if err := ra.Promote(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		if err := ra.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := ra.Demote(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		if !readOnly(t, p.A) || ra.Stats().Killed == 0 {
+			t.Fatalf("demote with the least-privilege account: read-only %v, %+v", readOnly(t, p.A), ra.Stats())
+		}
+		if err := insert(ctx, held, "lh-after-demote"); err == nil {
+			t.Fatal("a client survived the least-privilege account's demotion")
+		}
+	})
+
 	t.Run("ReadOnlyAdmin", func(t *testing.T) {
 		// MariaDB 10.11: READ_ONLY ADMIN (granted by ALL, held by root)
 		// writes through read_only. Demote kills its connections; a new
