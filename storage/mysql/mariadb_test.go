@@ -98,21 +98,8 @@ func count(t *testing.T, m *mysqltest.MariaDB, v string) int {
 // synced waits until both servers have applied each other's binlog.
 func synced(t *testing.T, p *mysqltest.Pair) {
 	t.Helper()
-	for _, pair := range [][2]*mysqltest.MariaDB{{p.A, p.B}, {p.B, p.A}} {
-		var pos string
-		if err := pair[0].Root().QueryRow("SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
-			t.Fatal(err)
-		}
-		var sid int
-		pair[1].Root().QueryRow("SELECT @@server_id").Scan(&sid)
-		target := mysql.WaitTarget(pos, uint32(sid))
-		if target == "" {
-			continue
-		}
-		var res int
-		if err := pair[1].Root().QueryRow("SELECT MASTER_GTID_WAIT(?, 10)", target).Scan(&res); err != nil || res != 0 {
-			t.Fatalf("server %d did not apply %s of server %d: %v (%d)", pair[1].ServerID, target, pair[0].ServerID, err, res)
-		}
+	if err := p.Sync(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 

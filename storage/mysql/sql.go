@@ -179,14 +179,23 @@ func (s *SQL) SetReadOnly(ctx context.Context, on bool) error {
 
 // Replica implements Server.
 func (s *SQL) Replica(ctx context.Context) (Replica, error) {
-	rows, err := s.db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	r, err := ReplicaOf(ctx, s.db)
 	if err != nil {
-		return Replica{}, fmt.Errorf("%s: SHOW SLAVE STATUS: %w", s.what, err)
+		return Replica{}, fmt.Errorf("%s: %w", s.what, err)
+	}
+	return r, nil
+}
+
+// ReplicaOf reads SHOW SLAVE STATUS (the default connection) on db.
+func ReplicaOf(ctx context.Context, db *sql.DB) (Replica, error) {
+	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	if err != nil {
+		return Replica{}, fmt.Errorf("SHOW SLAVE STATUS: %w", err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return Replica{}, fmt.Errorf("%s: SHOW SLAVE STATUS: %w", s.what, err)
+		return Replica{}, fmt.Errorf("SHOW SLAVE STATUS: %w", err)
 	}
 	if !rows.Next() {
 		return Replica{}, rows.Err()
@@ -197,7 +206,7 @@ func (s *SQL) Replica(ctx context.Context) (Replica, error) {
 		ptrs[i] = &vals[i]
 	}
 	if err := rows.Scan(ptrs...); err != nil {
-		return Replica{}, fmt.Errorf("%s: SHOW SLAVE STATUS: %w", s.what, err)
+		return Replica{}, fmt.Errorf("SHOW SLAVE STATUS: %w", err)
 	}
 	m := map[string]sql.NullString{}
 	for i, c := range cols {

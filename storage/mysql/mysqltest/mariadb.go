@@ -273,3 +273,24 @@ func (m *MariaDB) WaitReplicating(ctx context.Context) error {
 		}
 	}
 }
+
+// Sync waits until each server of the pair has applied what the other
+// wrote (its gtid_binlog_pos, the GTIDs the other originated).
+func (p *Pair) Sync(ctx context.Context) error {
+	for _, pair := range [][2]*MariaDB{{p.A, p.B}, {p.B, p.A}} {
+		from, to := pair[0], pair[1]
+		var pos string
+		if err := from.Root().QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+			return fmt.Errorf("mariadb %d: gtid_binlog_pos: %w", from.ServerID, err)
+		}
+		target := mysql.WaitTarget(pos, uint32(to.ServerID))
+		if target == "" {
+			continue
+		}
+		var res int
+		if err := to.Root().QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, 10)", target).Scan(&res); err != nil || res != 0 {
+			return fmt.Errorf("mariadb %d did not apply %s of server %d within 10s: %v (%d)", to.ServerID, target, from.ServerID, err, res)
+		}
+	}
+	return nil
+}
