@@ -209,6 +209,10 @@ type Instance struct {
 	// DRBD is a DRBD resource that follows the lease (quorum etcd or
 	// raft): promoted after the promote hooks, demoted before them.
 	DRBD *DRBD `yaml:"drbd"`
+	// MySQL is the local MySQL/MariaDB server that follows the lease
+	// (quorum etcd or raft): writable only while the group is owned;
+	// promoted after the hooks and DRBD, demoted before them.
+	MySQL *MySQL `yaml:"mysql"`
 
 	// Resolved by Validate.
 	Name    string       `yaml:"-"`
@@ -236,6 +240,39 @@ type DRBD struct {
 	// default). Resolution by the lease is not available yet.
 	AfterSplitBrain string   `yaml:"after_split_brain"`
 	StepTimeout     Duration `yaml:"step_timeout"` // each program run (default 10 s)
+}
+
+// MySQL is an instance's mysql section (see package storage/mysql, which
+// checks the resource's own rules when the plan is built).
+type MySQL struct {
+	Socket          string `yaml:"socket"`           // the local server's unix socket, or
+	Address         string `yaml:"address"`          // its host:port
+	CredentialsFile string `yaml:"credentials_file"` // [client] user, password; mode 0600
+	// CatchupTimeout bounds the wait for the relay log at promotion
+	// (default half the promotion step, quorum.ttl/2; with peer_timeout
+	// it must fit in that step); CatchupPolicy: refuse (default) or
+	// promote_anyway.
+	CatchupTimeout Duration `yaml:"catchup_timeout"`
+	CatchupPolicy  string   `yaml:"catchup_policy"`
+	StepTimeout    Duration `yaml:"step_timeout"` // each statement (default 5 s)
+	// Peer is the other master's host:port, set read-only by a new owner
+	// (best effort, bounded by PeerTimeout, default a quarter of the
+	// promotion step).
+	Peer                string     `yaml:"peer"`
+	PeerCredentialsFile string     `yaml:"peer_credentials_file"`
+	PeerTimeout         Duration   `yaml:"peer_timeout"`
+	Check               MySQLCheck `yaml:"check"`
+}
+
+// MySQLCheck is the native health check of a mysql section, weighted like
+// a vrrp_script (weight 0: failing puts the group in FAULT).
+type MySQLCheck struct {
+	Interval Duration `yaml:"interval"` // default 1 s
+	Timeout  Duration `yaml:"timeout"`  // default interval
+	Weight   int      `yaml:"weight"`
+	Rise     int      `yaml:"rise"`
+	Fall     int      `yaml:"fall"`    // default 3
+	MaxLag   Duration `yaml:"max_lag"` // 0: lag not checked
 }
 
 // TrackIface is one resolved track_interface entry.

@@ -64,6 +64,7 @@ func (c *Config) validate() error {
 		add(c.errAt("vrrp_instance", "at least one instance is required"))
 	}
 	add(c.validateDRBDUnique())
+	add(c.validateMySQLUnique())
 	type key struct {
 		iface string
 		six   bool
@@ -519,6 +520,9 @@ func (c *Config) validateInstance(in *Instance) error {
 		in.Probe = &t
 	}
 	errs = append(errs, c.validateDRBD(p+"drbd", in.DRBD))
+	if in.MySQL != nil && c.Quorum.Backend == BackendNone {
+		errs = append(errs, c.errAt(p+"mysql", "needs a quorum (etcd or raft): a MySQL master following plain VRRP is the dual-writer this section exists to prevent"))
+	}
 	if c.Quorum.Backend == BackendNone && (len(in.FencePeer)+len(in.Promote)+len(in.Demote) > 0) {
 		c.warn(p+"fence_peer", "fence_peer/promote/demote hooks need a quorum (etcd or raft): ignored with backend none")
 	}
@@ -607,6 +611,28 @@ func (c *Config) validateDRBDUnique() error {
 			errs = append(errs, c.errAt(p+"device", "%s is also the drbd device of instance %s", in.DRBD.Device, other))
 		}
 		res[in.DRBD.Resource], dev[in.DRBD.Device] = name, name
+	}
+	return errors.Join(errs...)
+}
+
+// validateMySQLUnique refuses one MySQL server (socket or address) in two
+// instances.
+func (c *Config) validateMySQLUnique() error {
+	var errs []error
+	seen := map[string]string{}
+	for _, name := range c.Names() {
+		in := c.Instance[name]
+		if in == nil || in.MySQL == nil {
+			continue
+		}
+		key, where := "socket", in.MySQL.Socket
+		if where == "" {
+			key, where = "address", in.MySQL.Address
+		}
+		if other, dup := seen[where]; dup && where != "" {
+			errs = append(errs, c.errAt("vrrp_instance."+name+".mysql."+key, "%s is also the mysql server of instance %s", where, other))
+		}
+		seen[where] = name
 	}
 	return errors.Join(errs...)
 }

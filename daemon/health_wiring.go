@@ -10,6 +10,7 @@ import (
 	"github.com/leasehold/leasehold/node/health"
 	"github.com/leasehold/leasehold/node/notify"
 	"github.com/leasehold/leasehold/script"
+	"github.com/leasehold/leasehold/storage/mysql"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -25,7 +26,13 @@ type tracked struct {
 // notifier (notify_*) of an instance; either may be nil.
 func (d *Daemon) newTracked(ic *config.Instance) (*tracked, error) {
 	t := &tracked{name: ic.Name}
-	tr, err := newTracker(d.cfg, ic, d.log)
+	var native []health.Script
+	for _, m := range d.mysql {
+		if m.instance == ic.Name {
+			native = append(native, mysqlCheck(m.r.Config(), m.r.Check))
+		}
+	}
+	tr, err := newTracker(d.cfg, ic, d.log, native...)
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", ic.Name, err)
 	}
@@ -42,8 +49,10 @@ func (d *Daemon) newTracked(ic *config.Instance) (*tracked, error) {
 }
 
 // newTracker builds an instance's health tracker (nil when it tracks
-// nothing). The plan calls it too, so check and run agree.
-func newTracker(c *config.Config, ic *config.Instance, log *slog.Logger) (*health.Tracker, error) {
+// nothing): its track_scripts, then the native checks of its resources
+// (a mysql section's), and its track_interfaces. The plan calls it too,
+// so check and run agree.
+func newTracker(c *config.Config, ic *config.Instance, log *slog.Logger, native ...health.Script) (*health.Tracker, error) {
 	var scripts []health.Script
 	for _, name := range ic.TrackScript {
 		s := c.Script[name]
@@ -54,6 +63,7 @@ func newTracker(c *config.Config, ic *config.Instance, log *slog.Logger) (*healt
 		scripts = append(scripts, health.Script{Name: name, Path: line.Path, Args: line.Args, Interval: s.Interval.D(),
 			Timeout: s.Timeout.D(), Weight: s.Weight, Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail, RunAs: s.User})
 	}
+	scripts = append(scripts, native...)
 	var ifaces []health.Interface
 	for _, ti := range ic.Tracks {
 		ifaces = append(ifaces, health.Interface{Name: ti.Name, Weight: ti.Weight})
@@ -62,6 +72,13 @@ func newTracker(c *config.Config, ic *config.Instance, log *slog.Logger) (*healt
 		return nil, nil
 	}
 	return health.NewTracker(uint8(ic.Priority), scripts, ifaces, log.With("group", ic.Name))
+}
+
+// mysqlCheck is the native health check of a mysql section, named
+// "mysql" in the tracker's reasons, weighted like a vrrp_script.
+func mysqlCheck(mc mysql.Config, check func(context.Context) error) health.Script {
+	c := mc.Defaults().Check
+	return health.Script{Name: "mysql", Check: check, Interval: c.Interval, Timeout: c.Timeout, Weight: c.Weight, Rise: c.Rise, Fall: c.Fall}
 }
 
 // newInstanceNotifier builds an instance's notify_* runner (nil: none).

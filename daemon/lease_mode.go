@@ -87,6 +87,7 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	prio := 0
 	var fence, promote, demote []fencing.Hook
 	var drbds []drbd.Config
+	var mysqls []instanceMySQL
 	probeOK := true
 	var members []string
 	for _, ic := range ics {
@@ -96,6 +97,9 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 		fence, promote, demote = append(fence, hooks(ic.FencePeer)...), append(promote, hooks(ic.Promote)...), append(demote, hooks(ic.Demote)...)
 		if dc, ok := d.plan.DRBD[ic.Name]; ok {
 			drbds = append(drbds, dc)
+		}
+		if mc, ok := d.plan.MySQL[ic.Name]; ok {
+			mysqls = append(mysqls, instanceMySQL{instance: ic.Name, cfg: mc})
 		}
 		probeOK = probeOK && *ic.Probe
 		members = append(members, ic.Name)
@@ -113,7 +117,7 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	if len(fence) > 0 {
 		deps.PeerFence = peerFence{hooks: fence, log: glog}
 	}
-	chain, err := d.resources(name, promote, demote, drbds, glog)
+	chain, err := d.resources(name, promote, demote, drbds, mysqls, glog)
 	if err != nil {
 		return nil, err
 	}

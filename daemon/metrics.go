@@ -41,7 +41,9 @@ type stateCollector struct {
 	writes   *prometheus.Desc
 	foreign  *prometheus.Desc
 	drbdRole *prometheus.Desc
-	refused  *prometheus.Desc
+	// MySQL servers of the groups.
+	mysqlWritable, mysqlRefused, mysqlKilled, mysqlCorrected *prometheus.Desc
+	refused                                                  *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -71,6 +73,15 @@ func newStateCollector(d *Daemon) *stateCollector {
 			"1 for the DRBD resource's current role (Primary, Secondary; unknown when /proc/drbd cannot say).", []string{"group", "resource", "role"}, nil),
 		refused: prometheus.NewDesc("leasehold_drbd_promotions_refused_total",
 			"Promotions of the DRBD resource its decision refused (data not known newest, peer Primary, ...).", []string{"group", "resource"}, nil),
+		mysqlWritable: prometheus.NewDesc("leasehold_mysql_writable",
+			"1 while the group's MySQL server was made writable under the lease (read_only OFF), 0 while it is kept read-only.", []string{"group", "instance"}, nil),
+		mysqlRefused: prometheus.NewDesc("leasehold_mysql_promotions_refused_total",
+			"Promotions of the MySQL server its decision refused (stale epoch, relay log not applied with catchup_policy refuse, epoch table unreadable).",
+			[]string{"group", "instance"}, nil),
+		mysqlKilled: prometheus.NewDesc("leasehold_mysql_connections_killed_total",
+			"Client connections killed on the MySQL server (demotions, start, the watch, the peer fence).", []string{"group", "instance"}, nil),
+		mysqlCorrected: prometheus.NewDesc("leasehold_mysql_writable_without_lease_total",
+			"Times the MySQL server was found writable without the lease (at start or by the watch) and made read-only.", []string{"group", "instance"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
 			"Notify script runs of an instance or sync group by outcome: run (finished), failed (non-zero exit or killed), "+
 				"timeout (killed at notify_timeout), dropped (queue full).", []string{"group", "outcome"}, nil),
@@ -78,7 +89,8 @@ func newStateCollector(d *Daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused,
+		c.mysqlWritable, c.mysqlRefused, c.mysqlKilled, c.mysqlCorrected} {
 		ch <- d
 	}
 }
@@ -142,6 +154,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.drbdRole, prometheus.GaugeValue, 1, s.Group, s.Resource, role)
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.Refusals), s.Group, s.Resource)
+	}
+	for _, m := range c.d.mysql {
+		s := m.r.Stats()
+		writable := 0.0
+		if s.Promoted != 0 {
+			writable = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.mysqlWritable, prometheus.GaugeValue, writable, m.group, m.instance)
+		ch <- prometheus.MustNewConstMetric(c.mysqlRefused, prometheus.CounterValue, float64(s.Refusals), m.group, m.instance)
+		ch <- prometheus.MustNewConstMetric(c.mysqlKilled, prometheus.CounterValue, float64(s.Killed), m.group, m.instance)
+		ch <- prometheus.MustNewConstMetric(c.mysqlCorrected, prometheus.CounterValue, float64(s.Corrected), m.group, m.instance)
 	}
 	none := 0.0
 	if !c.d.leaseMode() {

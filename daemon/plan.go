@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,11 +17,13 @@ import (
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node"
+	"github.com/leasehold/leasehold/node/health"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/etcd"
 	"github.com/leasehold/leasehold/quorum/raft"
 	"github.com/leasehold/leasehold/script"
 	"github.com/leasehold/leasehold/storage/drbd"
+	"github.com/leasehold/leasehold/storage/mysql"
 	"github.com/leasehold/leasehold/vrrp"
 )
 
@@ -58,6 +61,8 @@ type Plan struct {
 	Instances map[string]vrrp.InstanceConfig
 	// DRBD are the instances' DRBD resources, by instance name.
 	DRBD map[string]drbd.Config
+	// MySQL are the instances' MySQL servers, by instance name.
+	MySQL map[string]mysql.Config
 	// Watchdog: armed while a group with resources the kernel cannot fence
 	// is owned (Needed), with a whole-second Timeout inside the lease.
 	Watchdog WatchdogPlan
@@ -104,7 +109,8 @@ func LoadQuorum(path string, witness bool) (*Plan, error) {
 // NewPlan validates a parsed configuration against every package it
 // configures.
 func NewPlan(c *config.Config) (*Plan, error) {
-	p := &Plan{Config: c, Instances: map[string]vrrp.InstanceConfig{}, DRBD: map[string]drbd.Config{}, Warnings: c.Warnings}
+	p := &Plan{Config: c, Instances: map[string]vrrp.InstanceConfig{}, DRBD: map[string]drbd.Config{}, MySQL: map[string]mysql.Config{},
+		Warnings: c.Warnings}
 	var errs []error
 	if err := p.quorum(false); err != nil {
 		errs = append(errs, err)
@@ -128,7 +134,7 @@ func NewPlan(c *config.Config) (*Plan, error) {
 
 // keyedErr matches the "pkg: key: message" errors of the packages'
 // Validate functions.
-var keyedErr = regexp.MustCompile(`^(?:quorum|raft|etcd|drbd): ([a-z_]+(?:\[\d+\])?): (.*)$`)
+var keyedErr = regexp.MustCompile(`^(?:quorum|raft|etcd|drbd|mysql): ([a-z_]+(?:\.[a-z_]+)?(?:\[\d+\])?): (.*)$`)
 
 // attribute maps a package's validation errors to file keys: section is
 // the key prefix, rename maps the package's names to the file's.
@@ -321,6 +327,9 @@ func (p *Plan) instance(ic *config.Instance) error {
 	if ic.DRBD != nil {
 		errs = append(errs, p.drbd(key+".drbd", ic))
 	}
+	if ic.MySQL != nil {
+		errs = append(errs, p.mysql(key+".mysql", ic))
+	}
 	if p.LeaseMode() {
 		nc := node.Config{Group: ic.Name, StepTimeout: stepTimeout(p.Quorum), RetryInterval: max(ic.AdvertInt.D(), 100*time.Millisecond),
 			DemoteBudget: p.Quorum.DemoteBudget}
@@ -357,6 +366,37 @@ func (p *Plan) drbd(key string, ic *config.Instance) error {
 	}
 	p.DRBD[ic.Name] = dc
 	return errors.Join(errs...)
+}
+
+// mysql builds an instance's MySQL resource and checks it with the mysql
+// package's rules (the credentials files are read: mode and syntax).
+func (p *Plan) mysql(key string, ic *config.Instance) error {
+	m := ic.MySQL
+	mc := mysql.Config{Socket: m.Socket, Address: m.Address, CredentialsFile: m.CredentialsFile,
+		CatchupTimeout: m.CatchupTimeout.D(), CatchupPolicy: mysql.Policy(m.CatchupPolicy), StepTimeout: m.StepTimeout.D(),
+		Peer: m.Peer, PeerCredentialsFile: m.PeerCredentialsFile, PeerTimeout: m.PeerTimeout.D(),
+		Check: mysql.CheckConfig{Interval: m.Check.Interval.D(), Timeout: m.Check.Timeout.D(), Weight: m.Check.Weight,
+			Rise: m.Check.Rise, Fall: m.Check.Fall, MaxLag: m.Check.MaxLag.D()}}
+	var errs []error
+	if p.LeaseMode() {
+		// The whole promotion (peer fence, catch-up, epoch, read_only) is
+		// one step of the group, cut off at its step timeout: the waits
+		// must fit inside it, with room for the statements after them.
+		step := stepTimeout(p.Quorum)
+		if mc.CatchupTimeout == 0 {
+			mc.CatchupTimeout = step / 2
+		}
+		if mc.PeerTimeout == 0 && mc.Peer != "" {
+			mc.PeerTimeout = step / 4
+		}
+		if sum := mc.CatchupTimeout + mc.PeerTimeout; sum >= step {
+			errs = append(errs, p.Config.ErrAt(key+".catchup_timeout", "catchup_timeout %v + peer_timeout %v do not fit in the "+
+				"promotion step (%v, half the quorum.ttl): the promotion would be cut off before the policy applies; lower them or raise quorum.ttl",
+				mc.CatchupTimeout, mc.PeerTimeout, step))
+		}
+	}
+	p.MySQL[ic.Name] = mc
+	return errors.Join(append(errs, p.attribute(mc.Validate(), key, nil))...)
 }
 
 // readHMACKey reads an authentication key file: not accessible to others
@@ -441,19 +481,28 @@ func (p *Plan) watchdog() error {
 		return c.ErrAt("fencing.watchdog", "%v", err)
 	}
 	w := WatchdogPlan{Mode: mode, Device: c.Fencing.WatchdogDevice}
-	drbdAt := ""
+	drbdAt, mysqlAt := "", ""
 	for _, name := range c.Names() {
 		ic := c.Instance[name]
-		w.Needed = w.Needed || len(ic.Promote)+len(ic.Demote) > 0 || ic.DRBD != nil
+		w.Needed = w.Needed || len(ic.Promote)+len(ic.Demote) > 0 || ic.DRBD != nil || ic.MySQL != nil
 		if ic.DRBD != nil && drbdAt == "" {
 			drbdAt = "vrrp_instance." + name + ".drbd"
 		}
+		if ic.MySQL != nil && mysqlAt == "" {
+			mysqlAt = "vrrp_instance." + name + ".mysql"
+		}
 	}
-	if drbdAt != "" && p.LeaseMode() {
-		if mode == fencing.WatchdogOff {
+	if p.LeaseMode() && mode == fencing.WatchdogOff {
+		if drbdAt != "" {
 			p.Warnings = append(p.Warnings, c.ErrAt("fencing.watchdog", "off with %s: a DRBD demotion that fails or hangs "+
 				"leaves this node Primary with nothing to reset it; use auto or required", drbdAt).Error())
 		}
+		if mysqlAt != "" {
+			p.Warnings = append(p.Warnings, c.ErrAt("fencing.watchdog", "off with %s: a MySQL demotion that fails or hangs "+
+				"(mysqld unreachable) leaves the server writable with nothing to reset the node; use auto or required", mysqlAt).Error())
+		}
+	}
+	if drbdAt != "" && p.LeaseMode() {
 		if b := p.Quorum.DemoteBudget; b < time.Second {
 			p.Warnings = append(p.Warnings, c.ErrAt("quorum.demote_budget", "%v with %s: stopping services, unmounting "+
 				"(dirty data is written first) and drbdadm secondary must fit in it, or the watchdog resets the node; "+
@@ -487,7 +536,11 @@ func (p *Plan) scripts() error {
 	var errs []error
 	for _, name := range c.Names() {
 		ic := c.Instance[name]
-		if _, err := newTracker(c, ic, log); err != nil {
+		var native []health.Script
+		if mc, ok := p.MySQL[name]; ok && mc.Validate() == nil { // an invalid section is reported under its own keys
+			native = append(native, mysqlCheck(mc, func(context.Context) error { return nil }))
+		}
+		if _, err := newTracker(c, ic, log, native...); err != nil {
 			errs = append(errs, c.ErrAt("vrrp_instance."+name+".track_script", "%v", err))
 		}
 		if _, err := newInstanceNotifier(ic, log); err != nil {

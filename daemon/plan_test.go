@@ -173,3 +173,57 @@ func TestPlanHMACKeyFile(t *testing.T) {
 		}
 	}
 }
+
+// A mysql section: the plan carries the resource's configuration with its
+// check, the watchdog is needed (a writable MySQL is a resource the kernel
+// fence cannot withdraw), and with the watchdog off the plan warns naming
+// the section.
+func TestPlanMySQL(t *testing.T) {
+	dir := t.TempDir()
+	cred := filepath.Join(dir, "mysql.cnf")
+	if err := os.WriteFile(cred, []byte("[client]\nuser = root\npassword = secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := string(good)
+	base = base[:strings.Index(base, "    drbd:")]
+	body := base + "    mysql:\n      socket: /run/mysqld/mysqld.sock\n      credentials_file: " + cred +
+		"\n      catchup_timeout: 0.4\n      catchup_policy: promote_anyway\n      peer: 10.0.0.2:3306\n      check: {interval: 0.5, weight: -20, fall: 2, max_lag: 5s}\n"
+	p, err := Load(writePlanFile(t, dir, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := p.MySQL["VI_1"]
+	if !ok || m.Socket != "/run/mysqld/mysqld.sock" || m.CatchupTimeout != 400*time.Millisecond || m.CatchupPolicy != "promote_anyway" ||
+		m.Peer != "10.0.0.2:3306" || m.Check.Interval != 500*time.Millisecond || m.Check.Weight != -20 || m.Check.Fall != 2 || m.Check.MaxLag != 5*time.Second {
+		t.Fatalf("mysql: %+v", m)
+	}
+	if w := strings.Join(p.Warnings, "\n"); !strings.Contains(w, "fencing.watchdog: off with vrrp_instance.VI_1.mysql") {
+		t.Fatalf("warnings:\n%s", w)
+	}
+	body = strings.Replace(body, "status:", "fencing: {watchdog: auto}\nstatus:", 1)
+	body = strings.Replace(body, "  ttl: 2s\n", "  ttl: 4s\n", 1)
+	if p, err = Load(writePlanFile(t, dir, body)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Watchdog.Needed {
+		t.Fatalf("watchdog %+v", p.Watchdog)
+	}
+	// Defaults from the promotion step (ttl 4s: 2s): catch-up half of it,
+	// the peer fence a quarter; a catch-up that does not fit is refused.
+	body = strings.Replace(body, "      catchup_timeout: 0.4\n", "", 1)
+	if p, err = Load(writePlanFile(t, dir, body)); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.MySQL["VI_1"]; m.CatchupTimeout != time.Second || m.PeerTimeout != 500*time.Millisecond {
+		t.Fatalf("catch-up %v, peer %v", m.CatchupTimeout, m.PeerTimeout)
+	}
+	body = strings.Replace(body, "      catchup_policy:", "      catchup_timeout: 10s\n      catchup_policy:", 1)
+	_, err = Load(writePlanFile(t, dir, body))
+	if err == nil || !strings.Contains(err.Error(), "vrrp_instance.VI_1.mysql.catchup_timeout: catchup_timeout 10s + peer_timeout 500ms do not fit") {
+		t.Fatalf("a catch-up longer than the promotion step: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/raft"
 	"github.com/leasehold/leasehold/storage/drbd"
+	"github.com/leasehold/leasehold/storage/mysql"
 	"github.com/leasehold/leasehold/vrrp"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
 )
@@ -49,6 +50,9 @@ type Platform interface {
 	// DRBD runs the programs DRBD resources need (drbdadm, mount,
 	// systemctl, ...) and reads /proc/drbd and the mount table.
 	DRBD() drbd.Executor
+	// MySQL returns the local MySQL/MariaDB server of cfg and its peer
+	// (nil: no peer fence); nothing is connected yet.
+	MySQL(cfg mysql.Config) (local, peer mysql.Server, err error)
 }
 
 // Addresses is what the daemon needs of the VIP addresses on interfaces.
@@ -91,6 +95,10 @@ func (osPlatform) Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer,
 func (osPlatform) StatusListener(spec string) (net.Listener, error) { return statusapi.Listen(spec) }
 
 func (osPlatform) DRBD() drbd.Executor { return drbd.OS{} }
+
+func (osPlatform) MySQL(cfg mysql.Config) (mysql.Server, mysql.Server, error) {
+	return mysql.Servers(cfg)
+}
 
 func (osPlatform) Prober(iface string, vips []netip.Addr) node.Prober {
 	return NewProber(vrrp.Probe, iface, vips)

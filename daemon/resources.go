@@ -8,15 +8,17 @@ import (
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/node/resource"
 	"github.com/leasehold/leasehold/storage/drbd"
+	"github.com/leasehold/leasehold/storage/mysql"
 )
 
 // resources builds a group's resource chain, promoted in this order after
 // the lease is held and before the VIP goes up, demoted in reverse after
 // the VIP is down: the watchdog (when any resource follows), the
 // promote/demote hooks of the configuration, then the members' DRBD
-// resources (so a demote hook runs once DRBD is Secondary). MySQL and
-// IPVS resources join the chain here as they are configured.
-func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds []drbd.Config, log *slog.Logger) (*resource.Chain, error) {
+// resources (so a demote hook runs once DRBD is Secondary), then their
+// MySQL servers (made writable last, on a mounted datadir; read-only
+// first). IPVS resources join the chain here as they are configured.
+func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds []drbd.Config, mysqls []instanceMySQL, log *slog.Logger) (*resource.Chain, error) {
 	var rs []resource.Resource
 	if len(promote)+len(demote) > 0 {
 		rs = append(rs, resource.Hooks{Group: group, Promotes: promote, Demotes: demote, Log: log,
@@ -29,6 +31,18 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds [
 		}
 		rs = append(rs, r)
 		d.drbd = append(d.drbd, groupDRBD{group: group, r: r})
+	}
+	for _, m := range mysqls {
+		local, peer, err := d.plat.MySQL(m.cfg)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: instance %s: %w", group, m.instance, err)
+		}
+		r, err := mysql.New(m.cfg, local, peer, log)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: instance %s: %w", group, m.instance, err)
+		}
+		rs = append(rs, r)
+		d.mysql = append(d.mysql, groupMySQL{group: group, instance: m.instance, r: r})
 	}
 	// Resources the kernel cannot fence keep the watchdog armed while
 	// owned: armed first, disarmed last.
@@ -75,4 +89,46 @@ func (g groupDRBD) status() DRBDStatus {
 		st.Suspended, st.SyncPercent = s.Suspended, s.SyncPercent
 	}
 	return st
+}
+
+// instanceMySQL is the mysql section of one member instance of a group.
+type instanceMySQL struct {
+	instance string
+	cfg      mysql.Config
+}
+
+// groupMySQL is a MySQL server of a group, for status, metrics and the
+// instance's health check.
+type groupMySQL struct {
+	group, instance string
+	r               *mysql.Resource
+}
+
+// MySQLStatus is one MySQL server in GET /status: the resource's last
+// outcomes (no query is sent to the server for it).
+type MySQLStatus struct {
+	Group    string `json:"group"`
+	Instance string `json:"instance"`
+	Server   string `json:"server"`
+	// Writable is the epoch the server was made writable for (0: it is
+	// kept read-only).
+	Writable       uint64 `json:"writable_epoch"`
+	Healthy        bool   `json:"healthy"`
+	LastCheck      string `json:"last_check,omitempty"`
+	Refusals       uint64 `json:"promotions_refused,omitempty"`
+	LastRefusal    string `json:"last_refusal,omitempty"`
+	PromotedAnyway uint64 `json:"promoted_anyway,omitempty"`
+	LastCatchup    string `json:"last_catchup,omitempty"`
+	LastPeerFence  string `json:"last_peer_fence,omitempty"`
+	Killed         uint64 `json:"connections_killed,omitempty"`
+	BypassKilled   uint64 `json:"bypass_connections_killed,omitempty"`
+	Corrected      uint64 `json:"writable_without_lease_corrected,omitempty"`
+}
+
+func (g groupMySQL) status() MySQLStatus {
+	s := g.r.Stats()
+	return MySQLStatus{Group: g.group, Instance: g.instance, Server: strings.TrimPrefix(g.r.Name(), "mysql "),
+		Writable: s.Promoted, Healthy: s.Healthy, LastCheck: s.LastCheck, Refusals: s.Refusals, LastRefusal: s.LastRefusal,
+		PromotedAnyway: s.PromotedAnyway, LastCatchup: s.LastCatchup, LastPeerFence: s.LastPeerFence,
+		Killed: s.Killed, BypassKilled: s.BypassKilled, Corrected: s.Corrected}
 }

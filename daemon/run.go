@@ -44,6 +44,7 @@ type Daemon struct {
 	groups    []*node.Group
 	chains    []*resource.Chain // the groups' resources (Start before they run)
 	drbd      []groupDRBD       // the groups' DRBD resources (status, metrics)
+	mysql     []groupMySQL      // the groups' MySQL servers (status, metrics, health checks)
 	rosters   []*node.Roster    // lease mode: each instance's members
 	super     atomic.Pointer[node.Supervisor]
 	notifiers map[string]notifier

@@ -28,6 +28,8 @@ type StatusDoc struct {
 	Members map[string][]node.RosterEntry `json:"members,omitempty"`
 	// DRBD: the groups' DRBD resources, as /proc/drbd says now.
 	DRBD []DRBDStatus `json:"drbd,omitempty"`
+	// MySQL: the groups' MySQL servers.
+	MySQL []MySQLStatus `json:"mysql,omitempty"`
 }
 
 // NoQuorumWarning is the status warning of a node without a quorum.
@@ -64,6 +66,9 @@ func (d *Daemon) Status() StatusDoc {
 	}
 	for _, r := range d.drbd {
 		doc.DRBD = append(doc.DRBD, r.status())
+	}
+	for _, r := range d.mysql {
+		doc.MySQL = append(doc.MySQL, r.status())
 	}
 	for _, m := range d.muxes {
 		for k, v := range m.Drops().Snapshot() {

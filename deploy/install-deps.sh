@@ -19,3 +19,7 @@ apt-get install -y -qq --no-install-recommends $missing
 if echo "$missing" | grep -q keepalived; then
 	systemctl disable --now keepalived >/dev/null 2>&1 || true
 fi
+# mariadb-server's too: tests start their own throwaway mariadbd instances.
+if echo "$missing" | grep -q mariadb-server; then
+	systemctl disable --now mariadb >/dev/null 2>&1 || true
+fi

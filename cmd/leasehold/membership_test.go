@@ -69,3 +69,23 @@ func TestStatusDRBD(t *testing.T) {
 		t.Errorf("no DRBD, yet %q", out.String())
 	}
 }
+
+// `leasehold status` (text) lists the MySQL servers: mode, health, kills
+// and why a promotion was refused.
+func TestStatusMySQL(t *testing.T) {
+	doc := daemon.StatusDoc{MySQL: []daemon.MySQLStatus{{Group: "VI_1", Instance: "VI_1", Server: "/run/mysqld/mysqld.sock",
+		Healthy: true, LastCheck: "up; replicating, lag 0s", Killed: 4, Refusals: 1, LastRefusal: "stale epoch 7: server 2 recorded epoch 9"},
+		{Group: "VI_2", Server: "127.0.0.1:3307", Writable: 12, LastCheck: "replication SQL thread No: Duplicate entry"}}}
+	var out strings.Builder
+	writeMySQL(&out, doc)
+	for _, want := range []string{"MYSQL", "/run/mysqld/mysqld.sock", "read-only", "stale epoch 7", "writable (epoch 12)", "failing", "Duplicate entry"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	writeMySQL(&out, daemon.StatusDoc{})
+	if out.Len() != 0 {
+		t.Errorf("no MySQL, yet %q", out.String())
+	}
+}

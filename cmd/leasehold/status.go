@@ -77,7 +77,34 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	tw.Flush()
 	writeMembership(stdout, doc)
 	writeDRBD(stdout, doc)
+	writeMySQL(stdout, doc)
 	return 0
+}
+
+// writeMySQL prints the groups' MySQL servers: writable or read-only, the
+// last health check, connections killed, and the last refused promotion.
+func writeMySQL(w io.Writer, doc daemon.StatusDoc) {
+	if len(doc.MySQL) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nMYSQL\tGROUP\tMODE\tHEALTH\tKILLED\tREFUSED\tLAST REFUSAL / CHECK")
+	for _, m := range doc.MySQL {
+		mode := "read-only"
+		if m.Writable != 0 {
+			mode = fmt.Sprintf("writable (epoch %d)", m.Writable)
+		}
+		health := "failing"
+		if m.Healthy {
+			health = "ok"
+		}
+		note := m.LastRefusal
+		if note == "" || !m.Healthy {
+			note = m.LastCheck
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", m.Server, m.Group, mode, health, m.Killed, m.Refusals, note)
+	}
+	tw.Flush()
 }
 
 // writeDRBD prints the groups' DRBD resources: roles, connection, disks,

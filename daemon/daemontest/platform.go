@@ -31,6 +31,8 @@ import (
 	"github.com/leasehold/leasehold/quorum/raft"
 	"github.com/leasehold/leasehold/storage/drbd"
 	"github.com/leasehold/leasehold/storage/drbd/drbdtest"
+	"github.com/leasehold/leasehold/storage/mysql"
+	"github.com/leasehold/leasehold/storage/mysql/mysqltest"
 	"github.com/leasehold/leasehold/vrrp"
 	"github.com/leasehold/leasehold/vrrp/vipaddr"
 	"github.com/leasehold/leasehold/vrrp/vrrptest"
@@ -44,13 +46,14 @@ type World struct {
 	mu         sync.Mutex
 	nodes      map[string]*Node
 	drbd       map[string]*drbdtest.Host
+	mysql      map[string]*mysqltest.Fake
 	violations []string
 }
 
 // NewWorld returns a world whose quorum accepts TTLs down to minTTL.
 func NewWorld(minTTL time.Duration) *World {
 	return &World{Seg: vrrptest.NewSegment(), Quorum: quorumtest.NewMemory(minTTL), nodes: map[string]*Node{},
-		drbd: map[string]*drbdtest.Host{}}
+		drbd: map[string]*drbdtest.Host{}, mysql: map[string]*mysqltest.Fake{}}
 }
 
 // Node is one host's platform; it implements daemon.Platform.
@@ -65,7 +68,9 @@ type Node struct {
 	Dog *Watchdog
 	// DRBDHost is the node's fake DRBD (World.DRBDHost).
 	DRBDHost *drbdtest.Host
-	addrs    *addresses
+	// MySQLServer is the node's fake MySQL server (nil: none).
+	MySQLServer *mysqltest.Fake
+	addrs       *addresses
 }
 
 // DRBDHost returns host name's fake DRBD, resource r0 on /dev/drbd0
@@ -86,11 +91,30 @@ func (w *World) drbdHostLocked(name string) *drbdtest.Host {
 	return h
 }
 
+// MySQLServer returns host name's fake MySQL server (read-only, server id
+// the number of hosts made before it plus one), creating it on first use:
+// set it up before starting that node's daemon.
+func (w *World) MySQLServer(name string) *mysqltest.Fake {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mysqlLocked(name)
+}
+
+func (w *World) mysqlLocked(name string) *mysqltest.Fake {
+	f := w.mysql[name]
+	if f == nil {
+		f = &mysqltest.Fake{ServerID: uint32(len(w.mysql) + 1), RO: true}
+		w.mysql[name] = f
+	}
+	return f
+}
+
 // Node returns the platform of host name with address addr.
 func (w *World) Node(name string, addr netip.Addr) *Node {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{}, DRBDHost: w.drbdHostLocked(name)}
+	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{}, DRBDHost: w.drbdHostLocked(name),
+		MySQLServer: w.mysqlLocked(name)}
 	n.addrs = &addresses{n: n, up: map[vipaddr.VIP]time.Time{}}
 	w.nodes[name] = n
 	return n
@@ -142,6 +166,12 @@ func (n *Node) StatusListener(string) (net.Listener, error) { return nil, nil }
 
 // DRBD implements daemon.Platform: the node's fake DRBD host.
 func (n *Node) DRBD() drbd.Executor { return n.DRBDHost }
+
+// MySQL implements daemon.Platform: the node's fake MySQL server
+// (World.MySQLServer), no peer.
+func (n *Node) MySQL(mysql.Config) (mysql.Server, mysql.Server, error) {
+	return n.MySQLServer, nil, nil
+}
 
 type voter struct{}
 

@@ -33,6 +33,7 @@ type Kind string
 const (
 	KindScript Kind = "script"
 	KindLink   Kind = "link"
+	KindCheck  Kind = "check" // a native check (Script.Check)
 )
 
 // Check is one tracked item as Effective sees it.

@@ -36,6 +36,11 @@ type Script struct {
 	Fall     int           // consecutive failures from Up to Down; 0 = 1
 	InitFail bool          // start Down instead of Unknown
 	RunAs    string        // user to run as; "" = the daemon's user
+	// Check, if set, is a native check run in place of a program (Path,
+	// Args and RunAs unused): nil is success. It runs on the same
+	// schedule, bounded by Timeout through its ctx, with the same
+	// rise/fall and weight (e.g. a MySQL server's check).
+	Check func(ctx context.Context) error
 }
 
 // Interface is a track_interface entry: a link is Up while it has both
@@ -119,11 +124,16 @@ func NewTracker(base uint8, scripts []Script, ifaces []Interface, log *slog.Logg
 		if s.Weight < MinWeight || s.Weight > MaxWeight {
 			bad("%s: weight %d outside %d..%d", key, s.Weight, MinWeight, MaxWeight)
 		}
-		if err := script.Check(s.Path); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, key, err))
-		}
-		if err := script.CheckUser(s.RunAs); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, key, err))
+		switch {
+		case s.Check != nil && (s.Path != "" || s.RunAs != ""):
+			bad("%s: a native check has no path or user", key)
+		case s.Check == nil:
+			if err := script.Check(s.Path); err != nil {
+				errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, key, err))
+			}
+			if err := script.CheckUser(s.RunAs); err != nil {
+				errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, key, err))
+			}
 		}
 		if s.Interval == 0 {
 			s.Interval = DefaultInterval
@@ -171,7 +181,11 @@ func NewTracker(base uint8, scripts []Script, ifaces []Interface, log *slog.Logg
 func (t *Tracker) checks() []Check {
 	cs := make([]Check, 0, len(t.scripts)+len(t.ifaces))
 	for i, s := range t.scripts {
-		cs = append(cs, Check{Kind: KindScript, Name: s.Name, Weight: s.Weight, State: t.sstates[i].State()})
+		kind := KindScript
+		if s.Check != nil {
+			kind = KindCheck
+		}
+		cs = append(cs, Check{Kind: kind, Name: s.Name, Weight: s.Weight, State: t.sstates[i].State()})
 	}
 	for i, l := range t.ifaces {
 		cs = append(cs, Check{Kind: KindLink, Name: l.Name, Weight: l.Weight, State: t.lstates[i]})
@@ -299,7 +313,12 @@ func (t *Tracker) runScript(ctx context.Context, i int, s Script, events chan<- 
 	tick := time.NewTicker(s.Interval)
 	defer tick.Stop()
 	for {
-		res := script.Run(ctx, cmd)
+		var res script.Result
+		if s.Check != nil {
+			res = runCheck(ctx, s)
+		} else {
+			res = script.Run(ctx, cmd)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -314,6 +333,23 @@ func (t *Tracker) runScript(ctx context.Context, i int, s Script, events chan<- 
 			return
 		}
 	}
+}
+
+// runCheck runs a native check bounded by its Timeout, as a Result (a
+// failure's Reason is the check's error).
+func runCheck(ctx context.Context, s Script) script.Result {
+	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	start := time.Now()
+	err := s.Check(cctx)
+	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("timed out after %v: %w", s.Timeout, err)
+	}
+	res := script.Result{Err: err, Took: time.Since(start)}
+	if err != nil {
+		res.Exit = -1
+	}
+	return res
 }
 
 // observeScript feeds one result into script i's counter and logs when the

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,5 +385,58 @@ func TestTrackerRunTwice(t *testing.T) {
 	defer cancel()
 	if err := tr.Run(ctx); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Run: %v, want ErrRunning", err)
+	}
+}
+
+// TestTrackerNativeCheck: a Script with Check runs the function on the
+// schedule with the same rise/fall and weight; a check that outlives its
+// Timeout fails with a timeout; a native check with a path is refused.
+func TestTrackerNativeCheck(t *testing.T) {
+	var fail, hang atomic.Bool
+	var runs atomic.Int64
+	check := func(ctx context.Context) error {
+		runs.Add(1)
+		if hang.Load() {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		if fail.Load() {
+			return errors.New("replication SQL thread No")
+		}
+		return nil
+	}
+	if _, err := NewTracker(100, []Script{{Name: "mysql", Path: "/bin/true", Check: check}}, nil, nil); !errors.Is(err, ErrConfig) {
+		t.Fatalf("native check with a path: %v", err)
+	}
+	log, lb := testLogger(t)
+	tr, err := NewTracker(100, []Script{{Name: "mysql", Check: check, Interval: 10 * time.Millisecond, Timeout: 50 * time.Millisecond,
+		Weight: -30, Fall: 2}}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, tr)
+	if !eventually(func() bool { return runs.Load() > 0 }) {
+		t.Fatal("check never ran")
+	}
+	fail.Store(true)
+	if err := waitStatus(tr, "70 after failures", prio(70)); err != nil {
+		t.Fatal(err)
+	}
+	if s := tr.Status(); len(s.Reasons) != 1 || s.Reasons[0] != "check mysql down (-30)" {
+		t.Errorf("reasons %q", s.Reasons)
+	}
+	if !strings.Contains(lb.String(), "replication SQL thread No") {
+		t.Errorf("the check's error is not logged: %s", lb.String())
+	}
+	fail.Store(false)
+	if err := waitStatus(tr, "100 after success", prio(100)); err != nil {
+		t.Fatal(err)
+	}
+	hang.Store(true)
+	if err := waitStatus(tr, "70 after timeouts", prio(70)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(lb.String(), "timed out after 50ms") {
+		t.Errorf("a hung check is not reported as a timeout: %s", lb.String())
 	}
 }
