@@ -6,9 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/config"
+	"github.com/leasehold/leasehold/script"
+	"github.com/leasehold/leasehold/test/lhtest"
 )
 
 // unit is a parsed unit file: section → key → values (in order).
@@ -156,4 +161,77 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// withStubScripts returns path, or a copy of it whose health-check scripts
+// (site-specific: /opt/check_nginx.sh is not on this machine) are one stub
+// that exits 0, so that `config check`, which wants them to exist, judges
+// the rest of the file.
+func withStubScripts(t *testing.T, path string) string {
+	t.Helper()
+	c, err := config.LoadQuorum(path)
+	if err != nil || len(c.Script) == 0 {
+		return path
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	stub := filepath.Join(dir, "check.sh")
+	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, s := range c.Script {
+		argv, err := script.Split(s.Script)
+		if err != nil || len(argv) == 0 {
+			t.Fatalf("%s: script %q: %v", path, s.Script, err)
+		}
+		text = strings.ReplaceAll(text, argv[0], stub)
+	}
+	out := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Each unit's ExecStartPre, run as systemd would run it, accepts the file
+// the package installs for it: the annotated leasehold.yaml and every node
+// example for leasehold.service, every witness example for
+// leasehold-witness.service. (A witness file fails `config check`: the
+// witness unit must check it with `witness --check`.)
+func TestExecStartPreAcceptsExamples(t *testing.T) {
+	bin, err := lhtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, _ := filepath.Glob("../examples/*.yaml")
+	witnesses, _ := filepath.Glob("../examples/witness/*.yaml")
+	if len(nodes) == 0 || len(witnesses) == 0 {
+		t.Fatalf("examples: %d node files, %d witness files", len(nodes), len(witnesses))
+	}
+	cases := []struct {
+		unit, installed string
+		files           []string
+	}{
+		{"leasehold.service", "/etc/leasehold/leasehold.yaml", append([]string{"../leasehold.yaml"}, nodes...)},
+		{"leasehold-witness.service", "/etc/leasehold/witness.yaml", witnesses},
+	}
+	for _, tc := range cases {
+		pre := strings.Fields(parseUnit(t, tc.unit).get("Service", "ExecStartPre"))
+		if len(pre) < 2 || !slices.Contains(pre, tc.installed) {
+			t.Errorf("%s: ExecStartPre=%q does not check %s", tc.unit, strings.Join(pre, " "), tc.installed)
+			continue
+		}
+		for _, f := range tc.files {
+			args := slices.Clone(pre[1:])
+			args[slices.Index(args, tc.installed)] = withStubScripts(t, f)
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: ExecStartPre on %s: leasehold %s: %v\n%s", tc.unit, f, strings.Join(args, " "), err, out)
+			}
+		}
+	}
 }
