@@ -9,8 +9,16 @@ DEB_PKGS := keepalived nftables iproute2 tcpdump chromium \
 VM_PKGS  := ./lab/vm/... ./lab/vmlab/...
 VM_RUNS  ?= 1
 export GOFLAGS := -buildvcs=false
+# What `leasehold version` reports: a Debian version and the commit, from
+# git (deploy/deb/version.sh); override with make VERSION=... COMMIT=...
+VERSION_COMMIT := $(shell ./deploy/deb/version.sh)
+VERSION  ?= $(word 1,$(VERSION_COMMIT))
+COMMIT   ?= $(word 2,$(VERSION_COMMIT))
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# make deb writes leasehold_$(VERSION)_ARCH.deb here.
+DEB_OUT  ?= bin
 
-.PHONY: all build build-vm test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
+.PHONY: all build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
 
 all: build
 
@@ -18,7 +26,15 @@ all: build
 # of its own so that the daemon does not link etcd's server).
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/leasehold ./cmd/leasehold-lab-etcd
+	$(GO) build -ldflags="$(LDFLAGS)" -o bin/ ./cmd/leasehold ./cmd/leasehold-lab-etcd
+
+# deb: a Debian package (dpkg-deb; deploy/deb/build.sh says what goes
+# where): a static binary in /usr/sbin, the units, example configs as
+# conffiles, the man pages. Installs nothing on this machine.
+deb:
+	@mkdir -p $(DEB_OUT)/deb-build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w $(LDFLAGS)" -o $(DEB_OUT)/deb-build/leasehold ./cmd/leasehold
+	./deploy/deb/build.sh $(DEB_OUT)/deb-build/leasehold $(VERSION) $(DEB_OUT)
 
 # build-vm: the binaries the VM lab's guests run (static, stripped).
 build-vm:

@@ -67,7 +67,7 @@ func TestDaemonUnit(t *testing.T) {
 		"WatchdogSec":      "5s",
 		"KillSignal":       "SIGTERM",
 		"Restart":          "on-failure",
-		"ExecStart":        "/usr/local/bin/leasehold run -c /etc/leasehold/leasehold.yaml",
+		"ExecStart":        "/usr/sbin/leasehold run -c /etc/leasehold/leasehold.yaml",
 		"ExecReload":       "/bin/kill -HUP $MAINPID",
 		"ProtectSystem":    "strict",
 		"ReadWritePaths":   "/run/leasehold /var/lib/leasehold",
@@ -109,7 +109,7 @@ func TestDaemonUnit(t *testing.T) {
 
 func TestWitnessUnit(t *testing.T) {
 	u := parseUnit(t, "leasehold-witness.service")
-	if got := u.get("Service", "ExecStart"); got != "/usr/local/bin/leasehold witness -c /etc/leasehold/witness.yaml" {
+	if got := u.get("Service", "ExecStart"); got != "/usr/sbin/leasehold witness -c /etc/leasehold/witness.yaml" {
 		t.Errorf("ExecStart=%q", got)
 	}
 	if u.get("Service", "Restart") != "on-failure" || u.get("Service", "ProtectSystem") != "strict" {
@@ -143,7 +143,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "/usr/local/bin/leasehold", stub)), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "/usr/sbin/leasehold", stub)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		units = append(units, p)
