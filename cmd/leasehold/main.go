@@ -47,12 +47,13 @@ func main() {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+		return exitUsage
+	case isHelp(args[0]):
+		usage(stdout)
+		return exitOK
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -61,7 +62,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "leasehold: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return exitUsage
 }
 
 func usage(w io.Writer) {
@@ -70,6 +71,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %-28s %s\n", c.name, c.args, c.help)
 	}
+	fmt.Fprintln(w, "\nleasehold COMMAND --help describes a command. Exit status: 0 ok, 1 failed, 2 usage error.")
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
