@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/config"
-	"github.com/leasehold/leasehold/script"
+	"github.com/leasehold/leasehold/deploy/examples/examplestest"
 	"github.com/leasehold/leasehold/test/lhtest"
 )
 
@@ -163,45 +162,12 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// withStubScripts returns path, or a copy of it whose health-check scripts
-// (site-specific: /opt/check_nginx.sh is not on this machine) are one stub
-// that exits 0, so that `config check`, which wants them to exist, judges
-// the rest of the file.
-func withStubScripts(t *testing.T, path string) string {
-	t.Helper()
-	c, err := config.LoadQuorum(path)
-	if err != nil || len(c.Script) == 0 {
-		return path
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	stub := filepath.Join(dir, "check.sh")
-	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	for _, s := range c.Script {
-		argv, err := script.Split(s.Script)
-		if err != nil || len(argv) == 0 {
-			t.Fatalf("%s: script %q: %v", path, s.Script, err)
-		}
-		text = strings.ReplaceAll(text, argv[0], stub)
-	}
-	out := filepath.Join(dir, filepath.Base(path))
-	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // Each unit's ExecStartPre, run as systemd would run it, accepts the file
 // the package installs for it: the annotated leasehold.yaml and every node
 // example for leasehold.service, every witness example for
 // leasehold-witness.service. (A witness file fails `config check`: the
-// witness unit must check it with `witness --check`.)
+// witness unit must check it with `witness --check`.) Site programs such
+// as /opt/check_nginx.sh are replaced by a stub (examplestest).
 func TestExecStartPreAcceptsExamples(t *testing.T) {
 	bin, err := lhtest.Binary()
 	if err != nil {
@@ -227,7 +193,7 @@ func TestExecStartPreAcceptsExamples(t *testing.T) {
 		}
 		for _, f := range tc.files {
 			args := slices.Clone(pre[1:])
-			args[slices.Index(args, tc.installed)] = withStubScripts(t, f)
+			args[slices.Index(args, tc.installed)] = examplestest.WithStubPrograms(t, f)
 			out, err := exec.Command(bin, args...).CombinedOutput()
 			if err != nil {
 				t.Errorf("%s: ExecStartPre on %s: leasehold %s: %v\n%s", tc.unit, f, strings.Join(args, " "), err, out)
