@@ -178,3 +178,34 @@ func TestExamplesMatchSeeds(t *testing.T) {
 		}
 	}
 }
+
+// Every configuration docs/install.md shows is a file here, verbatim: a
+// ```yaml block whose first line names it ("# deploy/examples/FILE").
+// (The files themselves are checked above.)
+func TestInstallGuide(t *testing.T) {
+	b, err := os.ReadFile("../../docs/install.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(b), "```yaml\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("docs/install.md shows %d configurations, want the raft pair, the witness and the etcd pair", len(blocks))
+	}
+	for i, blk := range blocks {
+		blk, _, ok := strings.Cut(blk, "```")
+		name, body, _ := strings.Cut(blk, "\n")
+		file, named := strings.CutPrefix(name, "# deploy/examples/")
+		if !ok || !named {
+			t.Errorf("docs/install.md block %d starts %q: want \"# deploy/examples/FILE\"", i+1, name)
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Errorf("docs/install.md shows %s: %v", file, err)
+			continue
+		}
+		if body != string(want) {
+			t.Errorf("docs/install.md's copy of %s differs from the file", file)
+		}
+	}
+}
