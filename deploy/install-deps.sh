@@ -15,7 +15,10 @@ echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing
-# keepalived's package enables a system service; the tests run their own.
-if echo "$missing" | grep -q keepalived; then
-	systemctl disable --now keepalived >/dev/null 2>&1 || true
-fi
+# keepalived's and prometheus's packages enable a system service; the tests
+# run their own keepalived and only need promtool.
+for svc in keepalived prometheus; do
+	if echo "$missing" | grep -qw "$svc"; then
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	fi
+done

@@ -7,6 +7,7 @@
 #   /etc/leasehold/examples/*.yaml            conffiles, never a live config
 #   /usr/share/man/man8/leasehold.8.gz, man5/leasehold.yaml.5.gz
 #   /usr/share/doc/leasehold/                 README, docs/*.md, copyright
+#   /usr/share/leasehold/monitoring/          Prometheus alert rules, Grafana dashboard
 #
 # Nothing is enabled or started: a unit runs once the operator has written
 # /etc/leasehold/leasehold.yaml (or witness.yaml) and enabled it.
@@ -36,6 +37,9 @@ for m in leasehold.8 leasehold.yaml.5; do
 	install -d -m 0755 "$root/usr/share/man/man$sec"
 	gzip -9n <"$src/docs/man/$m" >"$root/usr/share/man/man$sec/$m.gz"
 done
+install -d -m 0755 "$root/usr/share/leasehold/monitoring"
+install -m 0644 "$src/deploy/monitoring/leasehold-alerts.yaml" "$src/deploy/monitoring/leasehold-dashboard.json" \
+	"$root/usr/share/leasehold/monitoring/"
 doc=$root/usr/share/doc/leasehold
 install -d -m 0755 "$doc"
 install -m 0644 "$src/README.md" "$src"/docs/*.md "$doc/"
