@@ -19,20 +19,28 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make deb writes leasehold_$(VERSION)_ARCH.deb here.
 DEB_OUT  ?= bin
 
-.PHONY: all build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
+.PHONY: all go-version build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
 
 all: build
 
+# go-version: the build needs Go 1.26 (Debian 12's golang package is 1.19,
+# which fails with a less clear message).
+go-version:
+	@v=$$($(GO) env GOVERSION 2>/dev/null | sed 's/^go//'); \
+	if [ -z "$$v" ]; then echo "make: no Go on PATH: install Go 1.26 or later from https://go.dev/dl/ (see README.md)" >&2; exit 1; fi; \
+	if ! printf '1.26\n%s\n' "$$v" | sort -V -C; then \
+		echo "make: Go $$v on PATH ($$(command -v $(GO))); the build needs 1.26 or later: https://go.dev/dl/ (see README.md)" >&2; exit 1; fi
+
 # build: the daemon and CLI, and the lab's etcd server beside it (a binary
 # of its own so that the daemon does not link etcd's server).
-build:
+build: go-version
 	@mkdir -p bin
 	$(GO) build -ldflags="$(LDFLAGS)" -o bin/ ./cmd/leasehold ./cmd/leasehold-lab-etcd
 
 # deb: a Debian package (dpkg-deb; deploy/deb/build.sh says what goes
 # where): a static binary in /usr/sbin, the units, example configs as
 # conffiles, the man pages. Installs nothing on this machine.
-deb:
+deb: go-version
 	@mkdir -p $(DEB_OUT)/deb-build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w $(LDFLAGS)" -o $(DEB_OUT)/deb-build/leasehold ./cmd/leasehold
 	./deploy/deb/build.sh $(DEB_OUT)/deb-build/leasehold $(VERSION) $(DEB_OUT)
@@ -44,7 +52,7 @@ build-vm:
 
 # deps installs what the tests need on a fresh Debian machine (idempotent),
 # and fetches the kernel package the VM images boot (cached by file name).
-deps:
+deps: go-version
 	@./deploy/install-deps.sh $(DEB_PKGS)
 	$(GO) mod download
 	$(GO) run ./test/vmkernel
