@@ -4,6 +4,7 @@
 # no tag → 0.0.0~gitYYYYMMDD.COMMIT, dated by the commit; "+dirty" when the
 # tree has uncommitted changes). Outside a git checkout: 0.0.0~unknown unknown.
 set -u
+git() { command git -c safe.directory='*' "$@"; }  # a checkout owned by another user (CI as root)
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null) || { echo "0.0.0~unknown unknown"; exit 0; }
 if d=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
 	# v1.2.3 or v1.2.3-4-gabcdef
