@@ -4,21 +4,46 @@ BIN      := bin/leasehold
 PKGS     := ./...
 # Debian packages the tests and the lab use (real peers, not mocks).
 DEB_PKGS := keepalived nftables iproute2 tcpdump chromium mariadb-server \
-            qemu-system-x86 drbd-utils busybox-static ipvsadm cpio xz-utils
+            qemu-system-x86 drbd-utils busybox-static ipvsadm cpio xz-utils \
+            prometheus
 # The VM suites (qemu under TCG): run one package at a time, each VM wants a core.
 VM_PKGS  := ./lab/vm/... ./lab/vmlab/... ./storage/drbd
 VM_RUNS  ?= 1
 export GOFLAGS := -buildvcs=false
+# What `leasehold version` reports: a Debian version and the commit, from
+# git (deploy/deb/version.sh); override with make VERSION=... COMMIT=...
+VERSION_COMMIT := $(shell ./deploy/deb/version.sh)
+VERSION  ?= $(word 1,$(VERSION_COMMIT))
+COMMIT   ?= $(word 2,$(VERSION_COMMIT))
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# make deb writes leasehold_$(VERSION)_ARCH.deb here.
+DEB_OUT  ?= bin
 
-.PHONY: all build build-vm test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
+.PHONY: all go-version build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
 
 all: build
 
+# go-version: the build needs Go 1.26 (Debian 12's golang package is 1.19,
+# which fails with a less clear message).
+go-version:
+	@v=$$($(GO) env GOVERSION 2>/dev/null | sed 's/^go//'); \
+	if [ -z "$$v" ]; then echo "make: no Go on PATH: install Go 1.26 or later from https://go.dev/dl/ (see README.md)" >&2; exit 1; fi; \
+	if ! printf '1.26\n%s\n' "$$v" | sort -V -C; then \
+		echo "make: Go $$v on PATH ($$(command -v $(GO))); the build needs 1.26 or later: https://go.dev/dl/ (see README.md)" >&2; exit 1; fi
+
 # build: the daemon and CLI, and the lab's etcd server beside it (a binary
 # of its own so that the daemon does not link etcd's server).
-build:
+build: go-version
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/leasehold ./cmd/leasehold-lab-etcd
+	$(GO) build -ldflags="$(LDFLAGS)" -o bin/ ./cmd/leasehold ./cmd/leasehold-lab-etcd
+
+# deb: a Debian package (dpkg-deb; deploy/deb/build.sh says what goes
+# where): a static binary in /usr/sbin, the units, example configs as
+# conffiles, the man pages. Installs nothing on this machine.
+deb: go-version
+	@mkdir -p $(DEB_OUT)/deb-build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w $(LDFLAGS)" -o $(DEB_OUT)/deb-build/leasehold ./cmd/leasehold
+	./deploy/deb/build.sh $(DEB_OUT)/deb-build/leasehold $(VERSION) $(DEB_OUT)
 
 # build-vm: the binaries the VM lab's guests run (static, stripped).
 build-vm:
@@ -27,7 +52,7 @@ build-vm:
 
 # deps installs what the tests need on a fresh Debian machine (idempotent),
 # and fetches the kernel package the VM images boot (cached by file name).
-deps:
+deps: go-version
 	@./deploy/install-deps.sh $(DEB_PKGS)
 	$(GO) mod download
 	$(GO) run ./test/vmkernel

@@ -62,7 +62,8 @@ type Status struct {
 // Fencing configures the kernel fence and the watchdog.
 type Fencing struct {
 	// NFTables: auto (use it if usable, else say so and rely on address
-	// lifetimes), required (refuse to start without it), off.
+	// lifetimes), required (refuse to start without it), off. Default:
+	// required with a quorum backend, auto with backend none.
 	NFTables string `yaml:"nftables"`
 	// Margin is kept between the fence's expiry and the local deadline.
 	Margin Duration `yaml:"margin"`

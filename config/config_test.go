@@ -53,6 +53,32 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// With a quorum the kernel fence is required unless the file says
+// otherwise; plain VRRP (backend none) has nothing to fence with.
+func TestFenceDefault(t *testing.T) {
+	raft := "quorum: {backend: raft, raft: {bind: 10.0.0.1:7946, client_bind: 10.0.0.1:7947, data_dir: /tmp/r,\n" +
+		"  peers: [{id: lb1, addr: 10.0.0.1:7946, client: 10.0.0.1:7947}, {id: lb2, addr: 10.0.0.2:7946, client: 10.0.0.2:7947},\n" +
+		"          {id: w, addr: 10.0.0.3:7946, client: 10.0.0.3:7947}]}}\n"
+	etcd := "quorum: {backend: etcd, etcd: {endpoints: [\"http://10.0.0.5:2379\"]}}\n"
+	instance := "vrrp_instance: {VI_1: {interface: eth0, virtual_router_id: 51, virtual_ipaddress: [192.168.10.100]}}\n"
+	for _, tc := range []struct{ quorum, fencing, want string }{
+		{raft, "", "required"},
+		{etcd, "", "required"},
+		{"quorum: {backend: none}\n", "", "auto"},
+		{raft, "fencing: {nftables: auto}\n", "auto"},
+		{etcd, "fencing: {nftables: off}\n", "off"},
+		{"quorum: {backend: none}\n", "fencing: {nftables: required}\n", "required"},
+	} {
+		c, err := Parse("f.yaml", []byte("node: {name: lb1}\n"+tc.quorum+tc.fencing+instance))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Fencing.NFTables != tc.want {
+			t.Errorf("%s%s: fencing.nftables %q, want %q", tc.quorum, tc.fencing, c.Fencing.NFTables, tc.want)
+		}
+	}
+}
+
 func TestParseErrorsNameFileLineKey(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"unknown key", "quorum: {backend: none}\nvrrp_instance:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 5\n    priorty: 100\n    virtual_ipaddress: [10.0.0.1]\n",

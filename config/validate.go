@@ -103,7 +103,13 @@ func (c *Config) validateFencing() error {
 	var errs []error
 	switch f.NFTables {
 	case "":
-		f.NFTables = "auto"
+		// A lease-gated node owns only behind the kernel fence: without
+		// nftables it refuses to start unless the file says otherwise
+		// (auto or off). Plain VRRP has no lease to fence with.
+		f.NFTables = "required"
+		if c.Quorum.Backend == BackendNone {
+			f.NFTables = "auto"
+		}
 	case "auto", "required", "off":
 	default:
 		errs = append(errs, c.errAt("fencing.nftables", "%q: want auto, required or off", f.NFTables))

@@ -50,10 +50,13 @@ func TestReloadRefusesUnsafeChanges(t *testing.T) {
 	if _, _, err := reload("vrrp_instance: ["); err == nil {
 		t.Fatal("invalid file: no error")
 	}
-	// VRID and quorum changes are refused, naming the key.
+	// VRID and quorum changes are refused, naming the key (and the fence,
+	// whose default follows the backend: auto without a quorum, required
+	// with one).
 	_, refused, err = reload(strings.Replace(strings.Replace(reloadBase, "virtual_router_id: 51", "virtual_router_id: 52", 1),
 		"quorum: {backend: none}", "quorum:\n  backend: etcd\n  etcd: {endpoints: [\"http://127.0.0.1:2379\"]}", 1))
-	if err != nil || len(refused) != 2 || !strings.Contains(strings.Join(refused, ";"), "quorum changed") ||
+	if err != nil || len(refused) != 3 || !strings.Contains(strings.Join(refused, ";"), "quorum changed") ||
+		!strings.Contains(strings.Join(refused, ";"), "fencing changed") ||
 		!strings.Contains(strings.Join(refused, ";"), "vrrp_instance.VI_1: only priority") {
 		t.Fatalf("refused = %v, %v", refused, err)
 	}

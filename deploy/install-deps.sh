@@ -15,11 +15,13 @@ echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing
-# keepalived's package enables a system service; the tests run their own.
-if echo "$missing" | grep -q keepalived; then
-	systemctl disable --now keepalived >/dev/null 2>&1 || true
-fi
-# mariadb-server's too: tests start their own throwaway mariadbd instances.
-if echo "$missing" | grep -q mariadb-server; then
-	systemctl disable --now mariadb >/dev/null 2>&1 || true
-fi
+# keepalived's, prometheus's and mariadb-server's packages enable a system
+# service; the tests run their own keepalived and mariadbd and only need
+# promtool.
+for pkg in keepalived prometheus mariadb-server; do
+	svc=$pkg
+	[ "$pkg" = mariadb-server ] && svc=mariadb
+	if echo "$missing" | grep -qw "$pkg"; then
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	fi
+done

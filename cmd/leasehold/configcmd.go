@@ -7,29 +7,46 @@ import (
 	"github.com/leasehold/leasehold/daemon"
 )
 
+const configUsage = `usage: leasehold config check FILE
+       leasehold config import-keepalived [-o OUT] [--quorum none|etcd|raft] KEEPALIVED.CONF
+`
+
 func cmdConfig(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "import-keepalived" {
+	if rc, done := needSubcommand(args, configUsage, stdout, stderr); done {
+		return rc
+	}
+	switch {
+	case args[0] == "import-keepalived":
 		return cmdConfigImport(args[1:], stdout, stderr)
+	case args[0] != "check":
+		fmt.Fprintf(stderr, "leasehold config: unknown subcommand %q\n%s", args[0], configUsage)
+		return exitUsage
 	}
-	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: leasehold config check FILE\n       leasehold config import-keepalived [-o OUT] [--quorum none|etcd|raft] [--node NAME] [--config-id ID] KEEPALIVED.CONF")
-		return 2
+	fs := newFlagSet("config check", "FILE",
+		"validates FILE as `leasehold run` and a reload would (a raft witness's file: leasehold witness --check -c FILE)\n")
+	pos, rc, ok := parseFlags(fs, args[1:], stdout, stderr)
+	if !ok {
+		return rc
 	}
+	if len(pos) != 1 {
+		return usageError(fs, stderr, "want exactly one FILE, have %d", len(pos))
+	}
+	file := pos[0]
 	// The same plan `run` and a reload build: a file check accepts, run
 	// accepts.
-	plan, err := daemon.Load(args[1])
+	plan, err := daemon.Load(file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		if w, werr := daemon.LoadQuorum(args[1], true); werr == nil && len(w.Config.Instance) == 0 {
-			fmt.Fprintf(stderr, "%s looks like a raft witness's file: check it with `leasehold witness --check -c %s`\n", args[1], args[1])
+		if w, werr := daemon.LoadQuorum(file, true); werr == nil && len(w.Config.Instance) == 0 {
+			fmt.Fprintf(stderr, "%s looks like a raft witness's file: check it with `leasehold witness --check -c %s`\n", file, file)
 		}
-		return 1
+		return exitFailure
 	}
 	c := plan.Config
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	fmt.Fprintf(stdout, "%s: ok: node %s, quorum %s, %d instance(s)\n", args[1], c.Node.Name, c.Quorum.Backend, len(c.Instance))
+	fmt.Fprintf(stdout, "%s: ok: node %s, quorum %s, %d instance(s)\n", file, c.Node.Name, c.Quorum.Backend, len(c.Instance))
 	for _, n := range c.Names() {
 		in := c.Instance[n]
 		mode := "multicast"

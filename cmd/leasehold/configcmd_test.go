@@ -45,7 +45,7 @@ func TestCheckAndRunAgree(t *testing.T) {
 func TestWitnessCheck(t *testing.T) {
 	f := "../../deploy/examples/witness/witness.yaml"
 	var out, errb bytes.Buffer
-	if code := cmdWitnessCtx(t.Context(), []string{"--check", "-c", f}, &errb); code != 0 {
+	if code := cmdWitnessCtx(t.Context(), []string{"--check", "-c", f}, &out, &errb); code != 0 {
 		t.Fatalf("witness --check: exit %d: %s", code, errb.String())
 	}
 	errb.Reset()

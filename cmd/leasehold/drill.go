@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,26 +33,9 @@ flags:
   -v               print the daemons' logged transitions under the table
 `
 
-// flagsAnywhere parses fs from args where flags and positionals mix.
-func flagsAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, drillUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), drillUsage) }
 	labName := fs.String("lab", "", "lab name")
 	dir := fs.String("dir", labctl.DefaultDir, "parent directory of labs")
 	runs := fs.Int("runs", 1, "runs per scenario")
@@ -63,13 +47,28 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	yes := fs.Bool("yes-disrupt", false, "confirm that --live may disrupt this node")
 	conf := fs.String("c", "/etc/leasehold/leasehold.yaml", "--live: the node's configuration file")
 	seed := fs.Int64("seed", 0, "soak: random seed (default: time)")
-	pos, err := flagsAnywhere(fs, args)
-	if err != nil {
-		return 2
+	pos, rc, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return rc
 	}
-	if len(pos) != 1 {
-		fmt.Fprint(stderr, drillUsage)
-		return 2
+	if len(pos) == 1 && isHelp(pos[0]) {
+		fmt.Fprint(stdout, drillUsage)
+		return exitOK
+	}
+	// The arguments are checked before anything is touched.
+	switch {
+	case len(pos) != 1:
+		return usageError(fs, stderr, "want exactly one SCENARIO, have %q", pos)
+	case pos[0] != "all" && pos[0] != "soak" && !slices.Contains(drill.Scenarios, pos[0]):
+		return usageError(fs, stderr, "unknown scenario %q", pos[0])
+	case *runs < 1:
+		return usageError(fs, stderr, "--runs %d: want 1 or more", *runs)
+	case *dur < 0:
+		return usageError(fs, stderr, "--duration %v: want a positive duration", *dur)
+	case pos[0] == "soak" && *dur == 0:
+		return usageError(fs, stderr, "soak: --duration is required (e.g. --duration 10m)")
+	case pos[0] == "soak" && *live:
+		return usageError(fs, stderr, "soak runs on a lab, not --live")
 	}
 	name := pos[0]
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -80,20 +79,19 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "leasehold drill: needs root (network namespaces)")
-		return 1
+		return exitFailure
 	}
 	l, rc := openLab(*dir, *labName, stderr)
 	if l == nil {
 		return rc
 	}
+	if name != "all" && name != "soak" && !slices.Contains(drill.ScenariosFor(l), name) {
+		return usageError(fs, stderr, "lab %s cannot run %q (it runs: %s)", l.Name(), name, strings.Join(drill.ScenariosFor(l), " "))
+	}
 	host, _ := os.Hostname()
 	rep := drill.Report{Target: "lab " + l.Name(), Backend: l.Backend(), Host: host, Created: time.Now().UTC()}
 	progress := stderr
 	if name == "soak" {
-		if *dur <= 0 {
-			fmt.Fprintln(stderr, "leasehold drill soak: --duration is required (e.g. --duration 10m)")
-			return 2
-		}
 		if *seed == 0 {
 			*seed = time.Now().UnixNano()
 		}

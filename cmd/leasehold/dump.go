@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -18,12 +17,16 @@ import (
 )
 
 func cmdVRRP(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "dump" {
-		fmt.Fprintln(stderr, "usage: leasehold vrrp dump --iface IFACE [--count N] [--duration D] [--vrid N --auth-pass P --advert-int D]")
-		return 2
+	const synopsis = "--iface IFACE [--count N] [--duration D] [--vrid N --auth-pass P --advert-int D]"
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprintln(stdout, "usage: leasehold vrrp dump "+synopsis)
+		return exitOK
+	case len(args) == 0 || args[0] != "dump":
+		fmt.Fprintln(stderr, "usage: leasehold vrrp dump "+synopsis)
+		return exitUsage
 	}
-	fs := flag.NewFlagSet("vrrp dump", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("vrrp dump", synopsis, "prints the VRRP adverts seen on IFACE, with the reason any would be dropped\n")
 	iface := fs.String("iface", "", "interface to listen on (required)")
 	count := fs.Int("count", 0, "stop after this many packets (0 = no limit)")
 	dur := fs.Duration("duration", 0, "stop after this long (0 = until interrupted)")
@@ -33,8 +36,10 @@ func cmdVRRP(args []string, stdout, stderr io.Writer) int {
 	version := fs.Int("version", 0, "with --vrid: expected VRRP version (2 or 3)")
 	six := fs.Bool("6", false, "IPv6 (VRRPv3 over IPv6) instead of IPv4")
 	memberList := fs.String("members", "", "with --vrid: the group's members (comma-separated addresses, as `leasehold status` lists them); adverts from others are dropped as foreign_speaker")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if pos, rc, ok := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return rc
+	} else if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	if *iface == "" {
 		fmt.Fprintln(stderr, "leasehold vrrp dump: --iface is required")

@@ -26,7 +26,7 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 	}
 	fset := flag.NewFlagSet("config import-keepalived", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	fset.Usage = func() { fmt.Fprintln(stderr, importUsage); fset.PrintDefaults() }
+	fset.Usage = func() { fmt.Fprintln(fset.Output(), importUsage); fset.PrintDefaults() }
 	out := fset.String("o", "", "write the YAML to this file instead of stdout")
 	force := fset.Bool("force", false, "overwrite the -o file if it exists")
 	quorum := fset.String("quorum", config.BackendNone,
@@ -34,16 +34,9 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 	node := fset.String("node", "", "node.name (default: global_defs router_id, else the hostname at run time)")
 	configID := fset.String("config-id", "", "the node's keepalived config id (keepalived -i; default there: the short hostname): selects the @ID lines")
 	// Flags may come before or after the file name.
-	var files []string
-	for {
-		if err := fset.Parse(args); err != nil {
-			return 2
-		}
-		if fset.NArg() == 0 {
-			break
-		}
-		files = append(files, fset.Arg(0))
-		args = fset.Args()[1:]
+	files, rc, ok := parseFlags(fset, args, stdout, stderr)
+	if !ok {
+		return rc
 	}
 	if len(files) != 1 {
 		fmt.Fprintln(stderr, importUsage)

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,9 +34,8 @@ Needs root.
 `
 
 func cmdLab(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, labUsage)
-		return 2
+	if rc, done := needSubcommand(args, labUsage, stdout, stderr); done {
+		return rc
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -49,12 +48,11 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	case "down":
 		return labDown(rest, stdout, stderr)
 	case "responder": // hidden: the lab's per-node TCP responder
-		fs := flag.NewFlagSet("lab responder", flag.ContinueOnError)
-		fs.SetOutput(stderr)
+		fs := newFlagSet("lab responder", "--name NAME [--port PORT]", "")
 		port := fs.Uint("port", labctl.ProbePort, "TCP port")
 		name := fs.String("name", "", "the name to answer with")
-		if err := fs.Parse(rest); err != nil {
-			return 2
+		if _, rc, ok := parseFlags(fs, rest, stdout, stderr); !ok {
+			return rc
 		}
 		if *name == "" || *port == 0 || *port > 65535 {
 			fmt.Fprintln(stderr, "leasehold lab responder: --name and --port are required")
@@ -65,12 +63,9 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, labUsage)
-		return 0
 	}
 	fmt.Fprintf(stderr, "leasehold lab: unknown subcommand %q\n\n%s", sub, labUsage)
-	return 2
+	return exitUsage
 }
 
 func labNeedsRoot(stderr io.Writer) bool {
@@ -82,8 +77,8 @@ func labNeedsRoot(stderr io.Writer) bool {
 }
 
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("lab up", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("lab up", "[--nodes N] [--quorum raft|etcd] [--groups G] [--auth hmac] [--lab NAME]",
+		"builds a throwaway lab of network namespaces on this machine (root)\n")
 	var o labctl.Options
 	fs.IntVar(&o.Nodes, "nodes", 2, "number of leasehold nodes (1-6)")
 	fs.StringVar(&o.Quorum, "quorum", "raft", "raft (witness + voters in the daemons) or etcd (an embedded etcd member)")
@@ -93,18 +88,24 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.TTL, "ttl", time.Second, "lease TTL")
 	fs.StringVar(&o.Auth, "auth", "", "hmac: authenticated adverts between the nodes (a shared key in the lab directory)")
 	fs.StringVar(&o.Dir, "dir", labctl.DefaultDir, "parent directory of labs")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if !labNeedsRoot(stderr) {
-		return 1
+	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return rc
+	} else if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	bin, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "leasehold lab up:", err)
-		return 1
+		return exitFailure
 	}
 	o.Binary = bin
+	// The arguments are checked before anything is built.
+	if err := o.Validate(); err != nil {
+		return usageError(fs, stderr, "%v", err)
+	}
+	if !labNeedsRoot(stderr) {
+		return exitFailure
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	start := time.Now()
 	l, err := labctl.Up(ctx, o, log)
@@ -133,13 +134,14 @@ func openLab(dir, name string, stderr io.Writer) (*labctl.Lab, int) {
 }
 
 func labStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("lab status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("lab status", "[--lab NAME] [--json]", "the lab's nodes: daemon, role and epoch per group\n")
 	name := fs.String("lab", "", "lab name")
 	dir := fs.String("dir", labctl.DefaultDir, "parent directory of labs")
 	asJSON := fs.Bool("json", false, "JSON output")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return rc
+	} else if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	if *name == "" {
 		if labs, _ := labctl.List(*dir); len(labs) > 1 {
@@ -203,31 +205,44 @@ func printLab(w io.Writer, st labctl.LabStatus, l *labctl.Lab) {
 }
 
 func labDown(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("lab down", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("lab down", "[--lab NAME | --all]",
+		"removes everything the lab created (also after a crash); a lab that is not up is not an error\n")
 	name := fs.String("lab", "", "lab name")
 	dir := fs.String("dir", labctl.DefaultDir, "parent directory of labs")
 	all := fs.Bool("all", false, "remove every lab")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return rc
+	} else if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	if *all && *name != "" {
+		return usageError(fs, stderr, "--lab and --all exclude each other")
 	}
 	if !labNeedsRoot(stderr) {
-		return 1
+		return exitFailure
 	}
 	var dirs []string
 	if *all {
 		var err error
 		if dirs, err = labctl.List(*dir); err != nil {
 			fmt.Fprintln(stderr, err)
-			return 1
+			return exitFailure
 		}
 	} else {
 		d, err := labctl.Resolve(*dir, *name)
-		if err != nil {
+		switch {
+		case errors.Is(err, labctl.ErrNoLab):
+			// Down is idempotent: what is not up is already down.
+			fmt.Fprintf(stdout, "no lab to remove (%v)\n", err)
+			return exitOK
+		case err != nil:
 			fmt.Fprintln(stderr, err)
-			return 1
+			return exitFailure
 		}
 		dirs = []string{d}
+	}
+	if len(dirs) == 0 {
+		fmt.Fprintf(stdout, "no lab to remove under %s\n", *dir)
 	}
 	rc := 0
 	for _, d := range dirs {

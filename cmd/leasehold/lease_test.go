@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,9 +58,15 @@ func TestLeaseCLIEtcd(t *testing.T) {
 		t.Fatalf("lease ls = %d\n%s%s", code, out, errs)
 	}
 	out, _, code = run(t, "lease", "inspect", "VI_1", "--etcd", ep, "--json")
-	var hs []quorum.Holder
-	if code != 0 || json.Unmarshal([]byte(out), &hs) != nil || len(hs) != 1 || hs[0].Epoch != g.Epoch || hs[0].Node != "lb1" || hs[0].TTLLeft <= 0 {
+	var hs []struct {
+		quorum.Holder
+		TTLLeft string `json:"ttl_left"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &hs) != nil || len(hs) != 1 || hs[0].Epoch != g.Epoch || hs[0].Node != "lb1" {
 		t.Fatalf("lease inspect --json = %d %q", code, out)
+	}
+	if ttl, err := time.ParseDuration(hs[0].TTLLeft); err != nil || ttl <= 0 {
+		t.Errorf("lease inspect --json: ttl_left %q: want a positive duration like \"1.2s\"", hs[0].TTLLeft)
 	}
 	out, _, code = run(t, "lease", "inspect", "VI_9", "--etcd", ep)
 	if code != 0 || !strings.Contains(out, "free") {
@@ -142,7 +149,7 @@ func TestWitnessAndLeaseCLIRaft(t *testing.T) {
 		wg.Go(func() {
 			var errb bytes.Buffer
 			done := make(chan int, 1)
-			go func() { done <- cmdWitnessCtx(ctx, []string{"-c", conf}, &errb) }()
+			go func() { done <- cmdWitnessCtx(ctx, []string{"-c", conf}, io.Discard, &errb) }()
 			select {
 			case code := <-done:
 				if code != 0 && ctx.Err() == nil {

@@ -18,8 +18,10 @@ import (
 	"runtime/debug"
 )
 
-// version is set by the build (-ldflags "-X main.version=...").
-var version = ""
+// version and commit are set by the build (make build, make deb:
+// -ldflags "-X main.version=... -X main.commit=..."); without them
+// `leasehold version` reads what the Go toolchain recorded.
+var version, commit = "", ""
 
 type command struct {
 	name, args, help string
@@ -45,12 +47,13 @@ func main() {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+		return exitUsage
+	case isHelp(args[0]):
+		usage(stdout)
+		return exitOK
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -59,7 +62,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "leasehold: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return exitUsage
 }
 
 func usage(w io.Writer) {
@@ -68,16 +71,49 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %-28s %s\n", c.name, c.args, c.help)
 	}
+	fmt.Fprintln(w, "\nleasehold COMMAND --help describes a command. Exit status: 0 ok, 1 failed, 2 usage error.")
 }
 
-func cmdVersion(_ []string, stdout, _ io.Writer) int {
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if isHelp(args[0]) {
+			fmt.Fprintln(stdout, "usage: leasehold version\n\nprints the version, the commit it was built from and the Go toolchain")
+			return 0
+		}
+		fmt.Fprintln(stderr, "usage: leasehold version")
+		return 2
+	}
+	v, c, goVersion := buildVersion(version, commit)
+	fmt.Fprintf(stdout, "leasehold %s (commit %s, %s)\n", v, c, goVersion)
+	return 0
+}
+
+// buildVersion is the version and commit the linker set, else what the
+// toolchain recorded: the module version (go install ...@vX) and the VCS
+// revision (a build inside a git checkout), else "devel" and "unknown".
+func buildVersion(v, c string) (string, string, string) {
+	goVersion := "go?"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
+			}
+		}
 	}
-	fmt.Fprintf(stdout, "leasehold %s\n", v)
-	return 0
+	if v == "" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return v, c, goVersion
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,13 +18,15 @@ const gcPercent = 25
 
 // cmdRun runs the daemon: flags, logging and signals; the daemon package
 // does the rest.
-func cmdRun(args []string, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "[-c FILE] [-log-level LEVEL]",
+		"runs the daemon in the foreground (systemd: leasehold.service); SIGTERM hands over, SIGHUP reloads\n")
 	file := fs.String("c", "/etc/leasehold/leasehold.yaml", "configuration file")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return rc
+	} else if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q (the file goes after -c)", pos[0])
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {

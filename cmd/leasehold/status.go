@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -16,14 +15,16 @@ import (
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sock := fs.String("socket", config.DefaultStatusListen, "status API: unix:/path or 127.0.0.1:port")
+	fs := newFlagSet("status", "[--socket PATH] [--json]", "prints the running daemon's groups and instances\n")
+	sock := fs.String("socket", strings.TrimPrefix(config.DefaultStatusListen, "unix:"),
+		"the daemon's status.listen: a socket path (unix:PATH also works) or 127.0.0.1:PORT")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return rc
+	} else if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
-	c := statusapi.NewClient(*sock)
+	c := statusapi.NewClient(statusSpec(*sock))
 	defer c.CloseIdleConnections()
 	body, err := c.Get(context.Background(), "/status")
 	if err != nil {
@@ -130,6 +131,16 @@ func writeDRBD(w io.Writer, doc daemon.StatusDoc) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Resource, d.Group, role, d.CState, disk, d.Refusals, note)
 	}
 	tw.Flush()
+}
+
+// statusSpec turns --socket into a status client's address: a path (it
+// has a slash, or no colon) is a unix socket; unix:PATH and HOST:PORT
+// stay as they are.
+func statusSpec(s string) string {
+	if strings.HasPrefix(s, "unix:") || (!strings.Contains(s, "/") && strings.Contains(s, ":")) {
+		return s
+	}
+	return "unix:" + s
 }
 
 // writeMembership prints each instance's members and the foreign speakers

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,19 +15,21 @@ import (
 
 // cmdWitness runs a raft voter that holds no VIPs: the third vote for a
 // two-node pair. Its config file needs only node and quorum (backend raft).
-func cmdWitness(args []string, _, stderr io.Writer) int {
+func cmdWitness(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return cmdWitnessCtx(ctx, args, stderr)
+	return cmdWitnessCtx(ctx, args, stdout, stderr)
 }
 
-func cmdWitnessCtx(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdWitnessCtx(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("witness", "[-c FILE] [--check]",
+		"runs a raft voter that holds no VIPs (systemd: leasehold-witness.service)\n")
 	file := fs.String("c", "/etc/leasehold/witness.yaml", "configuration file (node and quorum sections)")
 	check := fs.Bool("check", false, "check the file as the witness would run it, and exit")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return rc
+	} else if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q (the file goes after -c)", pos[0])
 	}
 	plan, err := daemon.LoadQuorum(*file, true)
 	if err != nil {

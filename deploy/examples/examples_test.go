@@ -11,6 +11,8 @@ import (
 
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/config/keepalived"
+	"github.com/leasehold/leasehold/daemon"
+	"github.com/leasehold/leasehold/deploy/examples/examplestest"
 )
 
 func load(t *testing.T, path string) *config.Config {
@@ -22,47 +24,69 @@ func load(t *testing.T, path string) *config.Config {
 	return c
 }
 
-// uncomment returns the file with "backend: none" replaced by the
-// commented "# backend: X" section below it.
-func uncomment(t *testing.T, path, backend string) []byte {
+// nodeFiles are the node examples: every *.yaml here.
+func nodeFiles(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	files, _ := filepath.Glob("*.yaml")
+	if len(files) < 8 {
+		t.Fatalf("%d node examples", len(files))
 	}
-	var out []string
-	in := false
-	for _, l := range strings.Split(string(b), "\n") {
-		switch {
-		case l == "  backend: none":
-			continue
-		case l == "  # backend: "+backend:
-			in = true
-		case in && strings.HasPrefix(l, "  # ") && !strings.HasPrefix(l, "  # Or ") && !strings.HasPrefix(l, "  # With "):
-		default:
-			in = false
-			out = append(out, l)
+	return files
+}
+
+// Every example is lease-gated, unless the file says why it is not (a
+// line "# backend none because ..."), and passes `config check` (the
+// plan `run` builds) once its site programs exist.
+func TestLeaseGatedAndChecked(t *testing.T) {
+	for _, f := range append(nodeFiles(t), "../leasehold.yaml") {
+		c := load(t, f)
+		if c.Quorum.Backend == config.BackendNone {
+			b, _ := os.ReadFile(f)
+			if !strings.Contains(string(b), "# backend none because") {
+				t.Errorf("%s: backend none without a line \"# backend none because ...\"", f)
+			}
+		} else if c.Fencing.NFTables != "required" {
+			t.Errorf("%s: lease-gated with fencing.nftables %q: the example should keep the default, required", f, c.Fencing.NFTables)
+		}
+		plan, err := daemon.Load(examplestest.WithStubPrograms(t, f))
+		if err != nil {
+			t.Errorf("config check %s: %v", f, err)
 			continue
 		}
-		out = append(out, "  "+strings.TrimPrefix(l, "  # "))
+		for _, w := range plan.Warnings {
+			t.Errorf("config check %s: warning: %s", f, w)
+		}
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), "...") {
+			t.Errorf("%s: a \"...\" placeholder", f)
+		}
 	}
-	return []byte(strings.Join(out, "\n"))
 }
 
 func TestPairs(t *testing.T) {
 	pairs := [][2]string{
 		{"nginx-pair-lb1.yaml", "nginx-pair-lb2.yaml"},
+		{"nginx-pair-etcd-lb1.yaml", "nginx-pair-etcd-lb2.yaml"},
 		{"lvs-director-1.yaml", "lvs-director-2.yaml"},
 		{"mysql-dual-master-1.yaml", "mysql-dual-master-2.yaml"},
 	}
 	for _, p := range pairs {
 		t.Run(p[0], func(t *testing.T) {
 			a, b := load(t, p[0]), load(t, p[1])
-			if a.Quorum.Backend != config.BackendNone || b.Quorum.Backend != config.BackendNone {
-				t.Error("examples run with backend none until lease-gated ownership ships")
-			}
 			if a.Node.Name == b.Node.Name {
 				t.Errorf("both nodes are named %q", a.Node.Name)
+			}
+			// The same quorum: the same voters, or the same etcd and prefix.
+			qa, qb := a.Quorum, b.Quorum
+			if qa.Backend != qb.Backend || qa.TTL != qb.TTL || !reflect.DeepEqual(qa.Raft.Peers, qb.Raft.Peers) ||
+				!reflect.DeepEqual(qa.Etcd.Endpoints, qb.Etcd.Endpoints) || qa.Etcd.Prefix != qb.Etcd.Prefix {
+				t.Errorf("the two nodes' quorums differ:\n%+v\n%+v", qa, qb)
+			}
+			if qa.Backend == config.BackendRaft && (qa.Raft.Bind == qb.Raft.Bind || qa.Raft.ID == qb.Raft.ID) {
+				t.Errorf("raft: both nodes bind %s as %s", qa.Raft.Bind, qa.Raft.ID)
+			}
+			if !reflect.DeepEqual(a.Fencing, b.Fencing) {
+				t.Errorf("fencing differs: %+v vs %+v", a.Fencing, b.Fencing)
 			}
 			for _, name := range a.Names() {
 				x, y := a.Instance[name], b.Instance[name]
@@ -76,30 +100,10 @@ func TestPairs(t *testing.T) {
 				if x.Priority <= y.Priority {
 					t.Errorf("%s: node 1 priority %d not above node 2's %d", name, x.Priority, y.Priority)
 				}
-				if !reflect.DeepEqual(x.TrackScript, y.TrackScript) || !reflect.DeepEqual(a.Script, b.Script) {
-					t.Errorf("%s: health checks differ", name)
+				if !reflect.DeepEqual(x.TrackScript, y.TrackScript) || !reflect.DeepEqual(a.Script, b.Script) ||
+					!reflect.DeepEqual(x.Promote, y.Promote) || !reflect.DeepEqual(x.Demote, y.Demote) {
+					t.Errorf("%s: health checks or resource hooks differ", name)
 				}
-			}
-			// The commented quorum sections are valid once filled in, and
-			// the raft voters agree on the peer list.
-			var peers [][]config.RaftPeer
-			for _, f := range p {
-				for _, q := range []string{config.BackendEtcd, config.BackendRaft} {
-					c, err := config.Parse(f+" ("+q+")", uncomment(t, f, q))
-					if err != nil {
-						t.Errorf("commented %s section: %v", q, err)
-						continue
-					}
-					if c.Quorum.Backend != q {
-						t.Errorf("%s: uncommented backend is %q", f, c.Quorum.Backend)
-					}
-					if q == config.BackendRaft {
-						peers = append(peers, c.Quorum.Raft.Peers)
-					}
-				}
-			}
-			if len(peers) == 2 && !reflect.DeepEqual(peers[0], peers[1]) {
-				t.Errorf("raft peers differ: %v vs %v", peers[0], peers[1])
 			}
 		})
 	}
@@ -122,16 +126,16 @@ func TestWitness(t *testing.T) {
 		if _, err := config.Load(f); err == nil {
 			t.Errorf("%s loads as a node config: it would belong in deploy/examples/", f)
 		}
+		if _, err := daemon.LoadQuorum(f, true); err != nil {
+			t.Errorf("witness --check %s: %v", f, err)
+		}
 	}
 	// It votes with the nginx pair: the same voters.
 	w, err := config.LoadQuorum("witness/witness.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb1, err := config.Parse("lb1", uncomment(t, "nginx-pair-lb1.yaml", config.BackendRaft))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lb1 := load(t, "nginx-pair-lb1.yaml")
 	if !reflect.DeepEqual(w.Quorum.Raft.Peers, lb1.Quorum.Raft.Peers) {
 		t.Errorf("witness peers %v, lb1's %v", w.Quorum.Raft.Peers, lb1.Quorum.Raft.Peers)
 	}
@@ -144,6 +148,8 @@ func TestExamplesMatchSeeds(t *testing.T) {
 	cases := []struct{ example, seed string }{
 		{"nginx-pair-lb1.yaml", "nginx-000-master.conf"},
 		{"nginx-pair-lb2.yaml", "nginx-000-backup.conf"},
+		{"nginx-pair-etcd-lb1.yaml", "nginx-000-master.conf"},
+		{"nginx-pair-etcd-lb2.yaml", "nginx-000-backup.conf"},
 		{"lvs-director-1.yaml", "lvs-003-master.conf"},
 		{"lvs-director-2.yaml", "lvs-003-backup.conf"},
 		{"mysql-dual-master-1.yaml", "mysql-002-master.conf"},
@@ -173,6 +179,37 @@ func TestExamplesMatchSeeds(t *testing.T) {
 				s.Interface != e.Interface || s.NoPreempt != e.NoPreempt || !reflect.DeepEqual(s.VIPs, e.VIPs) {
 				t.Errorf("%s/%s differs from %s:\nseed    %+v\nexample %+v", tc.example, name, tc.seed, s, e)
 			}
+		}
+	}
+}
+
+// Every configuration docs/install.md shows is a file here, verbatim: a
+// ```yaml block whose first line names it ("# deploy/examples/FILE").
+// (The files themselves are checked above.)
+func TestInstallGuide(t *testing.T) {
+	b, err := os.ReadFile("../../docs/install.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(b), "```yaml\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("docs/install.md shows %d configurations, want the raft pair, the witness and the etcd pair", len(blocks))
+	}
+	for i, blk := range blocks {
+		blk, _, ok := strings.Cut(blk, "```")
+		name, body, _ := strings.Cut(blk, "\n")
+		file, named := strings.CutPrefix(name, "# deploy/examples/")
+		if !ok || !named {
+			t.Errorf("docs/install.md block %d starts %q: want \"# deploy/examples/FILE\"", i+1, name)
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Errorf("docs/install.md shows %s: %v", file, err)
+			continue
+		}
+		if body != string(want) {
+			t.Errorf("docs/install.md's copy of %s differs from the file", file)
 		}
 	}
 }

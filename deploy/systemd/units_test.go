@@ -6,9 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/deploy/examples/examplestest"
+	"github.com/leasehold/leasehold/test/lhtest"
 )
 
 // unit is a parsed unit file: section → key → values (in order).
@@ -62,7 +66,7 @@ func TestDaemonUnit(t *testing.T) {
 		"WatchdogSec":      "5s",
 		"KillSignal":       "SIGTERM",
 		"Restart":          "on-failure",
-		"ExecStart":        "/usr/local/bin/leasehold run -c /etc/leasehold/leasehold.yaml",
+		"ExecStart":        "/usr/sbin/leasehold run -c /etc/leasehold/leasehold.yaml",
 		"ExecReload":       "/bin/kill -HUP $MAINPID",
 		"ProtectSystem":    "strict",
 		"ReadWritePaths":   "/run/leasehold /var/lib/leasehold",
@@ -104,7 +108,7 @@ func TestDaemonUnit(t *testing.T) {
 
 func TestWitnessUnit(t *testing.T) {
 	u := parseUnit(t, "leasehold-witness.service")
-	if got := u.get("Service", "ExecStart"); got != "/usr/local/bin/leasehold witness -c /etc/leasehold/witness.yaml" {
+	if got := u.get("Service", "ExecStart"); got != "/usr/sbin/leasehold witness -c /etc/leasehold/witness.yaml" {
 		t.Errorf("ExecStart=%q", got)
 	}
 	if u.get("Service", "Restart") != "on-failure" || u.get("Service", "ProtectSystem") != "strict" {
@@ -138,7 +142,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "/usr/local/bin/leasehold", stub)), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "/usr/sbin/leasehold", stub)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		units = append(units, p)
@@ -156,4 +160,44 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Each unit's ExecStartPre, run as systemd would run it, accepts the file
+// the package installs for it: the annotated leasehold.yaml and every node
+// example for leasehold.service, every witness example for
+// leasehold-witness.service. (A witness file fails `config check`: the
+// witness unit must check it with `witness --check`.) Site programs such
+// as /opt/check_nginx.sh are replaced by a stub (examplestest).
+func TestExecStartPreAcceptsExamples(t *testing.T) {
+	bin, err := lhtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, _ := filepath.Glob("../examples/*.yaml")
+	witnesses, _ := filepath.Glob("../examples/witness/*.yaml")
+	if len(nodes) == 0 || len(witnesses) == 0 {
+		t.Fatalf("examples: %d node files, %d witness files", len(nodes), len(witnesses))
+	}
+	cases := []struct {
+		unit, installed string
+		files           []string
+	}{
+		{"leasehold.service", "/etc/leasehold/leasehold.yaml", append([]string{"../leasehold.yaml"}, nodes...)},
+		{"leasehold-witness.service", "/etc/leasehold/witness.yaml", witnesses},
+	}
+	for _, tc := range cases {
+		pre := strings.Fields(parseUnit(t, tc.unit).get("Service", "ExecStartPre"))
+		if len(pre) < 2 || !slices.Contains(pre, tc.installed) {
+			t.Errorf("%s: ExecStartPre=%q does not check %s", tc.unit, strings.Join(pre, " "), tc.installed)
+			continue
+		}
+		for _, f := range tc.files {
+			args := slices.Clone(pre[1:])
+			args[slices.Index(args, tc.installed)] = examplestest.WithStubPrograms(t, f)
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: ExecStartPre on %s: leasehold %s: %v\n%s", tc.unit, f, strings.Join(args, " "), err, out)
+			}
+		}
+	}
 }

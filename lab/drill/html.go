@@ -57,14 +57,15 @@ func WriteHTML(w io.Writer, rep Report) error {
 	p("<p>The invariant is <b>dual ARP = 0</b>: never two MACs answering an ARP probe (sender 0.0.0.0, every 100 ms) for the VIP. " +
 		"\"VIP on both\" is the netlink view (address configured in two namespaces); it can be non-zero after kill -9 because the dead " +
 		"node's address stays configured until its lifetime runs out, while the nftables fence already stops it answering ARP or accepting traffic.</p>\n")
-	p("<table class=\"sum\"><tr><th>scenario</th><th>run</th><th>verdict</th><th>dual ARP rounds</th><th>VIP on both (netlink)</th><th>client outage</th><th>new owner</th><th>epoch</th><th>owner</th></tr>\n")
+	p("<table class=\"sum\"><tr><th>scenario</th><th>run</th><th>verdict</th><th>dual ARP rounds</th><th>VIP on both (netlink)</th><th>client outage (fault)</th><th>client outage (restore)</th><th>new owner</th><th>epoch</th><th>owner</th></tr>\n")
 	for i, r := range rep.Results {
 		no := "-"
 		if r.NewOwner != "" {
 			no = fmt.Sprintf("%s after %s", r.NewOwner, us(r.TimeToNewOwnerUS))
 		}
-		p("<tr><td><a href=\"#r%d\">%s</a></td><td>%d</td><td class=\"%s\">%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s → %s</td></tr>\n",
-			i, e(r.Scenario), r.Run, r.Verdict, r.Verdict, r.DualARPRounds, orDash(r.AddrBothUS, us(r.AddrBothUS)), us(r.OutageUS), e(no), epochChange(r), e(r.OldOwner), e(r.FinalOwner))
+		p("<tr><td><a href=\"#r%d\">%s</a></td><td>%d</td><td class=\"%s\">%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+			i, e(r.Scenario), r.Run, r.Verdict, r.Verdict, r.DualARPRounds, orDash(r.AddrBothUS, us(r.AddrBothUS)), us(r.OutageUS),
+			us(r.RestoreOutageUS), e(no), epochChange(r), e(ownerPath(r)))
 	}
 	p("</table>\n")
 	if rep.Health != nil {
@@ -84,9 +85,8 @@ func WriteHTML(w io.Writer, rep Report) error {
 		if r.NewOwner != "" {
 			p("<li>time to new owner: %s served the client %s after the fault (VIP added after %s)</li>", e(r.NewOwner), us(r.TimeToNewOwnerUS), us(r.AddrNewOwnerUS))
 		}
-		if r.OldOwnerLastARPUS >= 0 {
-			p("<li>the old owner %s last answered ARP %s after the fault</li>", e(r.OldOwner), us(r.OldOwnerLastARPUS))
-		}
+		_, arp := oldOwnerARP(r)
+		p("<li>%s</li>", e(arp))
 		if r.WatchdogResetUS > 0 {
 			p("<li>watchdog: %s's machine reset <b>%s</b> after the fault; another node took over after <b>%s</b></li>",
 				e(r.OldOwner), us(r.WatchdogResetUS), us(r.TakeoverUS))
@@ -187,6 +187,7 @@ func writeSVG(w io.Writer, r Result) {
 	}})
 	rows = append(rows, row{"lease epoch / role", func(y float64) {
 		last := map[string]Mark{}
+		free := 0.0 // where the next label may start without overlapping the previous one
 		for _, m := range r.Timeline.Status {
 			p, seen := last[m.Node]
 			last[m.Node] = m
@@ -205,7 +206,12 @@ func writeSVG(w io.Writer, r Result) {
 			fmt.Fprintf(w, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2"><title>%s at %s (epoch %d)</title></line>`,
 				xx, xx, y+1, y+rowH-1, c, e(label), us(m.At), m.Epoch)
 			if m.Role == "owner" || !m.Up {
-				fmt.Fprintf(w, `<text x="%.1f" y="%.1f" style="font-size:10px;fill:%s">%s</text>`, xx+3, y+rowH-7, c, e(label))
+				// Marks close in time would print their labels on top of
+				// each other: a label starts after the previous one ends
+				// (the line marks the instant; its title has the time).
+				tx := max(xx+3, free)
+				free = tx + labelWidth(label) + 6
+				fmt.Fprintf(w, `<text class="mark" x="%.1f" y="%.1f" style="font-size:10px;fill:%s">%s</text>`, tx, y+rowH-7, c, e(label))
 			}
 		}
 	}})
@@ -256,6 +262,10 @@ func writeSVG(w io.Writer, r Result) {
 	}
 	fmt.Fprint(w, `<span><i class="sw" style="background:#d33"></i>client failing / two MACs</span><span><i class="sw" style="background:#fbecc8"></i>fault window</span></div>`+"\n")
 }
+
+// labelWidth bounds the width of label in the timeline's 10 px sans-serif
+// (no glyph of it is wider than 0.62 em).
+func labelWidth(label string) float64 { return 6.2 * float64(len([]rune(label))) }
 
 // writeHealthHTML renders the soak's health series: per process and
 // metric, the rule's figures, the verdict and the samples, with a small

@@ -131,3 +131,67 @@ func TestTableAndJSON(t *testing.T) {
 		t.Errorf("Pass()=%v but the table says:\n%s", rep.Pass(), tab.String())
 	}
 }
+
+// The labels of the lease row do not overlap as Chromium lays them out
+// (marks close in time: "n1 down" and "n2 owner e48" in the graceful drill).
+func TestHTMLLeaseLabelsDoNotOverlap(t *testing.T) {
+	bin := chromium(t)
+	rep := loadRecorded(t)
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	// Test-only: a script measures every label and writes what overlaps.
+	probe := `<pre id="overlaps"></pre><script>
+const out = [];
+for (const svg of document.querySelectorAll("svg.timeline")) {
+  const boxes = [...svg.querySelectorAll("text.mark")].map(t => [t.textContent, t.getBBox()]);
+  for (let i = 1; i < boxes.length; i++) {
+    const [pn, p] = boxes[i-1], [n, b] = boxes[i];
+    if (b.x < p.x + p.width && Math.abs(b.y - p.y) < b.height) out.push(svg.dataset.scenario + ": " + pn + " / " + n);
+  }
+  out.push("measured " + svg.dataset.scenario + " " + boxes.length);
+}
+document.getElementById("overlaps").textContent = out.join("\n");
+</script>`
+	page := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(page, []byte(strings.Replace(buf.String(), "</body>", probe+"</body>", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+filepath.Join(filepath.Dir(page), "profile"), "--dump-dom", "file://"+page).Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	_, res, _ := strings.Cut(string(out), `<pre id="overlaps">`)
+	res, _, _ = strings.Cut(res, "</pre>")
+	if strings.Count(res, "measured ") != len(rep.Results) {
+		t.Fatalf("the probe did not measure every timeline: %q", res)
+	}
+	for _, l := range strings.Split(res, "\n") {
+		if !strings.HasPrefix(l, "measured ") {
+			t.Errorf("labels overlap: %s", l)
+		}
+	}
+}
+
+// The table shows the takeover and handback in OWNER, the outage after the
+// restore, and the old owner's ARP answers against the takeover.
+func TestTableWording(t *testing.T) {
+	r := Result{Scenario: "graceful", Run: 1, Verdict: "PASS", Pass: true, OldOwner: "n1", NewOwner: "n2", FinalOwner: "n1",
+		OutageUS: 311000, RestoreOutageUS: 193000, TimeToNewOwnerUS: 218000, AddrNewOwnerUS: 119000, OldOwnerLastARPUS: 100000}
+	stay := Result{Scenario: "vrrp-partition", Run: 1, Verdict: "PASS", Pass: true, OldOwner: "n1", FinalOwner: "n1", OldOwnerLastARPUS: 9900000}
+	var tab bytes.Buffer
+	Report{Results: []Result{r, stay}}.WriteTable(&tab, false)
+	for _, want := range []string{"OUTAGE (RESTORE)", "193ms", "n1→n2→n1", "+100ms (before takeover)", "owner throughout"} {
+		if !strings.Contains(tab.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tab.String())
+		}
+	}
+	if strings.Contains(tab.String(), "n1→n1") {
+		t.Errorf("OWNER repeats a node:\n%s", tab.String())
+	}
+}

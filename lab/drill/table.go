@@ -60,6 +60,42 @@ func epochChange(r Result) string {
 	return fmt.Sprintf("%d→%d", before, after)
 }
 
+// ownerPath is who owned the VIP before the fault, during it (the new
+// owner, if any) and at the end: "n1→n2→n1" for a takeover and a handback,
+// "n1" when it never moved.
+func ownerPath(r Result) string {
+	path := []string{r.OldOwner}
+	for _, o := range []string{r.NewOwner, r.FinalOwner} {
+		if o != "" && o != path[len(path)-1] {
+			path = append(path, o)
+		}
+	}
+	return strings.Join(path, "→")
+}
+
+// oldOwnerARP says when the old owner last answered ARP after the fault,
+// against the takeover: answering until the new owner has the VIP is the
+// old owner doing its job (and with no new owner it still is the owner);
+// only answers after the takeover are worth a look (dual ARP, the
+// invariant, is counted separately).
+func oldOwnerARP(r Result) (short, long string) {
+	takeover := r.AddrNewOwnerUS
+	if takeover <= 0 {
+		takeover = r.TimeToNewOwnerUS
+	}
+	switch {
+	case r.OldOwnerLastARPUS < 0:
+		return "never", fmt.Sprintf("the old owner %s did not answer ARP after the fault", r.OldOwner)
+	case r.NewOwner == "" || r.NewOwner == r.OldOwner:
+		return "owner throughout", fmt.Sprintf("%s stayed the owner and answered ARP as such (last %s after the fault)", r.OldOwner, us(r.OldOwnerLastARPUS))
+	case r.OldOwnerLastARPUS <= takeover:
+		return "+" + us(r.OldOwnerLastARPUS) + " (before takeover)",
+			fmt.Sprintf("the old owner %s answered ARP until %s after the fault, before %s took over (%s)", r.OldOwner, us(r.OldOwnerLastARPUS), r.NewOwner, us(takeover))
+	}
+	return "+" + us(r.OldOwnerLastARPUS) + " (after takeover)",
+		fmt.Sprintf("the old owner %s still answered ARP %s after the fault, after %s took over (%s)", r.OldOwner, us(r.OldOwnerLastARPUS), r.NewOwner, us(takeover))
+}
+
 func orDash(v int64, s string) string {
 	if v == 0 {
 		return "-"
@@ -71,20 +107,17 @@ func orDash(v int64, s string) string {
 // and transitions.
 func (rep Report) WriteTable(w io.Writer, verbose bool) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tRUN\tVERDICT\tDUAL ARP\tADDR ON BOTH*\tCLIENT OUTAGE\tNEW OWNER\tOLD OWNER LAST ARP\tEPOCH\tOWNER")
+	fmt.Fprintln(tw, "SCENARIO\tRUN\tVERDICT\tDUAL ARP\tADDR ON BOTH*\tOUTAGE (FAULT)\tOUTAGE (RESTORE)\tNEW OWNER\tOLD OWNER LAST ARP\tEPOCH\tOWNER")
 	for _, r := range rep.Results {
 		newOwner := "-"
 		if r.NewOwner != "" {
 			newOwner = fmt.Sprintf("%s after %s", r.NewOwner, us(r.TimeToNewOwnerUS))
 		}
-		last := "never"
-		if r.OldOwnerLastARPUS >= 0 {
-			last = "+" + us(r.OldOwnerLastARPUS)
-		}
+		last, _ := oldOwnerARP(r)
 		dual := fmt.Sprintf("%d rounds", r.DualARPRounds)
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s→%s\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Scenario, r.Run, r.Verdict, dual, orDash(r.AddrBothUS, us(r.AddrBothUS)),
-			us(r.OutageUS), newOwner, last, epochChange(r), r.OldOwner, r.FinalOwner)
+			us(r.OutageUS), us(r.RestoreOutageUS), newOwner, last, epochChange(r), ownerPath(r))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "* VIP configured on two nodes (netlink). Not a split brain by itself: after kill -9 the dead node's address")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -15,9 +16,9 @@ import (
 )
 
 // Responder answers every TCP connection on its port with its node name
-// and a newline, then closes it. Run it in each node's namespace; it binds
-// to the wildcard address, so it answers on the VIP whenever the node has
-// the VIP configured.
+// (Answer: an HTTP/1.1 response, so that curl works too), then closes it.
+// Run it in each node's namespace; it binds to the wildcard address, so it
+// answers on the VIP whenever the node has the VIP configured.
 type Responder struct {
 	host *Host
 	name string
@@ -49,10 +50,46 @@ func (r *Responder) Run(ctx context.Context) error {
 		return fmt.Errorf("netlab: responder %s: %w", r.name, err)
 	}
 	close(r.ready)
+	defer ln.Close()
+	if err := Serve(ctx, ln, r.name); err != nil {
+		return fmt.Errorf("netlab: responder %s: %w", r.name, err)
+	}
+	return nil
+}
+
+// Answer is what a responder sends on every connection, at once and
+// whatever the client sends: an HTTP/1.1 response whose body is the node's
+// name and a newline. The prober reads the name from it (ParseAnswer);
+// `curl VIP:PORT` prints it.
+func Answer(name string) []byte {
+	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+		len(name)+1, name)
+}
+
+// ParseAnswer returns the node name in the first bytes of an answer, and
+// whether they hold all of it. A bare "name\n" (an older responder) is
+// accepted too.
+func ParseAnswer(b []byte) (string, bool) {
+	s := string(b)
+	if strings.HasPrefix(s, "HTTP/") {
+		_, body, ok := strings.Cut(s, "\r\n\r\n")
+		if !ok {
+			return "", false
+		}
+		s = body
+	}
+	name, _, ok := strings.Cut(s, "\n")
+	return name, ok
+}
+
+// Serve answers every connection ln accepts with Answer(name) until ctx
+// ends or ln fails. The client's request, if any, is read and dropped
+// after the answer is sent, so that closing does not reset a connection
+// the client has not read yet.
+func Serve(ctx context.Context, ln net.Listener, name string) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	defer ln.Close()
-	line := []byte(r.name + "\n")
+	answer := Answer(name)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -62,10 +99,18 @@ func (r *Responder) Run(ctx context.Context) error {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				continue
 			}
-			return fmt.Errorf("netlab: responder %s: accept: %w", r.name, err)
+			return fmt.Errorf("accept: %w", err)
 		}
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write(line)
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write(answer)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+			go func() {
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+			continue
+		}
 		c.Close()
 	}
 }
@@ -161,7 +206,7 @@ func (p *TCPProber) Run(ctx context.Context) error {
 // is already late for (its last probe ran long) is skipped.
 func (p *TCPProber) worker(ctx context.Context, start time.Time, i, n int, interval, timeout time.Duration) {
 	d := net.Dialer{Timeout: timeout}
-	buf := make([]byte, 64)
+	buf := make([]byte, 256)
 	step := time.Duration(n) * interval
 	next := start.Add(time.Duration(i) * interval)
 	for ctx.Err() == nil {
@@ -204,14 +249,14 @@ func probeOnce(ctx context.Context, d *net.Dialer, target netip.AddrPort, deadli
 	for n < len(buf) {
 		m, err := c.Read(buf[n:])
 		n += m
-		if i := strings.IndexByte(string(buf[:n]), '\n'); i >= 0 {
-			return string(buf[:i]), ""
+		if name, ok := ParseAnswer(buf[:n]); ok {
+			return name, ""
 		}
 		if err != nil {
 			return "", "read: " + errKind(err)
 		}
 	}
-	return "", "read: no newline"
+	return "", "read: no answer in " + fmt.Sprint(len(buf)) + " bytes"
 }
 
 func errKind(err error) string {

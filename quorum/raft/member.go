@@ -110,7 +110,7 @@ func (m *Member) Shutdown() {
 // Run starts raft (bootstrapping the configured voters if the data directory
 // is empty), serves the client API and runs until ctx ends or Shutdown.
 func (m *Member) Run(ctx context.Context) (err error) {
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{m.log}})
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: newSlogWriter(m.log, time.Now)})
 	if err := os.MkdirAll(filepath.Join(m.cfg.DataDir, "wal"), 0o700); err != nil {
 		return fmt.Errorf("raft: data dir: %w", err)
 	}

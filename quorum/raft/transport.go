@@ -3,9 +3,7 @@ package raft
 import (
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -64,20 +62,4 @@ func (s *streamLayer) Dial(addr hraft.ServerAddress, timeout time.Duration) (net
 		tc.ServerName = host
 	}
 	return tls.DialWithDialer(d, "tcp", string(addr), tc)
-}
-
-// slogWriter forwards hclog lines to slog.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	switch {
-	case strings.Contains(line, "[ERROR]"):
-		w.log.Error(line)
-	case strings.Contains(line, "[WARN]"):
-		w.log.Warn(line)
-	default:
-		w.log.Info(line)
-	}
-	return len(p), nil
 }
