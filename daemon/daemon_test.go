@@ -52,13 +52,22 @@ type testDaemon struct {
 // startDaemon starts a daemon; extra lines go into its instance's block.
 func startDaemon(t *testing.T, w *daemontest.World, name string, addr string, prio int, extra ...string) *testDaemon {
 	t.Helper()
+	return startConf(t, w, name, addr, func(dir string) string {
+		conf := nodeConf(name, prio, dir)
+		for _, x := range extra {
+			conf += "    " + x + "\n"
+		}
+		return conf
+	})
+}
+
+// startConf starts a daemon from the file conf writes for a directory of
+// its own.
+func startConf(t *testing.T, w *daemontest.World, name, addr string, conf func(dir string) string) *testDaemon {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "leasehold.yaml")
-	conf := nodeConf(name, prio, dir)
-	for _, x := range extra {
-		conf += "    " + x + "\n"
-	}
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(conf(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	plan, err := daemon.Load(path)

@@ -7,6 +7,7 @@ import (
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/lvs"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/vrrp"
@@ -26,6 +27,9 @@ type StatusDoc struct {
 	// peers, nodes registered at the quorum); adverts from anyone else
 	// are dropped and listed as the instance's foreign_speakers.
 	Members map[string][]node.RosterEntry `json:"members,omitempty"`
+	// LVS: the virtual servers, their real servers with check state and
+	// weight (virtual_server configured).
+	LVS *lvs.Status `json:"lvs,omitempty"`
 }
 
 // NoQuorumWarning is the status warning of a node without a quorum.
@@ -64,6 +68,10 @@ func (d *Daemon) Status() StatusDoc {
 		for k, v := range m.Drops().Snapshot() {
 			doc.SocketDrops[k] += v
 		}
+	}
+	if d.lvs != nil {
+		st := d.lvs.Status()
+		doc.LVS = &st
 	}
 	return doc
 }

@@ -1,6 +1,7 @@
 // Package daemontest is an in-memory daemon.Platform for unit tests: VRRP
 // sockets and announcers on a vrrptest.Segment, the quorum of a
-// quorumtest.Memory, an in-memory kernel fence (fencingtest.Fence), VIP
+// quorumtest.Memory, an in-memory kernel fence (fencingtest.Fence), an
+// in-memory IPVS table and real-server checks (lvstest), VIP
 // addresses with kernel lifetimes, a fake watchdog and no status API. A
 // World holds the shared pieces of several nodes and checks the safety
 // invariant over them: never two nodes answering for a VIP (VIP configured
@@ -24,6 +25,8 @@ import (
 	"github.com/leasehold/leasehold/daemon"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/fencing/fencingtest"
+	"github.com/leasehold/leasehold/lvs"
+	"github.com/leasehold/leasehold/lvs/lvstest"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/quorumtest"
@@ -57,15 +60,20 @@ type Node struct {
 	Kernel *fencingtest.Fence
 	// Dog is the node's watchdog device (always there; set ArmErr to
 	// make arming fail).
-	Dog   *Watchdog
-	addrs *addresses
+	Dog *Watchdog
+	// IPVS is the node's in-memory IPVS table; Checks answers its
+	// real-server checks (all succeed until told otherwise).
+	IPVS   *lvstest.Kernel
+	Checks *lvstest.Prober
+	addrs  *addresses
 }
 
 // Node returns the platform of host name with address addr.
 func (w *World) Node(name string, addr netip.Addr) *Node {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{}}
+	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{},
+		IPVS: lvstest.NewKernel(), Checks: lvstest.NewProber()}
 	n.addrs = &addresses{n: n, up: map[vipaddr.VIP]time.Time{}}
 	w.nodes[name] = n
 	return n
@@ -111,6 +119,9 @@ func (n *Node) Quorum(p *daemon.Plan, log *slog.Logger) (quorum.Backend, error) 
 
 // Voter implements daemon.Platform: the in-memory quorum needs no voter.
 func (n *Node) Voter(raft.Config, *slog.Logger) (daemon.Voter, error) { return voter{}, nil }
+
+// LVS implements daemon.Platform: the node's IPVS and Checks.
+func (n *Node) LVS() (lvs.Kernel, lvs.Prober, error) { return n.IPVS, n.Checks, nil }
 
 // StatusListener implements daemon.Platform: no status API.
 func (n *Node) StatusListener(string) (net.Listener, error) { return nil, nil }
