@@ -61,6 +61,10 @@ func TestPairs(t *testing.T) {
 			if a.Quorum.Backend != config.BackendNone || b.Quorum.Backend != config.BackendNone {
 				t.Error("examples run with backend none until lease-gated ownership ships")
 			}
+			if strings.HasPrefix(p[0], "lvs") && (len(a.LVS.Services) != 1 || len(b.LVS.Services) != 1 ||
+				!reflect.DeepEqual(a.LVS.Services[0].Keys, b.LVS.Services[0].Keys)) {
+				t.Errorf("the directors differ in their virtual servers: %+v / %+v", a.LVS, b.LVS)
+			}
 			if a.Node.Name == b.Node.Name {
 				t.Errorf("both nodes are named %q", a.Node.Name)
 			}
