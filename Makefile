@@ -6,7 +6,7 @@ PKGS     := ./...
 DEB_PKGS := keepalived nftables iproute2 tcpdump chromium \
             qemu-system-x86 drbd-utils busybox-static ipvsadm cpio xz-utils
 # The VM suites (qemu under TCG): run one package at a time, each VM wants a core.
-VM_PKGS  := ./lab/vm/... ./lab/vmlab/...
+VM_PKGS  := ./lab/vm/... ./lab/vmlab/... ./lvs/lvsvm/...
 VM_RUNS  ?= 1
 export GOFLAGS := -buildvcs=false
 
@@ -39,10 +39,10 @@ lint:
 # test: everything — unit, kernel (netns), real keepalived and real quorum
 # servers. Set LEASEHOLD_STRICT=1 to make missing facilities fail, not skip.
 test: deps lint build
-	$(GO) test -count=1 -timeout 45m -p 2 $$($(GO) list $(PKGS) | grep -v /lab/vm)
+	$(GO) test -count=1 -timeout 45m -p 2 $$($(GO) list $(PKGS) | grep -v -e /lab/vm -e /lvs/lvsvm)
 	$(GO) test -count=1 -timeout 15m -p 1 $(VM_PKGS)
 
-# test-vm: only the VM suites (image, harness, the VM lab's drills).
+# test-vm: only the VM suites (image, harness, the VM lab's drills, IPVS in a guest kernel).
 test-vm: deps lint
 	$(GO) test -count=1 -timeout 15m -p 1 -v $(VM_PKGS)
 

@@ -49,6 +49,16 @@ func TestIPVSRoundTrip(t *testing.T) {
 		t.Skipf("new netns: %v", err)
 	}
 	defer ns.Close()
+	// IPVS accepts a real server only at a unicast or local address
+	// (inet_addr_type): with no routing table at all (a fresh namespace
+	// whose lo is down) every address is "broadcast" and refused.
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err != nil {
+		t.Fatalf("lo up: %v", err)
+	}
 	k, err := OpenIPVS()
 	if err != nil {
 		t.Fatal(err)
@@ -60,17 +70,28 @@ func TestIPVSRoundTrip(t *testing.T) {
 		{Key: key, Scheduler: "wrr", Timeout: 50, Dests: []Dest{{Addr: netip.MustParseAddrPort("10.0.1.1:80"), Weight: 3, Forward: DR}}},
 		{Key: mark, Scheduler: "rr", Dests: []Dest{{Addr: netip.MustParseAddrPort("10.0.1.2:0"), Weight: 1, Forward: TUN}}},
 	}
-	if _, err := apply(k, Diff(want, nil, func(Key) bool { return true })); err != nil {
-		t.Fatal(err)
+	all := func(Key) bool { return true }
+	// Added, then changed (scheduler, persistence, a weight, a real server
+	// replaced), then removed: after each step the kernel's table is the
+	// desired one (Diff is empty).
+	changed := []Virtual{
+		{Key: key, Scheduler: "rr", Dests: []Dest{{Addr: netip.MustParseAddrPort("10.0.1.1:80"), Weight: 0, Forward: DR},
+			{Addr: netip.MustParseAddrPort("10.0.1.3:80"), Weight: 2, Forward: DR}}},
+		{Key: mark, Scheduler: "rr", Netmask: 0xffffff00, Timeout: 30, Dests: []Dest{{Addr: netip.MustParseAddrPort("10.0.1.2:0"), Weight: 1, Forward: TUN}}},
 	}
-	have, err := k.Table()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ops := Diff(want, have, func(Key) bool { return true }); len(ops) != 0 {
-		t.Fatalf("the kernel's table differs from what was added: %v (table %+v)", ops, have)
-	}
-	if _, err := apply(k, Diff(nil, have, func(Key) bool { return true })); err != nil {
-		t.Fatal(err)
+	for i, step := range [][]Virtual{want, changed, nil} {
+		have, err := k.Table()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := apply(k, Diff(step, have, all)); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if have, err = k.Table(); err != nil {
+			t.Fatal(err)
+		}
+		if ops := Diff(step, have, all); len(ops) != 0 || len(have) != len(step) {
+			t.Fatalf("step %d: the kernel's table differs from the desired one: %v (table %+v)", i, ops, have)
+		}
 	}
 }

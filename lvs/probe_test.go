@@ -98,14 +98,17 @@ func TestProbeMisc(t *testing.T) {
 		{"/bin/sh -c 'exit 1'", true, false, -1},
 		{"/bin/sh -c 'exit 12'", true, true, 10},
 		{"/bin/sh -c 'exit 12'", false, false, -1},
-		{"/bin/sh -c 'sleep 5'", true, false, -1},
+		{"/bin/sh -c 'sleep 30'", true, false, -1}, // killed at its timeout
 	}
 	for _, c := range cases {
 		cmd, err := script.ParseLine(c.line)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd.Timeout = 200 * time.Millisecond
+		cmd.Timeout = 10 * time.Second // a loaded machine may take long to start /bin/sh
+		if strings.Contains(c.line, "sleep") {
+			cmd.Timeout = 300 * time.Millisecond
+		}
 		o := (&NetProber{}).Probe(t.Context(), Check{Kind: MiscCheck, Command: &cmd, Dynamic: c.dynamic})
 		if o.OK != c.ok || o.Dynamic != c.weight {
 			t.Errorf("%s (dynamic %v): %+v", c.line, c.dynamic, o)
