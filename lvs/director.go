@@ -64,6 +64,7 @@ type Director struct {
 	checks   [][][]CheckState // service → real → checker
 	quorum   []bool
 	owned    map[string]bool
+	guards   map[string]*groupGuard
 	stopping bool
 	stats    [][]realStats
 	inTable  map[Key]map[string]int // last desired dests by address → weight
@@ -120,7 +121,7 @@ func New(cfg Config, o Options) (*Director, error) {
 		return nil, err
 	}
 	d := &Director{cfg: cfg, o: o, config: map[Key]bool{}, state: st, kick: make(chan struct{}, 1),
-		owned: map[string]bool{}, inTable: map[Key]map[string]int{}}
+		owned: map[string]bool{}, guards: map[string]*groupGuard{}, inTable: map[Key]map[string]int{}}
 	for si, s := range cfg.Services {
 		for _, k := range s.Keys {
 			d.config[k] = true

@@ -227,3 +227,34 @@ func TestDirectorBoundedWorkers(t *testing.T) {
 		}
 	})
 }
+
+// A group may demote a grant while its promotion is still under way; the
+// promotion's late end must not add the table back: a promotion for an
+// epoch already demoted is refused, and the two never interleave.
+func TestGroupTableLatePromotionAfterDemotion(t *testing.T) {
+	k, p := lvstest.NewKernel(), lvstest.NewProber()
+	d := newDirector(t, config(lvs.ModeOwner, false), k, p, "")
+	tab := d.Table("VI_1")
+	if err := tab.Demote(t.Context(), 21); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Promote(t.Context(), 21); !errors.Is(err, lvs.ErrDemoted) || k.Len() != 0 {
+		t.Fatalf("late promotion of a demoted epoch: %v, %d services", err, k.Len())
+	}
+	if err := tab.Promote(t.Context(), 22); err != nil || k.Len() != 1 {
+		t.Fatalf("the next grant: %v, %d services", err, k.Len())
+	}
+	// Concurrent promotion and demotion of one epoch end without a table
+	// whatever their order.
+	for epoch := uint64(30); epoch < 60; epoch++ {
+		done := make(chan struct{})
+		go func() { tab.Promote(t.Context(), epoch); close(done) }()
+		if err := tab.Demote(t.Context(), epoch); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		if k.Len() != 0 {
+			t.Fatalf("epoch %d: the table outlived the demotion", epoch)
+		}
+	}
+}

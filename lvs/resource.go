@@ -3,7 +3,9 @@ package lvs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 )
 
 // GroupTable is the part of the table that follows one group's lease
@@ -14,13 +16,34 @@ import (
 // traffic (IPVS sees only packets addressed to this host, and the kernel
 // fence drops the VIP's), while a VIP without its service would refuse
 // connections.
+//
+// Promote and Demote of a group run one at a time, and a promotion for an
+// epoch already demoted is refused: a group may demote a grant while its
+// promotion is still under way (its step timed out), and the promotion's
+// late end must not add the table back after the demotion removed it.
 type GroupTable struct {
 	d     *Director
 	group string
+	g     *groupGuard
+}
+
+// groupGuard orders a group's promotions and demotions.
+type groupGuard struct {
+	mu      sync.Mutex
+	demoted uint64 // highest epoch demoted
 }
 
 // Table returns the table of the virtual servers following group.
-func (d *Director) Table(group string) GroupTable { return GroupTable{d: d, group: group} }
+func (d *Director) Table(group string) GroupTable {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.guards[group]
+	if g == nil {
+		g = &groupGuard{}
+		d.guards[group] = g
+	}
+	return GroupTable{d: d, group: group, g: g}
+}
 
 // Groups lists the groups virtual servers follow (ModeOwner).
 func (d *Director) Groups() []string {
@@ -36,9 +59,17 @@ func (d *Director) Groups() []string {
 // Name implements resource.Resource.
 func (g GroupTable) Name() string { return "lvs" }
 
+// ErrDemoted: a promotion for an epoch whose demotion already ran.
+var ErrDemoted = errors.New("lvs: the grant was demoted already")
+
 // Promote adds the group's virtual servers. If that fails, it takes back
 // what it added and returns the failure (the group then demotes).
-func (g GroupTable) Promote(_ context.Context, _ uint64) error {
+func (g GroupTable) Promote(_ context.Context, epoch uint64) error {
+	g.g.mu.Lock()
+	defer g.g.mu.Unlock()
+	if epoch <= g.g.demoted {
+		return fmt.Errorf("%w: promotion for epoch %d after the demotion of epoch %d", ErrDemoted, epoch, g.g.demoted)
+	}
 	g.d.setOwned(g.group, true)
 	err := g.d.Reconcile()
 	if err != nil {
@@ -49,7 +80,10 @@ func (g GroupTable) Promote(_ context.Context, _ uint64) error {
 }
 
 // Demote removes the group's virtual servers.
-func (g GroupTable) Demote(_ context.Context, _ uint64) error {
+func (g GroupTable) Demote(_ context.Context, epoch uint64) error {
+	g.g.mu.Lock()
+	defer g.g.mu.Unlock()
+	g.g.demoted = max(g.g.demoted, epoch)
 	g.d.setOwned(g.group, false)
 	return g.d.Reconcile()
 }
