@@ -36,7 +36,10 @@ vrrp_instance:
     advert_int: 1
     virtual_ipaddress: [10.66.0.100/24]
 lvs_mode: all
-virtual_server:
+` + virtualServerYAML
+
+// virtualServerYAML is the virtual server of both directors' tests.
+const virtualServerYAML = `virtual_server:
   - ip: 10.66.0.100
     port: 80
     follow: VI_1
@@ -199,18 +202,9 @@ func TestDRDirectorInAVM(t *testing.T) {
 
 	// A client through the VIP: SYNs every 50 ms from the host's end of
 	// the segment, answered (DR) by the real server's machine.
-	seg, err := wire.Open(mcast)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seg.Close()
-	probe := wire.NewTCPProber(netlab.NewTimebase(), seg, netip.MustParsePrefix("10.66.0.250/24"),
-		netip.MustParseAddrPort("10.66.0.100:80"), map[string]string{dMAC: "d1", rMAC: "rs"})
-	probe.Interval, probe.Timeout = 50*time.Millisecond, time.Second
-	pctx, stopProbe := context.WithCancel(ctx)
-	var pwg sync.WaitGroup
-	pwg.Go(func() { probe.Run(pctx) })
-	defer func() { stopProbe(); pwg.Wait() }()
+	c := startClient(ctx, t, mcast, map[string]string{dMAC: "d1", rMAC: "rs"}, time.Second)
+	defer c.stop()
+	probe := c.tcp
 
 	time.Sleep(5 * time.Second)
 	conns := kernelConns(ctx, t, d)
@@ -252,8 +246,7 @@ func TestDRDirectorInAVM(t *testing.T) {
 	took = waitStatus(ctx, t, d, 15*time.Second, "10.66.0.12 back in the table", func(st *lvs.Status) bool { return len(inTable(st)) == 2 })
 	t.Logf("recovered real server re-added after %v (%v after it was stopped)", took.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
 
-	stopProbe()
-	pwg.Wait()
+	c.stop()
 	var ok, failed int
 	others := map[string]int{}
 	for _, s := range probe.Samples() {
@@ -289,4 +282,43 @@ func TestDRDirectorInAVM(t *testing.T) {
 	if out, _, _ := d.Exec(ctx, "ipvsadm -Ln", 20*time.Second); strings.Contains(out, "10.66.0.100:80") {
 		t.Errorf("table left after the director's exit:\n%s", out)
 	}
+}
+
+// client is a TCP client of VIP:80 (a SYN every 50 ms) and an ARP prober
+// of the VIP (every 100 ms) on the host's end of a segment.
+type client struct {
+	tb     netlab.Timebase
+	tcp    *wire.TCPProber
+	arp    *wire.ARPProber
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	seg    *wire.Segment
+	once   sync.Once
+}
+
+func startClient(ctx context.Context, t *testing.T, segment string, names map[string]string, timeout time.Duration) *client {
+	t.Helper()
+	seg, err := wire.Open(segment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.MustParseAddr("10.66.0.100")
+	c := &client{tb: netlab.NewTimebase(), seg: seg}
+	c.tcp = wire.NewTCPProber(c.tb, seg, netip.MustParsePrefix("10.66.0.250/24"), netip.AddrPortFrom(vip, 80), names)
+	c.tcp.Interval, c.tcp.Timeout = 50*time.Millisecond, timeout
+	c.arp = wire.NewARPProber(c.tb, seg, vip, names)
+	pctx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	c.wg.Go(func() { c.tcp.Run(pctx) })
+	c.wg.Go(func() { c.arp.Run(pctx) })
+	return c
+}
+
+// stop ends the probes (idempotent).
+func (c *client) stop() {
+	c.once.Do(func() {
+		c.cancel()
+		c.wg.Wait()
+		c.seg.Close()
+	})
 }
