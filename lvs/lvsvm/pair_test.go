@@ -19,7 +19,7 @@ import (
 // pairYAML is added to each VM lab node's configuration: the director
 // pair's virtual server, following the lab's group VI_1 (lvs_mode owner:
 // only the lease's owner has the table).
-const pairYAML = "lvs_mode: owner\n" + virtualServerYAML
+var pairYAML = "lvs_mode: owner\n" + virtualServerYAML("DR", dr.rs1, dr.rs2)
 
 // nodeStatus reads a lab node's daemon status through its VM's agent.
 func nodeStatus(ctx context.Context, l *vmlab.Lab, name string) (daemon.StatusDoc, error) {
@@ -81,9 +81,9 @@ func TestDirectorPairKill9(t *testing.T) {
 		l.Down()
 	}()
 	const rMAC = "52:54:00:66:00:0b"
-	r := startVM(ctx, t, vm.Config{Name: "rs", Kernel: img.Kernel, Initrd: img.Initrd, Append: "lh.ip0=10.66.0.11/24",
+	r := startVM(ctx, t, vm.Config{Name: "rs", Kernel: img.Kernel, Initrd: img.Initrd, Append: dr.rsAppend,
 		NICs: []vm.NIC{{ID: "l2", MAC: rMAC, Mcast: l.Segment()}}})
-	if out, rc, err := r.Exec(ctx, realServerSetup+"httpd -p 10.66.0.12:80 -h /var/www\n", 30*time.Second); err != nil || rc != 0 {
+	if out, rc, err := r.Exec(ctx, dr.rsSetup+"httpd -p "+dr.rs2+":80 -h /var/www\n", 30*time.Second); err != nil || rc != 0 {
 		t.Fatalf("real server setup: rc %d %v\n%s", rc, err, out)
 	}
 
