@@ -7,7 +7,7 @@ DEB_PKGS := keepalived nftables iproute2 tcpdump chromium mariadb-server \
             qemu-system-x86 drbd-utils busybox-static ipvsadm cpio xz-utils \
             prometheus
 # The VM suites (qemu under TCG): run one package at a time, each VM wants a core.
-VM_PKGS  := ./lab/vm/... ./lab/vmlab/... ./storage/drbd
+VM_PKGS  := ./lab/vm/... ./lab/vmlab/... ./storage/drbd ./lvs/lvsvm/...
 VM_RUNS  ?= 1
 export GOFLAGS := -buildvcs=false
 # What `leasehold version` reports: a Debian version and the commit, from
@@ -64,11 +64,11 @@ lint:
 # test: everything — unit, kernel (netns), real keepalived and real quorum
 # servers. Set LEASEHOLD_STRICT=1 to make missing facilities fail, not skip.
 test: deps lint build
-	$(GO) test -count=1 -timeout 45m -p 2 $$($(GO) list $(PKGS) | grep -v -e /lab/vm -e /storage/drbd$$)
+	$(GO) test -count=1 -timeout 45m -p 2 $$($(GO) list $(PKGS) | grep -v -e /lab/vm -e /storage/drbd$$ -e /lvs/lvsvm)
 	$(GO) test -count=1 -timeout 15m -p 1 $(VM_PKGS)
 
 # test-vm: only the VM suites (image, harness, the VM lab's drills, DRBD
-# promote/demote on real DRBD 8.4).
+# promote/demote on real DRBD 8.4, IPVS in a guest kernel).
 test-vm: deps lint
 	$(GO) test -count=1 -timeout 15m -p 1 -v $(VM_PKGS)
 

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/leasehold/leasehold/lvs"
 )
 
 // Config is the whole file.
@@ -34,6 +36,15 @@ type Config struct {
 	Script   map[string]*Script    `yaml:"vrrp_script"`
 	Sync     map[string]*SyncGroup `yaml:"vrrp_sync_group"`
 	Instance map[string]*Instance  `yaml:"vrrp_instance"`
+	// LVS: lvs_mode (owner or all), virtual_server_group (name → "IP
+	// [PORT]", "A.B.C.D-E [PORT]" or "fwmark N [inet|inet6]" entries) and
+	// the virtual servers.
+	LVSMode            string              `yaml:"lvs_mode"`
+	VirtualServerGroup map[string][]string `yaml:"virtual_server_group"`
+	VirtualServer      []VirtualServer     `yaml:"virtual_server"`
+
+	// LVS is the virtual servers resolved by Validate.
+	LVS lvs.Config `yaml:"-"`
 
 	file  string
 	lines map[string]int // key path → line

@@ -86,6 +86,7 @@ func (c *Config) validate() error {
 		}
 		seen[k] = name
 	}
+	add(c.validateLVS()) // after the instances: it reads their VIPs
 	return errors.Join(errs...)
 }
 

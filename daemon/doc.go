@@ -15,8 +15,14 @@
 //     a file check accepts, run accepts, and every refusal names file,
 //     line and key;
 //   - New touches no OS state; Run removes the orphans of an earlier run
-//     (VIPs, fence state) before it joins VRRP, and in lease mode opens the
-//     quorum and installs the kernel fence before any VIP can go up;
+//     (VIPs, fence state, IPVS services it recorded) before it joins VRRP,
+//     refuses to start with virtual_server configured and no IPVS in the
+//     kernel, and in lease mode opens the quorum and installs the kernel
+//     fence before any VIP can go up;
+//   - lvs_mode owner: a group's IPVS table is a resource of its chain
+//     (added after the lease is held and before the VIP, removed after the
+//     VIP); lvs_mode all: the table runs beside the groups, on every node,
+//     and is removed on exit after the VIPs;
 //   - Run stops in the protocol's order: VRRP priority 0 while the groups
 //     demote (fence off, resources in reverse, VIPs, release), then the
 //     quorum session is revoked and the raft voter stops last, each step

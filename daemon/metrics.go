@@ -214,6 +214,6 @@ func (m *metrics) session(up bool, _ error) {
 }
 
 // watch registers the per-group and per-instance collector.
-func (m *metrics) watch(d *Daemon) { m.reg.MustRegister(newStateCollector(d)) }
+func (m *metrics) watch(d *Daemon) { m.reg.MustRegister(newStateCollector(d), newLVSCollector(d)) }
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

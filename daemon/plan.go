@@ -126,6 +126,9 @@ func NewPlan(c *config.Config) (*Plan, error) {
 	if err := p.scripts(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.lvsScripts(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -550,6 +553,32 @@ func (p *Plan) scripts() error {
 	for _, name := range sortedNames(c.Sync) {
 		if _, err := newSyncNotifier(name, c.Sync[name], log); err != nil {
 			errs = append(errs, c.ErrAt("vrrp_sync_group."+name+".notify", "%v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lvsScripts checks the programs of MISC_CHECK, quorum_up and
+// quorum_down as they will run (script.Check: ownership and permissions;
+// the user to run as exists).
+func (p *Plan) lvsScripts() error {
+	var errs []error
+	check := func(key string, cmd *script.Command) {
+		if cmd == nil {
+			return
+		}
+		if err := errors.Join(script.Check(cmd.Path), script.CheckUser(cmd.RunAs)); err != nil {
+			errs = append(errs, p.Config.ErrAt(key, "%v", err))
+		}
+	}
+	for i, s := range p.Config.LVS.Services {
+		vs := fmt.Sprintf("virtual_server[%d]", i)
+		check(vs+".quorum_up", s.QuorumUp)
+		check(vs+".quorum_down", s.QuorumDown)
+		for j, r := range s.Reals {
+			for _, c := range r.Checks {
+				check(fmt.Sprintf("%s.real_server[%d].%s.misc_path", vs, j, c.Kind), c.Command)
+			}
 		}
 	}
 	return errors.Join(errs...)

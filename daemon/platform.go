@@ -10,6 +10,7 @@ import (
 
 	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/lvs"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/raft"
@@ -44,6 +45,9 @@ type Platform interface {
 	Quorum(p *Plan, log *slog.Logger) (quorum.Backend, error)
 	// Voter builds this node's raft voter (backend raft).
 	Voter(cfg raft.Config, log *slog.Logger) (Voter, error)
+	// LVS opens the kernel's IPVS table (failing clearly without IPVS)
+	// and the real-server checks' prober.
+	LVS() (lvs.Kernel, lvs.Prober, error)
 	// StatusListener opens the status API's listener ("unix:/path" or a
 	// loopback host:port); nil without error: no status API.
 	StatusListener(spec string) (net.Listener, error)
@@ -90,6 +94,14 @@ func (osPlatform) VRRPSocket(iface string, six bool) (vrrp.Socket, error) {
 
 func (osPlatform) Announcer(iface string, vips []netip.Addr) (vrrp.VIPAnnouncer, error) {
 	return vrrp.NewAnnouncer(iface, vips)
+}
+
+func (osPlatform) LVS() (lvs.Kernel, lvs.Prober, error) {
+	k, err := lvs.OpenIPVS()
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, &lvs.NetProber{}, nil
 }
 
 func (osPlatform) StatusListener(spec string) (net.Listener, error) { return statusapi.Listen(spec) }

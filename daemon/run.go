@@ -12,6 +12,7 @@ import (
 
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/lvs"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/node/notify"
 	"github.com/leasehold/leasehold/node/resource"
@@ -53,6 +54,8 @@ type Daemon struct {
 	metrics       *metrics
 	tracked       []*tracked
 	watchdog      *watchdogGuard
+	// lvs keeps the IPVS table (virtual_server configured).
+	lvs *lvs.Director
 
 	// reloadMu serialises Reload with itself and with Run's setup.
 	reloadMu sync.Mutex
@@ -116,6 +119,9 @@ func (d *Daemon) setup(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("orphan cleanup: %w", err)
+	}
+	if err := d.setupLVS(); err != nil {
+		return err
 	}
 	if d.leaseMode() {
 		if err := d.setupLease(ctx); err != nil {
@@ -326,9 +332,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 			gwg.Go(func() { g.Run(ctx) })
 		}
 	}
-	var iwg, hwg sync.WaitGroup
+	var iwg, hwg, lwg sync.WaitGroup
 	for _, in := range d.insts {
 		iwg.Go(func() { in.Run(ctx, stopBudget) })
+	}
+	// The IPVS table's checks and reconcile loop run beside the groups and
+	// stop after them: in lvs_mode owner the groups' demotions remove their
+	// tables after their VIPs; in lvs_mode all the table goes after the
+	// VIPs too (as keepalived removes it on exit).
+	lctx, stopLVS := context.WithCancel(context.Background())
+	defer func() { stopLVS(); lwg.Wait() }()
+	if d.lvs != nil {
+		lwg.Go(func() { d.lvs.Run(lctx) })
 	}
 	// Health trackers and notifiers outlive the instances by the stop
 	// budget, so STOP notifications run.
@@ -363,6 +378,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// fence off, resources, VIPs, release; then the session is revoked.
 	iwg.Wait()
 	gwg.Wait()
+	stopLVS()
+	lwg.Wait()
 	stopHealth()
 	hwg.Wait()
 	for _, t := range d.tracked {

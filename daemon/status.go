@@ -7,6 +7,7 @@ import (
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/fencing"
+	"github.com/leasehold/leasehold/lvs"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/vrrp"
@@ -30,6 +31,9 @@ type StatusDoc struct {
 	DRBD []DRBDStatus `json:"drbd,omitempty"`
 	// MySQL: the groups' MySQL servers.
 	MySQL []MySQLStatus `json:"mysql,omitempty"`
+	// LVS: the virtual servers, their real servers with check state and
+	// weight (virtual_server configured).
+	LVS *lvs.Status `json:"lvs,omitempty"`
 }
 
 // NoQuorumWarning is the status warning of a node without a quorum.
@@ -74,6 +78,10 @@ func (d *Daemon) Status() StatusDoc {
 		for k, v := range m.Drops().Snapshot() {
 			doc.SocketDrops[k] += v
 		}
+	}
+	if d.lvs != nil {
+		st := d.lvs.Status()
+		doc.LVS = &st
 	}
 	return doc
 }

@@ -56,5 +56,13 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s: %s vrid %d prio %d VRRPv%d every %v, %s, %d VIP(s)\n",
 			n, in.Interface, in.VirtualRouterID, in.Priority, in.Version, in.AdvertInt.D(), mode, len(in.VIPs))
 	}
+	for _, s := range c.LVS.Services {
+		checks := 0
+		for _, r := range s.Reals {
+			checks += len(r.Checks)
+		}
+		fmt.Fprintf(stdout, "  virtual_server %s (lvs_mode %s, follows %q): %s %s, %d kernel service(s), %d real server(s), %d check(s)\n",
+			s.Name, c.LVS.Mode, s.Follow, s.Scheduler, s.Forward, len(s.Keys), len(s.Reals), checks)
+	}
 	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/daemon"
+	"github.com/leasehold/leasehold/lvs"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/vrrp"
 )
@@ -87,5 +88,32 @@ func TestStatusMySQL(t *testing.T) {
 	writeMySQL(&out, daemon.StatusDoc{})
 	if out.Len() != 0 {
 		t.Errorf("no MySQL, yet %q", out.String())
+	}
+}
+
+// `leasehold status` (text) lists virtual servers and their real servers
+// with check state, weight and weight in the table.
+func TestStatusLVS(t *testing.T) {
+	st := &lvs.Status{Mode: lvs.ModeOwner, Ops: 3, VirtualServers: []lvs.ServiceStatus{{Name: "192.168.1.99 80", Active: true, QuorumUp: true,
+		LiveWeight: 1, RealServers: []lvs.RealStatus{
+			{Addr: "192.168.1.13:80", Alive: true, Weight: 1, TableWeight: 1, Checks: []lvs.CheckStatus{{Kind: lvs.TCPCheck, Up: true, OK: 9}}},
+			{Addr: "192.168.1.14:80", Weight: 1, TableWeight: -1, Downs: 1,
+				Checks: []lvs.CheckStatus{{Kind: lvs.TCPCheck, OK: 2, Failed: 3, LastError: "connection refused"}}},
+		}}}}
+	var out strings.Builder
+	writeLVS(&out, st)
+	for _, want := range [][]string{{"LVS (lvs_mode owner): 3 table changes"}, {"192.168.1.99 80", "active", "quorum up"},
+		{"192.168.1.13:80", "up", "TCP_CHECK up 9/0"}, {"192.168.1.14:80", "down", "-", "0/1", "connection refused"}} {
+		found := false
+		for _, line := range strings.Split(out.String(), "\n") {
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(line, w)
+			}
+			found = found || ok
+		}
+		if !found {
+			t.Errorf("no line with %q in\n%s", want, out.String())
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/leasehold/leasehold/config"
 	"github.com/leasehold/leasehold/daemon"
 	"github.com/leasehold/leasehold/daemon/statusapi"
+	"github.com/leasehold/leasehold/lvs"
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -79,7 +80,62 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	writeMembership(stdout, doc)
 	writeDRBD(stdout, doc)
 	writeMySQL(stdout, doc)
+	writeLVS(stdout, doc.LVS)
 	return 0
+}
+
+// writeLVS prints the virtual servers and their real servers with check
+// state and weight (virtual_server configured).
+func writeLVS(w io.Writer, st *lvs.Status) {
+	if st == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nLVS (lvs_mode %s): %d table changes, %d failed passes", st.Mode, st.Ops, st.ReconcileErrors)
+	if st.LastError != "" {
+		fmt.Fprintf(w, ", last error: %s", st.LastError)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VIRTUAL SERVER\tREAL SERVER\tSTATE\tWEIGHT\tIN TABLE\tCHECKS\tUPS/DOWNS\tLAST ERROR")
+	for _, vs := range st.VirtualServers {
+		active := "inactive"
+		if vs.Active {
+			active = "active"
+		}
+		quorum := "quorum up"
+		if !vs.QuorumUp {
+			quorum = "QUORUM DOWN"
+		}
+		// The virtual server's row: its state, its live weight, its quorum.
+		fmt.Fprintf(tw, "%s\t\t%s\t%d\t\t%s\t\t\n", vs.Name, active, vs.LiveWeight, quorum)
+		for _, r := range vs.RealServers {
+			state := "down"
+			if r.Alive {
+				state = "up"
+			}
+			if r.Sorry {
+				state = "sorry server"
+			}
+			table := "-"
+			if r.TableWeight >= 0 {
+				table = fmt.Sprint(r.TableWeight)
+			}
+			var checks, lastErr []string
+			for _, c := range r.Checks {
+				up := "up"
+				if !c.Up {
+					up = "down"
+				}
+				checks = append(checks, fmt.Sprintf("%s %s %d/%d", c.Kind, up, c.OK, c.Failed))
+				if c.LastError != "" {
+					lastErr = append(lastErr, c.LastError)
+				}
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s\t%s\t%d/%d\t%s\n", r.Addr, state, r.Weight, table, strings.Join(checks, ", "),
+				r.Ups, r.Downs, strings.Join(lastErr, "; "))
+		}
+	}
+	tw.Flush()
 }
 
 // writeMySQL prints the groups' MySQL servers: writable or read-only, the

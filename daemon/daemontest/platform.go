@@ -2,7 +2,8 @@
 // sockets and announcers on a vrrptest.Segment, the quorum of a
 // quorumtest.Memory, an in-memory kernel fence (fencingtest.Fence), VIP
 // addresses with kernel lifetimes, a fake watchdog, a fake DRBD per host
-// (drbdtest.Host) and no status API. A
+// (drbdtest.Host), an in-memory IPVS table and real-server checks
+// (lvstest) and no status API. A
 // World holds the shared pieces of several nodes and checks the safety
 // invariant over them: never two nodes answering for a VIP (VIP configured
 // and the fence letting it through).
@@ -25,6 +26,8 @@ import (
 	"github.com/leasehold/leasehold/daemon"
 	"github.com/leasehold/leasehold/fencing"
 	"github.com/leasehold/leasehold/fencing/fencingtest"
+	"github.com/leasehold/leasehold/lvs"
+	"github.com/leasehold/leasehold/lvs/lvstest"
 	"github.com/leasehold/leasehold/node"
 	"github.com/leasehold/leasehold/quorum"
 	"github.com/leasehold/leasehold/quorum/quorumtest"
@@ -70,7 +73,11 @@ type Node struct {
 	DRBDHost *drbdtest.Host
 	// MySQLServer is the node's fake MySQL server (nil: none).
 	MySQLServer *mysqltest.Fake
-	addrs       *addresses
+	// IPVS is the node's in-memory IPVS table; Checks answers its
+	// real-server checks (all succeed until told otherwise).
+	IPVS   *lvstest.Kernel
+	Checks *lvstest.Prober
+	addrs  *addresses
 }
 
 // DRBDHost returns host name's fake DRBD, resource r0 on /dev/drbd0
@@ -114,7 +121,7 @@ func (w *World) Node(name string, addr netip.Addr) *Node {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := &Node{w: w, Name: name, Addr: addr, Kernel: fencingtest.New(time.Now), Dog: &Watchdog{}, DRBDHost: w.drbdHostLocked(name),
-		MySQLServer: w.mysqlLocked(name)}
+		MySQLServer: w.mysqlLocked(name), IPVS: lvstest.NewKernel(), Checks: lvstest.NewProber()}
 	n.addrs = &addresses{n: n, up: map[vipaddr.VIP]time.Time{}}
 	w.nodes[name] = n
 	return n
@@ -160,6 +167,9 @@ func (n *Node) Quorum(p *daemon.Plan, log *slog.Logger) (quorum.Backend, error) 
 
 // Voter implements daemon.Platform: the in-memory quorum needs no voter.
 func (n *Node) Voter(raft.Config, *slog.Logger) (daemon.Voter, error) { return voter{}, nil }
+
+// LVS implements daemon.Platform: the node's IPVS and Checks.
+func (n *Node) LVS() (lvs.Kernel, lvs.Prober, error) { return n.IPVS, n.Checks, nil }
 
 // StatusListener implements daemon.Platform: no status API.
 func (n *Node) StatusListener(string) (net.Listener, error) { return nil, nil }

@@ -31,5 +31,5 @@ vrrp_instance:
     track_interface: [eth0]
     promote: [{path: /etc/leasehold/resource.sh, args: [promote]}]
     demote: [{path: /etc/leasehold/resource.sh, args: [demote]}]
-`, name, o.TTL, etcdGuestAddr, statusSocket, o.Watchdog, 120-20*i, vip)
+`, name, o.TTL, etcdGuestAddr, statusSocket, o.Watchdog, 120-20*i, vip) + o.ExtraYAML
 }

@@ -39,3 +39,34 @@ func TestGuestConfigPlans(t *testing.T) {
 		}
 	}
 }
+
+// Options.ExtraYAML reaches every guest's configuration (here an LVS
+// director's virtual server, a valid plan with the lab's own keys), and
+// Options.ExtraModules the guests' module list, once each.
+func TestGuestConfigExtras(t *testing.T) {
+	o := Options{Binary: "x", Agent: "x", Etcd: "x", ExtraModules: []string{"ip_vs_rr", "ip_vs", "ip_vs_wrr"},
+		ExtraYAML: "lvs_mode: owner\nvirtual_server:\n  - {ip: 10.66.0.100, port: 80, follow: VI_1, lb_algo: rr, lb_kind: DR, " +
+			"real_server: [{ip: 10.66.0.11, TCP_CHECK: {connect_timeout: 1}}]}\n"}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	hook := filepath.Join(t.TempDir(), "resource.sh")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "leasehold.yaml")
+	if err := os.WriteFile(f, []byte(strings.ReplaceAll(guestYAML("n1", 0, o), "/etc/leasehold/resource.sh", hook)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := daemon.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := p.Config.LVS; l.Mode != "owner" || len(l.Services) != 1 || l.Services[0].Follow != "VI_1" {
+		t.Errorf("LVS from ExtraYAML: %+v", l)
+	}
+	l := &Lab{o: o}
+	if got := strings.Join(l.modules(), ","); got != "softdog,nfnetlink,nf_tables,drbd,ip_vs,ip_vs_rr,ip_vs_wrr" {
+		t.Errorf("modules %s", got)
+	}
+}

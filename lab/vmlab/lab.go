@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,6 +66,13 @@ type Options struct {
 	// MemMiB per VM (default 256).
 	MemMiB int
 	Log    *slog.Logger
+	// ExtraYAML is appended to every guest's configuration (top-level
+	// keys, e.g. lvs_mode and virtual_server for an LVS director pair).
+	ExtraYAML string
+	// ExtraModules are loaded at boot besides the lab's own (e.g. the
+	// IPVS schedulers ip_vs_rr, ip_vs_wrr; they must be in the image, see
+	// image.DefaultModules).
+	ExtraModules []string
 }
 
 func (o *Options) defaults() error {
@@ -261,7 +269,7 @@ func (l *Lab) newNode(i int) (*node, error) {
 	c := vm.Config{
 		Name: name, Kernel: l.img.Kernel, Initrd: l.img.Initrd, MemMiB: l.o.MemMiB,
 		Dir: filepath.Join(dir, "vm"), Disk: filepath.Join(dir, "disk.img"), DiskMiB: 64, Share: share, NoReboot: true,
-		Append: fmt.Sprintf("lh.ip0=%s/24 lh.ip1=10.0.2.15/24 lh.modules=softdog,nfnetlink,nf_tables,drbd,ip_vs", nodeAddr(i)),
+		Append: fmt.Sprintf("lh.ip0=%s/24 lh.ip1=10.0.2.15/24 lh.modules=%s", nodeAddr(i), strings.Join(l.modules(), ",")),
 		NICs: []vm.NIC{
 			{ID: "l2", MAC: mac, Mcast: l.mcast},
 			{ID: "quorum", MAC: fmt.Sprintf("52:54:00:67:00:%02x", i+1), User: &vm.UserNet{GuestFwd: []vm.GuestFwd{{Addr: etcdGuestAddr, Cmd: relay}}}},

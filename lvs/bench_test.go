@@ -1,0 +1,110 @@
+package lvs_test
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/lvs"
+	"github.com/leasehold/leasehold/lvs/lvstest"
+	"github.com/leasehold/leasehold/script/scripttest"
+)
+
+// thousand is one virtual server with n real servers, each with a
+// TCP_CHECK at delay_loop against target (connect_ip/connect_port: every
+// check reaches the same listener).
+func thousand(n int, target netip.AddrPort, delayLoop time.Duration) lvs.Config {
+	s := lvs.Service{Name: "bench", Keys: []lvs.Key{vip}, Scheduler: "wrr", Quorum: 1}
+	for i := range n {
+		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(i / 250), byte(i%250 + 1)}), 80)
+		c := lvs.Check{Kind: lvs.TCPCheck, Target: target, DelayLoop: delayLoop, ConnectTimeout: time.Second,
+			DelayBeforeRetry: time.Second, Retry: 1, Warmup: delayLoop}
+		s.Reals = append(s.Reals, lvs.RealServer{Addr: addr, Weight: 1, Checks: []lvs.Check{c}})
+	}
+	return lvs.Config{Mode: lvs.ModeAll, Services: []lvs.Service{s}}
+}
+
+// listen is a loopback port that accepts and closes connections.
+func listen(tb testing.TB) netip.AddrPort {
+	return netip.MustParseAddrPort(scripttest.OpenPort(tb).Addr().String())
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// counting is the real prober, counting the checks it ran.
+type counting struct {
+	lvs.NetProber
+	n atomic.Uint64
+}
+
+func (c *counting) Probe(ctx context.Context, ck lvs.Check) lvs.Outcome {
+	o := c.NetProber.Probe(ctx, ck)
+	c.n.Add(1)
+	return o
+}
+
+func (c *counting) checks() uint64 { return c.n.Load() }
+
+// BenchmarkChecks1000TCP: 1,000 real servers with real TCP connects on
+// loopback (the listener's accepts count too), as fast as the pool goes:
+// one op is a round of 1,000 checks; cpu-µs/check is the process's CPU
+// per check, so CPU at delay_loop 1 s is 1,000 × that per second.
+func BenchmarkChecks1000TCP(b *testing.B) {
+	target := listen(b)
+	sc := &counting{}
+	d, err := lvs.New(thousand(1000, target, time.Millisecond), lvs.Options{Kernel: lvstest.NewKernel(), Prober: sc, Resync: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for sc.checks() < 1000 { // warmed up
+		time.Sleep(time.Millisecond)
+	}
+	b.ResetTimer()
+	start, cpu0 := sc.checks(), cpuTime()
+	for i := 0; i < b.N; i++ {
+		for sc.checks() < start+uint64(i+1)*1000 {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	b.StopTimer()
+	n := sc.checks() - start
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/check")
+}
+
+// TestMeasureCPU1000 runs 1,000 TCP-checked real servers at delay_loop
+// 1 s for 10 s and prints the CPU used (LVS_MEASURE=1; a figure, not a
+// verdict).
+func TestMeasureCPU1000(t *testing.T) {
+	if os.Getenv("LVS_MEASURE") == "" {
+		t.Skip("set LVS_MEASURE=1")
+	}
+	target := listen(t)
+	sc := &counting{}
+	d, err := lvs.New(thousand(1000, target, time.Second), lvs.Options{Kernel: lvstest.NewKernel(), Prober: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	time.Sleep(2 * time.Second) // warmup spreads the first checks over 1 s
+	n0, cpu0, t0 := sc.checks(), cpuTime(), time.Now()
+	time.Sleep(10 * time.Second)
+	n, cpu, wall := sc.checks()-n0, cpuTime()-cpu0, time.Since(t0)
+	cancel()
+	<-done
+	t.Logf("1000 real servers, TCP_CHECK, delay_loop 1s: %d checks in %v (%.0f/s), CPU %v = %.1f%% of one core (checker and listener)",
+		n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
+}
