@@ -99,6 +99,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// MinFenceMargin is the least fencing.margin a lease-gated node uses by
+// default: the time one refresh of the kernel fence may take before the
+// node stops trusting it.
+const MinFenceMargin = 50 * time.Millisecond
+
 func (c *Config) validateFencing() error {
 	f := &c.Fencing
 	var errs []error
@@ -115,8 +120,14 @@ func (c *Config) validateFencing() error {
 	default:
 		errs = append(errs, c.errAt("fencing.nftables", "%q: want auto, required or off", f.NFTables))
 	}
-	if f.Margin == 0 {
-		f.Margin = Duration(50 * time.Millisecond)
+	// With a quorum, an unset margin is scaled to the TTL by the plan
+	// (daemon.NewPlan: TTL/10, at least 50 ms); plain VRRP has no fence
+	// deadline and keeps 50 ms.
+	if f.Margin == 0 && c.Quorum.Backend == BackendNone {
+		f.Margin = Duration(MinFenceMargin)
+	}
+	if f.Margin < 0 {
+		errs = append(errs, c.errAt("fencing.margin", "%v: must not be negative", f.Margin.D()))
 	}
 	switch f.Watchdog {
 	case "":

@@ -189,6 +189,17 @@ func (p *Plan) quorum(witness bool) error {
 		p.Etcd = etcdConfig(q.Etcd)
 		errs = append(errs, p.attribute(p.Etcd.Validate(), "quorum.etcd", nil))
 	}
+	// The fence's margin bounds how long one refresh of the kernel fence
+	// may take (fencing.Refresh): unset, it grows with the TTL, so a
+	// loaded machine (a refresh of 100–400 ms was seen at a load of 10 on
+	// 2 cores, 80 ms in an emulated guest) does not demote an owner with
+	// plenty of lease left.
+	if c.Fencing.Margin == 0 {
+		c.Fencing.Margin = config.Duration(max(config.MinFenceMargin, p.Quorum.TTL/10))
+	}
+	if m := c.Fencing.Margin.D(); !witness && m >= p.Quorum.TTL/4 {
+		errs = append(errs, c.ErrAt("fencing.margin", "%v is too large for quorum.ttl %v: the fence would lapse long before the lease; want < ttl/4", m, p.Quorum.TTL))
+	}
 	if !witness {
 		errs = append(errs, p.attribute(p.Quorum.Validate(minTTL), "quorum", nil))
 		if c.Fencing.NFTables == "off" && p.Quorum.TTL < 3*time.Second+c.Fencing.Margin.D() {

@@ -227,3 +227,33 @@ func TestPlanMySQL(t *testing.T) {
 		t.Fatalf("a catch-up longer than the promotion step: %v", err)
 	}
 }
+
+// An unset fencing.margin grows with the TTL (TTL/10, at least 50 ms);
+// one the file sets is kept.
+func TestPlanFenceMarginScalesWithTheTTL(t *testing.T) {
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ttl, set string
+		want     time.Duration
+	}{
+		{"2s", "", 200 * time.Millisecond},
+		{"3s", "", 300 * time.Millisecond},
+		{"400ms", "", 50 * time.Millisecond},
+		{"3s", "50ms", 50 * time.Millisecond},
+	} {
+		body := strings.Replace(string(good), "  ttl: 2s\n", "  ttl: "+tc.ttl+"\n", 1)
+		if tc.set != "" {
+			body = strings.Replace(body, "status:", "fencing: {margin: "+tc.set+"}\nstatus:", 1)
+		}
+		p, err := Load(writePlanFile(t, t.TempDir(), body))
+		if err != nil {
+			t.Fatalf("ttl %s margin %q: %v", tc.ttl, tc.set, err)
+		}
+		if got := p.Config.Fencing.Margin.D(); got != tc.want {
+			t.Errorf("ttl %s margin %q: fencing.margin %v, want %v", tc.ttl, tc.set, got, tc.want)
+		}
+	}
+}

@@ -6,10 +6,10 @@ import "fmt"
 // 0.1 s, priority 120, 100, ...), the link tracked (a cut link puts the
 // group in FAULT, so the node gives up its lease), etcd through the quorum
 // link, promote and demote hooks (a resource the kernel cannot fence, so
-// the watchdog is armed while the node owns). The fence's margin, the time
-// one nftables refresh may take before the node stops trusting it, is
-// 300 ms instead of 50: an emulated guest is about ten times slower than
-// the host, and refreshes of 80 ms were seen (each one is then a demotion).
+// the watchdog is armed while the node owns). The fence's margin (the
+// time one nftables refresh may take before the node stops trusting it)
+// is the default TTL/10 = 300 ms: an emulated guest is about ten times
+// slower than the host, and 80 ms refreshes were seen there.
 func guestYAML(name string, i int, o Options) string {
 	return fmt.Sprintf(`# leasehold VM lab, node %[1]s (written by vmlab)
 node: {name: %[1]s}
@@ -19,7 +19,7 @@ quorum:
   etcd: {endpoints: ["http://%[3]s"]}
 status: {listen: "unix:%[4]s"}
 state_dir: /var/lib/leasehold
-fencing: {watchdog: %[5]s, margin: 300ms}
+fencing: {watchdog: %[5]s}
 vrrp_instance:
   VI_1:
     interface: eth0
