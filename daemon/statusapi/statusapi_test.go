@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,11 +185,16 @@ func TestIdleConnectionsReleased(t *testing.T) {
 			mu.Unlock()
 		}
 	})
+	var leakyFailed atomic.Int32
 	wg.Go(func() { // the pre-fix lab client: a fresh transport per call, never closed
 		for i := 0; i < 300; i++ {
+			// Its connection may be the one evicted to make room (it
+			// competes with 2,000 silent ones): a reset is its own doing,
+			// not the server's, as long as most of its requests are served.
 			if _, err := statusapi.NewClient(spec).Get(ctx, "/status"); err != nil {
-				t.Errorf("leaky client %d: %v", i, err)
-				return
+				if leakyFailed.Add(1) == 1 {
+					t.Logf("leaky client %d: %v", i, err)
+				}
 			}
 		}
 	})
@@ -213,6 +219,9 @@ func TestIdleConnectionsReleased(t *testing.T) {
 		}
 	})
 	wg.Wait()
+	if n := leakyFailed.Load(); n > 30 {
+		t.Errorf("%d of the leaky client's 300 requests failed (evictions should hit few of them)", n)
+	}
 	close(stop)
 	pollWG.Wait()
 	st := s.Stats()
