@@ -1101,9 +1101,14 @@ func (k *kaConv) effective(in *kaInstance) {
 		kv["state"] = state
 	}
 	owner := prio != nil && prio.Scalar == "255"
-	if np := kv["nopreempt"]; np != nil && np.Scalar == "true" && owner {
+	switch np := kv["nopreempt"]; {
+	case np == nil || np.Scalar != "true":
+	case owner:
 		delete(kv, "nopreempt")
 		k.warnAt(np.Line, "nopreempt", "instance %s: dropped: keepalived resets nopreempt with priority 255", in.name)
+	case state != nil && state.Scalar == "MASTER":
+		delete(kv, "nopreempt")
+		k.warnAt(np.Line, "nopreempt", "instance %s: dropped: keepalived clears nopreempt with state MASTER (\"nopreempt will not work with initial state MASTER\"): this node preempts", in.name)
 	}
 	version := "2"
 	if v := kv["version"]; v != nil {

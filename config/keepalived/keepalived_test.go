@@ -53,8 +53,9 @@ func TestImportSeeds(t *testing.T) {
 			[]string{":15: vrrp_strict: not converted", ":27: state: instance VI_1: state MASTER: keepalived in strict mode (line 15) starts as BACKUP", ":18: vrrp_iptables: not converted", ":32: authentication: instance VI_1: " + strictAuth, ":5: notification_email: not converted"}},
 		{"nginx-000-backup.conf", "LVS_02", "BACKUP", "ens33", 51, 100, "192.168.10.100/32", "", false, true,
 			[]string{":13: vrrp_strict", ":28: authentication: instance VI_1: " + strictAuth}},
-		{"nginx-001-master.conf", "master", "MASTER", "eth0", 254, 100, "192.168.0.174/32", "1111", true, true,
-			[]string{":26: virtual_ipaddress: 192.168.0.174: label eth0:0 dropped", ":13: vrrp_instance.VI_1.nopreempt: nopreempt only takes effect with state BACKUP"}},
+		// nopreempt with state MASTER: keepalived clears it (this node preempts).
+		{"nginx-001-master.conf", "master", "MASTER", "eth0", 254, 100, "192.168.0.174/32", "1111", false, true,
+			[]string{":26: virtual_ipaddress: 192.168.0.174: label eth0:0 dropped", ":13: nopreempt: instance VI_1: dropped: keepalived clears nopreempt with state MASTER"}},
 		{"nginx-001-backup.conf", "backup", "BACKUP", "eth0", 254, 99, "192.168.0.174/32", "1111", true, true,
 			[]string{":26: virtual_ipaddress: 192.168.0.174: label eth0:0 dropped"}},
 		// router_id LVS_DEVEL (keepalived's sample, on both nodes) is not node.name.
