@@ -11,6 +11,7 @@
 package mariadb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -49,8 +50,11 @@ func Available() bool {
 type Server struct {
 	Dir  string
 	ID   int
-	Bind string // address to bind, e.g. 127.0.0.1 or the node's address
+	Bind string // its address, e.g. 127.0.0.1 or the node's address
 	Port int
+	// Listen is the address mariadbd binds ("" = Bind); a node behind a
+	// VIP binds 0.0.0.0 so that it answers on the VIP too.
+	Listen string
 }
 
 // Socket is the server's unix socket.
@@ -82,7 +86,7 @@ func (s Server) Args() []string {
 	return []string{"--no-defaults", "--user=root",
 		"--datadir=" + filepath.Join(s.Dir, "data"), "--socket=" + s.Socket(),
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"), "--tmpdir=" + s.Dir, "--log-error=" + s.ErrorLog(),
-		"--port=" + strconv.Itoa(s.Port), "--bind-address=" + s.Bind, "--skip-name-resolve",
+		"--port=" + strconv.Itoa(s.Port), "--bind-address=" + cmp.Or(s.Listen, s.Bind), "--skip-name-resolve",
 		"--server-id=" + id, "--gtid-domain-id=" + id,
 		"--log-bin=" + filepath.Join(s.Dir, "data", "mysql-bin"), "--log-slave-updates",
 		"--binlog-ignore-db=mysql", "--binlog-format=ROW",
