@@ -200,12 +200,22 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	if err != nil {
 		return fmt.Errorf("read status: %w", err)
 	}
+	// A stale epoch is refused before anything is done to the peer: a
+	// late promotion from an old grant must not fence the real owner.
+	rows, err := step(ctx, r.cfg.StepTimeout, r.srv.Epochs)
+	if err != nil {
+		return r.refused(fmt.Sprintf("cannot read the epoch table: %v", err))
+	}
+	if d := MayPromote(PromoteInput{Epoch: epoch, ServerID: st.ServerID, Epochs: rows}); !d.OK {
+		return r.refused(d.Reason)
+	}
 	peerTarget := ""
 	if r.peer != nil {
 		peerTarget = r.fencePeer(ctx, epoch, st.ServerID)
 	}
 	cu := r.catchup(ctx, st.ServerID, peerTarget)
-	rows, err := step(ctx, r.cfg.StepTimeout, r.srv.Epochs)
+	// Again after the catch-up: the peer's newer row may have arrived.
+	rows, err = step(ctx, r.cfg.StepTimeout, r.srv.Epochs)
 	if err != nil {
 		return r.refused(fmt.Sprintf("cannot read the epoch table: %v", err))
 	}
@@ -334,6 +344,13 @@ func (r *Resource) Demote(ctx context.Context, epoch uint64) error {
 func (r *Resource) demote(ctx context.Context, epoch uint64) error {
 	r.promoted = 0
 	r.update(func(s *Stats) { s.Promoted = 0 })
+	// A server that is not running (connection refused, no socket) takes
+	// no writes: nothing to demote. A server that does not answer (a
+	// timeout) is doubt, and an error.
+	if _, err := step(ctx, r.cfg.StepTimeout, r.srv.Status); IsDown(err) {
+		r.log.Warn("mysql: server not running: nothing to demote (it must come back read-only: read_only=ON in my.cnf; the watch checks)", "epoch", epoch, "err", err)
+		return nil
+	}
 	var errs []error
 	// SET GLOBAL read_only waits for write statements in flight (a long
 	// UPDATE holds it up): give it a third of the budget; if that is not
