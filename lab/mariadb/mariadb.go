@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -166,4 +167,43 @@ func (s Server) ReplicateFrom(ctx context.Context, src Server) error {
 	defer db.Close()
 	return Exec(ctx, db, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='%s', MASTER_PORT=%d, MASTER_USER='repl', "+
 		"MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1", src.Bind, src.Port), "START SLAVE")
+}
+
+// Sync waits, at most timeout each way, until each of two servers has
+// applied what the other originated (the GTIDs of its @@gtid_binlog_pos
+// that carry its own server id).
+func Sync(ctx context.Context, a, b *sql.DB, timeout time.Duration) error {
+	for _, pair := range [][2]*sql.DB{{a, b}, {b, a}} {
+		from, to := pair[0], pair[1]
+		var pos string
+		var sid uint32
+		if err := from.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos, @@server_id").Scan(&pos, &sid); err != nil {
+			return fmt.Errorf("mariadb: gtid_binlog_pos: %w", err)
+		}
+		target := ownGTIDs(pos, sid)
+		if target == "" {
+			continue
+		}
+		var res sql.NullInt64
+		if err := to.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, ?)", target, timeout.Seconds()).Scan(&res); err != nil {
+			return fmt.Errorf("mariadb: MASTER_GTID_WAIT(%s): %w", target, err)
+		}
+		if !res.Valid || res.Int64 != 0 {
+			return fmt.Errorf("mariadb: %s of server %d not applied by its peer within %v", target, sid, timeout)
+		}
+	}
+	return nil
+}
+
+// ownGTIDs keeps the GTIDs (domain-server-seq) of a position that server
+// sid originated.
+func ownGTIDs(pos string, sid uint32) string {
+	var out []string
+	for _, g := range strings.Split(pos, ",") {
+		f := strings.Split(strings.TrimSpace(g), "-")
+		if len(f) == 3 && f[1] == strconv.FormatUint(uint64(sid), 10) {
+			out = append(out, strings.TrimSpace(g))
+		}
+	}
+	return strings.Join(out, ",")
 }
