@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"time"
 
@@ -104,22 +103,11 @@ func (w *writes) finish(ctx context.Context, nodes []string, final string) *MySQ
 			out.ReplicationErrors = append(out.ReplicationErrors, "replication did not settle: "+err.Error())
 		}
 	}
-	rows := map[uint32][]mysqlcheck.Row{}
-	var repl []mysqlcheck.Replication
-	var finalID uint32
-	for _, n := range nodes {
-		id, rs, r, err := mysqlcheck.Collect(ctx, dbs[n])
-		if err != nil {
-			out.Error = fmt.Sprintf("%s: %v", n, err)
-			return out
-		}
-		rows[id] = slices.DeleteFunc(rs, func(r mysqlcheck.Row) bool { return r.Seq < w.first })
-		repl = append(repl, r)
-		if n == final {
-			finalID = id
-		}
+	rep, err := mysqlcheck.AuditServers(ctx, w.c.Writes(), w.first, dbs, final)
+	if err != nil {
+		out.Error = err.Error()
+		return out
 	}
-	rep := mysqlcheck.Audit(w.c.Writes(), rows, finalID, repl)
 	out.Attempted, out.Acked, out.Lost, out.SplitBrain, out.Diverged = rep.Attempted, rep.Acked, rep.Lost, rep.SplitBrain, rep.Diverged
 	out.ReplicationErrors = append(out.ReplicationErrors, rep.ReplicationErrors...)
 	out.Outages, out.MaxOutageUS, out.Unrecovered = len(rep.Outages), rep.MaxOutage.Microseconds(), rep.Unrecovered

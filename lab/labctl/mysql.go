@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/leasehold/leasehold/lab/mariadb"
@@ -131,4 +133,44 @@ func (l *Lab) mysqlSection(i int) string {
 	peer := l.mysqlServer(1 - i)
 	return fmt.Sprintf("    mysql:\n      socket: %s\n      credentials_file: %s\n      peer: \"%s\"\n      check: {interval: 0.5, fall: 2}\n",
 		l.mysqlServer(i).Socket(), l.credentialsPath(n), peer.Addr())
+}
+
+// KillMySQL kills node's mariadbd (SIGKILL, by its recorded PID): a
+// mysqld crash.
+func (l *Lab) KillMySQL(node string) error {
+	l.mu.Lock()
+	rec, ok := l.meta.MariaDB[node]
+	l.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q runs no MariaDB", netlab.ErrNoHost, node)
+	}
+	return rec.Signal(syscall.SIGKILL)
+}
+
+// StartMySQL starts node's mariadbd again (read_only ON, as every start)
+// and its replication, and waits until it answers.
+func (l *Lab) StartMySQL(ctx context.Context, node string) error {
+	i := slices.Index(l.meta.Nodes, node)
+	if i < 0 || !l.meta.MySQL {
+		return fmt.Errorf("%w: %q runs no MariaDB", netlab.ErrNoHost, node)
+	}
+	s := l.mysqlServer(i)
+	rec, err := l.net.Host(node).StartDetached(l.logPath("mariadb-"+node), mariadb.Mariadbd, s.Args()...)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.meta.MariaDB[node] = rec
+	l.mu.Unlock()
+	if err := l.saveMeta(); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := s.WaitSocket(wctx, nil); err != nil {
+		return fmt.Errorf("labctl: %s: %w (see %s)", node, err, s.ErrorLog())
+	}
+	db := s.DB(mariadb.RootPassword)
+	defer db.Close()
+	return mariadb.Exec(ctx, db, "START SLAVE")
 }
