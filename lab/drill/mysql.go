@@ -45,7 +45,7 @@ type MySQLWrites struct {
 // --mysql).
 type mysqlTarget interface {
 	MySQLAddr(node string) string
-	MySQLRoot(node string) (*sql.DB, error)
+	MySQLAuditor(node string) (*sql.DB, error)
 	Netlab() *netlab.Lab
 }
 
@@ -90,7 +90,7 @@ func (w *writes) finish(ctx context.Context, nodes []string, final string) *MySQ
 	}
 	dbs := map[string]*sql.DB{}
 	for _, n := range nodes {
-		db, err := w.target.MySQLRoot(n)
+		db, err := w.target.MySQLAuditor(n)
 		if err != nil {
 			out.Error = err.Error()
 			return out

@@ -32,19 +32,19 @@ func TestMySQLLab(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	nodes := l.Meta().Nodes
-	roots := map[string]*sql.DB{}
+	dbs := map[string]*sql.DB{}
 	for _, n := range nodes {
-		db, err := l.MySQLRoot(n)
+		db, err := l.MySQLAuditor(n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		roots[n] = db
+		dbs[n] = db
 	}
 	writable := func() (w []string) {
 		for _, n := range nodes {
 			var ro int
-			if err := roots[n].QueryRowContext(ctx, "SELECT @@read_only").Scan(&ro); err == nil && ro == 0 {
+			if err := dbs[n].QueryRowContext(ctx, "SELECT @@read_only").Scan(&ro); err == nil && ro == 0 {
 				w = append(w, n)
 			}
 		}
@@ -136,7 +136,7 @@ func TestMySQLLab(t *testing.T) {
 	for end := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		ok := true
 		for _, n := range nodes {
-			r, err := mysql.ReplicaOf(ctx, roots[n])
+			r, err := mysql.ReplicaOf(ctx, dbs[n])
 			ok = ok && err == nil && r.IORunning == "Yes" && r.SQLRunning == "Yes"
 		}
 		if ok {
@@ -146,10 +146,10 @@ func TestMySQLLab(t *testing.T) {
 			t.Fatal("replication not running both ways within 20s of the restart")
 		}
 	}
-	if err := mariadb.Sync(ctx, roots[nodes[0]], roots[nodes[1]], 10*time.Second); err != nil {
+	if err := mariadb.Sync(ctx, dbs[nodes[0]], dbs[nodes[1]], 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := mysqlcheck.AuditServers(ctx, c.Writes(), c.First, roots, next)
+	rep, err := mysqlcheck.AuditServers(ctx, c.Writes(), c.First, dbs, next)
 	if err != nil {
 		t.Fatal(err)
 	}

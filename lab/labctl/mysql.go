@@ -26,6 +26,9 @@ const MySQLPort = 3306
 const (
 	AppUser     = "app"
 	AppPassword = "app"
+	// The drills' reading account (no READ_ONLY ADMIN).
+	AuditUser     = "auditor"
+	AuditPassword = "auditor"
 )
 
 // mysqlServer is node i's (0-based) MariaDB.
@@ -45,12 +48,16 @@ func (l *Lab) MySQLAddr(node string) string {
 	return ""
 }
 
-// MySQLRoot returns a pool as root over node's MariaDB socket (from the
-// host: the socket is a file in the lab directory).
-func (l *Lab) MySQLRoot(node string) (*sql.DB, error) {
+// MySQLAuditor returns a pool over node's MariaDB socket (from the host:
+// the socket is a file in the lab directory) as the lab's auditor, an
+// account that can read everything (SELECT, SLAVE MONITOR) but holds no
+// READ_ONLY ADMIN: the daemons kill the sessions of accounts that ignore
+// read_only on a read-only server, root's included, and an audit must not
+// be cut off by that.
+func (l *Lab) MySQLAuditor(node string) (*sql.DB, error) {
 	for i, n := range l.meta.Nodes {
 		if n == node && l.meta.MySQL {
-			return l.mysqlServer(i).DB(mariadb.RootPassword), nil
+			return l.mysqlServer(i).DBAs(AuditUser, AuditPassword), nil
 		}
 	}
 	return nil, fmt.Errorf("labctl: %s has no MariaDB (lab up --mysql)", node)
@@ -111,9 +118,12 @@ func (l *Lab) startMySQL(ctx context.Context) error {
 	db := srvs[0].DB(mariadb.RootPassword)
 	defer db.Close()
 	app := fmt.Sprintf("'%s'@'%s'", AppUser, hosts)
+	auditor := fmt.Sprintf("'%s'@'localhost'", AuditUser)
 	return mariadb.Exec(ctx, db, "CREATE DATABASE IF NOT EXISTS leasehold_check", mysqlcheck.Schema,
 		"CREATE USER IF NOT EXISTS "+app+" IDENTIFIED BY '"+AppPassword+"'",
-		"GRANT SELECT, INSERT ON leasehold_check.* TO "+app, "GRANT SELECT ON leasehold.* TO "+app)
+		"GRANT SELECT, INSERT ON leasehold_check.* TO "+app, "GRANT SELECT ON leasehold.* TO "+app,
+		"CREATE USER IF NOT EXISTS "+auditor+" IDENTIFIED BY '"+AuditPassword+"'",
+		"GRANT SELECT, SLAVE MONITOR ON *.* TO "+auditor)
 }
 
 // trimLastOctet turns "10.99.0.0" into "10.99.0.".

@@ -120,9 +120,12 @@ func (s Server) WaitSocket(ctx context.Context, exited <-chan struct{}) error {
 
 // DB returns a pool as root over the socket (password RootPassword; ""
 // before Setup).
-func (s Server) DB(password string) *sql.DB {
+func (s Server) DB(password string) *sql.DB { return s.DBAs("root", password) }
+
+// DBAs returns a pool as user over the socket.
+func (s Server) DBAs(user, password string) *sql.DB {
 	c := gomysql.NewConfig()
-	c.Net, c.Addr, c.User, c.Passwd = "unix", s.Socket(), "root", password
+	c.Net, c.Addr, c.User, c.Passwd = "unix", s.Socket(), user, password
 	c.Timeout, c.WriteTimeout = 5*time.Second, 5*time.Second
 	conn, _ := gomysql.NewConnector(c)
 	db := sql.OpenDB(conn)

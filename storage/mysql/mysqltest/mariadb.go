@@ -121,10 +121,13 @@ func (m *MariaDB) Stop() {
 	}
 }
 
-// Require skips t when MariaDB is not installed, or fails it when
-// LEASEHOLD_STRICT=1.
+// Require skips t under -short (unit tests start no server), and when
+// MariaDB is not installed, or then fails it when LEASEHOLD_STRICT=1.
 func Require(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no real MariaDB")
+	}
 	if Available() {
 		return
 	}
