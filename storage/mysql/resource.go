@@ -129,6 +129,9 @@ func Servers(cfg Config) (local, peer Server, err error) {
 		srv.Close()
 		return nil, nil, err
 	}
+	// The peer fence is rare, and an idle session of ours on the peer is
+	// one its own watch kills (our account ignores read_only): keep none.
+	ps.db.SetMaxIdleConns(0)
 	return srv, ps, nil
 }
 
