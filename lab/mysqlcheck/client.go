@@ -46,8 +46,10 @@ func (c *Client) Writes() []Write {
 	return slices.Clone(c.writes)
 }
 
-// Run writes until ctx ends.
+// Run writes until ctx ends. Failed writes are logged in Writes, not on
+// stderr (the driver's own logger is silenced: mysql.QuietDriverLog).
 func (c *Client) Run(ctx context.Context) error {
+	mysql.QuietDriverLog()
 	cfg := gomysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd = "tcp", c.Addr, c.User, c.Password
 	cfg.Timeout, cfg.WriteTimeout = c.Timeout, c.Timeout

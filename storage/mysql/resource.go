@@ -103,7 +103,7 @@ func Servers(cfg Config) (local, peer Server, err error) {
 		return nil, nil, err
 	}
 	cfg = cfg.Defaults()
-	quietDriver.Do(func() { gomysql.SetLogger(discard{}) })
+	QuietDriverLog()
 	cred, err := ReadCredentials(cfg.CredentialsFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mysql: %w", err)
@@ -146,9 +146,12 @@ func (r *Resource) Close() error {
 	return errors.Join(errs...)
 }
 
-// quietDriver silences go-sql-driver/mysql's global logger once: it
-// writes to stderr about connections the server closed (ours, killed by
-// a demotion) and its errors are returned to us anyway.
+// QuietDriverLog silences go-sql-driver/mysql's global logger (once, for
+// the process): it writes to stderr about connections the server closed
+// (killed by a demotion or a fence, as intended here) and its errors are
+// returned to the caller anyway.
+func QuietDriverLog() { quietDriver.Do(func() { gomysql.SetLogger(discard{}) }) }
+
 var quietDriver sync.Once
 
 type discard struct{}
