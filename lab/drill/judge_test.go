@@ -61,7 +61,7 @@ func TestJudgeWrites(t *testing.T) {
 		{"freeze", MySQLWrites{Acked: 290, SplitBrain: []uint64{9, 10}}, false, "MySQL SPLIT BRAIN: 2 writes"},
 		{"kill9", MySQLWrites{Diverged: []uint64{3}}, false, "1 rows on one server only"},
 		{"kill9", MySQLWrites{ReplicationErrors: []string{"server 2: sql \"Duplicate entry\""}}, false, "replication errors"},
-		{"kill9", MySQLWrites{Unrecovered: true}, false, "not served again"},
+		{"kill9", MySQLWrites{Unrecovered: true}, false, "no write acknowledged after the lab was steady"},
 		{"kill9", MySQLWrites{Error: "n2: connection refused"}, false, "audit: n2"},
 	} {
 		r := Result{Scenario: tc.scenario, Pass: true, Verdict: "PASS", MySQL: &tc.m}

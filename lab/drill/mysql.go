@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,7 +37,9 @@ type MySQLWrites struct {
 	ReplicationErrors []string `json:"replication_errors,omitempty"`
 	Outages           int      `json:"outages"`
 	MaxOutageUS       int64    `json:"max_outage_us"`
-	Unrecovered       bool     `json:"unrecovered,omitempty"`
+	// Unrecovered: no write was acknowledged after the lab was steady
+	// again.
+	Unrecovered bool `json:"unrecovered,omitempty"`
 	// Error: the audit could not be made (a server unreadable).
 	Error string `json:"error,omitempty"`
 }
@@ -80,8 +83,9 @@ func startWrites(ctx context.Context, t Target) *writes {
 
 // finish stops the checker, waits for replication to settle and audits
 // the writes against what each server holds, final being the owner at the
-// end.
-func (w *writes) finish(ctx context.Context, nodes []string, final string) *MySQLWrites {
+// end. Writes count as served again when one was acknowledged after
+// steady (the lab steady again after the fault).
+func (w *writes) finish(ctx context.Context, nodes []string, final string, steady time.Time) *MySQLWrites {
 	w.stop()
 	out := &MySQLWrites{}
 	if err := <-w.done; err != nil {
@@ -110,7 +114,8 @@ func (w *writes) finish(ctx context.Context, nodes []string, final string) *MySQ
 	}
 	out.Attempted, out.Acked, out.Lost, out.SplitBrain, out.Diverged = rep.Attempted, rep.Acked, rep.Lost, rep.SplitBrain, rep.Diverged
 	out.ReplicationErrors = append(out.ReplicationErrors, rep.ReplicationErrors...)
-	out.Outages, out.MaxOutageUS, out.Unrecovered = len(rep.Outages), rep.MaxOutage.Microseconds(), rep.Unrecovered
+	out.Outages, out.MaxOutageUS = len(rep.Outages), rep.MaxOutage.Microseconds()
+	out.Unrecovered = !slices.ContainsFunc(w.c.Writes(), func(x mysqlcheck.Write) bool { return x.Acked && x.Sent.After(steady) })
 	return out
 }
 
@@ -136,7 +141,7 @@ func (r *Result) judgeWrites() {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL replication errors: %v", m.ReplicationErrors))
 		}
 		if m.Unrecovered {
-			r.Reasons = append(r.Reasons, "MySQL: the client's last writes failed (writes not served again)")
+			r.Reasons = append(r.Reasons, "MySQL: no write acknowledged after the lab was steady again")
 		}
 		if len(m.Lost) > 0 {
 			if r.Scenario == "graceful" {

@@ -134,6 +134,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	}
 	steadyErr := t.WaitSteady(ctx, 45*time.Second)
 	ph.steady = s.now()
+	steadyAt := time.Now()
 	sleep(ctx, time.Second)
 	r.EpochAfter = epochs(ctx, t)
 	r.FinalOwner = ownerOf(ctx, t)
@@ -144,7 +145,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 		ph.check(&r)
 	}
 	if wr != nil {
-		r.MySQL = wr.finish(ctx, t.Nodes(), r.FinalOwner)
+		r.MySQL = wr.finish(ctx, t.Nodes(), r.FinalOwner, steadyAt)
 	}
 	r.judge(ph, perr, steadyErr)
 	r.judgeWrites()
