@@ -10,7 +10,7 @@ VM_PKGS  := ./lab/vm/... ./lab/vmlab/... ./storage/drbd
 VM_RUNS  ?= 1
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build build-vm test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
+.PHONY: all build build-vm test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-mysql demo-vm clean
 
 all: build
 
@@ -94,6 +94,11 @@ demo-vm: deps build build-vm
 #   leasehold lab up && leasehold drill all --html F; leasehold lab down
 demo: deps build
 	$(GO) run ./test/demo -bin $(BIN) -html bin/drill-report.html
+
+# demo-mysql: the same with a MariaDB dual-master pair on the nodes; every
+# drill also runs the write checker through the VIP (bin/drill-report-mysql.html).
+demo-mysql: deps build
+	$(GO) run ./test/demo -bin $(BIN) -mysql -html bin/drill-report-mysql.html
 
 clean:
 	rm -rf bin
