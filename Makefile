@@ -19,7 +19,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make deb writes leasehold_$(VERSION)_ARCH.deb here.
 DEB_OUT  ?= bin
 
-.PHONY: all go-version build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-vm clean
+.PHONY: all go-version build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-vm soak demo demo-mysql demo-vm clean
 
 all: build
 
@@ -119,6 +119,11 @@ demo-vm: deps build build-vm
 #   leasehold lab up && leasehold drill all --html F; leasehold lab down
 demo: deps build
 	$(GO) run ./test/demo -bin $(BIN) -html bin/drill-report.html
+
+# demo-mysql: the same with a MariaDB dual-master pair on the nodes; every
+# drill also runs the write checker through the VIP (bin/drill-report-mysql.html).
+demo-mysql: deps build
+	$(GO) run ./test/demo -bin $(BIN) -mysql -html bin/drill-report-mysql.html
 
 clean:
 	rm -rf bin

@@ -21,9 +21,11 @@ import (
 
 const labUsage = `usage: leasehold lab SUBCOMMAND [flags]
 
-  up [--nodes N] [--quorum raft|etcd] [--groups G] [--auth hmac] [--name NAME]
+  up [--nodes N] [--quorum raft|etcd] [--groups G] [--auth hmac] [--mysql] [--name NAME]
                      build a throwaway lab of network namespaces on this machine
-                     (a bridge, N nodes running leasehold, a quorum host, a client)
+                     (a bridge, N nodes running leasehold, a quorum host, a client);
+                     --mysql: each of 2 nodes runs MariaDB (a dual-master pair),
+                     group 1 has a mysql section
   status [--lab NAME] [--json]
                      the lab's nodes: daemon, role and epoch per group
   down [--lab NAME | --all]
@@ -88,6 +90,7 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.TTL, "ttl", time.Second, "lease TTL")
 	fs.StringVar(&o.Auth, "auth", "", "hmac: authenticated adverts between the nodes (a shared key in the lab directory)")
 	fs.StringVar(&o.Dir, "dir", labctl.DefaultDir, "parent directory of labs")
+	fs.BoolVar(&o.MySQL, "mysql", false, "each node runs MariaDB (2 nodes: a dual-master pair with GTID replication); group 1 gets a mysql section")
 	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return rc
 	} else if len(pos) > 0 {

@@ -44,3 +44,37 @@ func TestJudgeDataPathRules(t *testing.T) {
 		})
 	}
 }
+
+// The write checker's verdict: split-brain writes, divergence,
+// replication errors and writes not served again fail any drill; a lost
+// acknowledged write fails graceful and is a note elsewhere.
+func TestJudgeWrites(t *testing.T) {
+	for _, tc := range []struct {
+		scenario string
+		m        MySQLWrites
+		pass     bool
+		want     string
+	}{
+		{"kill9", MySQLWrites{Attempted: 300, Acked: 290}, true, ""},
+		{"kill9", MySQLWrites{Acked: 290, Lost: []uint64{7}}, true, "1 acknowledged writes lost (asynchronous replication)"},
+		{"graceful", MySQLWrites{Acked: 290, Lost: []uint64{7}}, false, "lost in a graceful switchover"},
+		{"freeze", MySQLWrites{Acked: 290, SplitBrain: []uint64{9, 10}}, false, "MySQL SPLIT BRAIN: 2 writes"},
+		{"kill9", MySQLWrites{Diverged: []uint64{3}}, false, "1 rows on one server only"},
+		{"kill9", MySQLWrites{ReplicationErrors: []string{"server 2: sql \"Duplicate entry\""}}, false, "replication errors"},
+		{"kill9", MySQLWrites{Unrecovered: true}, false, "no write acknowledged after the lab was steady"},
+		{"kill9", MySQLWrites{Error: "n2: connection refused"}, false, "audit: n2"},
+	} {
+		r := Result{Scenario: tc.scenario, Pass: true, Verdict: "PASS", MySQL: &tc.m}
+		r.judgeWrites()
+		all := strings.Join(append(r.Reasons, r.Notes...), "\n")
+		if r.Pass != tc.pass || !strings.Contains(all, tc.want) {
+			t.Errorf("%s %+v: pass %v %q, want pass %v ~%q", tc.scenario, tc.m, r.Pass, all, tc.pass, tc.want)
+		}
+	}
+	// Without MySQL the verdict is untouched.
+	r := Result{Pass: false, Verdict: "FAIL", Reasons: []string{"x"}}
+	r.judgeWrites()
+	if r.Pass {
+		t.Fatal("judgeWrites changed a result without MySQL")
+	}
+}

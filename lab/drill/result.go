@@ -89,6 +89,8 @@ type Result struct {
 	Transitions []LogLine         `json:"transitions,omitempty"`
 
 	Timeline Timeline `json:"timeline"`
+	// MySQL: the write checker's audit, on a lab up with --mysql.
+	MySQL *MySQLWrites `json:"mysql,omitempty"`
 }
 
 // Span is [From, To) in microseconds since the start of the observation.

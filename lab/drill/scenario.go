@@ -117,6 +117,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("drill %s: %w", sc.Name, err)
 	}
+	wr := startWrites(ctx, t) // nil unless the target runs MySQL
 	r := Result{Scenario: sc.Name, Duration: sc.Duration.String(), VIP: t.VIP().String(), Started: time.Now().UTC(), Nodes: t.Nodes()}
 	// Let the checkers see the steady state first.
 	sleep(ctx, time.Second)
@@ -133,6 +134,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	}
 	steadyErr := t.WaitSteady(ctx, 45*time.Second)
 	ph.steady = s.now()
+	steadyAt := time.Now()
 	sleep(ctx, time.Second)
 	r.EpochAfter = epochs(ctx, t)
 	r.FinalOwner = ownerOf(ctx, t)
@@ -142,7 +144,11 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	if ph.check != nil {
 		ph.check(&r)
 	}
+	if wr != nil {
+		r.MySQL = wr.finish(ctx, t.Nodes(), r.FinalOwner, steadyAt)
+	}
 	r.judge(ph, perr, steadyErr)
+	r.judgeWrites()
 	return r, nil
 }
 

@@ -123,10 +123,14 @@ func (rep Report) WriteTable(w io.Writer, verbose bool) {
 	fmt.Fprintln(w, "* VIP configured on two nodes (netlink). Not a split brain by itself: after kill -9 the dead node's address")
 	fmt.Fprintln(w, "  lingers until its lifetime runs out, while the nftables fence already stops it answering ARP. DUAL ARP is the invariant.")
 	for _, r := range rep.Results {
-		if len(r.Reasons) == 0 && len(r.Notes) == 0 && r.WatchdogResetUS == 0 && !verbose {
+		if len(r.Reasons) == 0 && len(r.Notes) == 0 && r.WatchdogResetUS == 0 && r.MySQL == nil && !verbose {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s (run %d): %s\n", r.Scenario, r.Run, r.Fault)
+		if m := r.MySQL; m != nil {
+			fmt.Fprintf(w, "  mysql writes: %d, acknowledged %d, lost %d, split-brain %d, diverged %d, replication errors %d, write outage max %s\n",
+				m.Attempted, m.Acked, len(m.Lost), len(m.SplitBrain), len(m.Diverged), len(m.ReplicationErrors), us(m.MaxOutageUS))
+		}
 		if r.WatchdogResetUS > 0 {
 			fmt.Fprintf(w, "  watchdog: %s reset %s after the fault; takeover after %s\n", r.OldOwner, us(r.WatchdogResetUS), us(r.TakeoverUS))
 		}

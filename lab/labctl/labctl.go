@@ -18,6 +18,7 @@ import (
 
 	"github.com/leasehold/leasehold/daemon/statusapi"
 	"github.com/leasehold/leasehold/lab/labdaemon"
+	"github.com/leasehold/leasehold/lab/mariadb"
 	"github.com/leasehold/leasehold/lab/netlab"
 )
 
@@ -64,6 +65,10 @@ type Options struct {
 	// labs) or "hmac" (authenticated adverts, a key file in the lab
 	// directory).
 	Auth string
+	// MySQL: each node also runs a MariaDB server (a dual-master pair
+	// with GTID replication, as seed 002), and group 1 gets a mysql
+	// section (2 nodes only; Debian's mariadb-server).
+	MySQL bool
 	// Binary is the leasehold executable run in the lab (required).
 	Binary string
 	// Dir is the parent directory (default DefaultDir).
@@ -108,6 +113,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: --groups %d: want 1-100", ErrBadOptions, o.Groups)
 	case o.Auth != "" && o.Auth != "hmac":
 		return fmt.Errorf("%w: --auth %q: want hmac or nothing", ErrBadOptions, o.Auth)
+	case o.MySQL && o.Nodes != 2:
+		return fmt.Errorf("%w: --mysql wants --nodes 2 (a dual-master pair)", ErrBadOptions)
+	case o.MySQL && !mariadb.Available():
+		return fmt.Errorf("%w: --mysql needs MariaDB (Debian package mariadb-server: %s)", ErrBadOptions, mariadb.Mariadbd)
 	case o.Binary == "":
 		return fmt.Errorf("%w: no leasehold binary", ErrBadOptions)
 	case o.Name != "" && !nameOK(o.Name):
@@ -119,15 +128,18 @@ func (o *Options) Validate() error {
 // Meta is what a lab records in its directory (lab.json): enough for any
 // later process to attach to it, restart its daemons and tear it down.
 type Meta struct {
-	Name      string                       `json:"name"`
-	ID        string                       `json:"id"` // netlab id: prefix of every namespace
-	Quorum    string                       `json:"quorum"`
-	Nodes     []string                     `json:"nodes"` // highest priority first
-	Groups    int                          `json:"groups"`
-	TTL       string                       `json:"ttl"`
-	Binary    string                       `json:"binary"`
-	Created   time.Time                    `json:"created"`
-	Daemons   map[string]netlab.ProcRecord `json:"daemons"`
+	Name    string                       `json:"name"`
+	ID      string                       `json:"id"` // netlab id: prefix of every namespace
+	Quorum  string                       `json:"quorum"`
+	Nodes   []string                     `json:"nodes"` // highest priority first
+	Groups  int                          `json:"groups"`
+	TTL     string                       `json:"ttl"`
+	Binary  string                       `json:"binary"`
+	Created time.Time                    `json:"created"`
+	Daemons map[string]netlab.ProcRecord `json:"daemons"`
+	// MySQL: the nodes run MariaDB (MariaDB: their processes).
+	MySQL     bool                         `json:"mysql,omitempty"`
+	MariaDB   map[string]netlab.ProcRecord `json:"mariadb,omitempty"`
 	Responder map[string]netlab.ProcRecord `json:"responders"`
 	QuorumPID netlab.ProcRecord            `json:"quorum_proc"`
 }
@@ -202,7 +214,7 @@ func Up(ctx context.Context, o Options, log *slog.Logger) (_ *Lab, err error) {
 		return nil, err
 	}
 	l := &Lab{dir: dir, net: nl, log: log, meta: Meta{
-		Name: name, ID: nl.ID(), Quorum: o.Quorum, Nodes: hosts[:o.Nodes], Groups: o.Groups,
+		Name: name, ID: nl.ID(), Quorum: o.Quorum, MySQL: o.MySQL, Nodes: hosts[:o.Nodes], Groups: o.Groups,
 		TTL: o.TTL.String(), Binary: o.Binary, Created: time.Now().UTC(),
 		Daemons: map[string]netlab.ProcRecord{}, Responder: map[string]netlab.ProcRecord{},
 	}}
@@ -217,6 +229,11 @@ func Up(ctx context.Context, o Options, log *slog.Logger) (_ *Lab, err error) {
 	}()
 	if err := nl.Up(ctx); err != nil {
 		return nil, err
+	}
+	if o.MySQL {
+		if err := l.startMySQL(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.writeConfigs(o); err != nil {
 		return nil, err

@@ -60,6 +60,9 @@ func (l *Lab) writeConfigs(o Options) error {
 		for g := 1; g <= o.Groups; g++ {
 			fmt.Fprintf(&b, "  VI_%d:\n    interface: %s\n    virtual_router_id: %d\n    priority: %d\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [\"%s/24\"]\n%s",
 				g, h.Iface, g, priority(i), l.VIPOf(g), auth)
+			if g == 1 && l.meta.MySQL {
+				b.WriteString(l.mysqlSection(i))
+			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, "leasehold.yaml"), []byte(b.String()), 0o644); err != nil {
 			return err

@@ -11,6 +11,7 @@
 package mariadb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -49,8 +51,11 @@ func Available() bool {
 type Server struct {
 	Dir  string
 	ID   int
-	Bind string // address to bind, e.g. 127.0.0.1 or the node's address
+	Bind string // its address, e.g. 127.0.0.1 or the node's address
 	Port int
+	// Listen is the address mariadbd binds ("" = Bind); a node behind a
+	// VIP binds 0.0.0.0 so that it answers on the VIP too.
+	Listen string
 }
 
 // Socket is the server's unix socket.
@@ -82,7 +87,7 @@ func (s Server) Args() []string {
 	return []string{"--no-defaults", "--user=root",
 		"--datadir=" + filepath.Join(s.Dir, "data"), "--socket=" + s.Socket(),
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"), "--tmpdir=" + s.Dir, "--log-error=" + s.ErrorLog(),
-		"--port=" + strconv.Itoa(s.Port), "--bind-address=" + s.Bind, "--skip-name-resolve",
+		"--port=" + strconv.Itoa(s.Port), "--bind-address=" + cmp.Or(s.Listen, s.Bind), "--skip-name-resolve",
 		"--server-id=" + id, "--gtid-domain-id=" + id,
 		"--log-bin=" + filepath.Join(s.Dir, "data", "mysql-bin"), "--log-slave-updates",
 		"--binlog-ignore-db=mysql", "--binlog-format=ROW",
@@ -115,9 +120,12 @@ func (s Server) WaitSocket(ctx context.Context, exited <-chan struct{}) error {
 
 // DB returns a pool as root over the socket (password RootPassword; ""
 // before Setup).
-func (s Server) DB(password string) *sql.DB {
+func (s Server) DB(password string) *sql.DB { return s.DBAs("root", password) }
+
+// DBAs returns a pool as user over the socket.
+func (s Server) DBAs(user, password string) *sql.DB {
 	c := gomysql.NewConfig()
-	c.Net, c.Addr, c.User, c.Passwd = "unix", s.Socket(), "root", password
+	c.Net, c.Addr, c.User, c.Passwd = "unix", s.Socket(), user, password
 	c.Timeout, c.WriteTimeout = 5*time.Second, 5*time.Second
 	conn, _ := gomysql.NewConnector(c)
 	db := sql.OpenDB(conn)
@@ -162,4 +170,43 @@ func (s Server) ReplicateFrom(ctx context.Context, src Server) error {
 	defer db.Close()
 	return Exec(ctx, db, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='%s', MASTER_PORT=%d, MASTER_USER='repl', "+
 		"MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1", src.Bind, src.Port), "START SLAVE")
+}
+
+// Sync waits, at most timeout each way, until each of two servers has
+// applied what the other originated (the GTIDs of its @@gtid_binlog_pos
+// that carry its own server id).
+func Sync(ctx context.Context, a, b *sql.DB, timeout time.Duration) error {
+	for _, pair := range [][2]*sql.DB{{a, b}, {b, a}} {
+		from, to := pair[0], pair[1]
+		var pos string
+		var sid uint32
+		if err := from.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos, @@server_id").Scan(&pos, &sid); err != nil {
+			return fmt.Errorf("mariadb: gtid_binlog_pos: %w", err)
+		}
+		target := ownGTIDs(pos, sid)
+		if target == "" {
+			continue
+		}
+		var res sql.NullInt64
+		if err := to.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, ?)", target, timeout.Seconds()).Scan(&res); err != nil {
+			return fmt.Errorf("mariadb: MASTER_GTID_WAIT(%s): %w", target, err)
+		}
+		if !res.Valid || res.Int64 != 0 {
+			return fmt.Errorf("mariadb: %s of server %d not applied by its peer within %v", target, sid, timeout)
+		}
+	}
+	return nil
+}
+
+// ownGTIDs keeps the GTIDs (domain-server-seq) of a position that server
+// sid originated.
+func ownGTIDs(pos string, sid uint32) string {
+	var out []string
+	for _, g := range strings.Split(pos, ",") {
+		f := strings.Split(strings.TrimSpace(g), "-")
+		if len(f) == 3 && f[1] == strconv.FormatUint(uint64(sid), 10) {
+			out = append(out, strings.TrimSpace(g))
+		}
+	}
+	return strings.Join(out, ",")
 }

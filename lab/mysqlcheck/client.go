@@ -46,8 +46,10 @@ func (c *Client) Writes() []Write {
 	return slices.Clone(c.writes)
 }
 
-// Run writes until ctx ends.
+// Run writes until ctx ends. Failed writes are logged in Writes, not on
+// stderr (the driver's own logger is silenced: mysql.QuietDriverLog).
 func (c *Client) Run(ctx context.Context) error {
+	mysql.QuietDriverLog()
 	cfg := gomysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd = "tcp", c.Addr, c.User, c.Password
 	cfg.Timeout, cfg.WriteTimeout = c.Timeout, c.Timeout
@@ -136,4 +138,27 @@ func Collect(ctx context.Context, db *sql.DB) (id uint32, rows []Row, repl Repli
 		return id, rows, Replication{ServerID: id}, fmt.Errorf("mysqlcheck: server %d: %w", id, err)
 	}
 	return id, rows, Replication{ServerID: id, IOError: r.LastIOError, SQLError: r.LastError}, nil
+}
+
+// AuditServers collects every server's rows (sequence numbers from first
+// on: earlier runs on the same tables are left out) and replication state
+// and audits writes against them; final names the server (a key of dbs)
+// that is master at the end.
+func AuditServers(ctx context.Context, writes []Write, first uint64, dbs map[string]*sql.DB, final string) (Report, error) {
+	rows := map[uint32][]Row{}
+	var repl []Replication
+	var finalID uint32
+	for name, db := range dbs {
+		id, rs, r, err := Collect(ctx, db)
+		if err != nil {
+			return Report{}, fmt.Errorf("%s: %w", name, err)
+		}
+		rows[id] = slices.DeleteFunc(rs, func(r Row) bool { return r.Seq < first })
+		repl = append(repl, r)
+		if name == final {
+			finalID = id
+		}
+	}
+	slices.SortFunc(repl, func(a, b Replication) int { return int(a.ServerID) - int(b.ServerID) })
+	return Audit(writes, rows, finalID, repl), nil
 }

@@ -2,6 +2,7 @@ package mysqlcheck_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"net"
 	"os"
@@ -157,21 +158,16 @@ func TestSwitchoverAgainstMariaDB(t *testing.T) {
 
 func audit(ctx context.Context, t *testing.T, p *mysqltest.Pair, writes []mysqlcheck.Write, final *mysqltest.MariaDB) mysqlcheck.Report {
 	t.Helper()
-	rows := map[uint32][]mysqlcheck.Row{}
-	var repl []mysqlcheck.Replication
-	var finalID uint32
 	if err := p.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []*mysqltest.MariaDB{p.A, p.B} {
-		id, rs, r, err := mysqlcheck.Collect(ctx, m.Root())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows[id], repl = rs, append(repl, r)
-		if m == final {
-			finalID = id
-		}
+	name := "a"
+	if final == p.B {
+		name = "b"
 	}
-	return mysqlcheck.Audit(writes, rows, finalID, repl)
+	rep, err := mysqlcheck.AuditServers(ctx, writes, 0, map[string]*sql.DB{"a": p.A.Root(), "b": p.B.Root()}, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

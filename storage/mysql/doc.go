@@ -53,6 +53,8 @@
 // socket has them all.
 //
 // Guaranteed:
+//   - A stale epoch is refused before the peer is touched (a late
+//     promotion from an old grant never fences the real owner).
 //   - read_only is OFF only after the epoch was checked against the epoch
 //     table and recorded; a promotion refused (stale epoch, catch-up
 //     refused, epoch table unreadable) leaves the server read-only and
@@ -68,6 +70,12 @@
 //     budget).
 //
 // Not guaranteed:
+//   - A server that is not running (connection refused, no socket) is
+//     demoted by doing nothing: it takes no writes, and Demote returns nil
+//     so that a crashed mysqld does not leave the watchdog armed. It must
+//     come back read-only (read_only=ON in my.cnf; the watch corrects it
+//     within a check interval otherwise). A server that does not answer
+//     (a timeout) is an error.
 //   - That the server is read-only when Demote returns an error (mysqld
 //     hung, unreachable): the kernel fence keeps VIP traffic off it and the
 //     watchdog resets a node whose demotion cannot finish (the plan marks

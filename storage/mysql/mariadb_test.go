@@ -525,6 +525,10 @@ func TestMariaDB(t *testing.T) {
 		if err := down.Check(ctx); err == nil {
 			t.Fatal("check of a server that is not there passed")
 		}
+		// Nothing runs there: nothing to demote.
+		if err := down.Demote(ctx, e.nextEpoch()); err != nil {
+			t.Fatalf("demote of a server that is not running: %v", err)
+		}
 	})
 
 	// No replication error on either side after all of it.

@@ -103,7 +103,7 @@ func Servers(cfg Config) (local, peer Server, err error) {
 		return nil, nil, err
 	}
 	cfg = cfg.Defaults()
-	quietDriver.Do(func() { gomysql.SetLogger(discard{}) })
+	QuietDriverLog()
 	cred, err := ReadCredentials(cfg.CredentialsFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mysql: %w", err)
@@ -129,6 +129,9 @@ func Servers(cfg Config) (local, peer Server, err error) {
 		srv.Close()
 		return nil, nil, err
 	}
+	// The peer fence is rare, and an idle session of ours on the peer is
+	// one its own watch kills (our account ignores read_only): keep none.
+	ps.db.SetMaxIdleConns(0)
 	return srv, ps, nil
 }
 
@@ -143,9 +146,12 @@ func (r *Resource) Close() error {
 	return errors.Join(errs...)
 }
 
-// quietDriver silences go-sql-driver/mysql's global logger once: it
-// writes to stderr about connections the server closed (ours, killed by
-// a demotion) and its errors are returned to us anyway.
+// QuietDriverLog silences go-sql-driver/mysql's global logger (once, for
+// the process): it writes to stderr about connections the server closed
+// (killed by a demotion or a fence, as intended here) and its errors are
+// returned to the caller anyway.
+func QuietDriverLog() { quietDriver.Do(func() { gomysql.SetLogger(discard{}) }) }
+
 var quietDriver sync.Once
 
 type discard struct{}
@@ -200,12 +206,22 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	if err != nil {
 		return fmt.Errorf("read status: %w", err)
 	}
+	// A stale epoch is refused before anything is done to the peer: a
+	// late promotion from an old grant must not fence the real owner.
+	rows, err := step(ctx, r.cfg.StepTimeout, r.srv.Epochs)
+	if err != nil {
+		return r.refused(fmt.Sprintf("cannot read the epoch table: %v", err))
+	}
+	if d := MayPromote(PromoteInput{Epoch: epoch, ServerID: st.ServerID, Epochs: rows}); !d.OK {
+		return r.refused(d.Reason)
+	}
 	peerTarget := ""
 	if r.peer != nil {
 		peerTarget = r.fencePeer(ctx, epoch, st.ServerID)
 	}
 	cu := r.catchup(ctx, st.ServerID, peerTarget)
-	rows, err := step(ctx, r.cfg.StepTimeout, r.srv.Epochs)
+	// Again after the catch-up: the peer's newer row may have arrived.
+	rows, err = step(ctx, r.cfg.StepTimeout, r.srv.Epochs)
 	if err != nil {
 		return r.refused(fmt.Sprintf("cannot read the epoch table: %v", err))
 	}
@@ -334,6 +350,13 @@ func (r *Resource) Demote(ctx context.Context, epoch uint64) error {
 func (r *Resource) demote(ctx context.Context, epoch uint64) error {
 	r.promoted = 0
 	r.update(func(s *Stats) { s.Promoted = 0 })
+	// A server that is not running (connection refused, no socket) takes
+	// no writes: nothing to demote. A server that does not answer (a
+	// timeout) is doubt, and an error.
+	if _, err := step(ctx, r.cfg.StepTimeout, r.srv.Status); IsDown(err) {
+		r.log.Warn("mysql: server not running: nothing to demote (it must come back read-only: read_only=ON in my.cnf; the watch checks)", "epoch", epoch, "err", err)
+		return nil
+	}
 	var errs []error
 	// SET GLOBAL read_only waits for write statements in flight (a long
 	// UPDATE holds it up): give it a third of the budget; if that is not

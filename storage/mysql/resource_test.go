@@ -97,7 +97,7 @@ func TestPromoteOrder(t *testing.T) {
 	if got := peer.Calls(); !slices.Equal(got, []string{"SetReadOnly true", "Sessions", "Kill 8", "Status"}) {
 		t.Errorf("peer calls %q", got)
 	}
-	want := []string{"Status", "Replica", "WaitApplied 2-2-11", "Epochs", "RecordEpoch 7", "SetReadOnly false"}
+	want := []string{"Status", "Epochs", "Replica", "WaitApplied 2-2-11", "Epochs", "RecordEpoch 7", "SetReadOnly false"}
 	if got := f.Calls(); !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
 	}
@@ -108,13 +108,19 @@ func TestPromoteOrder(t *testing.T) {
 
 func TestPromoteRefusedStaysReadOnly(t *testing.T) {
 	f := &mysqltest.Fake{ServerID: 1, RO: true, Rows: []mysql.EpochRow{{ServerID: 2, Epoch: 9}}}
-	r := fakeResource(t, f, nil)
+	peer := &mysqltest.Fake{ServerID: 2}
+	r := fakeResource(t, f, peer)
 	err := r.Promote(context.Background(), 7)
 	if !errors.Is(err, mysql.ErrRefused) || !f.ReadOnly() || slices.ContainsFunc(f.Calls(), func(c string) bool { return strings.HasPrefix(c, "RecordEpoch") }) {
 		t.Fatalf("stale promotion: %v, calls %q", err, f.Calls())
 	}
 	if n, last := r.Stats().Refusals, r.Stats().LastRefusal; n != 1 || !strings.Contains(last, "stale epoch 7") {
 		t.Fatalf("refusals %d %q", n, last)
+	}
+	// A late promotion from an old grant leaves the peer (the real owner)
+	// alone.
+	if got := peer.Calls(); len(got) != 0 {
+		t.Fatalf("a stale promotion fenced the peer: %q", got)
 	}
 	// An unreadable epoch table refuses too (doubt means no).
 	f2 := &mysqltest.Fake{ServerID: 1, RO: true, Fail: map[string]error{"Epochs": errors.New("denied")}}
@@ -167,5 +173,19 @@ func TestStartAndWatch(t *testing.T) {
 	f.SetReadOnly(context.Background(), false) // someone turns it writable
 	if err := r.Check(context.Background()); err != nil || !f.ReadOnly() || r.Stats().Corrected != 2 {
 		t.Fatalf("watch: %v, read-only %v, %+v", err, f.ReadOnly(), r.Stats())
+	}
+}
+
+// A server that is not running takes no writes: its demotion succeeds
+// (so the watchdog is not left armed for a crashed mysqld); one that does
+// not answer is doubt: an error.
+func TestDemoteOfAServerDownOrHung(t *testing.T) {
+	down := &mysqltest.Fake{Fail: map[string]error{"Status": mysql.ErrDown, "SetReadOnly ": mysql.ErrDown, "Sessions": mysql.ErrDown}}
+	if err := fakeResource(t, down, nil).Demote(context.Background(), 3); err != nil {
+		t.Fatalf("demote of a server that is not running: %v", err)
+	}
+	hung := &mysqltest.Fake{Fail: map[string]error{"Status": context.DeadlineExceeded, "SetReadOnly ": context.DeadlineExceeded, "Sessions": context.DeadlineExceeded}}
+	if err := fakeResource(t, hung, nil).Demote(context.Background(), 3); err == nil {
+		t.Fatal("demote of a server that does not answer succeeded")
 	}
 }

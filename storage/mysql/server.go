@@ -2,6 +2,8 @@ package mysql
 
 import (
 	"context"
+	"errors"
+	"syscall"
 	"time"
 )
 
@@ -78,3 +80,13 @@ type Session struct {
 	// (MariaDB: READ_ONLY ADMIN; MySQL: SUPER or CONNECTION_ADMIN).
 	Bypass bool
 }
+
+// IsDown reports whether err says the server is not running: the
+// connection was refused or the socket does not exist. A timeout is not
+// "down" (a hung server may still commit).
+func IsDown(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) || errors.Is(err, ErrDown))
+}
+
+// ErrDown is what a fake Server returns for a server that is not running.
+var ErrDown = errors.New("mysql: server not running")

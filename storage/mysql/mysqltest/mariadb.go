@@ -121,6 +121,22 @@ func (m *MariaDB) Stop() {
 	}
 }
 
+// Require skips t under -short (unit tests start no server), and when
+// MariaDB is not installed, or then fails it when LEASEHOLD_STRICT=1.
+func Require(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no real MariaDB")
+	}
+	if Available() {
+		return
+	}
+	if os.Getenv("LEASEHOLD_STRICT") == "1" {
+		t.Fatalf("LEASEHOLD_STRICT=1 and MariaDB is not installed (Debian package mariadb-server: %s, %s)", mariadb.Mariadbd, mariadb.InstallDB)
+	}
+	t.Skipf("skipping: MariaDB not installed (Debian package mariadb-server; set LEASEHOLD_STRICT=1 to fail instead)")
+}
+
 // Pair is two throwaway servers in dual-master replication.
 type Pair struct{ A, B *MariaDB }
 
@@ -129,12 +145,7 @@ type Pair struct{ A, B *MariaDB }
 // MariaDB installed the test is skipped, or fails when LEASEHOLD_STRICT=1.
 func StartPair(t testing.TB) *Pair {
 	t.Helper()
-	if !Available() {
-		if os.Getenv("LEASEHOLD_STRICT") == "1" {
-			t.Fatalf("LEASEHOLD_STRICT=1 and MariaDB is not installed (Debian package mariadb-server: %s, %s)", mariadb.Mariadbd, mariadb.InstallDB)
-		}
-		t.Skipf("skipping: MariaDB not installed (Debian package mariadb-server; set LEASEHOLD_STRICT=1 to fail instead)")
-	}
+	Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -181,22 +192,10 @@ func (m *MariaDB) WaitReplicating(ctx context.Context) error {
 }
 
 // Sync waits until each server of the pair has applied what the other
-// wrote (its gtid_binlog_pos, the GTIDs the other originated).
+// wrote.
 func (p *Pair) Sync(ctx context.Context) error {
-	for _, pair := range [][2]*MariaDB{{p.A, p.B}, {p.B, p.A}} {
-		from, to := pair[0], pair[1]
-		var pos string
-		if err := from.Root().QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
-			return fmt.Errorf("mariadb %d: gtid_binlog_pos: %w", from.ServerID, err)
-		}
-		target := mysql.WaitTarget(pos, uint32(to.ServerID))
-		if target == "" {
-			continue
-		}
-		var res int
-		if err := to.Root().QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, 10)", target).Scan(&res); err != nil || res != 0 {
-			return fmt.Errorf("mariadb %d did not apply %s of server %d within 10s: %v (%d)", to.ServerID, target, from.ServerID, err, res)
-		}
+	if err := mariadb.Sync(ctx, p.A.Root(), p.B.Root(), 10*time.Second); err != nil {
+		return fmt.Errorf("pair: %w", err)
 	}
 	return nil
 }
