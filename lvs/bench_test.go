@@ -2,6 +2,7 @@ package lvs_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -107,4 +108,25 @@ func TestMeasureCPU1000(t *testing.T) {
 	<-done
 	t.Logf("1000 real servers, TCP_CHECK, delay_loop 1s: %d checks in %v (%.0f/s), CPU %v = %.1f%% of one core (checker and listener)",
 		n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
+}
+
+// TestHelperAcceptLoop is a helper, not a test: with LVS_ACCEPT=ADDR it
+// accepts and closes connections on ADDR until it is killed (the real
+// server of the VM measurements, lvs/lvsvm).
+func TestHelperAcceptLoop(t *testing.T) {
+	addr := os.Getenv("LVS_ACCEPT")
+	if addr == "" {
+		t.Skip("a helper: set LVS_ACCEPT=ADDR")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
 }
