@@ -145,6 +145,15 @@ func TestCheckerCPUSideBySide(t *testing.T) {
 		t.Logf("%s: %d real servers in the table after %v; %.0f checks/s (connections the real server accepted); CPU %v in %v = %.1f%% of the guest's vCPU, %.0f µs a check; %s in the table at the end",
 			name, n, loaded.Round(time.Second), float64(o1-o0)/wall.Seconds(), cpu, wall.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(),
 			float64(cpu.Microseconds())/float64(max(o1-o0, 1)), inTable)
+		if name == "leasehold" {
+			if st, err := directorStatus(ctx, d); err == nil {
+				var ups, downs uint64
+				for _, r := range st.VirtualServers[0].RealServers {
+					ups, downs = ups+r.Ups, downs+r.Downs
+				}
+				t.Logf("leasehold: %d real servers went down and %d up; %d table changes, %d failed passes", downs, ups, st.Ops, st.ReconcileErrors)
+			}
+		}
 		if err := d.Signal(ctx, p, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
