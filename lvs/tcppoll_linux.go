@@ -69,9 +69,10 @@ func (p *tcpPoller) submit(id int, target netip.AddrPort, timeout time.Duration)
 	}
 }
 
-// run connects, waits and reports each outcome with done until ctx ends;
-// then it closes every socket and its epoll.
-func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at time.Time)) {
+// run connects, waits and reports each outcome with done, calling flush
+// after each round of outcomes, until ctx ends; then it closes every
+// socket and its epoll.
+func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at time.Time), flush func()) {
 	stop := context.AfterFunc(ctx, func() { unix.Write(p.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) })
 	defer stop()
 	defer p.close()
@@ -87,6 +88,7 @@ func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at tim
 				done(jobs[i].id, o, now)
 			}
 		}
+		flush()
 		wait := -1
 		if len(p.expiry) > 0 {
 			wait = max(int(time.Until(p.expiry[0].at)/time.Millisecond)+1, 0)
@@ -123,6 +125,7 @@ func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at tim
 				done(j.id, Outcome{Dynamic: -1, Err: fmt.Sprintf("connect %s: i/o timeout (connect_timeout %v)", j.target, j.timeout)}, now)
 			}
 		}
+		flush()
 	}
 }
 

@@ -33,7 +33,7 @@ func runPoller(t *testing.T) func(target netip.AddrPort, timeout time.Duration) 
 			ch := waiting[id]
 			mu.Unlock()
 			ch <- o
-		})
+		}, func() {})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	next := 0
