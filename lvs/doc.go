@@ -14,11 +14,11 @@
 // specification.
 //
 // A Director runs the checks fed by one scheduler (a min-heap of due
-// times: no goroutine per server): TCP_CHECKs as keepalived does, as
-// non-blocking connects on one epoll; the others on a bounded pool of
-// workers. It applies
-// each outcome with Step, and reconciles level-triggered: on every change
-// of a real server's state or weight, of a quorum, of a group's lease
+// times: no goroutine per server; checks due within Coalesce start
+// together): TCP_CHECKs as keepalived does, as non-blocking connects on
+// one epoll; the others on a bounded pool of workers. It applies each
+// outcome with Step, and reconciles level-triggered: on every change of a
+// real server's state or weight, of a quorum, of a group's lease
 // (GroupTable, a node/resource.Resource), and every Resync. The kernel is
 // behind Kernel (OpenIPVS: moby/ipvs, after checking that the generic
 // netlink family "IPVS" exists; lvstest.Kernel in tests).
