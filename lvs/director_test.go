@@ -258,3 +258,31 @@ func TestGroupTableLatePromotionAfterDemotion(t *testing.T) {
 		}
 	}
 }
+
+// Level-triggered: a change someone else makes to a managed service (an
+// operator's ipvsadm) is undone by the next periodic pass, which reads
+// the kernel's table.
+func TestDirectorUndoesForeignChangesOnResync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k, p := lvstest.NewKernel(), lvstest.NewProber()
+		d := newDirector(t, config(lvs.ModeAll, false), k, p, "")
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		if err := d.Reconcile(); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.DelDest(vip, lvs.Dest{Addr: rs2}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for weights(k) != "10.0.1.1:80=1 10.0.1.2:80=2" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if took := time.Since(start); took > lvs.DefaultResync+100*time.Millisecond { // polled every 100 ms
+			t.Errorf("restored after %v, Resync %v", took, lvs.DefaultResync)
+		}
+		cancel()
+		<-done
+	})
+}
