@@ -2,6 +2,7 @@ package lvs_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/leasehold/leasehold/lvs"
 	"github.com/leasehold/leasehold/lvs/lvstest"
-	"github.com/leasehold/leasehold/script/scripttest"
 )
 
 // thousand is one virtual server with n real servers, each with a
@@ -28,9 +28,26 @@ func thousand(n int, target netip.AddrPort, delayLoop time.Duration) lvs.Config 
 	return lvs.Config{Mode: lvs.ModeAll, Services: []lvs.Service{s}}
 }
 
-// listen is a loopback port that accepts and closes connections.
-func listen(tb testing.TB) netip.AddrPort {
-	return netip.MustParseAddrPort(scripttest.OpenPort(tb).Addr().String())
+// listen is a loopback port that accepts and closes connections, and
+// counts them: the checks that reached it.
+func listen(tb testing.TB) (netip.AddrPort, *atomic.Uint64) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	var n atomic.Uint64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			n.Add(1)
+		}
+	}()
+	return netip.MustParseAddrPort(l.Addr().String()), &n
 }
 
 func cpuTime() time.Duration {
@@ -39,28 +56,13 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// counting is the real prober, counting the checks it ran.
-type counting struct {
-	lvs.NetProber
-	n atomic.Uint64
-}
-
-func (c *counting) Probe(ctx context.Context, ck lvs.Check) lvs.Outcome {
-	o := c.NetProber.Probe(ctx, ck)
-	c.n.Add(1)
-	return o
-}
-
-func (c *counting) checks() uint64 { return c.n.Load() }
-
 // BenchmarkChecks1000TCP: 1,000 real servers with real TCP connects on
 // loopback (the listener's accepts count too), as fast as the pool goes:
 // one op is a round of 1,000 checks; cpu-µs/check is the process's CPU
 // per check, so CPU at delay_loop 1 s is 1,000 × that per second.
 func BenchmarkChecks1000TCP(b *testing.B) {
-	target := listen(b)
-	sc := &counting{}
-	d, err := lvs.New(thousand(1000, target, time.Millisecond), lvs.Options{Kernel: lvstest.NewKernel(), Prober: sc, Resync: time.Hour})
+	target, sc := listen(b)
+	d, err := lvs.New(thousand(1000, target, time.Millisecond), lvs.Options{Kernel: lvstest.NewKernel(), Resync: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,18 +70,18 @@ func BenchmarkChecks1000TCP(b *testing.B) {
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	for sc.checks() < 1000 { // warmed up
+	for sc.Load() < 1000 { // warmed up
 		time.Sleep(time.Millisecond)
 	}
 	b.ResetTimer()
-	start, cpu0 := sc.checks(), cpuTime()
+	start, cpu0 := sc.Load(), cpuTime()
 	for i := 0; i < b.N; i++ {
-		for sc.checks() < start+uint64(i+1)*1000 {
+		for sc.Load() < start+uint64(i+1)*1000 {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
 	b.StopTimer()
-	n := sc.checks() - start
+	n := sc.Load() - start
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/check")
 }
 
@@ -90,9 +92,8 @@ func TestMeasureCPU1000(t *testing.T) {
 	if os.Getenv("LVS_MEASURE") == "" {
 		t.Skip("set LVS_MEASURE=1")
 	}
-	target := listen(t)
-	sc := &counting{}
-	d, err := lvs.New(thousand(1000, target, time.Second), lvs.Options{Kernel: lvstest.NewKernel(), Prober: sc})
+	target, sc := listen(t)
+	d, err := lvs.New(thousand(1000, target, time.Second), lvs.Options{Kernel: lvstest.NewKernel()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +101,32 @@ func TestMeasureCPU1000(t *testing.T) {
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
 	time.Sleep(2 * time.Second) // warmup spreads the first checks over 1 s
-	n0, cpu0, t0 := sc.checks(), cpuTime(), time.Now()
+	n0, cpu0, t0 := sc.Load(), cpuTime(), time.Now()
 	time.Sleep(10 * time.Second)
-	n, cpu, wall := sc.checks()-n0, cpuTime()-cpu0, time.Since(t0)
+	n, cpu, wall := sc.Load()-n0, cpuTime()-cpu0, time.Since(t0)
 	cancel()
 	<-done
 	t.Logf("1000 real servers, TCP_CHECK, delay_loop 1s: %d checks in %v (%.0f/s), CPU %v = %.1f%% of one core (checker and listener)",
 		n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
+}
+
+// TestHelperAcceptLoop is a helper, not a test: with LVS_ACCEPT=ADDR it
+// accepts and closes connections on ADDR until it is killed (the real
+// server of the VM measurements, lvs/lvsvm).
+func TestHelperAcceptLoop(t *testing.T) {
+	addr := os.Getenv("LVS_ACCEPT")
+	if addr == "" {
+		t.Skip("a helper: set LVS_ACCEPT=ADDR")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
 }

@@ -57,18 +57,26 @@ func weights(k *lvstest.Kernel) string {
 	return strings.Join(out, " ")
 }
 
+// runModeAll runs a ModeAll director (inside a synctest bubble) after a
+// first reconcile; stop ends Run and waits for it.
+func runModeAll(t *testing.T) (*lvstest.Kernel, *lvstest.Prober, *lvs.Director, func()) {
+	t.Helper()
+	k, p := lvstest.NewKernel(), lvstest.NewProber()
+	d := newDirector(t, config(lvs.ModeAll, false), k, p, "")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	if err := d.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	return k, p, d, func() { cancel(); <-done }
+}
+
 // Mode all: the table is there from the start; a failing real server
 // leaves after retry+1 failed checks and comes back on the first success.
 func TestDirectorModeAllFollowsChecks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k, p := lvstest.NewKernel(), lvstest.NewProber()
-		d := newDirector(t, config(lvs.ModeAll, false), k, p, "")
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { d.Run(ctx); close(done) }()
-		if err := d.Reconcile(); err != nil {
-			t.Fatal(err)
-		}
+		k, p, d, stop := runModeAll(t)
 		if got := weights(k); got != "10.0.1.1:80=1 10.0.1.2:80=2" {
 			t.Fatalf("start: %s", got)
 		}
@@ -91,8 +99,7 @@ func TestDirectorModeAllFollowsChecks(t *testing.T) {
 		if r := st.RealServers[1]; !r.Alive || r.Ups != 1 || r.Downs != 1 || r.Checks[0].Failed != 2 || r.TableWeight != 2 {
 			t.Errorf("status %+v", r)
 		}
-		cancel()
-		<-done
+		stop()
 		if k.Len() != 0 {
 			t.Errorf("table left after Run: %v", weights(k))
 		}
@@ -257,4 +264,24 @@ func TestGroupTableLatePromotionAfterDemotion(t *testing.T) {
 			t.Fatalf("epoch %d: the table outlived the demotion", epoch)
 		}
 	}
+}
+
+// Level-triggered: a change someone else makes to a managed service (an
+// operator's ipvsadm) is undone by the next periodic pass, which reads
+// the kernel's table.
+func TestDirectorUndoesForeignChangesOnResync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k, _, _, stop := runModeAll(t)
+		if err := k.DelDest(vip, lvs.Dest{Addr: rs2}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for weights(k) != "10.0.1.1:80=1 10.0.1.2:80=2" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if took := time.Since(start); took > lvs.DefaultResync+100*time.Millisecond { // polled every 100 ms
+			t.Errorf("restored after %v, Resync %v", took, lvs.DefaultResync)
+		}
+		stop()
+	})
 }

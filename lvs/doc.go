@@ -13,10 +13,12 @@
 // the kernel's table to the desired one. Their tables of cases are the
 // specification.
 //
-// A Director runs the checks on a bounded pool of workers fed by one
-// scheduler (a min-heap of due times: no goroutine per server), applies
-// each outcome with Step, and reconciles level-triggered: on every change
-// of a real server's state or weight, of a quorum, of a group's lease
+// A Director runs the checks fed by one scheduler (a min-heap of due
+// times: no goroutine per server; checks due within Coalesce start
+// together): TCP_CHECKs as keepalived does, as non-blocking connects on
+// one epoll; the others on a bounded pool of workers. It applies each
+// outcome with Step, and reconciles level-triggered: on every change of a
+// real server's state or weight, of a quorum, of a group's lease
 // (GroupTable, a node/resource.Resource), and every Resync. The kernel is
 // behind Kernel (OpenIPVS: moby/ipvs, after checking that the generic
 // netlink family "IPVS" exists; lvstest.Kernel in tests).
@@ -36,9 +38,14 @@
 //     not desired (in ModeOwner nothing is owned yet: all of them);
 //   - a GroupTable promotion that fails takes back what it added before
 //     returning the error (the group then demotes);
-//   - at most Workers checks run at once; each is bounded by
-//     connect_timeout (MISC_CHECK: misc_timeout, enforced by package
-//     script, which kills the script's process group);
+//   - at most Workers HTTP_GET, SSL_GET and MISC_CHECK checks run at
+//     once; each check is bounded by connect_timeout (MISC_CHECK:
+//     misc_timeout, enforced by package script, which kills the script's
+//     process group);
+//   - changes of real servers are applied in passes at most MinGap
+//     apart, starting from the table the last pass left; every Resync a
+//     pass reads the kernel's table (what others changed is corrected
+//     then);
 //   - when Run returns, the table has been removed (ModeAll, as keepalived
 //     does on exit; ModeOwner: the groups' demotions did it).
 //

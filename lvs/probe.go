@@ -38,8 +38,14 @@ func (p *NetProber) Probe(ctx context.Context, c Check) Outcome {
 	dynamic := -1
 	switch c.Kind {
 	case TCPCheck:
+		// The connection is closed at once: no keep-alive probes to set
+		// up (three setsockopt calls a check saved).
+		d := p.Dialer
+		if d.KeepAlive == 0 {
+			d.KeepAlive = -1
+		}
 		var conn net.Conn
-		if conn, err = p.Dialer.DialContext(ctx, "tcp", c.Target.String()); err == nil {
+		if conn, err = d.DialContext(ctx, "tcp", c.Target.String()); err == nil {
 			conn.Close()
 		}
 	case HTTPGet, SSLGet:

@@ -35,16 +35,22 @@ func needImage(t *testing.T) image.Image {
 		t.Skip("boots VMs: not under -short")
 	}
 	guestImage.once.Do(func() { guestImage.img, guestImage.skip, guestImage.err = buildImage(t.TempDir()) })
-	if guestImage.skip != "" {
-		skipOrFail(t, guestImage.skip)
-	}
-	if guestImage.err != nil {
-		t.Fatal(guestImage.err)
-	}
-	return guestImage.img
+	return checkImage(t, guestImage.img, guestImage.skip, guestImage.err)
 }
 
-func buildImage(tmp string) (image.Image, string, error) {
+func checkImage(t *testing.T, img image.Image, skip string, err error) image.Image {
+	t.Helper()
+	if skip != "" {
+		skipOrFail(t, skip)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// buildImage builds the tests' image with extra files (e.g. keepalived).
+func buildImage(tmp string, extra ...image.File) (image.Image, string, error) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return image.Image{}, err.Error(), nil
 	}
@@ -67,8 +73,8 @@ func buildImage(tmp string) (image.Image, string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	img, err := image.Build(ctx, image.Options{CacheDir: cache, KernelDeb: debs[len(debs)-1], Files: []image.File{
-		{Src: filepath.Join(guest, "leasehold-lab-guest")}, {Src: filepath.Join(guest, "leasehold")}, {Src: filepath.Join(tmp, "lvs.test")}}})
+	img, err := image.Build(ctx, image.Options{CacheDir: cache, KernelDeb: debs[len(debs)-1], Files: append([]image.File{
+		{Src: filepath.Join(guest, "leasehold-lab-guest")}, {Src: filepath.Join(guest, "leasehold")}, {Src: filepath.Join(tmp, "lvs.test")}}, extra...)})
 	return img, "", err
 }
 

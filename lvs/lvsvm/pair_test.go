@@ -45,15 +45,36 @@ func directing(doc daemon.StatusDoc) bool {
 	return vs.Active && len(inTable(doc.LVS)) == 2
 }
 
-// TestDirectorPairKill9 runs an LVS-DR director pair on the VM lab
+// pairFault is a failure of the active director.
+type pairFault struct {
+	name string
+	// reset: the director's VM is reset by its watchdog (its daemon
+	// stops feeding it) before the other director takes over.
+	reset bool
+	do    func(ctx context.Context, l *vmlab.Lab, node string) error
+}
+
+// TestDirectorPairFailover runs an LVS-DR director pair on the VM lab
 // (etcd lease, kernel fence, softdog) in lvs_mode owner in front of a
-// real-server VM, and kills the active director's daemon with SIGKILL:
-// the backup has no table while it is the backup; the killed director's
-// VM is reset by its watchdog; the other director takes the lease, adds
-// the table and the VIP, and the client's connections through the VIP
-// continue there. Never two directors answer ARP for the VIP (probed
-// every 100 ms from the host).
-func TestDirectorPairKill9(t *testing.T) {
+// real-server VM, and fails the active director: kill -9 or SIGSTOP of
+// its daemon (its watchdog resets its VM before the other director takes
+// over) or isolation (both its links cut: it loses its lease, demotes and
+// removes its table). The backup has no table while it is the backup; the
+// other director takes the lease, adds the table and the VIP, and the
+// client's connections through the VIP continue there. Never two
+// directors answer ARP for the VIP (probed every 100 ms from the host),
+// and an isolated director's table is gone by the time the other directs.
+func TestDirectorPairFailover(t *testing.T) {
+	for _, f := range []pairFault{
+		{name: "kill9", reset: true, do: func(_ context.Context, l *vmlab.Lab, n string) error { return l.Signal(n, syscall.SIGKILL) }},
+		{name: "freeze", reset: true, do: func(_ context.Context, l *vmlab.Lab, n string) error { return l.Signal(n, syscall.SIGSTOP) }},
+		{name: "isolate", do: func(ctx context.Context, l *vmlab.Lab, n string) error { return l.Isolate(ctx, n, true) }},
+	} {
+		t.Run(f.name, func(t *testing.T) { testPairFailover(t, f) })
+	}
+}
+
+func testPairFailover(t *testing.T, f pairFault) {
 	img := needImage(t)
 	bin, err := lhtest.GuestBinaries()
 	if err != nil {
@@ -120,7 +141,7 @@ func TestDirectorPairKill9(t *testing.T) {
 	arp, tb := c.arp, c.tb
 	time.Sleep(3 * time.Second)
 
-	if err := l.Signal(owner, syscall.SIGKILL); err != nil {
+	if err := f.do(ctx, l, owner); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -131,20 +152,29 @@ func TestDirectorPairKill9(t *testing.T) {
 			break
 		}
 		if time.Since(killed) > time.Minute {
-			t.Fatalf("%s does not direct within 1 min of %s's kill -9", backup, owner)
+			t.Fatalf("%s does not direct within 1 min of %s's %s", backup, owner, f.name)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("%s directs %v after %s's daemon was killed (its VM reset at +%v)", backup, took.Round(time.Millisecond), owner,
+	t.Logf("%s directs %v after %s's %s (its VM reset: %s)", backup, took.Round(time.Millisecond), owner, f.name,
 		resetAfter(l.ResetAt(owner), killed))
+	if !f.reset {
+		// Still running, cut off: it must have removed its table (its
+		// agent answers over the VM's serial port, not the network).
+		if ov, err := l.VM(owner); err != nil {
+			t.Error(err)
+		} else if out, _, _ := ov.Exec(ctx, "ipvsadm -Ln", 20*time.Second); strings.Contains(out, "10.66.0.100:80") {
+			t.Errorf("the isolated %s still has the table while %s directs:\n%s", owner, backup, out)
+		}
+	}
 	time.Sleep(3 * time.Second)
 	c.stop()
 
 	if d := arp.DualRounds(); len(d) > 0 {
 		t.Errorf("%d ARP rounds answered by two MACs, first %+v", len(d), d[0])
 	}
-	if reset := l.ResetAt(owner); reset.IsZero() || reset.Sub(killed) > took {
-		t.Errorf("%s's VM reset at %v after the kill, %s directed at %v: want the reset first", owner, resetAfter(reset, killed), backup, took)
+	if reset := l.ResetAt(owner); f.reset && (reset.IsZero() || reset.Sub(killed) > took) {
+		t.Errorf("%s's VM reset %s after the %s, %s directed at %v: want the reset first", owner, resetAfter(reset, killed), f.name, backup, took)
 	}
 	var before, after, failed int
 	var outage, cur time.Duration
@@ -172,16 +202,17 @@ func TestDirectorPairKill9(t *testing.T) {
 			failStart = -1
 		}
 	}
-	t.Logf("client through the VIP: %d answered before the kill, %d after, %d failed; longest outage %v", before, after, failed,
+	t.Logf("client through the VIP: %d answered before the %s, %d after, %d failed; longest outage %v", before, f.name, after, failed,
 		outage.Round(time.Millisecond))
 	if before == 0 || after == 0 {
 		t.Errorf("the client was not served through the VIP before (%d) and after (%d) the failover", before, after)
 	}
 }
 
-func resetAfter(reset, killed time.Time) time.Duration {
+// resetAfter says when a VM was reset after the fault ("never").
+func resetAfter(reset, fault time.Time) string {
 	if reset.IsZero() {
-		return -1
+		return "never"
 	}
-	return reset.Sub(killed).Round(time.Millisecond)
+	return "+" + reset.Sub(fault).Round(time.Millisecond).String()
 }
