@@ -391,6 +391,9 @@ func TestIssue12ControlBytes(t *testing.T) {
 	for _, tc := range []struct{ conf, want string }{
 		{vi1 + " \x1b[31mred\x07 on\n}\n", `k\u001b.conf:8: \u001b[31mred\u0007: unknown vrrp_instance keyword`},
 		{vi1 + "}\n\u009b2J {\n}\n", `k\u001b.conf:9: \u009b2J: unknown block "\u009b2J"`},
+		// A name quoted in a comment of the YAML (the sync group's).
+		{"vrrp_sync_group G\x1bX {\n group {\n  VI_1\n  VI_2\n }\n}\n" + vi1 + " state MASTER\n}\n" +
+			strings.Replace(strings.Replace(vi1, "VI_1", "VI_2", 1), "51", "52", 1) + "}\n", `# keepalived: sync group G\u001bX starts as BACKUP`},
 	} {
 		im, err := Import("k\x1b.conf", []byte(tc.conf), Options{})
 		text := ""
