@@ -361,6 +361,9 @@ func TestIssue12Interop(t *testing.T) {
 		{name: "virtual_ipaddress_excluded",
 			conf: vi1 + " virtual_ipaddress_excluded {\n  10.0.0.50\n }\n}\n",
 			err:  []string{"k.conf:8: virtual_ipaddress_excluded: instance VI_1: not supported: leasehold would not add these addresses"}},
+		{name: "no virtual_ipaddress (notify scripts move a cloud address)",
+			conf: "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n notify_master /etc/keepalived/takeover.sh\n}\n",
+			err:  []string{"k.conf:1: virtual_ipaddress: instance VI_1: no virtual_ipaddress: keepalived runs it"}},
 		{name: "virtual_routes",
 			conf: vi1 + " virtual_routes {\n  src 10.0.0.1 to 10.1.0.0/16 via 10.0.0.254\n }\n}\n",
 			err:  []string{"k.conf:8: virtual_routes: instance VI_1: not supported: leasehold would not add these routes"}},
@@ -391,6 +394,9 @@ func TestIssue12ControlBytes(t *testing.T) {
 	for _, tc := range []struct{ conf, want string }{
 		{vi1 + " \x1b[31mred\x07 on\n}\n", `k\u001b.conf:8: \u001b[31mred\u0007: unknown vrrp_instance keyword`},
 		{vi1 + "}\n\u009b2J {\n}\n", `k\u001b.conf:9: \u009b2J: unknown block "\u009b2J"`},
+		// A name quoted in a comment of the YAML (the sync group's).
+		{"vrrp_sync_group G\x1bX {\n group {\n  VI_1\n  VI_2\n }\n}\n" + vi1 + " state MASTER\n}\n" +
+			strings.Replace(strings.Replace(vi1, "VI_1", "VI_2", 1), "51", "52", 1) + "}\n", `# keepalived: sync group G\u001bX starts as BACKUP`},
 	} {
 		im, err := Import("k\x1b.conf", []byte(tc.conf), Options{})
 		text := ""

@@ -198,7 +198,7 @@ func (k *kaConv) emitKV(y *kaYAML, indent string, kv *kaKV, commented bool) {
 	}
 	tail := ""
 	if kv.Comment != "" {
-		tail = "   # " + kv.Comment
+		tail = "   # " + printable(kv.Comment) // it may quote a name from the input
 	}
 	switch {
 	case kv.IsList:

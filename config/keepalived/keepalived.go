@@ -1176,6 +1176,10 @@ func (k *kaConv) effective(in *kaInstance) {
 		delete(kv, "accept")
 		k.warnAt(acc.Line, "accept", "instance %s: dropped: keepalived resets accept for VRRPv2 in strict mode", in.name)
 	}
+	if vips := kv["virtual_ipaddress"]; vips == nil || len(vips.List) == 0 {
+		k.errAt(in.line, "virtual_ipaddress", "instance %s: no virtual_ipaddress: keepalived runs it (then its notify scripts do the "+
+			"failover, e.g. of a cloud address), leasehold needs the address it moves: list it, or keep this instance on keepalived", in.name)
+	}
 	peers := kv["unicast_peer"]
 	if strict && peers != nil && len(peers.List) > 0 {
 		// keepalived's check (vrrp_complete_instance) depends on the

@@ -438,6 +438,11 @@ func FuzzImportKeepalived(f *testing.F) {
 			if strings.ContainsFunc(err.Error(), isControl) {
 				t.Fatalf("a control byte in the error: %q", err)
 			}
+			// The generated YAML is always well-formed: its errors are
+			// the input's, mapped to its lines.
+			if strings.Contains(err.Error(), "leasehold.yaml: (syntax)") {
+				t.Fatalf("the generated YAML does not parse: %v", err)
+			}
 			return
 		}
 		if strings.ContainsFunc(warningText(im), isControl) {

@@ -1,0 +1,36 @@
+// Package keepalived converts a keepalived.conf (and the files it
+// includes) to leasehold's YAML: `leasehold config import-keepalived`.
+//
+// Guaranteed:
+//   - The input is read as keepalived reads it (lib/parser.c): comments cut
+//     anywhere outside double quotes, @ID conditional lines by
+//     Options.ConfigID, include with globs and {a,b} relative to the
+//     including file, blocks on one line, a stray '}' ignored.
+//   - The output is what keepalived ran, not what the file says: its own
+//     adjustments are carried over (vrrp_strict, the address owner, sync
+//     groups' members, start states and weights, nopreempt and
+//     preempt_delay resets, v2 interval rounding, exact state and
+//     auth_type, per-instance track_script weights as weighted copies),
+//     each with a warning naming file and line. The corpus test checks the
+//     outcome against keepalived 2.2.7's own dump (test/interop).
+//   - What leasehold cannot do the same way is refused with file, line and
+//     what to do instead; nothing that changes failover is dropped with
+//     only a warning. virtual_server blocks are not converted: each is
+//     warned about and counted (Imported.LVS).
+//   - The result passes config.Parse; whatever imports passes the plan
+//     `run` builds (daemon.NewPlan), given its scripts exist.
+//   - Time and memory are linear in the input; blocks nest at most 16 deep,
+//     includes 16; at most 50 errors and 500 warnings are listed (a last
+//     line says how many more). Text quoted from the input has its control
+//     bytes escaped.
+//
+// Not guaranteed:
+//   - Behaviour that depends on the keepalived version is converted as the
+//     newest version reads it, with a warning where older ones differ
+//     (backslash escapes before 2.3.2, a repeated unicast peer before 2.3.3,
+//     strict mode with unicast peers).
+//   - Scripts and includes are resolved on the machine that imports: check
+//     the result on the node (`leasehold config check`).
+//   - $NAME definitions, ~SEQ/~LST, templates ({{ X }}) and non-UTF-8 text
+//     outside comments are refused, not expanded or decoded.
+package keepalived
