@@ -178,9 +178,12 @@ func (b *Backend) callRetried(ctx context.Context, op string, req wireRequest) (
 		switch {
 		case err == nil:
 			if rerr := errOf(resp); rerr != nil {
-				if errors.Is(rerr, errNotLeader) || errors.Is(rerr, errUnavailable) {
+				if errors.Is(rerr, errNotLeader) || errors.Is(rerr, errUnavailable) || errors.Is(rerr, errMayHaveApplied) {
 					b.miss(addr, resp.Leader)
 					last = rerr
+					// A command whose leader lost its leadership while
+					// committing it may still be committed by the next.
+					retried = retried || errors.Is(rerr, errMayHaveApplied)
 					break
 				}
 				b.found(addr)

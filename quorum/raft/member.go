@@ -346,8 +346,10 @@ func (m *Member) apply(ctx context.Context, c command) (applyResult, error) {
 	select {
 	case err := <-done:
 		switch {
-		case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrLeadershipLost):
+		case errors.Is(err, hraft.ErrNotLeader):
 			return applyResult{}, fmt.Errorf("%w: %v", errNotLeader, err)
+		case errors.Is(err, hraft.ErrLeadershipLost):
+			return applyResult{}, fmt.Errorf("%w: %v", errMayHaveApplied, err)
 		case err != nil:
 			return applyResult{}, fmt.Errorf("raft: apply %s: %w", c.Op, err)
 		}
@@ -400,7 +402,7 @@ func (m *Member) handler() http.Handler {
 			}
 			if err != nil {
 				resp = wireResponse{Code: codeOf(err), Error: err.Error()}
-				if resp.Code == codeNotLeader {
+				if resp.Code == codeNotLeader || resp.Code == codeMayHave {
 					resp.Leader = m.leaderClientAddr()
 				}
 			}

@@ -18,6 +18,7 @@ const (
 	codeNotOwner    = "not_owner"
 	codeLost        = "lost"
 	codeNotLeader   = "not_leader"
+	codeMayHave     = "leadership_lost"
 	codeUnavailable = "unavailable"
 	codeBadRequest  = "bad_request"
 )
@@ -61,9 +62,13 @@ type wireEventLine struct {
 
 // Internal errors of the member, mapped to codes.
 var (
-	errNotLeader   = errors.New("raft: not the leader")
-	errUnavailable = errors.New("raft: leader not ready")
-	errBadRequest  = errors.New("raft: bad request")
+	errNotLeader = errors.New("raft: not the leader")
+	// errMayHaveApplied: the leader lost its leadership while committing
+	// the command; a later leader may still commit it (raft's
+	// ErrLeadershipLost). A retry must treat the command as possibly done.
+	errMayHaveApplied = errors.New("raft: leadership lost while committing")
+	errUnavailable    = errors.New("raft: leader not ready")
+	errBadRequest     = errors.New("raft: bad request")
 )
 
 func codeOf(err error) string {
@@ -76,6 +81,8 @@ func codeOf(err error) string {
 		return codeNotOwner
 	case errors.Is(err, quorum.ErrLost):
 		return codeLost
+	case errors.Is(err, errMayHaveApplied):
+		return codeMayHave
 	case errors.Is(err, errNotLeader):
 		return codeNotLeader
 	case errors.Is(err, errBadRequest):
@@ -98,6 +105,8 @@ func errOf(r wireResponse) error {
 		base = quorum.ErrLost
 	case codeNotLeader:
 		base = errNotLeader
+	case codeMayHave:
+		base = errMayHaveApplied
 	case codeBadRequest:
 		base = errBadRequest
 	default:
