@@ -41,6 +41,7 @@ type stateCollector struct {
 	writes   *prometheus.Desc
 	foreign  *prometheus.Desc
 	drbdRole *prometheus.Desc
+	outdated *prometheus.Desc
 	refused  *prometheus.Desc
 }
 
@@ -69,6 +70,8 @@ func newStateCollector(d *Daemon) *stateCollector {
 			"Non-members heard on the instance's VRID (lease mode), remembered up to 16.", []string{"instance"}, nil),
 		drbdRole: prometheus.NewDesc("leasehold_drbd_role",
 			"1 for the DRBD resource's current role (Primary, Secondary; unknown when /proc/drbd cannot say).", []string{"group", "resource", "role"}, nil),
+		outdated: prometheus.NewDesc("leasehold_drbd_outdated_at_quorum",
+			"1 when the last promotion found this node's disk marked outdated at the quorum (it refuses to promote until a resync or the operator clears the mark).", []string{"group", "resource"}, nil),
 		refused: prometheus.NewDesc("leasehold_drbd_promotions_refused_total",
 			"Promotions of the DRBD resource its decision refused (data not known newest, peer Primary, ...).", []string{"group", "resource"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
@@ -78,7 +81,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused} {
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused, c.outdated} {
 		ch <- d
 	}
 }
@@ -142,6 +145,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.drbdRole, prometheus.GaugeValue, 1, s.Group, s.Resource, role)
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.Refusals), s.Group, s.Resource)
+		marked := 0.0
+		if s.OutdatedAtQuorum {
+			marked = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.outdated, prometheus.GaugeValue, marked, s.Group, s.Resource)
 	}
 	none := 0.0
 	if !c.d.leaseMode() {
