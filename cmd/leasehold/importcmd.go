@@ -32,16 +32,9 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 		"none, etcd or raft: etcd/raft add a commented template of that quorum section (the backend written stays none)")
 	node := fset.String("node", "", "node.name (default: global_defs router_id, else the hostname at run time)")
 	// Flags may come before or after the file name.
-	var files []string
-	for {
-		if err := fset.Parse(args); err != nil {
-			return 2
-		}
-		if fset.NArg() == 0 {
-			break
-		}
-		files = append(files, fset.Arg(0))
-		args = fset.Args()[1:]
+	files, ok := parseInterspersed(fset, args)
+	if !ok {
+		return 2
 	}
 	if len(files) != 1 {
 		fmt.Fprintln(stderr, importUsage)

@@ -63,15 +63,9 @@ func cmdLeaseCtx(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	timeout := fs.Duration("timeout", 5*time.Second, "request timeout (not for watch)")
 	members := fs.Bool("members", false, "ls: also the member keys (nodes registered per VRRP instance)")
 	// Flags may come before or after the positional GROUP.
-	var pos []string
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, ok := parseInterspersed(fs, rest)
+	if !ok {
+		return 2
 	}
 	var cfg *config.Config
 	switch {

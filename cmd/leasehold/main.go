@@ -6,12 +6,14 @@
 //	leasehold vrrp dump --iface X    print VRRP adverts seen on an interface
 //	leasehold status                 print the daemon's state
 //	leasehold lease ls|inspect|watch|history   inspect leases at the quorum
+//	leasehold drbd fence-peer|unfence-peer|marks|unfence   DRBD handlers, outdated marks
 //	leasehold witness -c FILE        run a raft witness (a voter with no VIPs); --check: check its file
 //	leasehold lab up|status|down     a throwaway lab of network namespaces
 //	leasehold drill SCENARIO         fault drills with a verdict
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +36,7 @@ func commands() []command {
 		{"vrrp", "dump --iface IFACE", "print VRRP adverts seen on an interface, with drop reasons", cmdVRRP},
 		{"status", "[--socket PATH] [--json]", "print the running daemon's state", cmdStatus},
 		{"lease", "ls|inspect|watch|history", "inspect leases at the quorum (etcd or raft)", cmdLease},
+		{"drbd", "SUBCOMMAND -c FILE", "DRBD's fence-peer handlers backed by the lease; the quorum's outdated marks", cmdDRBD},
 		{"witness", "-c FILE [--check]", "run (or check the file of) a raft witness: a voter that holds no VIPs", cmdWitness},
 		{"lab", "up|status|down", "a throwaway lab of network namespaces on this machine", cmdLab},
 		{"drill", "SCENARIO [--lab NAME]", "fault drills with a verdict (lab, or --live on a node)", cmdDrill},
@@ -80,4 +83,19 @@ func cmdVersion(_ []string, stdout, _ io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "leasehold %s\n", v)
 	return 0
+}
+
+// parseInterspersed parses args with fs, flags before or after the
+// positional arguments, and returns those; ok is false on a flag error
+// (fs has reported it).
+func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		if fs.NArg() == 0 {
+			return pos, true
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
 }
