@@ -6,11 +6,16 @@ import "fmt"
 // 0.1 s, priority 120, 100, ...), the link tracked (a cut link puts the
 // group in FAULT, so the node gives up its lease), etcd through the quorum
 // link, promote and demote hooks (a resource the kernel cannot fence, so
-// the watchdog is armed while the node owns). The fence's margin, the time
+// the watchdog is armed while the node owns), with Options.DRBD a drbd
+// section (r0, ext4 on /srv, the holders killed). The fence's margin, the time
 // one nftables refresh may take before the node stops trusting it, is
 // 300 ms instead of 50: an emulated guest is about ten times slower than
 // the host, and refreshes of 80 ms were seen (each one is then a demotion).
 func guestYAML(name string, i int, o Options) string {
+	drbd := ""
+	if o.DRBD {
+		drbd = fmt.Sprintf("    drbd: {resource: %s, device: %s, mount: %s, fstype: ext4, kill_holders: true}\n", DRBDResource, DRBDDevice, DRBDMount)
+	}
 	return fmt.Sprintf(`# leasehold VM lab, node %[1]s (written by vmlab)
 node: {name: %[1]s}
 quorum:
@@ -31,5 +36,5 @@ vrrp_instance:
     track_interface: [eth0]
     promote: [{path: /etc/leasehold/resource.sh, args: [promote]}]
     demote: [{path: /etc/leasehold/resource.sh, args: [demote]}]
-`, name, o.TTL, etcdGuestAddr, statusSocket, o.Watchdog, 120-20*i, vip)
+%[8]s`, name, o.TTL, etcdGuestAddr, statusSocket, o.Watchdog, 120-20*i, vip, drbd)
 }

@@ -64,7 +64,12 @@ type Options struct {
 	CacheDir string
 	// MemMiB per VM (default 256).
 	MemMiB int
-	Log    *slog.Logger
+	// DRBD gives the lab a DRBD resource (two nodes only): a third NIC
+	// per VM on a segment of its own for the replication link, r0 on the
+	// persistent disks with leasehold's fence-peer handlers, and a drbd
+	// section (ext4 on /srv) in the group. See drbd.go.
+	DRBD bool
+	Log  *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -87,6 +92,9 @@ func (o *Options) defaults() error {
 	default:
 		return fmt.Errorf("vmlab: watchdog %q: want required, auto or off", o.Watchdog)
 	}
+	if o.DRBD && o.Nodes != 2 {
+		return fmt.Errorf("vmlab: DRBD with %d nodes: DRBD 8.4 replicates between two", o.Nodes)
+	}
 	if o.MemMiB == 0 {
 		o.MemMiB = 256
 	}
@@ -98,9 +106,10 @@ func (o *Options) defaults() error {
 
 // node is one VM and the daemon in it.
 type node struct {
-	name string
-	cfg  vm.Config
-	mac  string
+	name  string
+	index int
+	cfg   vm.Config
+	mac   string
 
 	// Guarded by Lab.mu.
 	vm       *vm.VM
@@ -116,6 +125,7 @@ type Lab struct {
 	o     Options
 	img   image.Image
 	mcast string
+	repl  string // the replication segment's multicast group (Options.DRBD)
 	seg   *wire.Segment
 	tb    netlab.Timebase
 
@@ -142,7 +152,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	} else if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Lab{o: o, tb: netlab.NewTimebase(), mcast: vm.NewMcastGroup()}
+	l := &Lab{o: o, tb: netlab.NewTimebase(), mcast: vm.NewMcastGroup(), repl: vm.NewMcastGroup()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -183,6 +193,16 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.DRBD {
+		if err := l.initDRBD(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range l.nodes {
+		if err := l.startDaemon(ctx, n); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.WaitSteady(ctx, 90*time.Second); err != nil {
 		return nil, err
@@ -258,16 +278,23 @@ func (l *Lab) newNode(i int) (*node, error) {
 	}
 	mac := fmt.Sprintf("52:54:00:66:00:%02x", i+1)
 	relay := fmt.Sprintf("/bin/busybox nc 127.0.0.1 %d", l.etcdPort)
+	modules := "softdog,nfnetlink,nf_tables,drbd,ip_vs"
+	if l.o.DRBD {
+		modules += ",ext4"
+	}
 	c := vm.Config{
 		Name: name, Kernel: l.img.Kernel, Initrd: l.img.Initrd, MemMiB: l.o.MemMiB,
 		Dir: filepath.Join(dir, "vm"), Disk: filepath.Join(dir, "disk.img"), DiskMiB: 64, Share: share, NoReboot: true,
-		Append: fmt.Sprintf("lh.ip0=%s/24 lh.ip1=10.0.2.15/24 lh.modules=softdog,nfnetlink,nf_tables,drbd,ip_vs", nodeAddr(i)),
+		Append: fmt.Sprintf("lh.ip0=%s/24 lh.ip1=10.0.2.15/24 lh.modules=%s", nodeAddr(i), modules),
 		NICs: []vm.NIC{
 			{ID: "l2", MAC: mac, Mcast: l.mcast},
 			{ID: "quorum", MAC: fmt.Sprintf("52:54:00:67:00:%02x", i+1), User: &vm.UserNet{GuestFwd: []vm.GuestFwd{{Addr: etcdGuestAddr, Cmd: relay}}}},
 		},
 	}
-	return &node{name: name, cfg: c, mac: mac}, nil
+	if l.o.DRBD {
+		c.NICs = append(c.NICs, vm.NIC{ID: "drbd", MAC: fmt.Sprintf("52:54:00:68:00:%02x", i+1), Mcast: l.repl})
+	}
+	return &node{name: name, index: i, cfg: c, mac: mac}, nil
 }
 
 // nodeAddr is node i's address on the segment.
@@ -287,7 +314,8 @@ echo ok > /var/www/index.html
 httpd -p 80 -h /var/www
 `
 
-// boot starts n's VM, prepares it and starts its daemon.
+// boot starts n's VM and prepares it (with DRBD: r0 up); the caller
+// starts the daemon.
 func (l *Lab) boot(ctx context.Context, n *node) error {
 	v, err := vm.Start(ctx, n.cfg)
 	if err != nil {
@@ -303,11 +331,16 @@ func (l *Lab) boot(ctx context.Context, n *node) error {
 	l.mu.Lock()
 	n.boots = append(n.boots, v.BootTime())
 	n.bootedAt = time.Now()
+	first := len(n.boots) == 1
 	l.mu.Unlock()
-	if out, rc, err := v.Exec(ctx, setupScript, 30*time.Second); err != nil || rc != 0 {
+	setup := setupScript
+	if l.o.DRBD {
+		setup += l.drbdSetup(n.index, first)
+	}
+	if out, rc, err := v.Exec(ctx, setup, 60*time.Second); err != nil || rc != 0 {
 		return fmt.Errorf("vmlab: %s: setup (rc %d): %v: %s", n.name, rc, err, out)
 	}
-	return l.startDaemon(ctx, n)
+	return nil
 }
 
 // watch records a VM that ends without the lab switching it off: with
