@@ -19,7 +19,9 @@
 // multicast segment, 10.67.0.0/24) carries only DRBD's replication link
 // for r0 on the persistent disks, with leasehold's fence-peer handlers;
 // CutReplication cuts it alone; the group's drbd section mounts ext4 on
-// /srv (drbd.go).
+// /srv (drbd.go). DrillTarget then is a drill.DataGuard: per drill, both
+// nodes' roles sampled over 10×/s and a writer on the Primary whose
+// acknowledged records are checked afterwards (drbdguard.go).
 //
 // Checkers run on the host's end of the segment (lab/vm/wire): an ARP
 // probe for the VIP every 100 ms (two MACs answering one round is a split

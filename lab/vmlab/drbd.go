@@ -71,7 +71,8 @@ cat > /etc/drbd.d/%s.res <<'EOF'
 
 // initDRBD makes r0 usable on a new lab: both sides connected and empty,
 // the initial sync skipped (--clear-bitmap new-current-uuid: both are
-// zeroes), an ext4 file system made on n1, which then demotes again.
+// zeroes), an ext4 file system made on n1 with the writer's directory,
+// and n1 demoted again.
 func (l *Lab) initDRBD(ctx context.Context) error {
 	for _, n := range l.nodes {
 		if err := l.waitProc(ctx, n, "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent", 60*time.Second); err != nil {
@@ -87,7 +88,8 @@ func (l *Lab) initDRBD(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err := l.exec(ctx, first, fmt.Sprintf("drbdadm primary %[1]s && mke2fs -q %[2]s && drbdadm secondary %[1]s", DRBDResource, DRBDDevice))
+	_, err := l.exec(ctx, first, fmt.Sprintf("drbdadm primary %[1]s && mke2fs -q %[2]s && mount -t ext4 %[2]s %[3]s && mkdir %[4]s && umount %[3]s && drbdadm secondary %[1]s",
+		DRBDResource, DRBDDevice, DRBDMount, recordsDir))
 	return err
 }
 
@@ -134,13 +136,21 @@ func (l *Lab) Exec(ctx context.Context, name, script string) (string, error) {
 }
 
 // DRBDState reads r0's state from node's /proc/drbd (one cheap agent
-// call).
+// call, no shell).
 func (l *Lab) DRBDState(ctx context.Context, name string) (drbd.State, error) {
-	out, err := l.Exec(ctx, name, "cat /proc/drbd")
+	n, err := l.node(name)
 	if err != nil {
 		return drbd.State{}, err
 	}
-	p, err := drbd.ParseProc([]byte(out))
+	v := l.vmOf(n)
+	if v == nil || exited(v) {
+		return drbd.State{}, fmt.Errorf("vmlab: %s's VM is not running", name)
+	}
+	b, err := v.ReadFile(ctx, "/proc/drbd")
+	if err != nil {
+		return drbd.State{}, err
+	}
+	p, err := drbd.ParseProc(b)
 	if err != nil {
 		return drbd.State{}, fmt.Errorf("vmlab: %s: %w", name, err)
 	}
