@@ -31,8 +31,9 @@ peer from DRBD_RESOURCE and DRBD_PEER:
                      node does not hold the lease or cannot prove it (DRBD
                      outdates this node's disk), 1 the mark could not be
                      recorded or the handler could not ask
-  unfence-peer       after a resync: clear this node's outdated mark once
-                     its disk is UpToDate (0 cleared or none, 1 not)
+  unfence-peer       after a resync: clear this node's and the peer's
+                     outdated marks once DRBD says Connected with both disks
+                     UpToDate (0 cleared or none, 1 not in sync or failed)
 
 For the operator:
   marks [GROUP]      the outdated marks at the quorum (every DRBD group of
@@ -142,15 +143,16 @@ func cmdDRBDCtx(ctx context.Context, args []string, getenv func(string) string, 
 		if !ok {
 			return 1
 		}
-		m, had, err := h.Unfence(ctx)
+		ms, err := h.Unfence(ctx)
 		switch {
 		case err != nil:
 			c.fail(fmt.Sprintf("unfence-peer %s (group %s): %v", *res, h.Group, err))
 			return 1
-		case had:
-			c.report(fmt.Sprintf("unfence-peer %s: cleared %s's outdated mark in %s (epoch %d, by %s) after the resync", *res, self, h.Group, m.Epoch, m.By))
-		default:
-			c.report(fmt.Sprintf("unfence-peer %s: %s has no outdated mark in %s", *res, self, h.Group))
+		case len(ms) == 0:
+			c.report(fmt.Sprintf("unfence-peer %s: no outdated mark of %s or %s in %s", *res, self, h.Peer, h.Group))
+		}
+		for _, m := range ms {
+			c.report(fmt.Sprintf("unfence-peer %s: cleared %s's outdated mark in %s (epoch %d, by %s): connected and in sync", *res, m.Node, h.Group, m.Epoch, m.By))
 		}
 		return 0
 	case "marks":

@@ -91,7 +91,7 @@ func TestDRBDHandlersCLI(t *testing.T) {
 	}
 	// n2 is not UpToDate yet: its mark stays; then the resync is done.
 	writeProc(t, n2proc, " 0: cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate C r-----")
-	if _, errs, code = runDRBD(t, env2, "unfence-peer", "-c", n2, "--proc", n2proc); code != 1 || !strings.Contains(errs, "not UpToDate") {
+	if _, errs, code = runDRBD(t, env2, "unfence-peer", "-c", n2, "--proc", n2proc); code != 1 || !strings.Contains(errs, "not connected and in sync") {
 		t.Fatalf("unfence-peer while Inconsistent = %d: %s", code, errs)
 	}
 	writeProc(t, n2proc, " 0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate C r-----")

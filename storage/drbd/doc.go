@@ -14,7 +14,8 @@
 //   - Handler (`leasehold drbd fence-peer` and `unfence-peer`): asks the
 //     quorum who holds the group's lease, records the peer's outdated mark
 //     (quorum.Backend.MarkOutdated, under the holder's epoch) before it
-//     answers 4, and clears this node's mark after a resync;
+//     answers 4, and after a resync (connected, both disks UpToDate)
+//     clears this node's and the peer's marks;
 //     MarkedAtQuorum feeds Resource.OutdatedAtQuorum.
 //   - Resource (a node/resource.Resource named "drbd RES"): Promote checks
 //     MayPromote, runs `drbdadm primary RES`, mounts, starts the services

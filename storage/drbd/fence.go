@@ -84,37 +84,44 @@ func (h Handler) FencePeer(ctx context.Context) FenceDecision {
 	return d
 }
 
-// ErrNotSynced: the local disk is not UpToDate, so its outdated mark
-// stays.
-var ErrNotSynced = errors.New("drbd: local disk not UpToDate")
+// ErrNotSynced: DRBD is not connected with both disks UpToDate, so the
+// marks stay.
+var ErrNotSynced = errors.New("drbd: not connected and in sync with the peer")
 
-// Unfence clears this node's outdated mark after a resync made its disk
-// UpToDate (DRBD's after-resync-target handler runs on the node that
-// was outdated). It refuses (ErrNotSynced) unless the local state says
-// UpToDate; State must be set. It returns the mark it cleared (ok false:
-// there was none).
-func (h Handler) Unfence(ctx context.Context) (m quorum.Mark, ok bool, err error) {
+// Unfence clears the outdated marks a finished resync made stale: only
+// when DRBD says Connected with both disks UpToDate (StaleMark; a
+// disconnected disk that calls itself UpToDate may be the stale one), it
+// clears this node's mark (DRBD's after-resync-target runs on the node
+// that was the resync target) and the peer's (DRBD 8.4's own unfence-peer
+// helper runs on the resync source). State must be set. It returns the
+// marks it cleared.
+func (h Handler) Unfence(ctx context.Context) ([]quorum.Mark, error) {
 	if h.State == nil {
-		return m, false, errors.New("drbd: unfence: no DRBD state to check")
+		return nil, errors.New("drbd: unfence: no DRBD state to check")
 	}
 	s, err := h.State()
 	if err != nil {
-		return m, false, fmt.Errorf("drbd: unfence: %w", err)
+		return nil, fmt.Errorf("drbd: unfence: %w", err)
 	}
-	if s.Disk != UpToDate {
-		return m, false, fmt.Errorf("%w: %s; the outdated mark of %s in %s stays", ErrNotSynced, s, h.Self, h.Group)
+	if !StaleMark(s) {
+		return nil, fmt.Errorf("%w (%s): the outdated marks in %s stay", ErrNotSynced, s, h.Group)
 	}
 	marks, err := h.Q.Outdated(ctx, h.Group)
 	if err != nil {
-		return m, false, fmt.Errorf("drbd: unfence: read the marks of %s: %w", h.Group, err)
+		return nil, fmt.Errorf("drbd: unfence: read the marks of %s: %w", h.Group, err)
 	}
-	if m, ok = markOf(marks, h.Self); !ok {
-		return m, false, nil
+	var cleared []quorum.Mark
+	for _, node := range []string{h.Self, h.Peer} {
+		m, ok := markOf(marks, node)
+		if !ok || node == "" {
+			continue
+		}
+		if err := h.Q.ClearOutdated(ctx, h.Group, node); err != nil {
+			return cleared, fmt.Errorf("drbd: unfence: %w", err)
+		}
+		cleared = append(cleared, m)
 	}
-	if err := h.Q.ClearOutdated(ctx, h.Group, h.Self); err != nil {
-		return m, true, fmt.Errorf("drbd: unfence: %w", err)
-	}
-	return m, true, nil
+	return cleared, nil
 }
 
 // MarkedAtQuorum returns a Resource.OutdatedAtQuorum reading node's mark

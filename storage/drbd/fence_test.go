@@ -137,18 +137,33 @@ func TestHandlerUnfence(t *testing.T) {
 	if err := w.q.MarkOutdated(ctx, quorum.Mark{Group: "g", Node: "a", Epoch: w.epoch, By: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	// Still a resync target: the mark stays.
-	w.a.Set(drbd.Secondary, drbd.Inconsistent, drbd.SyncTarget)
-	if _, _, err := w.handle("a", "b").Unfence(ctx); !errors.Is(err, drbd.ErrNotSynced) || len(w.marks(t)) != 1 {
-		t.Fatalf("unfence while Inconsistent: %v, marks %+v", err, w.marks(t))
+	// Still a resync target, or disconnected (a disk that calls itself
+	// UpToDate alone may be the stale one): the mark stays.
+	for _, set := range []func(){
+		func() { w.a.Set(drbd.Secondary, drbd.Inconsistent, drbd.SyncTarget) },
+		func() { drbdtest.Cut(w.a); w.a.Set(drbd.Secondary, drbd.UpToDate, drbd.WFConnection) },
+	} {
+		set()
+		if _, err := w.handle("a", "b").Unfence(ctx); !errors.Is(err, drbd.ErrNotSynced) || len(w.marks(t)) != 1 {
+			t.Fatalf("unfence: %v, marks %+v", err, w.marks(t))
+		}
 	}
+	drbdtest.Link(w.a, w.b)
 	w.a.Set(drbd.Secondary, drbd.UpToDate, drbd.Connected)
-	m, ok, err := w.handle("a", "b").Unfence(ctx)
-	if err != nil || !ok || m.By != "b" || len(w.marks(t)) != 0 {
-		t.Fatalf("unfence: %+v %v %v, marks %+v", m, ok, err, w.marks(t))
+	ms, err := w.handle("a", "b").Unfence(ctx)
+	if err != nil || len(ms) != 1 || ms[0].Node != "a" || ms[0].By != "b" || len(w.marks(t)) != 0 {
+		t.Fatalf("unfence (after-resync-target): %+v %v, marks %+v", ms, err, w.marks(t))
 	}
-	if _, ok, err := w.handle("a", "b").Unfence(ctx); err != nil || ok {
-		t.Fatalf("unfence without a mark: %v %v", ok, err)
+	if ms, err := w.handle("a", "b").Unfence(ctx); err != nil || len(ms) != 0 {
+		t.Fatalf("unfence without a mark: %+v %v", ms, err)
+	}
+	// On the resync source (DRBD's own unfence-peer helper), the peer's
+	// mark goes.
+	if err := w.q.MarkOutdated(ctx, quorum.Mark{Group: "g", Node: "a", Epoch: w.epoch, By: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := w.handle("b", "a").Unfence(ctx); err != nil || len(ms) != 1 || ms[0].Node != "a" || len(w.marks(t)) != 0 {
+		t.Fatalf("unfence on the source: %+v %v, marks %+v", ms, err, w.marks(t))
 	}
 }
 
