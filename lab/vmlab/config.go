@@ -12,15 +12,20 @@ import "fmt"
 // 300 ms instead of 50: an emulated guest is about ten times slower than
 // the host, and refreshes of 80 ms were seen (each one is then a demotion).
 func guestYAML(name string, i int, o Options) string {
-	drbd := ""
+	drbd, budget := "", ""
 	if o.DRBD {
+		// Unmounting writes the dirty data first: under TCG a graceful
+		// demotion ran out of time (2.6 s, then drbdadm secondary was cut
+		// short and the watchdog reset the node). A DRBD lab has a 4 s
+		// lease (Options.defaults) and a 1 s budget.
+		budget = "\n  demote_budget: 1s"
 		drbd = fmt.Sprintf("    drbd: {resource: %s, device: %s, mount: %s, fstype: ext4, kill_holders: true}\n", DRBDResource, DRBDDevice, DRBDMount)
 	}
 	return fmt.Sprintf(`# leasehold VM lab, node %[1]s (written by vmlab)
 node: {name: %[1]s}
 quorum:
   backend: etcd
-  ttl: %[2]s
+  ttl: %[2]s%[9]s
   etcd: {endpoints: ["http://%[3]s"]}
 status: {listen: "unix:%[4]s"}
 state_dir: /var/lib/leasehold
@@ -36,5 +41,5 @@ vrrp_instance:
     track_interface: [eth0]
     promote: [{path: /etc/leasehold/resource.sh, args: [promote]}]
     demote: [{path: /etc/leasehold/resource.sh, args: [demote]}]
-%[8]s`, name, o.TTL, etcdGuestAddr, statusSocket, o.Watchdog, 120-20*i, vip, drbd)
+%[8]s`, name, o.TTL, etcdGuestAddr, statusSocket, o.Watchdog, 120-20*i, vip, drbd, budget)
 }

@@ -24,7 +24,10 @@ func TestGuestConfigPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 4 {
-		o.DRBD = i >= 2
+		o = Options{Binary: "x", Agent: "x", Etcd: "x", DRBD: i >= 2}
+		if err := o.defaults(); err != nil {
+			t.Fatal(err)
+		}
 		f := filepath.Join(t.TempDir(), "leasehold.yaml")
 		conf := strings.ReplaceAll(guestYAML("n1", i%2, o), "/etc/leasehold/resource.sh", hook)
 		if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
@@ -40,6 +43,7 @@ func TestGuestConfigPlans(t *testing.T) {
 			t.Errorf("node %d: a drbd section without Options.DRBD", i)
 		}
 		w := p.Watchdog
+		t.Logf("node %d (DRBD %v): ttl %v, demote budget %v, watchdog %v", i, o.DRBD, o.TTL, p.Quorum.DemoteBudget, w.Timeout)
 		if !w.Needed || w.Mode != fencing.WatchdogRequired || w.Timeout < time.Second || w.Timeout >= o.TTL {
 			t.Errorf("node %d: watchdog plan %+v: want needed, required, 1s <= timeout < ttl %v", i, w, o.TTL)
 		}

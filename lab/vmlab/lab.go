@@ -52,7 +52,7 @@ type Options struct {
 	Keep bool
 	// Nodes is the number of VMs (default 2).
 	Nodes int
-	// TTL is the lease TTL (default 3 s: the watchdog's whole-second
+	// TTL is the lease TTL (default 3 s, 4 s with DRBD: the watchdog's whole-second
 	// timeout must fit inside it with the drift, margin and demotion
 	// budget, see fencing.watchdog).
 	TTL time.Duration
@@ -84,6 +84,9 @@ func (o *Options) defaults() error {
 	}
 	if o.TTL == 0 {
 		o.TTL = 3 * time.Second
+		if o.DRBD {
+			o.TTL = 4 * time.Second // room for a demotion that unmounts (config.go)
+		}
 	}
 	switch o.Watchdog {
 	case "":
