@@ -1,11 +1,14 @@
 package daemon_test
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/leasehold/leasehold/quorum/quorumtest"
 	"github.com/leasehold/leasehold/storage/drbd"
 	"github.com/leasehold/leasehold/storage/drbd/drbdtest"
 )
@@ -131,6 +134,66 @@ func TestDRBDRefusalInStatus(t *testing.T) {
 		n1.shutdown(t)
 		// The group's asynchronous steps (a probe of the next attempt) may
 		// outlive Run by up to a step timeout: let them end in the bubble.
+		time.Sleep(2 * time.Second)
+	})
+}
+
+// The replication link alone is cut while n1 owns: n1's fence-peer
+// handler marks n2 outdated at the quorum (written here as the handler
+// would, under n1's epoch). Then n1 is cut off entirely: n2 gets the lease
+// but refuses to promote its stale disk, the VIP stays down and status
+// says why, until the operator clears the mark (the override); then n2
+// promotes.
+func TestDRBDOutdatedMarkRefusesTheLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
+		h1, h2 := w.DRBDHost("n1"), w.DRBDHost("n2")
+		drbdtest.Link(h1, h2)
+		n1 := startDaemon(t, w, "n1", "10.0.0.1", 120, drbdSection)
+		n2 := startDaemon(t, w, "n2", "10.0.0.2", 100, drbdSection)
+		waitFor(t, 10*time.Second, "n1 owns and is Primary", func() bool {
+			return answering(w, "n1")() && h1.Role() == drbd.Primary
+		})
+		ctx := context.Background()
+		op := w.Quorum.Client("operator", quorumtest.Options(w.Quorum.Cluster(), "operator"))
+		defer op.Close()
+		drbdtest.Cut(h1)
+		hold, held, err := op.Inspect(ctx, "VI_1")
+		if err != nil || !held || hold.Node != "n1" {
+			t.Fatalf("VI_1 at the quorum: %+v %v %v", hold, held, err)
+		}
+		d := drbd.Handler{Q: op, Group: "VI_1", Self: "n1", Peer: "n2"}.FencePeer(ctx)
+		if d.Code != drbd.FencePeerOutdated {
+			t.Fatalf("n1's fence-peer: %+v", d)
+		}
+
+		w.Seg.Isolate("n1")
+		w.Quorum.Partition("n1")
+		waitFor(t, 10*time.Second, "n2 refuses to promote, and says why", func() bool {
+			if got := w.AnsweringNodes(vip); slices.Contains(got, "n2") || h2.Role() == drbd.Primary {
+				t.Fatalf("n2 serves (answering %v, DRBD %s) while marked outdated", got, h2.Role())
+			}
+			st := n2.d.Status().DRBD
+			return h1.Role() == drbd.Secondary && len(st) == 1 && st[0].Refusals > 0
+		})
+		if st := n2.d.Status().DRBD[0]; !strings.Contains(st.LastRefusal, "marked outdated at the quorum") || !st.OutdatedAtQuorum || h2.Role() != drbd.Secondary {
+			t.Fatalf("n2 status %+v, role %s", st, h2.Role())
+		}
+		// The operator's override: clear n2's mark (leasehold drbd unfence --force).
+		if err := op.ClearOutdated(ctx, "VI_1", "n2"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 15*time.Second, "n2 promotes once the mark is cleared", func() bool {
+			return answering(w, "n2")() && h2.Role() == drbd.Primary
+		})
+		if st := n2.d.Status().DRBD[0]; st.OutdatedAtQuorum {
+			t.Fatalf("n2 status still marked after promoting: %+v", st)
+		}
+		w.Quorum.Heal("n1")
+		w.Seg.Rejoin("n1")
+		n2.shutdown(t)
+		n1.shutdown(t)
 		time.Sleep(2 * time.Second)
 	})
 }

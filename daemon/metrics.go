@@ -43,7 +43,7 @@ type stateCollector struct {
 	drbdRole *prometheus.Desc
 	// MySQL servers of the groups.
 	mysqlWritable, mysqlRefused, mysqlKilled, mysqlCorrected *prometheus.Desc
-	refused                                                  *prometheus.Desc
+	refused, outdated                                        *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -71,6 +71,8 @@ func newStateCollector(d *Daemon) *stateCollector {
 			"Non-members heard on the instance's VRID (lease mode), remembered up to 16.", []string{"instance"}, nil),
 		drbdRole: prometheus.NewDesc("leasehold_drbd_role",
 			"1 for the DRBD resource's current role (Primary, Secondary; unknown when /proc/drbd cannot say).", []string{"group", "resource", "role"}, nil),
+		outdated: prometheus.NewDesc("leasehold_drbd_outdated_at_quorum",
+			"1 when the last promotion found this node's disk marked outdated at the quorum (it refuses to promote until a resync or the operator clears the mark).", []string{"group", "resource"}, nil),
 		refused: prometheus.NewDesc("leasehold_drbd_promotions_refused_total",
 			"Promotions of the DRBD resource its decision refused (data not known newest, peer Primary, ...).", []string{"group", "resource"}, nil),
 		mysqlWritable: prometheus.NewDesc("leasehold_mysql_writable",
@@ -90,7 +92,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused,
-		c.mysqlWritable, c.mysqlRefused, c.mysqlKilled, c.mysqlCorrected} {
+		c.mysqlWritable, c.mysqlRefused, c.mysqlKilled, c.mysqlCorrected, c.outdated} {
 		ch <- d
 	}
 }
@@ -154,6 +156,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.drbdRole, prometheus.GaugeValue, 1, s.Group, s.Resource, role)
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.Refusals), s.Group, s.Resource)
+		marked := 0.0
+		if s.OutdatedAtQuorum {
+			marked = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.outdated, prometheus.GaugeValue, marked, s.Group, s.Resource)
 	}
 	for _, m := range c.d.mysql {
 		s := m.r.Stats()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/leasehold/leasehold/config"
@@ -596,3 +597,27 @@ func (p *Plan) lvsScripts() error {
 }
 
 func sortedNames[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// DRBDGroup finds the instance whose drbd section names resource and
+// returns its lease's group (the instance, or its vrrp_sync_group) and
+// the resource's configuration.
+func (p *Plan) DRBDGroup(resource string) (group string, dc drbd.Config, err error) {
+	syncOf := p.Config.SyncOf()
+	var known []string
+	for _, name := range sortedNames(p.DRBD) {
+		c := p.DRBD[name]
+		known = append(known, c.Resource)
+		if c.Resource != resource {
+			continue
+		}
+		group = name
+		if g, ok := syncOf[name]; ok {
+			group = g
+		}
+		return group, c, nil
+	}
+	if len(known) == 0 {
+		return "", drbd.Config{}, fmt.Errorf("no vrrp_instance has a drbd section (resource %q)", resource)
+	}
+	return "", drbd.Config{}, fmt.Errorf("no vrrp_instance's drbd section names resource %q (configured: %s)", resource, strings.Join(known, ", "))
+}

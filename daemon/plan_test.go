@@ -74,6 +74,12 @@ func TestPlanOfAGoodFile(t *testing.T) {
 		len(d.Services) != 1 || d.Services[0].Unit != "nginx.service" || p.Config.Instance["VI_1"].DRBD.AfterSplitBrain != "manual" {
 		t.Fatalf("drbd: %+v", d)
 	}
+	if g, dc, err := p.DRBDGroup("r0"); err != nil || g != "VI_1" || dc.Device != "/dev/drbd0" {
+		t.Fatalf("DRBDGroup(r0) = %q %+v %v", g, dc, err)
+	}
+	if _, _, err := p.DRBDGroup("r9"); err == nil || !strings.Contains(err.Error(), "r9") || !strings.Contains(err.Error(), "configured: r0") {
+		t.Fatalf("DRBDGroup(r9): %v", err)
+	}
 }
 
 // A drbd section alone (no hooks) makes the watchdog needed: DRBD Primary

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -32,6 +33,13 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds [
 		r, err := drbd.New(dc, d.plat.DRBD(), log)
 		if err != nil {
 			return nil, fmt.Errorf("group %s: %w", group, err)
+		}
+		if d.backend != nil {
+			// A node its peer marked outdated at the quorum (fence-peer)
+			// never promotes until a resync clears the mark.
+			me := d.cfg.Node.Name
+			r.OutdatedAtQuorum = drbd.MarkedAtQuorum(d.backend, group, me)
+			r.ClearOutdated = func(ctx context.Context) error { return d.backend.ClearOutdated(ctx, group, me) }
 		}
 		rs = append(rs, r)
 		d.drbd = append(d.drbd, groupDRBD{group: group, r: r})
@@ -85,11 +93,15 @@ type DRBDStatus struct {
 	Error       string `json:"error,omitempty"`
 	Refusals    uint64 `json:"promotions_refused,omitempty"`
 	LastRefusal string `json:"last_refusal,omitempty"`
+	// OutdatedAtQuorum: the last promotion found this node marked
+	// outdated at the quorum (by the peer's fence-peer handler).
+	OutdatedAtQuorum bool `json:"outdated_at_quorum,omitempty"`
 }
 
 func (g groupDRBD) status() DRBDStatus {
 	st := DRBDStatus{Group: g.group, Resource: strings.TrimPrefix(g.r.Name(), "drbd ")}
 	st.Refusals, st.LastRefusal = g.r.Refusals()
+	st.OutdatedAtQuorum, _ = g.r.OutdatedMark()
 	s, err := g.r.State()
 	if err != nil {
 		st.Error = err.Error()

@@ -9,6 +9,10 @@
 // passes before the quorum can expire the lease and grant it elsewhere; loss
 // is signalled DemoteBudget before that deadline.
 //
+// Outdated marks (Backend.MarkOutdated) record, under a group's current
+// epoch, that another node's copy of the group's replicated data (DRBD) is
+// outdated; they outlive sessions until ClearOutdated.
+//
 // Not guaranteed: that a holder learns of an expiry at the quorum before its
 // local deadline (it may only learn at the deadline); liveness under a
 // partition. Values that do not parse count as held by an unknown node.

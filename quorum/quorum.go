@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -79,6 +80,44 @@ type Holder struct {
 	TTLLeft    time.Duration `json:"ttl_left"` // at the server; -1 if not known
 }
 
+// Mark is an outdated mark at the quorum: the holder of Group at Epoch
+// recorded that Node's copy of the group's replicated data (a DRBD disk)
+// is outdated: Node went on without it. Node must not serve that data
+// (DRBD: promote) until it has resynced and the mark is cleared.
+type Mark struct {
+	Group string `json:"group"`
+	Node  string `json:"node"`
+	// Epoch is the recorder's grant (the group's key carried it when the
+	// mark was written).
+	Epoch uint64 `json:"epoch"`
+	// By names the recording node; At is its wall-clock time of recording.
+	By string    `json:"by,omitempty"`
+	At time.Time `json:"at"`
+}
+
+// CheckMark checks a mark before it is sent: its names (CheckMarkNames)
+// and an epoch.
+func CheckMark(m Mark) error {
+	if err := CheckMarkNames(m.Group, m.Node); err != nil {
+		return err
+	}
+	if m.Epoch == 0 {
+		return fmt.Errorf("quorum: outdated mark of %s in %s: no epoch", m.Node, m.Group)
+	}
+	return nil
+}
+
+// CheckMarkNames checks a mark's group and node names: neither empty nor
+// containing '/' or NUL.
+func CheckMarkNames(group, node string) error {
+	for _, f := range [][2]string{{"group", group}, {"node", node}} {
+		if f[1] == "" || strings.ContainsAny(f[1], "/\x00") {
+			return fmt.Errorf("quorum: outdated mark: bad %s name %q", f[0], f[1])
+		}
+	}
+	return nil
+}
+
 // EventType says what happened to a group's key.
 type EventType int
 
@@ -124,6 +163,18 @@ type Backend interface {
 	List(ctx context.Context) ([]Holder, error)
 	// History returns the last grants of a group, oldest first (bounded).
 	History(ctx context.Context, group string) ([]Holder, error)
+	// MarkOutdated records m: node m.Node's copy of group m.Group's
+	// replicated data is outdated (a DRBD fence-peer handler on the holder
+	// outdated it). It is written only while the group's key carries
+	// m.Epoch (the recorder's grant), else it fails with ErrNotOwner, so a
+	// node that lost the lease cannot mark its peer. A node's earlier mark
+	// is replaced. Marks belong to no session: they outlive the recorder's
+	// lease and are removed only by ClearOutdated.
+	MarkOutdated(ctx context.Context, m Mark) error
+	// Outdated reads the group's marks, sorted by node.
+	Outdated(ctx context.Context, group string) ([]Mark, error)
+	// ClearOutdated removes node's mark in group (none there is no error).
+	ClearOutdated(ctx context.Context, group, node string) error
 	// Watch streams changes of one group ("" = every group) until ctx ends.
 	// After a lost watch it re-reads and sends EventResync. The channel is
 	// closed when ctx ends or the backend is closed.

@@ -6,6 +6,7 @@
 //	leasehold vrrp dump --iface X    print VRRP adverts seen on an interface
 //	leasehold status                 print the daemon's state
 //	leasehold lease ls|inspect|watch|history   inspect leases at the quorum
+//	leasehold drbd fence-peer|unfence-peer|marks|unfence   DRBD handlers, outdated marks
 //	leasehold witness -c FILE        run a raft witness (a voter with no VIPs); --check: check its file
 //	leasehold lab up|status|down     a throwaway lab of network namespaces
 //	leasehold drill SCENARIO         fault drills with a verdict
@@ -36,6 +37,7 @@ func commands() []command {
 		{"vrrp", "dump --iface IFACE", "print VRRP adverts seen on an interface, with drop reasons", cmdVRRP},
 		{"status", "[--socket PATH] [--json]", "print the running daemon's state", cmdStatus},
 		{"lease", "ls|inspect|watch|history", "inspect leases at the quorum (etcd or raft)", cmdLease},
+		{"drbd", "SUBCOMMAND -c FILE", "DRBD's fence-peer handlers backed by the lease; the quorum's outdated marks", cmdDRBD},
 		{"witness", "-c FILE [--check]", "run (or check the file of) a raft witness: a voter that holds no VIPs", cmdWitness},
 		{"lab", "up|status|down", "a throwaway lab of network namespaces on this machine", cmdLab},
 		{"drill", "SCENARIO [--lab NAME]", "fault drills with a verdict (lab, or --live on a node)", cmdDrill},

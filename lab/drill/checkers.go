@@ -134,3 +134,44 @@ type (
 		ResetAt(node string) time.Time
 	}
 )
+
+// DataGuard is a target with replicated storage (DRBD in the VM lab
+// with Options.DRBD). For each drill it starts a watch before the fault:
+// both nodes' roles sampled (two Primaries in one sample is the storage
+// split brain) and a writer on the Primary whose records are
+// acknowledged only once durable; Check, once the target is steady again,
+// reads every acknowledged record back from the Primary then.
+type DataGuard interface {
+	GuardData(ctx context.Context) (DataWatch, error)
+}
+
+// DataWatch is one drill's data guard.
+type DataWatch interface {
+	// Check stops the sampler and the writer and checks the records on
+	// the node that is Primary now.
+	Check(ctx context.Context) DataReport
+}
+
+// DataReport is what a DataWatch saw.
+type DataReport struct {
+	// Samples of the nodes' roles; SampleRate is the slowest node's rate
+	// while it could be read; TwoPrimary the samples saying Primary while
+	// the other node was (presumed) Primary, TwoPrimaryUS how long both
+	// were (both must be 0).
+	Samples      int     `json:"samples"`
+	SampleRate   float64 `json:"samples_per_s"`
+	TwoPrimary   int     `json:"two_primary_samples"`
+	TwoPrimaryUS int64   `json:"two_primary_us"`
+	// Acked records were acknowledged as durable; Lost of them are
+	// missing or damaged on the final Primary (must be 0).
+	Acked int `json:"acked_records"`
+	Lost  int `json:"lost_records"`
+	// Primary is the node that was Primary at the check.
+	Primary string `json:"primary,omitempty"`
+	// WriterGapUS is the writer's longest stretch without an
+	// acknowledged record (the fault to writable again on the new
+	// Primary, for a failover).
+	WriterGapUS int64 `json:"writer_gap_us"`
+	// Err: the check could not be done (no Primary, unreadable records).
+	Err string `json:"error,omitempty"`
+}

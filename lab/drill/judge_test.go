@@ -31,6 +31,11 @@ func TestJudgeDataPathRules(t *testing.T) {
 		{"GARP from a non-holder", func(r *Result) { r.NonHolderGARPs = map[string]int{"n2": 5} }, "5 gratuitous ARPs"},
 		{"blackhole once steady", func(r *Result) { r.SteadyOutageUS = 542_000 }, "blackholed for 542ms"},
 		{"slow first answer after the VIP moved", func(r *Result) { r.ServedAfterVIPUS = 5_000_000 }, "clients kept another MAC"},
+		{"data intact", func(r *Result) { r.Data = &DataReport{Samples: 300, SampleRate: 12, Acked: 90, Primary: "n2"} }, ""},
+		{"two DRBD Primaries", func(r *Result) { r.Data = &DataReport{Samples: 300, TwoPrimary: 2, TwoPrimaryUS: 160_000} }, "STORAGE SPLIT BRAIN"},
+		{"two Primaries between samples", func(r *Result) { r.Data = &DataReport{Samples: 300, TwoPrimaryUS: 40_000} }, "for 40ms"},
+		{"lost records", func(r *Result) { r.Data = &DataReport{Acked: 90, Lost: 3, Primary: "n2"} }, "3 of 90 acknowledged records"},
+		{"no data check", func(r *Result) { r.Data = &DataReport{Err: "no Primary"} }, "data check: no Primary"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,6 +58,8 @@ type Result struct {
 	// a probe round during which the node never had the VIP: a node that
 	// is not the owner announcing it. Must be 0.
 	NonHolderGARPs map[string]int `json:"non_holder_garps,omitempty"`
+	// Data is the replicated storage's check (targets with a DataGuard).
+	Data *DataReport `json:"data,omitempty"`
 	// NonHolderGARPAtUS: when (since the start of the observation) those
 	// GARPs were heard, per round.
 	NonHolderGARPAtUS []int64 `json:"non_holder_garp_at_us,omitempty"`
@@ -386,6 +388,17 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 	if r.AddrBothUS > 0 && r.DualARPRounds == 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("the VIP was configured on two nodes for %s (netlink), but only one answered ARP: "+
 			"the stale address waits for its lifetime to run out while the nftables fence already blocks it", us(r.AddrBothUS)))
+	}
+	if d := r.Data; d != nil {
+		if d.TwoPrimary > 0 || d.TwoPrimaryUS > 0 {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("STORAGE SPLIT BRAIN: two DRBD Primaries in %d of %d samples, for %s", d.TwoPrimary, d.Samples, us(d.TwoPrimaryUS)))
+		}
+		if d.Lost > 0 {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("%d of %d acknowledged records missing or damaged on the Primary %s", d.Lost, d.Acked, d.Primary))
+		}
+		if d.Err != "" {
+			r.Reasons = append(r.Reasons, "data check: "+d.Err)
+		}
 	}
 	r.Pass = len(r.Reasons) == 0
 	r.Verdict = "PASS"

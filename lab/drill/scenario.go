@@ -119,6 +119,13 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	}
 	wr := startWrites(ctx, t) // nil unless the target runs MySQL
 	r := Result{Scenario: sc.Name, Duration: sc.Duration.String(), VIP: t.VIP().String(), Started: time.Now().UTC(), Nodes: t.Nodes()}
+	var data DataWatch
+	if dg, ok := t.(DataGuard); ok {
+		if data, err = dg.GuardData(ctx); err != nil {
+			s.stop()
+			return Result{}, fmt.Errorf("drill %s: data guard: %w", sc.Name, err)
+		}
+	}
 	// Let the checkers see the steady state first.
 	sleep(ctx, time.Second)
 	r.OldOwner = ownerOf(ctx, t)
@@ -138,6 +145,10 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	sleep(ctx, time.Second)
 	r.EpochAfter = epochs(ctx, t)
 	r.FinalOwner = ownerOf(ctx, t)
+	if data != nil {
+		d := data.Check(ctx)
+		r.Data = &d
+	}
 	s.stop()
 	r.Transitions = s.transitions(60)
 	r.measure(s, ph)

@@ -82,6 +82,20 @@ func TestAgentExec(t *testing.T) {
 	}
 }
 
+func TestAgentReadFile(t *testing.T) {
+	v, dir := pipeVM(t)
+	f := filepath.Join(dir, "proc")
+	if err := os.WriteFile(f, []byte("version: 8.4.11\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := v.ReadFile(t.Context(), f); err != nil || string(b) != "version: 8.4.11\n" {
+		t.Fatalf("read = %q, %v", b, err)
+	}
+	if _, err := v.ReadFile(t.Context(), filepath.Join(dir, "none")); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("read of a missing file: %v", err)
+	}
+}
+
 func TestAgentExecTimeoutKillsGroup(t *testing.T) {
 	v, dir := pipeVM(t)
 	ctx := t.Context()

@@ -23,9 +23,13 @@ func TestGuestConfigPlans(t *testing.T) {
 	if err := os.WriteFile(hook, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 2 {
+	for i := range 4 {
+		o = Options{Binary: "x", Agent: "x", Etcd: "x", DRBD: i >= 2}
+		if err := o.defaults(); err != nil {
+			t.Fatal(err)
+		}
 		f := filepath.Join(t.TempDir(), "leasehold.yaml")
-		conf := strings.ReplaceAll(guestYAML("n1", i, o), "/etc/leasehold/resource.sh", hook)
+		conf := strings.ReplaceAll(guestYAML("n1", i%2, o), "/etc/leasehold/resource.sh", hook)
 		if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +37,13 @@ func TestGuestConfigPlans(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
+		if g, dc, err := p.DRBDGroup(DRBDResource); o.DRBD && (err != nil || g != "VI_1" || dc.Mount != DRBDMount || !dc.KillHolders) {
+			t.Errorf("node %d: DRBD plan %q %+v %v", i, g, dc, err)
+		} else if !o.DRBD && err == nil {
+			t.Errorf("node %d: a drbd section without Options.DRBD", i)
+		}
 		w := p.Watchdog
+		t.Logf("node %d (DRBD %v): ttl %v, demote budget %v, watchdog %v", i, o.DRBD, o.TTL, p.Quorum.DemoteBudget, w.Timeout)
 		if !w.Needed || w.Mode != fencing.WatchdogRequired || w.Timeout < time.Second || w.Timeout >= o.TTL {
 			t.Errorf("node %d: watchdog plan %+v: want needed, required, 1s <= timeout < ttl %v", i, w, o.TTL)
 		}

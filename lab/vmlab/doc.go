@@ -15,6 +15,14 @@
 // softdog as configured (fencing.watchdog), and logs to a 9p share that
 // the host reads.
 //
+// With Options.DRBD (two nodes) a third NIC per VM (eth2, its own
+// multicast segment, 10.67.0.0/24) carries only DRBD's replication link
+// for r0 on the persistent disks, with leasehold's fence-peer handlers;
+// CutReplication cuts it alone; the group's drbd section mounts ext4 on
+// /srv (drbd.go). DrillTarget then is a drill.DataGuard: per drill, both
+// nodes' roles sampled over 10×/s and a writer on the Primary whose
+// acknowledged records are checked afterwards (drbdguard.go).
+//
 // Checkers run on the host's end of the segment (lab/vm/wire): an ARP
 // probe for the VIP every 100 ms (two MACs answering one round is a split
 // brain) and a TCP client (SYN to VIP:80 every 20 ms; the answering MAC

@@ -15,7 +15,11 @@ var baseModules = []string{"softdog", "nfnetlink", "nf_tables", "drbd", "ip_vs"}
 // Options.ExtraModules not already in it.
 func (l *Lab) modules() []string {
 	out := slices.Clone(baseModules)
-	for _, m := range l.o.ExtraModules {
+	extra := l.o.ExtraModules
+	if l.o.DRBD {
+		extra = append([]string{"ext4"}, extra...)
+	}
+	for _, m := range extra {
 		if !slices.Contains(out, m) {
 			out = append(out, m)
 		}

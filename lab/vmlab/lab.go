@@ -53,7 +53,7 @@ type Options struct {
 	Keep bool
 	// Nodes is the number of VMs (default 2).
 	Nodes int
-	// TTL is the lease TTL (default 3 s: the watchdog's whole-second
+	// TTL is the lease TTL (default 3 s, 4 s with DRBD: the watchdog's whole-second
 	// timeout must fit inside it with the drift, margin and demotion
 	// budget, see fencing.watchdog).
 	TTL time.Duration
@@ -65,7 +65,6 @@ type Options struct {
 	CacheDir string
 	// MemMiB per VM (default 256).
 	MemMiB int
-	Log    *slog.Logger
 	// ExtraYAML is appended to every guest's configuration (top-level
 	// keys, e.g. lvs_mode and virtual_server for an LVS director pair).
 	ExtraYAML string
@@ -73,6 +72,12 @@ type Options struct {
 	// IPVS schedulers ip_vs_rr, ip_vs_wrr; they must be in the image, see
 	// image.DefaultModules).
 	ExtraModules []string
+	// DRBD gives the lab a DRBD resource (two nodes only): a third NIC
+	// per VM on a segment of its own for the replication link, r0 on the
+	// persistent disks with leasehold's fence-peer handlers, and a drbd
+	// section (ext4 on /srv) in the group. See drbd.go.
+	DRBD bool
+	Log  *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -87,6 +92,9 @@ func (o *Options) defaults() error {
 	}
 	if o.TTL == 0 {
 		o.TTL = 3 * time.Second
+		if o.DRBD {
+			o.TTL = 4 * time.Second // room for a demotion that unmounts (config.go)
+		}
 	}
 	switch o.Watchdog {
 	case "":
@@ -94,6 +102,9 @@ func (o *Options) defaults() error {
 	case "required", "auto", "off":
 	default:
 		return fmt.Errorf("vmlab: watchdog %q: want required, auto or off", o.Watchdog)
+	}
+	if o.DRBD && o.Nodes != 2 {
+		return fmt.Errorf("vmlab: DRBD with %d nodes: DRBD 8.4 replicates between two", o.Nodes)
 	}
 	if o.MemMiB == 0 {
 		o.MemMiB = 256
@@ -106,9 +117,10 @@ func (o *Options) defaults() error {
 
 // node is one VM and the daemon in it.
 type node struct {
-	name string
-	cfg  vm.Config
-	mac  string
+	name  string
+	index int
+	cfg   vm.Config
+	mac   string
 
 	// Guarded by Lab.mu.
 	vm       *vm.VM
@@ -124,6 +136,7 @@ type Lab struct {
 	o     Options
 	img   image.Image
 	mcast string
+	repl  string // the replication segment's multicast group (Options.DRBD)
 	seg   *wire.Segment
 	tb    netlab.Timebase
 
@@ -150,7 +163,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	} else if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Lab{o: o, tb: netlab.NewTimebase(), mcast: vm.NewMcastGroup()}
+	l := &Lab{o: o, tb: netlab.NewTimebase(), mcast: vm.NewMcastGroup(), repl: vm.NewMcastGroup()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -191,6 +204,16 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.DRBD {
+		if err := l.initDRBD(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range l.nodes {
+		if err := l.startDaemon(ctx, n); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.WaitSteady(ctx, 90*time.Second); err != nil {
 		return nil, err
@@ -275,7 +298,10 @@ func (l *Lab) newNode(i int) (*node, error) {
 			{ID: "quorum", MAC: fmt.Sprintf("52:54:00:67:00:%02x", i+1), User: &vm.UserNet{GuestFwd: []vm.GuestFwd{{Addr: etcdGuestAddr, Cmd: relay}}}},
 		},
 	}
-	return &node{name: name, cfg: c, mac: mac}, nil
+	if l.o.DRBD {
+		c.NICs = append(c.NICs, vm.NIC{ID: "drbd", MAC: fmt.Sprintf("52:54:00:68:00:%02x", i+1), Mcast: l.repl})
+	}
+	return &node{name: name, index: i, cfg: c, mac: mac}, nil
 }
 
 // nodeAddr is node i's address on the segment.
@@ -295,7 +321,8 @@ echo ok > /var/www/index.html
 httpd -p 80 -h /var/www
 `
 
-// boot starts n's VM, prepares it and starts its daemon.
+// boot starts n's VM and prepares it (with DRBD: r0 up); the caller
+// starts the daemon.
 func (l *Lab) boot(ctx context.Context, n *node) error {
 	v, err := vm.Start(ctx, n.cfg)
 	if err != nil {
@@ -311,11 +338,16 @@ func (l *Lab) boot(ctx context.Context, n *node) error {
 	l.mu.Lock()
 	n.boots = append(n.boots, v.BootTime())
 	n.bootedAt = time.Now()
+	first := len(n.boots) == 1
 	l.mu.Unlock()
-	if out, rc, err := v.Exec(ctx, setupScript, 30*time.Second); err != nil || rc != 0 {
+	setup := setupScript
+	if l.o.DRBD {
+		setup += l.drbdSetup(n.index, first)
+	}
+	if out, rc, err := v.Exec(ctx, setup, 60*time.Second); err != nil || rc != 0 {
 		return fmt.Errorf("vmlab: %s: setup (rc %d): %v: %s", n.name, rc, err, out)
 	}
-	return l.startDaemon(ctx, n)
+	return nil
 }
 
 // watch records a VM that ends without the lab switching it off: with

@@ -181,6 +181,9 @@ func (l *Lab) Restart(ctx context.Context, name string) error {
 		if err := l.boot(ctx, n); err != nil {
 			return err
 		}
+		if err := l.startDaemon(ctx, n); err != nil {
+			return err
+		}
 	default:
 		if st, _ := l.Status(ctx, name); !st.Running {
 			if err := l.startDaemon(ctx, n); err != nil {

@@ -205,13 +205,11 @@ func (b *Backend) Inspect(ctx context.Context, group string) (quorum.Holder, boo
 
 // List reads every held group, sorted by name.
 func (b *Backend) List(ctx context.Context) ([]quorum.Holder, error) {
-	cli, err := b.client()
+	cli, rctx, cancel, err := b.request(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := b.reqCtx(ctx)
 	defer cancel()
-	b.count()
 	resp, err := cli.Get(rctx, b.groupsPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("etcd: list: %w", err)
@@ -245,21 +243,29 @@ type historyJob struct {
 	entry historyEntry
 }
 
-// History returns the last grants of a group, oldest first.
-func (b *Backend) History(ctx context.Context, group string) ([]quorum.Holder, error) {
+// get reads key (opts: a prefix...) of a group in one request; what names
+// the read in errors.
+func (b *Backend) get(ctx context.Context, what, group, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	if err := checkGroup(group); err != nil {
 		return nil, err
 	}
-	cli, err := b.client()
+	cli, rctx, cancel, err := b.request(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := b.reqCtx(ctx)
 	defer cancel()
-	b.count()
-	resp, err := cli.Get(rctx, b.historyKey(group))
+	resp, err := cli.Get(rctx, key, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: history %q: %w", group, err)
+		return nil, fmt.Errorf("etcd: %s %q: %w", what, group, err)
+	}
+	return resp, nil
+}
+
+// History returns the last grants of a group, oldest first.
+func (b *Backend) History(ctx context.Context, group string) ([]quorum.Holder, error) {
+	resp, err := b.get(ctx, "history", group, b.historyKey(group))
+	if err != nil {
+		return nil, err
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, nil
@@ -564,4 +570,85 @@ func (b *Backend) event(ev *clientv3.Event) quorum.Event {
 	}
 	h := b.holder(ev.Kv)
 	return quorum.Event{Type: quorum.EventPut, Group: h.Group, Holder: h, Epoch: h.Epoch, At: now}
+}
+
+// marksPrefix holds the outdated marks: <prefix>outdated/<group>/<node>.
+func (b *Backend) marksPrefix(group string) string { return b.cfg.Prefix + "outdated/" + group + "/" }
+
+// request starts one request: the client, a context bounded by
+// RequestTimeout (cancel it) and the count.
+func (b *Backend) request(ctx context.Context) (*clientv3.Client, context.Context, context.CancelFunc, error) {
+	cli, err := b.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rctx, cancel := b.reqCtx(ctx)
+	b.count()
+	return cli, rctx, cancel, nil
+}
+
+// txn runs op in one request, if cmp holds (nil: always).
+func (b *Backend) txn(ctx context.Context, cmp *clientv3.Cmp, op clientv3.Op) (*clientv3.TxnResponse, error) {
+	cli, rctx, cancel, err := b.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	t := cli.Txn(rctx)
+	if cmp != nil {
+		t = t.If(*cmp)
+	}
+	return t.Then(op).Commit()
+}
+
+// MarkOutdated writes m under <prefix>outdated/<group>/<node> in one
+// transaction with the check that the group's key was created at m.Epoch.
+// The mark has no lease: it outlives the recorder's session.
+func (b *Backend) MarkOutdated(ctx context.Context, m quorum.Mark) error {
+	if err := quorum.CheckMark(m); err != nil {
+		return err
+	}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("etcd: encode mark: %w", err)
+	}
+	cmp := clientv3.Compare(clientv3.CreateRevision(b.groupKey(m.Group)), "=", int64(m.Epoch))
+	resp, err := b.txn(ctx, &cmp, clientv3.OpPut(b.marksPrefix(m.Group)+m.Node, string(val)))
+	if err != nil {
+		return fmt.Errorf("etcd: mark %s outdated in %q: %w", m.Node, m.Group, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("etcd: mark %s outdated in %q at epoch %d: %w", m.Node, m.Group, m.Epoch, quorum.ErrNotOwner)
+	}
+	return nil
+}
+
+// Outdated reads the group's marks, sorted by node. A value that does not
+// parse is an error (a mark that cannot be read must not count as none).
+func (b *Backend) Outdated(ctx context.Context, group string) ([]quorum.Mark, error) {
+	resp, err := b.get(ctx, "outdated marks of", group, b.marksPrefix(group), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]quorum.Mark, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var m quorum.Mark
+		if err := json.Unmarshal(kv.Value, &m); err != nil {
+			return nil, fmt.Errorf("etcd: outdated mark %s: bad value: %w", kv.Key, err)
+		}
+		m.Group, m.Node = group, strings.TrimPrefix(string(kv.Key), b.marksPrefix(group))
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ClearOutdated deletes node's mark in group.
+func (b *Backend) ClearOutdated(ctx context.Context, group, node string) error {
+	if err := quorum.CheckMarkNames(group, node); err != nil {
+		return err
+	}
+	if _, err := b.txn(ctx, nil, clientv3.OpDelete(b.marksPrefix(group)+node)); err != nil {
+		return fmt.Errorf("etcd: clear the outdated mark of %s in %q: %w", node, group, err)
+	}
+	return nil
 }

@@ -4,6 +4,9 @@
 //
 //	<prefix>groups/<group>   JSON quorum.Record, attached to the holder's lease
 //	<prefix>history/<group>  JSON list of the last grants, oldest first
+//	<prefix>outdated/<group>/<node>  JSON quorum.Mark, no lease; written in a
+//	                         transaction comparing the group key's create
+//	                         revision with the mark's epoch
 //
 // Guarantees: one etcd lease per session, renewed by our own timer with
 // KeepAliveOnce (quorum.Renewer), so renewal traffic does not grow with the

@@ -29,6 +29,7 @@ func RunContract(t *testing.T, newCluster func(t *testing.T) Cluster) {
 	t.Run("LeaderKilled", func(t *testing.T) { testLeaderKilled(t, newCluster(t)) })
 	t.Run("QuorumDown", func(t *testing.T) { testQuorumDown(t, newCluster(t)) })
 	t.Run("BadValues", func(t *testing.T) { testBadValues(t, newCluster(t)) })
+	t.Run("OutdatedMarks", func(t *testing.T) { testOutdatedMarks(t, newCluster(t)) })
 }
 
 // Options returns the contract's lease options for node: proportioned to the
@@ -792,5 +793,101 @@ func testBadValues(t *testing.T, c Cluster) {
 	// A good grant still works next to the bad values.
 	if _, err := s.Acquire(ctx, "bad-neighbour", 100); err != nil {
 		t.Errorf("acquire a free group beside bad values: %v", err)
+	}
+}
+
+// testOutdatedMarks: a mark is written only under the group's current
+// epoch, is read by any client, outlives the recorder's session, stays out
+// of the groups' listing and is gone once cleared.
+func testOutdatedMarks(t *testing.T, c Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	holder, other := newContender(t, c, "mark-a"), newContender(t, c, "mark-b")
+	s, err := holder.session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Acquire(ctx, "fence", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := other.b.Outdated(ctx, "fence"); err != nil || len(ms) != 0 {
+		t.Fatalf("outdated before any mark = %+v, %v; want none", ms, err)
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	want := quorum.Mark{Group: "fence", Node: "mark-b", Epoch: g.Epoch, By: "mark-a", At: at}
+	// The handler runs apart from the daemon: any client may write the mark
+	// as long as the epoch is the group's.
+	if err := other.b.MarkOutdated(ctx, want); err != nil {
+		t.Fatalf("mark under the holder's epoch: %v", err)
+	}
+	for _, bad := range []quorum.Mark{
+		{Group: "fence", Node: "mark-c", Epoch: g.Epoch + 1, By: "mark-a"},
+		{Group: "free", Node: "mark-c", Epoch: g.Epoch, By: "mark-a"},
+	} {
+		if err := holder.b.MarkOutdated(ctx, bad); !errors.Is(err, quorum.ErrNotOwner) {
+			t.Errorf("mark %+v: %v, want ErrNotOwner", bad, err)
+		}
+	}
+	for _, bad := range []quorum.Mark{{Group: "fence", Node: "a/b", Epoch: g.Epoch}, {Group: "", Node: "x", Epoch: g.Epoch}, {Group: "fence", Node: "x"}} {
+		if err := holder.b.MarkOutdated(ctx, bad); err == nil {
+			t.Errorf("mark %+v accepted", bad)
+		}
+	}
+	check := func(when string, want ...quorum.Mark) {
+		t.Helper()
+		got, err := holder.b.Outdated(ctx, "fence")
+		if err != nil {
+			t.Fatalf("%s: outdated: %v", when, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: marks %+v, want %+v", when, got, want)
+		}
+		for i := range got {
+			if got[i].Group != want[i].Group || got[i].Node != want[i].Node || got[i].Epoch != want[i].Epoch ||
+				got[i].By != want[i].By || !got[i].At.Equal(want[i].At) {
+				t.Errorf("%s: mark %d = %+v, want %+v", when, i, got[i], want[i])
+			}
+		}
+	}
+	check("after marking", want)
+	again := want
+	again.By = "mark-a-again"
+	if err := holder.b.MarkOutdated(ctx, again); err != nil {
+		t.Fatalf("mark again: %v", err)
+	}
+	check("after marking again (replaced)", again)
+	list, err := holder.b.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Group != "fence" {
+		t.Errorf("list with a mark = %+v, want only the group fence", list)
+	}
+	// The recorder's session ends: its grant goes, the mark stays; the old
+	// epoch marks no more.
+	holder.stop() // closes the session: its keys are revoked
+	for {
+		if _, held, err := other.b.Inspect(ctx, "fence"); err == nil && !held {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the closed session's group is still held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	check("after the recorder's session closed", again)
+	if err := other.b.MarkOutdated(ctx, quorum.Mark{Group: "fence", Node: "mark-a", Epoch: g.Epoch, By: "mark-b"}); !errors.Is(err, quorum.ErrNotOwner) {
+		t.Errorf("mark under a released epoch: %v, want ErrNotOwner", err)
+	}
+	if err := other.b.ClearOutdated(ctx, "fence", "mark-b"); err != nil {
+		t.Fatalf("clear: %v", err)
+	}
+	check("after clearing")
+	if err := other.b.ClearOutdated(ctx, "fence", "mark-b"); err != nil {
+		t.Errorf("clear an absent mark: %v", err)
+	}
+	if err := other.b.ClearOutdated(ctx, "fence", ""); err == nil {
+		t.Error("clear with no node accepted")
 	}
 }

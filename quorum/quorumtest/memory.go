@@ -67,6 +67,7 @@ type Memory struct {
 	keys     map[string]*memKey
 	leases   map[uint64]*memLease
 	history  map[string][]quorum.Holder
+	marks    map[string]map[string]quorum.Mark // group → node → mark
 	watchers map[*memWatch]struct{}
 	cut      map[string]chan struct{} // partitioned nodes: closed on Heal
 	members  [3]bool                  // up
@@ -109,6 +110,7 @@ func NewMemory(minTTL time.Duration) *Memory {
 		keys:          map[string]*memKey{},
 		leases:        map[uint64]*memLease{},
 		history:       map[string][]quorum.Holder{},
+		marks:         map[string]map[string]quorum.Mark{},
 		watchers:      map[*memWatch]struct{}{},
 		cut:           map[string]chan struct{}{},
 		members:       [3]bool{true, true, true},
@@ -579,6 +581,47 @@ func (c *memClient) History(ctx context.Context, group string) ([]quorum.Holder,
 		return nil
 	})
 	return out, err
+}
+
+// MarkOutdated records m while the group's key carries m.Epoch.
+func (c *memClient) MarkOutdated(ctx context.Context, mk quorum.Mark) error {
+	if err := quorum.CheckMark(mk); err != nil {
+		return err
+	}
+	return c.do(ctx, "mark outdated", func(m *Memory) error {
+		if k := m.keys[mk.Group]; k == nil || k.epoch != mk.Epoch {
+			return fmt.Errorf("memory quorum: mark %s outdated in %s at epoch %d: %w", mk.Node, mk.Group, mk.Epoch, quorum.ErrNotOwner)
+		}
+		if m.marks[mk.Group] == nil {
+			m.marks[mk.Group] = map[string]quorum.Mark{}
+		}
+		m.marks[mk.Group][mk.Node] = mk
+		return nil
+	})
+}
+
+// Outdated returns the group's marks sorted by node.
+func (c *memClient) Outdated(ctx context.Context, group string) ([]quorum.Mark, error) {
+	var out []quorum.Mark
+	err := c.do(ctx, "outdated", func(m *Memory) error {
+		for _, mk := range m.marks[group] {
+			out = append(out, mk)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, err
+}
+
+// ClearOutdated removes node's mark in group.
+func (c *memClient) ClearOutdated(ctx context.Context, group, node string) error {
+	if err := quorum.CheckMarkNames(group, node); err != nil {
+		return err
+	}
+	return c.do(ctx, "clear outdated", func(m *Memory) error {
+		delete(m.marks[group], node)
+		return nil
+	})
 }
 
 // Watch registers at once, so no change after it returns is missed.

@@ -277,6 +277,39 @@ func (b *Backend) History(ctx context.Context, group string) ([]quorum.Holder, e
 	return resp.Holders, err
 }
 
+// MarkOutdated records m; the leader applies it only while the group's key
+// carries m.Epoch. A retried mark is harmless (the same mark again).
+func (b *Backend) MarkOutdated(ctx context.Context, m quorum.Mark) error {
+	if err := quorum.CheckMark(m); err != nil {
+		return err
+	}
+	_, err := b.call(ctx, "mark", wireRequest{Mark: &m})
+	if err != nil {
+		return fmt.Errorf("raft: mark %s outdated in %q: %w", m.Node, m.Group, err)
+	}
+	return nil
+}
+
+// Outdated reads the group's marks, sorted by node.
+func (b *Backend) Outdated(ctx context.Context, group string) ([]quorum.Mark, error) {
+	resp, err := b.call(ctx, "outdated", wireRequest{Group: group})
+	if err != nil {
+		return nil, fmt.Errorf("raft: outdated marks of %q: %w", group, err)
+	}
+	return resp.Marks, nil
+}
+
+// ClearOutdated removes node's mark in group.
+func (b *Backend) ClearOutdated(ctx context.Context, group, node string) error {
+	if err := quorum.CheckMarkNames(group, node); err != nil {
+		return err
+	}
+	if _, err := b.call(ctx, "unmark", wireRequest{Mark: &quorum.Mark{Group: group, Node: node}}); err != nil {
+		return fmt.Errorf("raft: clear the outdated mark of %s in %q: %w", node, group, err)
+	}
+	return nil
+}
+
 // Session is one node's lease at the raft group.
 type Session struct {
 	*quorum.Renewer

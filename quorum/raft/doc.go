@@ -28,7 +28,10 @@
 //     with the full TTL: a leader change only ever lengthens leases. Hence
 //     the quorum never expires a lease before send time of its last
 //     acknowledged renewal + TTL, which is after the holder's local deadline.
-//   - Reads (Inspect, List, History) and watches are served by a leader that
+//   - Outdated marks (MarkOutdated) are replicated commands the FSM applies
+//     only while the group's key carries the mark's epoch; they belong to
+//     no session and are in the snapshot.
+//   - Reads (Inspect, List, History, Outdated) and watches are served by a leader that
 //     applied its barrier; reads also confirm leadership with VerifyLeader.
 //     A watch stream starts with an atomic snapshot; when a stream breaks
 //     (leader change, slow consumer) the Backend reconnects and reports the

@@ -22,7 +22,9 @@ const (
 	opRelease = "release"
 	opClose   = "close"
 	opExpire  = "expire"
-	opRaw     = "raw" // test-only: a value written as another tool would
+	opMark    = "mark"   // an outdated mark, only under the group's epoch
+	opUnmark  = "unmark" // clear an outdated mark
+	opRaw     = "raw"    // test-only: a value written as another tool would
 )
 
 // maxHistory bounds the history kept per group whatever a client asks.
@@ -44,6 +46,8 @@ type command struct {
 	Epoch      uint64 `json:"epoch,omitempty"`
 	HistoryLen int    `json:"history_len,omitempty"`
 	Raw        []byte `json:"raw,omitempty"`
+	// Mark is mark's mark; unmark's Group and Node.
+	Mark *quorum.Mark `json:"mark,omitempty"`
 }
 
 // applyResult is what FSM.Apply returns to the leader's Apply future.
@@ -75,6 +79,9 @@ type state struct {
 	Sessions map[string]*session `json:"sessions"`
 	Keys     map[string]*key     `json:"keys"`
 	History  map[string][]key    `json:"history"`
+	// Marks are the outdated marks: group → node → mark (absent in
+	// snapshots taken before marks existed).
+	Marks map[string]map[string]quorum.Mark `json:"marks,omitempty"`
 }
 
 // watcher is one subscriber to FSM events.
@@ -101,7 +108,8 @@ func newFSM() *fsm {
 }
 
 func emptyState() state {
-	return state{Sessions: map[string]*session{}, Keys: map[string]*key{}, History: map[string][]key{}}
+	return state{Sessions: map[string]*session{}, Keys: map[string]*key{}, History: map[string][]key{},
+		Marks: map[string]map[string]quorum.Mark{}}
 }
 
 var _ hraft.FSM = (*fsm)(nil)
@@ -214,6 +222,30 @@ func (f *fsm) applyLocked(index uint64, c command) (res applyResult, events []qu
 			delete(f.st.Keys, g)
 		}
 		return applyResult{Session: s.ID}, events, nil, s.ID
+	case opMark:
+		m := c.Mark
+		if m == nil {
+			return applyResult{Err: fmt.Errorf("%w: mark without a mark", errBadRequest)}, nil, nil, ""
+		}
+		if k, ok := f.st.Keys[m.Group]; !ok || k.Epoch != m.Epoch {
+			return applyResult{Err: fmt.Errorf("%w: mark %s outdated in %s at epoch %d", quorum.ErrNotOwner, m.Node, m.Group, m.Epoch)}, nil, nil, ""
+		}
+		if f.st.Marks[m.Group] == nil {
+			f.st.Marks[m.Group] = map[string]quorum.Mark{}
+		}
+		f.st.Marks[m.Group][m.Node] = *m
+		return applyResult{Epoch: m.Epoch}, nil, nil, ""
+	case opUnmark:
+		if c.Mark == nil {
+			return applyResult{Err: fmt.Errorf("%w: unmark without a mark", errBadRequest)}, nil, nil, ""
+		}
+		if g := f.st.Marks[c.Mark.Group]; g != nil {
+			delete(g, c.Mark.Node)
+			if len(g) == 0 {
+				delete(f.st.Marks, c.Mark.Group)
+			}
+		}
+		return applyResult{}, nil, nil, ""
 	case opRaw:
 		k := &key{Value: append([]byte(nil), c.Raw...), Epoch: index}
 		f.st.Keys[c.Group] = k
@@ -329,6 +361,18 @@ func (f *fsm) history(group string) []quorum.Holder {
 	return out
 }
 
+// marks reads the group's outdated marks, sorted by node.
+func (f *fsm) marks(group string) []quorum.Mark {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]quorum.Mark, 0, len(f.st.Marks[group]))
+	for _, m := range f.st.Marks[group] {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
 // sessions lists the live sessions (for the leader's timers).
 func (f *fsm) sessions() []session {
 	f.mu.RLock()
@@ -374,6 +418,9 @@ func fillState(st state) state {
 	}
 	if st.History == nil {
 		st.History = map[string][]key{}
+	}
+	if st.Marks == nil {
+		st.Marks = map[string]map[string]quorum.Mark{}
 	}
 	return st
 }

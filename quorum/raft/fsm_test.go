@@ -86,7 +86,13 @@ func TestFSMHistorySnapshot(t *testing.T) {
 			t.Fatal(res.Err)
 		}
 	}
-	l.apply(t, command{Op: opAcquire, Session: s, Group: "h", Priority: 7, HistoryLen: 3})
+	hg := l.apply(t, command{Op: opAcquire, Session: s, Group: "h", Priority: 7, HistoryLen: 3})
+	if res := l.apply(t, command{Op: opMark, Mark: &quorum.Mark{Group: "h", Node: "b", Epoch: hg.Epoch, By: "a"}}); res.Err != nil {
+		t.Fatalf("mark: %v", res.Err)
+	}
+	if res := l.apply(t, command{Op: opMark, Mark: &quorum.Mark{Group: "g", Node: "b", Epoch: epochs[3]}}); !errors.Is(res.Err, quorum.ErrNotOwner) {
+		t.Fatalf("mark under a released epoch: %v", res.Err)
+	}
 	l.apply(t, command{Op: opRaw, Group: "raw", Raw: []byte("\xffnot a record" + strings.Repeat("x", 100))})
 	h := f.history("g")
 	if len(h) != 3 || h[0].Epoch != epochs[1] || h[2].Epoch != epochs[3] || h[2].Priority != 3 || h[0].Addr != "10.0.0.1" {
@@ -116,6 +122,24 @@ func TestFSMHistorySnapshot(t *testing.T) {
 	}
 	if len(g.history("g")) != 3 || len(g.sessions()) != 1 {
 		t.Fatal("history or sessions not restored")
+	}
+	if m := g.marks("h"); len(m) != 1 || m[0].Node != "b" || m[0].Epoch != hg.Epoch || m[0].By != "a" {
+		t.Fatalf("marks not restored: %+v", m)
+	}
+	// A snapshot from before marks existed restores with none.
+	old := newFSM()
+	if err := old.Restore(io.NopCloser(strings.NewReader(`{"sessions":{},"keys":{},"history":{}}`))); err != nil {
+		t.Fatal(err)
+	}
+	ol := &fsmLog{f: old, index: 10}
+	os := ol.apply(t, command{Op: opOpen, Node: "a", TTL: time.Second}).Session
+	og := ol.apply(t, command{Op: opAcquire, Session: os, Group: "g"})
+	if res := ol.apply(t, command{Op: opMark, Mark: &quorum.Mark{Group: "g", Node: "b", Epoch: og.Epoch}}); res.Err != nil {
+		t.Fatalf("mark after restoring an old snapshot: %v", res.Err)
+	}
+	ol.apply(t, command{Op: opUnmark, Mark: &quorum.Mark{Group: "g", Node: "b"}})
+	if m := old.marks("g"); len(m) != 0 {
+		t.Fatalf("unmark left %+v", m)
 	}
 }
 

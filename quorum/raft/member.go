@@ -17,8 +17,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
+
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/leasehold/leasehold/quorum"
 )
 
 // Member is one raft voter: it replicates the lease state, runs the expiry
@@ -454,6 +456,32 @@ func (m *Member) handler() http.Handler {
 			return wireResponse{}, err
 		}
 		return wireResponse{Holders: m.fsm.history(req.Group)}, nil
+	})
+	op("mark", func(ctx context.Context, req wireRequest) (wireResponse, error) {
+		if req.Mark == nil {
+			return wireResponse{}, fmt.Errorf("%w: mark must be set", errBadRequest)
+		}
+		if err := quorum.CheckMark(*req.Mark); err != nil {
+			return wireResponse{}, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		_, err := m.apply(ctx, command{Op: opMark, Mark: req.Mark})
+		return wireResponse{}, err
+	})
+	op("unmark", func(ctx context.Context, req wireRequest) (wireResponse, error) {
+		if req.Mark == nil || req.Mark.Group == "" || req.Mark.Node == "" {
+			return wireResponse{}, fmt.Errorf("%w: the mark's group and node must be set", errBadRequest)
+		}
+		_, err := m.apply(ctx, command{Op: opUnmark, Mark: &quorum.Mark{Group: req.Mark.Group, Node: req.Mark.Node}})
+		return wireResponse{}, err
+	})
+	op("outdated", func(ctx context.Context, req wireRequest) (wireResponse, error) {
+		if req.Group == "" {
+			return wireResponse{}, fmt.Errorf("%w: group must be set", errBadRequest)
+		}
+		if err := m.readable(); err != nil {
+			return wireResponse{}, err
+		}
+		return wireResponse{Marks: m.fsm.marks(req.Group)}, nil
 	})
 	mux.HandleFunc("GET /v1/watch", m.serveWatch)
 	return mux

@@ -33,6 +33,9 @@ type wireRequest struct {
 	AcquiredAt time.Time     `json:"acquired_at,omitzero"`
 	Epoch      uint64        `json:"epoch,omitempty"`
 	HistoryLen int           `json:"history_len,omitempty"`
+	// Mark is an outdated mark to record (mark) or clear (unmark: Group and
+	// Node).
+	Mark *quorum.Mark `json:"mark,omitempty"`
 	// Timeout is the client's remaining request budget; the member bounds
 	// its raft apply by it.
 	Timeout time.Duration `json:"timeout,omitempty"`
@@ -46,6 +49,7 @@ type wireResponse struct {
 	Epoch   uint64          `json:"epoch,omitempty"`
 	TTL     time.Duration   `json:"ttl,omitempty"`
 	Holders []quorum.Holder `json:"holders,omitempty"`
+	Marks   []quorum.Mark   `json:"marks,omitempty"`
 }
 
 const (

@@ -15,13 +15,15 @@ type PromoteInput struct {
 // why (or why not) in a reason fit for logs and status. It only allows
 // data that is known to be the newest: the local disk UpToDate, or
 // Consistent while the peer is known Outdated; never a disk the quorum
-// marks outdated, never beside a Primary peer.
+// marks outdated (unless connected and in sync with the peer: the resync
+// is done and the mark is stale, see StaleMark), never beside a Primary
+// peer.
 func MayPromote(in PromoteInput) (ok bool, reason string) {
 	s := in.State
 	switch {
 	case !s.Configured():
 		return false, fmt.Sprintf("minor %d is not configured (drbdadm up)", s.Minor)
-	case in.OutdatedAtQuorum:
+	case in.OutdatedAtQuorum && !StaleMark(s):
 		return false, fmt.Sprintf("this node's disk is marked outdated at the quorum (the peer went on writing while it was cut off); resync from the peer first (%s)", s)
 	case s.PeerRole == Primary:
 		return false, fmt.Sprintf("the peer is Primary (DRBD allows one Primary): it must demote first (%s)", s)
@@ -43,6 +45,14 @@ func MayPromote(in PromoteInput) (ok bool, reason string) {
 	default:
 		return false, fmt.Sprintf("no usable local disk (%s) (%s)", s.Disk, s)
 	}
+}
+
+// StaleMark says whether an outdated mark at the quorum no longer
+// describes the disk: DRBD is connected to the peer with both disks
+// UpToDate (a resync finished; the after-resync-target handler may not
+// have run).
+func StaleMark(s State) bool {
+	return s.Conn == Connected && s.Disk == UpToDate && s.PeerDisk == UpToDate
 }
 
 // DemoteNeeds is what a demotion has to do, from the observed state.
@@ -75,19 +85,20 @@ func NeedsForDemote(s State, known, mounted bool) DemoteNeeds {
 	}
 }
 
-// Exit codes of a DRBD fence-peer handler (drbd.conf(5), handlers).
+// Exit codes of a DRBD fence-peer handler (drbd.conf(5), handlers; what
+// DRBD 8.4's conn_try_outdate_peer does with each).
 const (
-	FencePeerAlreadyOutdated = 3 // the peer's disk is already Outdated (or worse)
-	FencePeerOutdated        = 4 // the peer was outdated by us
-	FencePeerUnreachable     = 5 // the peer is unreachable, assumed dead
-	FenceOutdateYourself     = 6 // the peer is (or may be) the active side: outdate yourself
-	FencePeerStonithed       = 7 // the peer was reset (STONITH)
+	FencePeerInconsistent = 3 // the peer's disk is Inconsistent or worse (DRBD sets pdsk Inconsistent)
+	FencePeerOutdated     = 4 // the peer was outdated, or already was (pdsk Outdated)
+	FencePeerUnreachable  = 5 // the peer is unreachable, assumed dead (pdsk Outdated if the local disk is UpToDate)
+	FenceOutdateYourself  = 6 // the peer is (or may be) the active side: DRBD outdates the local disk
+	FencePeerStonithed    = 7 // the peer was reset (STONITH; pdsk Outdated)
 )
 
 // FenceQuery is what the fence-peer decision knows when DRBD calls its
 // handler (the replication link is gone; the quorum may still be there).
 type FenceQuery struct {
-	// QuorumReachable: the group's lease could be read at the quorum.
+	// QuorumReachable: the group's lease and marks could be read.
 	QuorumReachable bool
 	// Holder is the node holding the group's lease ("" none).
 	Holder string
@@ -95,14 +106,17 @@ type FenceQuery struct {
 	Self, Peer string
 	// SelfOutdated: the quorum marks this node's disk outdated.
 	SelfOutdated bool
-	// PeerOutdated: the peer's disk is already Outdated or Inconsistent
-	// (DRBD says so, or the quorum holds its outdated mark).
-	PeerOutdated bool
+	// PeerMarked: the quorum already holds the peer's outdated mark.
+	PeerMarked bool
+	// PeerInconsistent: DRBD says the peer's disk is Inconsistent or
+	// worse (it cannot promote on its own data).
+	PeerInconsistent bool
 	// PeerReset: the peer lost the lease and its watchdog's deadline has
 	// passed: it has reset (the lease's STONITH).
 	PeerReset bool
-	// PeerSession: the peer has a live session at the quorum.
-	PeerSession bool
+	// PeerGone: the peer is known to have no session at the quorum
+	// (unknown counts as alive).
+	PeerGone bool
 }
 
 // FenceDecision is a fence-peer handler's answer.
@@ -133,12 +147,14 @@ func FencePeer(q FenceQuery) FenceDecision {
 		return six(fmt.Sprintf("%s holds the lease, not this node (%s)", q.Holder, q.Self))
 	case q.SelfOutdated:
 		return six("this node holds the lease but the quorum marks its disk outdated")
-	case q.PeerOutdated:
-		return FenceDecision{Code: FencePeerAlreadyOutdated, Reason: fmt.Sprintf("lease held; the peer %s is already outdated", q.Peer)}
+	case q.PeerMarked:
+		return FenceDecision{Code: FencePeerOutdated, Reason: fmt.Sprintf("lease held; the peer %s is already marked outdated at the quorum", q.Peer)}
+	case q.PeerInconsistent:
+		return FenceDecision{Code: FencePeerInconsistent, Reason: fmt.Sprintf("lease held; the peer %s's disk is Inconsistent (it cannot promote on it)", q.Peer)}
 	case q.PeerReset:
 		return FenceDecision{Code: FencePeerStonithed, MarkPeer: true,
 			Reason: fmt.Sprintf("lease held; the peer %s lost its lease and its watchdog has reset it", q.Peer)}
-	case !q.PeerSession:
+	case q.PeerGone:
 		return FenceDecision{Code: FencePeerUnreachable, MarkPeer: true,
 			Reason: fmt.Sprintf("lease held; the peer %s has no session at the quorum (unreachable, assumed dead)", q.Peer)}
 	default:

@@ -32,8 +32,13 @@ func TestMayPromote(t *testing.T) {
 		{"zero state", PromoteInput{}, false, "not configured"},
 		{"marked at the quorum", PromoteInput{State: st(WFConnection, Secondary, RoleUnknown, UpToDate, DUnknown), OutdatedAtQuorum: true},
 			false, "marked outdated at the quorum"},
-		{"marked, even if primary", PromoteInput{State: st(Connected, Primary, Secondary, UpToDate, UpToDate), OutdatedAtQuorum: true},
+		{"marked, even if primary", PromoteInput{State: st(WFConnection, Primary, RoleUnknown, UpToDate, DUnknown), OutdatedAtQuorum: true},
 			false, "marked outdated at the quorum"},
+		{"marked, connected but the peer Outdated", PromoteInput{State: st(Connected, Secondary, Secondary, UpToDate, Outdated), OutdatedAtQuorum: true},
+			false, "marked outdated at the quorum"},
+		// Connected and in sync: the resync is done, the mark is stale.
+		{"marked, connected and in sync", PromoteInput{State: st(Connected, Secondary, Secondary, UpToDate, UpToDate), OutdatedAtQuorum: true},
+			true, "UpToDate"},
 	} {
 		ok, reason := MayPromote(tc.in)
 		if ok != tc.ok || !strings.Contains(reason, tc.reason) {
@@ -65,7 +70,7 @@ func TestNeedsForDemote(t *testing.T) {
 }
 
 func TestFencePeerEveryCode(t *testing.T) {
-	held := FenceQuery{QuorumReachable: true, Holder: "a", Self: "a", Peer: "b", PeerSession: true}
+	held := FenceQuery{QuorumReachable: true, Holder: "a", Self: "a", Peer: "b"}
 	with := func(f func(*FenceQuery)) FenceQuery { q := held; f(&q); return q }
 	for _, tc := range []struct {
 		name   string
@@ -75,16 +80,17 @@ func TestFencePeerEveryCode(t *testing.T) {
 		reason string
 	}{
 		{"holder, peer alive", held, FencePeerOutdated, true, "marked outdated at the quorum"},
-		{"holder, peer already outdated", with(func(q *FenceQuery) { q.PeerOutdated = true }), FencePeerAlreadyOutdated, false, "already outdated"},
-		{"holder, peer without session", with(func(q *FenceQuery) { q.PeerSession = false }), FencePeerUnreachable, true, "no session"},
-		{"holder, peer reset by its watchdog", with(func(q *FenceQuery) { q.PeerReset, q.PeerSession = true, false }), FencePeerStonithed, true, "watchdog"},
+		{"holder, peer already marked", with(func(q *FenceQuery) { q.PeerMarked = true }), FencePeerOutdated, false, "already marked"},
+		{"holder, peer Inconsistent", with(func(q *FenceQuery) { q.PeerInconsistent = true }), FencePeerInconsistent, false, "Inconsistent"},
+		{"holder, peer without session", with(func(q *FenceQuery) { q.PeerGone = true }), FencePeerUnreachable, true, "no session"},
+		{"holder, peer reset by its watchdog", with(func(q *FenceQuery) { q.PeerReset, q.PeerGone = true, true }), FencePeerStonithed, true, "watchdog"},
 		{"peer holds the lease", with(func(q *FenceQuery) { q.Holder = "b" }), FenceOutdateYourself, false, "peer b holds the lease"},
 		{"nobody holds it", with(func(q *FenceQuery) { q.Holder = "" }), FenceOutdateYourself, false, "nobody"},
 		{"a third node holds it", with(func(q *FenceQuery) { q.Holder = "c" }), FenceOutdateYourself, false, "c holds the lease"},
 		{"quorum unreachable", with(func(q *FenceQuery) { q.QuorumReachable = false }), FenceOutdateYourself, false, "cannot prove"},
 		{"holder marked outdated", with(func(q *FenceQuery) { q.SelfOutdated = true }), FenceOutdateYourself, false, "marks its disk outdated"},
-		// Outdated beats reset: nothing to record.
-		{"holder, peer outdated and reset", with(func(q *FenceQuery) { q.PeerOutdated, q.PeerReset = true, true }), FencePeerAlreadyOutdated, false, "already"},
+		// Marked beats reset: nothing to record.
+		{"holder, peer marked and reset", with(func(q *FenceQuery) { q.PeerMarked, q.PeerReset = true, true }), FencePeerOutdated, false, "already"},
 	} {
 		d := FencePeer(tc.q)
 		if d.Code != tc.code || d.MarkPeer != tc.mark || !strings.Contains(d.Reason, tc.reason) {
@@ -95,7 +101,7 @@ func TestFencePeerEveryCode(t *testing.T) {
 
 func TestFenceMarkFailed(t *testing.T) {
 	boom := errors.New("etcd: request timed out")
-	d := FencePeer(FenceQuery{QuorumReachable: true, Holder: "a", Self: "a", Peer: "b", PeerSession: true}).MarkFailed(boom)
+	d := FencePeer(FenceQuery{QuorumReachable: true, Holder: "a", Self: "a", Peer: "b"}).MarkFailed(boom)
 	if d.Code != FenceHandlerFailed || d.MarkPeer || !strings.Contains(d.Reason, "request timed out") {
 		t.Fatalf("%+v", d)
 	}

@@ -8,7 +8,15 @@
 //     `drbdsetup events` child).
 //   - MayPromote: may this node become Primary, and why (not);
 //     NeedsForDemote: what a demotion must do; FencePeer: a fence-peer
-//     handler's exit code (3/4/5/6/7) from the lease.
+//     handler's exit code (3/4/5/6/7) from the lease; StaleMark: an
+//     outdated mark that no longer describes the disk (connected and in
+//     sync).
+//   - Handler (`leasehold drbd fence-peer` and `unfence-peer`): asks the
+//     quorum who holds the group's lease, records the peer's outdated mark
+//     (quorum.Backend.MarkOutdated, under the holder's epoch) before it
+//     answers 4, and after a resync (connected, both disks UpToDate)
+//     clears this node's and the peer's marks;
+//     MarkedAtQuorum feeds Resource.OutdatedAtQuorum.
 //   - Resource (a node/resource.Resource named "drbd RES"): Promote checks
 //     MayPromote, runs `drbdadm primary RES`, mounts, starts the services
 //     in order; Demote stops the services in reverse, unmounts (retrying,
@@ -48,11 +56,15 @@
 //     watchdog needed) so that a demotion that cannot finish before the
 //     local deadline ends in a reset, as with Patroni and SBD.
 //   - That the data is the newest when DRBD says UpToDate while
-//     disconnected: that is what fence-peer and the quorum's outdated
-//     mark are for. This phase decides the fence-peer exit code
-//     (FencePeer) but has no handler command and records no mark yet, so
-//     a node cut off from its peer only by the replication link can, once
-//     it gets the lease, promote data older than the peer's.
+//     disconnected, unless DRBD runs the fence-peer handler (fencing
+//     resource-only): the mark only exists if the holder's handler ran and
+//     reached the quorum (else it answered 1 or 6 and did not go on as an
+//     unfenced Primary). The handler never answers 5 or 7: it has no view
+//     of the peer's session.
+//   - That a mark is cleared by itself: after-resync-target must run (or a
+//     promotion must find DRBD connected and in sync); an operator can
+//     clear one (`leasehold drbd unfence --force`), losing the peer's
+//     later writes.
 //   - Split-brain resolution: detection and `after_split_brain: lease`
 //     are not implemented; a split brain stays DRBD's StandAlone for the
 //     operator (`drbdadm connect --discard-my-data` on the loser).

@@ -35,6 +35,9 @@ type Resource struct {
 	// OutdatedAtQuorum, if set, tells whether the quorum marks this node
 	// outdated; an error refuses the promotion (doubt means no).
 	OutdatedAtQuorum func(ctx context.Context) (bool, error)
+	// ClearOutdated, if set, removes this node's mark at the quorum; a
+	// promotion calls it (best effort) when the mark is stale (StaleMark).
+	ClearOutdated func(ctx context.Context) error
 	// wait sleeps between unmount attempts (a timer; tests run in a
 	// synctest bubble).
 	wait func(ctx context.Context, d time.Duration) error
@@ -42,6 +45,15 @@ type Resource struct {
 	mu          sync.Mutex
 	refusals    uint64
 	lastRefusal string
+	marked      int // the last promotion's reading of the mark: 0 not read, 1 none, 2 marked
+}
+
+// OutdatedMark returns what the last promotion read of this node's
+// outdated mark at the quorum (known false: never read, or unreadable).
+func (r *Resource) OutdatedMark() (marked, known bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.marked == 2, r.marked != 0
 }
 
 // Refusals returns how many promotions the decision refused and the last
@@ -145,7 +157,18 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	}
 	marked := false
 	if r.OutdatedAtQuorum != nil {
-		if marked, err = r.OutdatedAtQuorum(ctx); err != nil {
+		marked, err = r.OutdatedAtQuorum(ctx)
+		r.mu.Lock()
+		switch {
+		case err != nil:
+			r.marked = 0
+		case marked:
+			r.marked = 2
+		default:
+			r.marked = 1
+		}
+		r.mu.Unlock()
+		if err != nil {
 			return r.refused(fmt.Sprintf("cannot read this node's outdated mark at the quorum: %v", err))
 		}
 	}
@@ -153,6 +176,15 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	if !ok {
 		r.log.Warn("drbd: promotion refused", "epoch", epoch, "reason", reason)
 		return r.refused(reason)
+	}
+	if marked && StaleMark(s) && r.ClearOutdated != nil {
+		err := r.ClearOutdated(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.marked = 1
+			r.mu.Unlock()
+		}
+		r.log.Info("drbd: cleared this node's stale outdated mark at the quorum (connected and in sync)", "state", s.String(), "err", err)
 	}
 	r.log.Info("drbd: promoting", "epoch", epoch, "reason", reason)
 	if err := r.promote(ctx, epoch, s); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 )
@@ -29,6 +30,9 @@ const (
 	OpSignal = "signal"
 	OpAlive  = "alive"
 	OpHTTP   = "http"
+	// OpRead reads the file Path (at most MaxOutput bytes) without a
+	// shell: cheap enough to sample /proc files many times a second.
+	OpRead = "read"
 )
 
 // Request is one request line. Which fields count depends on Op.
@@ -140,6 +144,8 @@ func (s *Server) Handle(ctx context.Context, req Request) Response {
 		return alive(req.PID, req.StartTime)
 	case OpHTTP:
 		return doHTTP(ctx, req)
+	case OpRead:
+		return readFile(req.Path)
 	}
 	return Response{Err: fmt.Sprintf("agent: unknown op %q", req.Op)}
 }
@@ -180,6 +186,24 @@ func ReadLine(br *bufio.Reader, max int) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// readFile returns the first MaxOutput bytes of path (Truncated if there
+// was more).
+func readFile(path string) Response {
+	f, err := os.Open(path)
+	if err != nil {
+		return fail("agent: read: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxOutput+1))
+	if err != nil {
+		return fail("agent: read %s: %v", path, err)
+	}
+	if len(b) > MaxOutput {
+		return Response{Out: string(b[:MaxOutput]), Truncated: true}
+	}
+	return Response{Out: string(b)}
 }
 
 func fail(format string, args ...any) Response {

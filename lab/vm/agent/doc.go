@@ -29,6 +29,8 @@
 //   - http {unix, method, path, body, timeout_ms} → {status, body[,
 //     truncated]}: one HTTP/1.1 request over the unix socket, no keep-alive,
 //     no redirects followed, reply body capped at MaxOutput.
+//   - read {path} → {out[, truncated]}: the file's first MaxOutput bytes,
+//     read by the agent itself (no shell: /proc/drbd sampled 10×/s).
 //
 // Guaranteed: at most MaxInFlight requests run at once (more are refused
 // with an err reply at once); a request line longer than MaxLine is
