@@ -2,14 +2,16 @@ package vm
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/test/nstest"
 )
 
 func TestValidate(t *testing.T) {
@@ -88,12 +90,8 @@ func TestNewMcastGroup(t *testing.T) {
 // TestStartFails needs qemu but no image: a missing kernel makes qemu
 // exit at once, and Start must say so and leave nothing running.
 func TestStartFails(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		if os.Getenv("LEASEHOLD_STRICT") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	_, err := exec.LookPath("qemu-system-x86_64")
+	nstest.Require(t, err == nil, fmt.Sprint("needs qemu-system-x86_64: ", err))
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

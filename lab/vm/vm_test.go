@@ -16,6 +16,7 @@ import (
 
 	"github.com/leasehold/leasehold/lab/vm/image"
 	"github.com/leasehold/leasehold/test/lhtest"
+	"github.com/leasehold/leasehold/test/nstest"
 )
 
 // vmImage is what the integration tests boot, built (or found in the
@@ -63,12 +64,7 @@ func needImage(t *testing.T) {
 		t.Skip("boots VMs: not under -short")
 	}
 	vmImage.once.Do(setupImage)
-	if vmImage.skip != "" {
-		if os.Getenv("LEASEHOLD_STRICT") == "1" {
-			t.Fatal(vmImage.skip)
-		}
-		t.Skip(vmImage.skip)
-	}
+	nstest.Require(t, vmImage.skip == "", vmImage.skip)
 	if vmImage.err != nil {
 		t.Fatalf("no image: %v", vmImage.err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/leasehold/leasehold/lab/vm"
 	"github.com/leasehold/leasehold/lab/vm/image"
 	"github.com/leasehold/leasehold/test/lhtest"
+	"github.com/leasehold/leasehold/test/nstest"
 )
 
 // ipvsModules are loaded at boot: IPVS and the schedulers the tests use.
@@ -109,10 +110,7 @@ func startVM(ctx context.Context, t *testing.T, c vm.Config) *vm.VM {
 // LEASEHOLD_STRICT=1 (as the lab's own VM tests do).
 func skipOrFail(t *testing.T, why string) {
 	t.Helper()
-	if os.Getenv("LEASEHOLD_STRICT") == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
+	nstest.Require(t, false, why)
 }
 
 // TestIPVSInAGuestKernel boots one VM with ip_vs and runs lvs's kernel

@@ -19,6 +19,7 @@ import (
 	"github.com/leasehold/leasehold/lab/vm/image"
 	"github.com/leasehold/leasehold/storage/drbd"
 	"github.com/leasehold/leasehold/test/lhtest"
+	"github.com/leasehold/leasehold/test/nstest"
 )
 
 // The VM test runs Resource.Promote/Demote against real DRBD 8.4 (the
@@ -173,10 +174,7 @@ func needVMs(t *testing.T) image.Image {
 	}
 	missing := func(format string, args ...any) {
 		t.Helper()
-		if os.Getenv("LEASEHOLD_STRICT") == "1" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
+		nstest.Require(t, false, fmt.Sprintf(format, args...))
 	}
 	for _, tool := range []string{"qemu-system-x86_64", "drbdadm"} {
 		if _, err := exec.LookPath(tool); err != nil {

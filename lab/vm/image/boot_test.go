@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -11,16 +12,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/test/nstest"
 )
 
 // skipOrFail skips the test, or fails it when LEASEHOLD_STRICT=1 asks for
 // every test to run.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("LEASEHOLD_STRICT") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	nstest.Require(t, false, fmt.Sprintf(format, args...))
 }
 
 // testKernelDeb finds a kernel .deb already in the default cache directory
