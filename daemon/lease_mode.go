@@ -155,6 +155,7 @@ func (v vrrpControl) Inject(ev vrrp.Event)            { v.in.Inject(ev) }
 func (v vrrpControl) SetFault(source string, on bool) { v.in.SetFault(source, on) }
 func (v vrrpControl) Announce()                       { v.in.Announce() }
 func (v vrrpControl) Faults() []string                { return v.in.Faults() }
+func (v vrrpControl) MasterHeard() bool               { return v.in.MasterHeard() }
 
 // onTransition logs, counts and notifies a role change.
 func (d *Daemon) onTransition(group string, members []string, t node.Transition, epoch uint64) {

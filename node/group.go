@@ -25,6 +25,10 @@ type VRRPControl interface {
 	Announce()
 }
 
+// masterHearer is the optional part of VRRPControl that says whether VRRP,
+// as Backup, hears another node as master (vrrp.Instance.MasterHeard).
+type masterHearer interface{ MasterHeard() bool }
+
 // Addresses adds and removes a group's VIPs; lifetime > 0 makes the kernel
 // drop them by itself (the fence's second layer). Both are idempotent.
 type Addresses interface {
@@ -328,6 +332,13 @@ func (g *Group) Run(ctx context.Context) error {
 func (g *Group) SetPriority(p int) { g.priority.Store(int64(p)) }
 
 func (g *Group) step(ev Event) {
+	if kd, ok := ev.(KeyDeleted); ok {
+		// Asked before g.mu: the VRRP instance takes its own lock.
+		if h, ok := g.deps.VRRP.(masterHearer); ok {
+			kd.MasterHeard = h.MasterHeard()
+			ev = kd
+		}
+	}
 	now := time.Now()
 	g.mu.Lock()
 	switch ev := ev.(type) {

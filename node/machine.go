@@ -168,8 +168,13 @@ type (
 		Err    error
 	}
 	// KeyDeleted: the watch saw the group's key deleted (released or
-	// expired). Epoch is the deleted grant's, if known.
-	KeyDeleted struct{ Epoch uint64 }
+	// expired). Epoch is the deleted grant's, if known. MasterHeard: VRRP
+	// hears another node as master (vrrp.Machine.MasterHeard); that node
+	// is a candidate and acquires itself, so a backup does not race it.
+	KeyDeleted struct {
+		Epoch       uint64
+		MasterHeard bool
+	}
 	// KeyPut: the watch saw the key created by a grant.
 	KeyPut struct {
 		Epoch  uint64
@@ -457,8 +462,11 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			out = m.demote("our lease key was deleted", false, now, out)
 		case m.role == RoleCandidate && m.stage == StageIdle:
 			out = m.acquire(now, out)
-		case m.role == RoleBackup && m.session && !m.stopping && !m.faulted && (ev.Epoch == 0 || ev.Epoch != m.released):
-			// Not for our own release: we let go for a reason.
+		case m.role == RoleBackup && m.session && !m.stopping && !m.faulted && !ev.MasterHeard &&
+			(ev.Epoch == 0 || ev.Epoch != m.released):
+			// Not for our own release: we let go for a reason. Not while
+			// VRRP hears another master: the owner released for it (a
+			// preemption), and racing it would add ownership changes.
 			out = m.to(RoleCandidate, "the owner released the lease", out)
 			m.stage, m.timer = StageHandover, now.Add(m.cfg.HandoverDelay)
 			if m.cfg.Probe {

@@ -174,3 +174,14 @@ type GroupTarget struct{ G *Group }
 func (t GroupTarget) AllMaster()                 { t.G.Post(VRRPMaster{}) }
 func (t GroupTarget) NotAllMaster(reason string) { t.G.Post(VRRPNotMaster{Reason: reason}) }
 func (t GroupTarget) Faulted(on bool)            { t.G.Post(VRRPFaulted{On: on}) }
+
+// MasterHeard reports whether any member, as Backup, hears another node as
+// master: that node's sync group is becoming master and acquires the lease.
+func (c syncControl) MasterHeard() bool {
+	for _, m := range c.s.members {
+		if h, ok := m.(masterHearer); ok && h.MasterHeard() {
+			return true
+		}
+	}
+	return false
+}

@@ -345,6 +345,17 @@ func (m Machine) MasterAdverInterval() time.Duration { return m.mai }
 // (invalid address if none yet).
 func (m Machine) Master() (netip.Addr, uint8) { return m.masterSrc, m.masterPrio }
 
+// MasterHeard reports whether, as Backup at now, the machine hears another
+// router as master: its last advert carried a non-zero priority and the
+// Master_Down timer has not run out. A lease-mode node uses it to leave a
+// released lease to that router, which is VRRP master and acquires itself
+// (DESIGN.md "The ownership protocol"); if it falls silent, the timer makes
+// this router master as usual.
+func (m Machine) MasterHeard(now time.Time) bool {
+	return m.state == StateBackup && m.masterSrc.IsValid() && m.masterPrio != PriorityRelease &&
+		!m.masterDownAt.IsZero() && now.Before(m.masterDownAt)
+}
+
 // NextDeadline returns when the caller must deliver the next Tick: the
 // Master_Down timer in Backup, the Adver timer in Master, zero (no timer)
 // in Init and Fault.
@@ -452,6 +463,7 @@ func (m *Machine) advert(ev AdvertReceived, now time.Time, out []Action) []Actio
 		case ev.Priority == PriorityRelease:
 			// RFC: the master released: take over after Skew_Time.
 			m.masterDownAt = now.Add(m.skew())
+			m.masterSrc, m.masterPrio = src, PriorityRelease
 		case !m.cfg.Preempt || ev.Priority >= m.prio || m.preemptHeld(now):
 			m.learnInterval(ev.Interval)
 			m.masterDownAt = now.Add(m.downInterval())

@@ -104,12 +104,13 @@ func TestMachineStepRules(t *testing.T) {
 			master: fsmIP("10.0.0.2"),
 		},
 		{
-			name:  "backup receives priority 0: down timer = skew",
-			cfg:   fsmCfg(nil),
-			setup: []fsmStep{{0, vrrp.Startup{}}},
-			step:  fsmStep{time.Second, vrrp.AdvertReceived{Priority: 0, Src: fsmIP("10.0.0.1")}},
-			state: vrrp.StateBackup,
-			next:  fsmAt(time.Second + skew100),
+			name:   "backup receives priority 0: down timer = skew",
+			cfg:    fsmCfg(nil),
+			setup:  []fsmStep{{0, vrrp.Startup{}}},
+			step:   fsmStep{time.Second, vrrp.AdvertReceived{Priority: 0, Src: fsmIP("10.0.0.1")}},
+			state:  vrrp.StateBackup,
+			next:   fsmAt(time.Second + skew100),
+			master: fsmIP("10.0.0.1"),
 		},
 		{
 			name:   "backup, preempt, lower priority: ignored, timer keeps running",
@@ -751,5 +752,30 @@ func TestClaimMakesBackupMaster(t *testing.T) {
 	// Ignored when not backup.
 	if m2, acts := m.Step(vrrp.Claim{}, t0.Add(20*time.Millisecond)); m2.State() != vrrp.StateMaster || len(acts) != 0 {
 		t.Fatalf("Claim as master: %v %v", m2.State(), acts)
+	}
+}
+
+// MasterHeard: a Backup hears another router as master while its adverts
+// keep the Master_Down timer running; a release (priority 0) or the timer
+// running out ends it.
+func TestMachineMasterHeard(t *testing.T) {
+	m := vrrp.New(fsmCfg(nil))
+	m, _ = m.Step(vrrp.Startup{}, fsmT0)
+	if m.MasterHeard(fsmT0) {
+		t.Fatal("heard a master before any advert")
+	}
+	m, _ = m.Step(vrrp.AdvertReceived{Priority: 120, Src: fsmIP("10.0.0.1")}, fsmAt(time.Second))
+	if !m.MasterHeard(fsmAt(time.Second + 100*time.Millisecond)) {
+		t.Fatal("a priority-120 master just heard is not heard")
+	}
+	if m.MasterHeard(m.NextDeadline()) {
+		t.Fatal("still heard when the Master_Down timer runs out")
+	}
+	r, _ := m.Step(vrrp.AdvertReceived{Priority: 0, Src: fsmIP("10.0.0.1")}, fsmAt(1500*time.Millisecond))
+	if r.MasterHeard(fsmAt(1500 * time.Millisecond)) {
+		t.Fatal("a released master (priority 0) is still heard")
+	}
+	if r.State() != vrrp.StateBackup {
+		t.Fatalf("state %v after a release", r.State())
 	}
 }

@@ -266,6 +266,14 @@ func (in *Instance) Status() Status {
 	return s
 }
 
+// MasterHeard reports whether the machine, as Backup, hears another router
+// as master now (Machine.MasterHeard).
+func (in *Instance) MasterHeard() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.m.MasterHeard(time.Now())
+}
+
 // Inject delivers an event (PriorityChanged, Fault) to the machine. It does
 // not block on IO other than the adverts the event makes it send. Events
 // injected before Run apply to the machine in init (a pending fault holds
