@@ -31,6 +31,10 @@ func TestJudgeDataPathRules(t *testing.T) {
 		{"GARP from a non-holder", func(r *Result) { r.NonHolderGARPs = map[string]int{"n2": 5} }, "5 gratuitous ARPs"},
 		{"blackhole once steady", func(r *Result) { r.SteadyOutageUS = 542_000 }, "blackholed for 542ms"},
 		{"slow first answer after the VIP moved", func(r *Result) { r.ServedAfterVIPUS = 5_000_000 }, "clients kept another MAC"},
+		// Probes at +2, +22 ms failed, +42 ms answered: two failed probes
+		// and the grid's phase (seen in a soak), not a kept MAC.
+		{"two failed probes off the grid", func(r *Result) { r.ServedAfterVIPUS = 42_000 }, ""},
+		{"three failed probes", func(r *Result) { r.ServedAfterVIPUS = 61_000 }, "clients kept another MAC"},
 		{"data intact", func(r *Result) { r.Data = &DataReport{Samples: 300, SampleRate: 12, Acked: 90, Primary: "n2"} }, ""},
 		{"two DRBD Primaries", func(r *Result) { r.Data = &DataReport{Samples: 300, TwoPrimary: 2, TwoPrimaryUS: 160_000} }, "STORAGE SPLIT BRAIN"},
 		{"two Primaries between samples", func(r *Result) { r.Data = &DataReport{Samples: 300, TwoPrimaryUS: 40_000} }, "for 40ms"},

@@ -381,9 +381,11 @@ func (r *Result) judge(ph phases, perr, steadyErr error) {
 		r.Reasons = append(r.Reasons, fmt.Sprintf("client blackholed for %s after the lab was steady again (limit %s, %s)",
 			us(r.SteadyOutageUS), what, us(limit)))
 	}
-	if r.ServedAfterVIPUS > limit {
+	// Measured from the VIP going up, the first probe on the client's grid
+	// starts up to one interval later: two failed probes and the phase.
+	if served := limit + r.ProbeIntervalUS; r.ServedAfterVIPUS > served {
 		r.Reasons = append(r.Reasons, fmt.Sprintf("after the restore the client reached the node holding the VIP only %s after the VIP went up on it "+
-			"(limit %s, %s): clients kept another MAC", us(r.ServedAfterVIPUS), what, us(limit)))
+			"(limit %s and the probe grid's phase, %s): clients kept another MAC", us(r.ServedAfterVIPUS), what, us(served)))
 	}
 	if r.AddrBothUS > 0 && r.DualARPRounds == 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("the VIP was configured on two nodes for %s (netlink), but only one answered ARP: "+
