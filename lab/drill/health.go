@@ -68,11 +68,14 @@ type HealthSeries struct {
 
 // Health is what a soak saw of its processes over time.
 type Health struct {
-	Rule    string         `json:"rule"`
-	Every   string         `json:"every"`
-	Series  []HealthSeries `json:"series"`
-	Pass    bool           `json:"pass"`
-	Reasons []string       `json:"reasons,omitempty"`
+	Rule   string         `json:"rule"`
+	Every  string         `json:"every"`
+	Series []HealthSeries `json:"series"`
+	// Load is the host's 1-minute load average at each sample instant (-1
+	// unknown): a soak's figures from a busy machine say so.
+	Load    []float64 `json:"load1,omitempty"`
+	Pass    bool      `json:"pass"`
+	Reasons []string  `json:"reasons,omitempty"`
 }
 
 // judgeGrowth applies HealthRule to values (negative ones are skipped).
@@ -229,6 +232,7 @@ func newHealthRecorder(t Target, every time.Duration, start time.Time) *healthRe
 // sample takes one sample of every process, at now.
 func (r *healthRecorder) sample(ctx context.Context, now time.Time) {
 	at := now.Sub(r.start).Seconds()
+	r.h.Load = append(r.h.Load, hostLoad())
 	for i := range r.h.Series {
 		s := &r.h.Series[i]
 		if s.Process == "soak" {
@@ -237,6 +241,23 @@ func (r *healthRecorder) sample(ctx context.Context, now time.Time) {
 			s.Samples = append(s.Samples, sampleNode(ctx, r.t, s.Process, at))
 		}
 	}
+}
+
+// hostLoad returns the host's 1-minute load average (-1 if unknown).
+func hostLoad() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // run samples every interval until ctx ends.
@@ -306,6 +327,13 @@ func (h Health) Write(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	if len(h.Load) > 0 {
+		loads := make([]string, len(h.Load))
+		for i, l := range h.Load {
+			loads[i] = strconv.FormatFloat(l, 'f', 1, 64)
+		}
+		fmt.Fprintf(w, "host load average (1 min) at the samples: %s\n", strings.Join(loads, " "))
+	}
 	fmt.Fprintf(w, "rule: %s\n", h.Rule)
 	for _, r := range h.Reasons {
 		fmt.Fprintf(w, "FAIL: %s\n", r)

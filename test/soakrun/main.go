@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -141,6 +143,9 @@ func recordRuns(doc string, files []string) error {
 		if r.Err != "" {
 			fmt.Fprintf(&b, "\nError: %s\n", r.Err)
 		}
+		if l := s.Health.Load; len(l) > 0 {
+			fmt.Fprintf(&b, "\nHost load average (1 min) at the samples: median %.1f, max %.1f (%d CPUs).\n", median(l), slices.Max(l), runtime.NumCPU())
+		}
 		for _, x := range s.Health.Reasons {
 			fmt.Fprintf(&b, "\n- %s\n", x)
 		}
@@ -184,4 +189,11 @@ func mib(v int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20))
+}
+
+// median returns the median of v (v non-empty).
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
