@@ -35,8 +35,12 @@ const (
 func (l *Lab) mysqlServer(i int) mariadb.Server {
 	n := l.meta.Nodes[i]
 	return mariadb.Server{Dir: filepath.Join(l.dir, n, "mysql"), ID: i + 1, Bind: l.net.Host(n).IPv4.String(), Port: MySQLPort,
-		Listen: "0.0.0.0"} // and the VIP
+		Listen: "0.0.0.0", SemiSync: l.meta.SemiSync} // and the VIP
 }
+
+// SemiSync reports whether the lab's MariaDB pair replicates
+// semi-synchronously (lab up --mysql --semi-sync).
+func (l *Lab) SemiSync() bool { return l.meta.SemiSync }
 
 // MySQLAddr is node's MariaDB address (host:port), "" if the lab has none.
 func (l *Lab) MySQLAddr(node string) string {
