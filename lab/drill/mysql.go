@@ -53,6 +53,20 @@ type MySQLWrites struct {
 	Error string `json:"error,omitempty"`
 }
 
+// Summary is the audit in one line.
+func (m *MySQLWrites) Summary() string {
+	atTakeover := ""
+	if m.Snapshot {
+		atTakeover = fmt.Sprintf(" (missing on the new master at takeover %d)", len(m.LostAtTakeover))
+	}
+	mode := ""
+	if m.SemiSync {
+		mode = ", semi-sync"
+	}
+	return fmt.Sprintf("writes %d, acknowledged %d, lost %d%s, split-brain %d, diverged %d, replication errors %d, write outage max %s%s",
+		m.Attempted, m.Acked, len(m.Lost), atTakeover, len(m.SplitBrain), len(m.Diverged), len(m.ReplicationErrors), us(m.MaxOutageUS), mode)
+}
+
 // mysqlTarget is a target whose nodes run MySQL (a labctl.Lab up with
 // --mysql).
 type mysqlTarget interface {

@@ -3,9 +3,11 @@ package drill_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/daemon"
 	"github.com/leasehold/leasehold/lab/drill"
 	"github.com/leasehold/leasehold/storage/mysql"
 	"github.com/leasehold/leasehold/storage/mysql/mysqltest"
@@ -58,7 +60,21 @@ func TestMySQLLab(t *testing.T) {
 	}
 	mysqlDrills(t, lh, parent, name, "kill9", "graceful", "mysqld-crash")
 
-	lh, _, parent, name, _, _ = upCLILab(t, "s", "--nodes", "2", "--quorum", "raft", "--mysql", "--semi-sync")
+	lh, _, parent, name, _, l = upCLILab(t, "s", "--nodes", "2", "--quorum", "raft", "--mysql", "--semi-sync")
+	// The owner's status reports semi-sync on (commits wait for the peer).
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := lh("status", "--socket", l.StatusSocket(nodes[0]), "--json")
+		var doc daemon.StatusDoc
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &doc)
+		}
+		if err == nil && len(doc.MySQL) == 1 && doc.MySQL[0].SemiSync == "on" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s's status does not report semi-sync on within 10 s: %v %+v", nodes[0], err, doc.MySQL)
+		}
+	}
 	mysqlDrills(t, lh, parent, name, "mysqld-crash")
 }
 
