@@ -59,12 +59,28 @@ func (l *Lab) MySQLAddr(node string) string {
 // read_only on a read-only server, root's included, and an audit must not
 // be cut off by that.
 func (l *Lab) MySQLAuditor(node string) (*sql.DB, error) {
-	for i, n := range l.meta.Nodes {
-		if n == node && l.meta.MySQL {
-			return l.mysqlServer(i).DBAs(AuditUser, AuditPassword), nil
-		}
+	s, err := l.mysqlOf(node)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("labctl: %s has no MariaDB (lab up --mysql)", node)
+	return s.DBAs(AuditUser, AuditPassword), nil
+}
+
+func (l *Lab) mysqlOf(node string) (mariadb.Server, error) {
+	if i := slices.Index(l.meta.Nodes, node); i >= 0 && l.meta.MySQL {
+		return l.mysqlServer(i), nil
+	}
+	return mariadb.Server{}, fmt.Errorf("labctl: %s has no MariaDB (lab up --mysql)", node)
+}
+
+// MySQLRoot returns a pool over node's MariaDB socket as root (for a
+// benchmark's own setup, e.g. both servers writable as under keepalived).
+func (l *Lab) MySQLRoot(node string) (*sql.DB, error) {
+	s, err := l.mysqlOf(node)
+	if err != nil {
+		return nil, err
+	}
+	return s.DB(mariadb.RootPassword), nil
 }
 
 // credentialsPath is node's credentials file (root, mode 0600).
