@@ -289,10 +289,14 @@ func (r *Result) judgeWrites() {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL: none of %d writes through the VIP was acknowledged", m.Attempted))
 		}
 		if len(m.Lost) > 0 {
-			if r.Scenario == "graceful" || m.SemiSync {
-				r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL: %d acknowledged writes missing on the final master %s after replication settled (%s)",
-					len(m.Lost), r.FinalOwner, replicationMode(m)))
-			} else {
+			switch {
+			case r.Scenario == "graceful":
+				r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL: %d acknowledged writes lost in a graceful switchover (missing on the final master %s after replication settled)",
+					len(m.Lost), r.FinalOwner))
+			case m.SemiSync:
+				r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL: %d acknowledged writes lost although replication is semi-synchronous (missing on the final master %s after replication settled)",
+					len(m.Lost), r.FinalOwner))
+			default:
 				r.Notes = append(r.Notes, fmt.Sprintf("MySQL: %d acknowledged writes lost (asynchronous replication)", len(m.Lost)))
 			}
 		}

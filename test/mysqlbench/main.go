@@ -132,7 +132,15 @@ func runStack(ctx context.Context, bin string, st stack, semi bool, runs int, ou
 	if semi {
 		name += "s"
 	}
-	l, err := labctl.Up(ctx, labctl.Options{Nodes: 2, Quorum: st.quorum, Binary: bin, Name: name, MySQL: true, SemiSync: semi, TTL: ttl}, log)
+	o := labctl.Options{Nodes: 2, Quorum: st.quorum, Binary: bin, Name: name, MySQL: true, SemiSync: semi, TTL: ttl}
+	l, err := labctl.Up(ctx, o, log)
+	if err != nil && ctx.Err() == nil {
+		// Once more under another name (a loaded machine can miss a start
+		// deadline); the failure is reported either way.
+		say("%s: lab up failed, once more: %v", st.short, err)
+		o.Name += "r"
+		l, err = labctl.Up(ctx, o, log)
+	}
 	if err != nil {
 		return fmt.Errorf("lab up: %w", err)
 	}
@@ -199,6 +207,8 @@ type kaPair struct {
 	l     *labctl.Lab
 	nodes []string
 	ka    map[string]*keepalivedtest.Keepalived
+	// lastErr is served's last error (for the reports).
+	lastErr error
 }
 
 // upKeepalived stops the lab's leasehold daemons, makes both servers
@@ -215,6 +225,11 @@ func upKeepalived(ctx context.Context, l *labctl.Lab) (*kaPair, error) {
 		}
 	}
 	for _, n := range p.nodes {
+		// A stopped leasehold leaves its nftables fence (the VIP stays
+		// fenced on a node that does not own it): gone with leasehold.
+		if err := unfence(ctx, p.l.Netlab().Host(n)); err != nil {
+			return nil, err
+		}
 		if err := p.writable(ctx, n); err != nil {
 			return nil, err
 		}
@@ -224,11 +239,28 @@ func upKeepalived(ctx context.Context, l *labctl.Lab) (*kaPair, error) {
 			return nil, err
 		}
 		if n == p.nodes[0] && !waitFor(ctx, 20*time.Second, func() bool { return p.served(ctx) == n }) {
-			return nil, fmt.Errorf("keepalived on %s does not serve the VIP within 20 s", n)
+			return nil, fmt.Errorf("keepalived on %s does not serve the VIP within 20 s (%v); its log:\n%s", n, p.lastErr, tail(p.ka[n].Log(), 3000))
 		}
 	}
 	time.Sleep(4 * time.Second)
 	return p, nil
+}
+
+// unfence deletes leasehold's nftables tables in h's namespace.
+func unfence(ctx context.Context, h *netlab.Host) error {
+	out, err := h.Command(ctx, "nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("nft list tables in %s: %w: %s", h.Name, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "table" && f[2] == "leasehold" {
+			if out, err := h.Command(ctx, "nft", "delete", "table", f[1], "leasehold").CombinedOutput(); err != nil {
+				return fmt.Errorf("nft delete table %s leasehold in %s: %w: %s", f[1], h.Name, err, out)
+			}
+		}
+	}
+	return nil
 }
 
 // writable sets node's server read_only OFF.
@@ -325,7 +357,7 @@ func (p *kaPair) stop() {
 // asked from the client's namespace.
 func (p *kaPair) served(ctx context.Context) string {
 	var id uint32
-	p.l.Netlab().Host(netlab.ClientName).Do(func() error {
+	p.lastErr = p.l.Netlab().Host(netlab.ClientName).Do(func() error {
 		c := gomysql.NewConfig()
 		c.Net, c.Addr, c.User, c.Passwd = "tcp", net.JoinHostPort(p.l.VIP().String(), strconv.Itoa(labctl.MySQLPort)), labctl.AppUser, labctl.AppPassword
 		c.Timeout, c.ReadTimeout = 300*time.Millisecond, 300*time.Millisecond
@@ -455,6 +487,13 @@ func splitAfterTakeover(w *drill.WriteCheck, victim, other string, fault, repair
 		}
 	}
 	return n
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }
 
 func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
