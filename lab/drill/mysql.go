@@ -283,7 +283,7 @@ func (r *Result) judgeWrites() {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL replication errors after heal: %v", m.ReplicationErrors))
 		}
 		if m.Unrecovered {
-			r.Reasons = append(r.Reasons, "MySQL: no write acknowledged through the VIP after the lab was steady again")
+			r.Reasons = append(r.Reasons, "MySQL: no write acknowledged after the lab was steady again (through the VIP)")
 		}
 		if m.Acked == 0 {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL: none of %d writes through the VIP was acknowledged", m.Attempted))

@@ -30,6 +30,7 @@ import (
 	"github.com/leasehold/leasehold/lab/drill"
 	"github.com/leasehold/leasehold/lab/labctl"
 	"github.com/leasehold/leasehold/lab/mariadb"
+	"github.com/leasehold/leasehold/lab/mysqlcheck"
 	"github.com/leasehold/leasehold/lab/netlab"
 	"github.com/leasehold/leasehold/storage/mysql"
 	"github.com/leasehold/leasehold/test/benchdoc"
@@ -461,19 +462,18 @@ func (p *kaPair) run(ctx context.Context, scenario string) (sample, error) {
 	}
 	s.outage, s.lost, s.atTakeOvr, s.snapshot = time.Duration(m.MaxOutageUS)*time.Microsecond, len(m.Lost), len(m.LostAtTakeover), m.Snapshot
 	s.diverged, s.replErrs = len(m.Diverged), len(m.ReplicationErrors)
-	s.split = splitAfterTakeover(w, victim, other, fault, repaired)
+	s.split = splitAfterTakeover(w.Writes(), w.Node, victim, other, fault, repaired)
 	s.pass = true
 	return s, nil
 }
 
 // splitAfterTakeover counts the writes victim's server acknowledged that
 // were sent after other's server acknowledged its first write after the
-// fault, and before the fault was repaired.
-func splitAfterTakeover(w *drill.WriteCheck, victim, other string, fault, repaired time.Time) int {
-	ws := w.Writes()
+// fault, and before the fault was repaired; node names a server id.
+func splitAfterTakeover(ws []mysqlcheck.Write, node func(uint32) string, victim, other string, fault, repaired time.Time) int {
 	var first time.Time
 	for _, x := range ws {
-		if x.Acked && x.Sent.After(fault) && w.Node(x.ServerID) == other && (first.IsZero() || x.Done.Before(first)) {
+		if x.Acked && x.Sent.After(fault) && node(x.ServerID) == other && (first.IsZero() || x.Done.Before(first)) {
 			first = x.Done
 		}
 	}
@@ -482,7 +482,7 @@ func splitAfterTakeover(w *drill.WriteCheck, victim, other string, fault, repair
 	}
 	n := 0
 	for _, x := range ws {
-		if x.Acked && w.Node(x.ServerID) == victim && x.Sent.After(first) && x.Sent.Before(repaired) {
+		if x.Acked && node(x.ServerID) == victim && x.Sent.After(first) && x.Sent.Before(repaired) {
 			n++
 		}
 	}
