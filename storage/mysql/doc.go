@@ -42,7 +42,13 @@
 //     takes the writes, and a VIP in front of a read-only server is an
 //     outage no failover ends; to keep a server read-only, stop or demote
 //     its leasehold group. The check also reports semi-synchronous
-//     replication's state (on, off, fallen back to asynchronous).
+//     replication's state (on, off, fallen back to asynchronous). After a
+//     promotion refused because the relay log was not applied in time (a
+//     node back from a partition preempting while its replication is
+//     behind), the check fails until this server has applied what the
+//     peer wrote (the peer's binlog position, read over TCP), so the group
+//     stops taking the lease from the serving peer only to refuse again; a
+//     peer that does not answer ends the wait.
 //
 // Accounts that ignore read_only. MariaDB 10.11 has no super_read_only;
 // READ_ONLY ADMIN (held by root, and by any account granted ALL) writes

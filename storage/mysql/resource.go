@@ -40,6 +40,12 @@ type Resource struct {
 	// promotion.
 	act      sync.Mutex
 	promoted uint64 // epoch the server is writable for; 0: it must be read-only
+	// behind: the last promotion was refused because the relay log was
+	// not applied in time (a node back from a partition whose replication
+	// has not caught up): the health check fails until this server has
+	// applied what the peer wrote, so the group does not keep taking the
+	// lease from the serving peer by preemption only to refuse again.
+	behind bool
 
 	mu    sync.Mutex
 	stats Stats
@@ -240,8 +246,10 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	d := MayPromote(PromoteInput{Epoch: epoch, ServerID: st.ServerID, Epochs: rows, Catchup: cu, Policy: r.cfg.CatchupPolicy, Timeout: r.cfg.CatchupTimeout})
 	r.update(func(s *Stats) { s.LastCatchup = d.Reason })
 	if !d.OK {
+		r.behind = cu.Needed && !cu.Applied
 		return r.refused(d.Reason)
 	}
+	r.behind = false
 	if d.Anyway {
 		r.update(func(s *Stats) { s.PromotedAnyway++ })
 		r.log.Warn("mysql: promoting although the relay log is not applied", "epoch", epoch, "reason", d.Reason)
@@ -464,6 +472,11 @@ func (r *Resource) Check(ctx context.Context) error {
 	if ok && werr != nil {
 		ok, reason = false, werr.Error()
 	}
+	if ok && err == nil {
+		if why := r.stillBehind(ctx, st.ServerID, rep); why != "" {
+			ok, reason = false, why
+		}
+	}
 	r.update(func(s *Stats) {
 		s.LastCheck, s.Healthy = reason, ok
 		if err == nil {
@@ -474,6 +487,36 @@ func (r *Resource) Check(ctx context.Context) error {
 		return errors.New(reason)
 	}
 	return nil
+}
+
+// stillBehind, after a promotion refused for catch-up, says why this
+// server is still behind the peer ("" once it has applied what the peer
+// wrote, or when the peer does not answer: then this node may be needed).
+func (r *Resource) stillBehind(ctx context.Context, self uint32, rep Replica) string {
+	if !r.act.TryLock() {
+		return ""
+	}
+	defer r.act.Unlock()
+	if !r.behind || r.promoted != 0 || r.peer == nil {
+		r.behind = false
+		return ""
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
+	pst, err := r.peer.Status(pctx)
+	cancel()
+	if err != nil {
+		r.behind = false
+		r.log.Info("mysql: the peer does not answer: no longer waiting to catch up with it", "err", err)
+		return ""
+	}
+	target := MergeTargets(WaitTarget(rep.IOPos, self), WaitTarget(pst.BinlogPos, self))
+	ok, err := r.srv.WaitApplied(ctx, target, 10*time.Millisecond)
+	if err == nil && ok {
+		r.behind = false
+		r.log.Info("mysql: caught up with the peer after a refused promotion", "applied", target)
+		return ""
+	}
+	return fmt.Sprintf("catching up with the peer after a refused promotion: not applied up to %s yet", target)
 }
 
 func semiSyncState(st Status) string {
