@@ -202,5 +202,14 @@ func (l *Lab) StartMySQL(ctx context.Context, node string) error {
 	}
 	db := s.DB(mariadb.RootPassword)
 	defer db.Close()
-	return mariadb.Exec(ctx, db, "START SLAVE")
+	// The node's leasehold kills root's sessions on a read-only server
+	// (root ignores read_only) at every health check: a session can be
+	// cut between connect and statement, so a few tries.
+	for range 5 {
+		if err = mariadb.Exec(ctx, db, "START SLAVE"); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
 }
