@@ -96,6 +96,7 @@ func main() {
 	// Outages to 50 ms (a connect to a VIP nobody answers waits it out).
 	drill.WriteTimeout = 50 * time.Millisecond
 	start := time.Now()
+	loadBefore := loadavg()
 	res := map[string]map[cell][]sample{}
 	for _, st := range stacks {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), st.short) {
@@ -111,7 +112,8 @@ func main() {
 			}
 		}
 	}
-	body := table(res, *runs) + fmt.Sprintf("\nThe whole run took %v.\n", time.Since(start).Round(time.Second))
+	body := table(res, *runs) + fmt.Sprintf("\nThe whole run took %v; load average (1, 5, 15 min) %s at the start, %s at the end "+
+		"(other work on the machine slows the lab's processes and widens outages).\n", time.Since(start).Round(time.Second), loadBefore, loadavg())
 	fmt.Println(body)
 	if *record != "" {
 		if err := benchdoc.Record(*record, "mysql", "MySQL/MariaDB dual master against keepalived (make bench-mysql)", body); err != nil {
@@ -119,6 +121,15 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// loadavg is /proc/loadavg's first three fields.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func say(format string, args ...any) {
