@@ -42,8 +42,8 @@ type stateCollector struct {
 	foreign  *prometheus.Desc
 	drbdRole *prometheus.Desc
 	// MySQL servers of the groups.
-	mysqlWritable, mysqlRefused, mysqlKilled, mysqlCorrected *prometheus.Desc
-	refused, outdated                                        *prometheus.Desc
+	mysqlWritable, mysqlRefused, mysqlKilled, mysqlCorrected, mysqlReasserted, mysqlSemiSync *prometheus.Desc
+	refused, outdated                                                                        *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -84,6 +84,12 @@ func newStateCollector(d *Daemon) *stateCollector {
 			"Client connections killed on the MySQL server (demotions, start, the watch, the peer fence).", []string{"group", "instance"}, nil),
 		mysqlCorrected: prometheus.NewDesc("leasehold_mysql_writable_without_lease_total",
 			"Times the MySQL server was found writable without the lease (at start or by the watch) and made read-only.", []string{"group", "instance"}, nil),
+		mysqlReasserted: prometheus.NewDesc("leasehold_mysql_read_only_reasserted_total",
+			"Times the owner's MySQL server was found read-only (someone set read_only, or mysqld restarted) and made writable again after the epoch table confirmed the current epoch.",
+			[]string{"group", "instance"}, nil),
+		mysqlSemiSync: prometheus.NewDesc("leasehold_mysql_semi_sync_active",
+			"1 while the MySQL server's commits wait for the peer (semi-synchronous replication on and not fallen back to asynchronous), 0 otherwise; absent without semi-sync support.",
+			[]string{"group", "instance"}, nil),
 		notify: prometheus.NewDesc("leasehold_notify_scripts_total",
 			"Notify script runs of an instance or sync group by outcome: run (finished), failed (non-zero exit or killed), "+
 				"timeout (killed at notify_timeout), dropped (queue full).", []string{"group", "outcome"}, nil),
@@ -92,7 +98,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused,
-		c.mysqlWritable, c.mysqlRefused, c.mysqlKilled, c.mysqlCorrected, c.outdated} {
+		c.mysqlWritable, c.mysqlRefused, c.mysqlKilled, c.mysqlCorrected, c.mysqlReasserted, c.mysqlSemiSync, c.outdated} {
 		ch <- d
 	}
 }
@@ -172,6 +178,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.mysqlRefused, prometheus.CounterValue, float64(s.Refusals), m.group, m.instance)
 		ch <- prometheus.MustNewConstMetric(c.mysqlKilled, prometheus.CounterValue, float64(s.Killed), m.group, m.instance)
 		ch <- prometheus.MustNewConstMetric(c.mysqlCorrected, prometheus.CounterValue, float64(s.Corrected), m.group, m.instance)
+		ch <- prometheus.MustNewConstMetric(c.mysqlReasserted, prometheus.CounterValue, float64(s.Reasserted), m.group, m.instance)
+		if s.SemiSync != "" {
+			active := 0.0
+			if s.SemiSync == "on" {
+				active = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.mysqlSemiSync, prometheus.GaugeValue, active, m.group, m.instance)
+		}
 	}
 	none := 0.0
 	if !c.d.leaseMode() {

@@ -145,6 +145,9 @@ type MySQLStatus struct {
 	Killed         uint64 `json:"connections_killed,omitempty"`
 	BypassKilled   uint64 `json:"bypass_connections_killed,omitempty"`
 	Corrected      uint64 `json:"writable_without_lease_corrected,omitempty"`
+	Reasserted     uint64 `json:"read_only_reasserted,omitempty"`
+	LastReassert   string `json:"last_reassert,omitempty"`
+	SemiSync       string `json:"semi_sync,omitempty"`
 }
 
 func (g groupMySQL) status() MySQLStatus {
@@ -152,7 +155,8 @@ func (g groupMySQL) status() MySQLStatus {
 	return MySQLStatus{Group: g.group, Instance: g.instance, Server: strings.TrimPrefix(g.r.Name(), "mysql "),
 		Writable: s.Promoted, Healthy: s.Healthy, LastCheck: s.LastCheck, Refusals: s.Refusals, LastRefusal: s.LastRefusal,
 		PromotedAnyway: s.PromotedAnyway, LastCatchup: s.LastCatchup, LastPeerFence: s.LastPeerFence,
-		Killed: s.Killed, BypassKilled: s.BypassKilled, Corrected: s.Corrected}
+		Killed: s.Killed, BypassKilled: s.BypassKilled, Corrected: s.Corrected,
+		Reasserted: s.Reasserted, LastReassert: s.LastReassert, SemiSync: s.SemiSync}
 }
 
 // setupLVS opens the kernel's IPVS table and removes what an earlier run

@@ -21,12 +21,13 @@ const drillUsage = `usage: leasehold drill SCENARIO [flags]
        leasehold drill soak --duration D [--lab NAME]
        leasehold drill SCENARIO --live --yes-disrupt [-c FILE]   (on a real node)
 
-scenarios: graceful kill9 freeze vrrp-partition quorum-partition quorum-loss link-flap preempt foreign-speaker all
+scenarios: graceful kill9 freeze vrrp-partition quorum-partition quorum-loss link-flap preempt foreign-speaker
+           isolation (the owner's link down 10 s) mysqld-crash (a lab up with --mysql: the owner's mariadbd killed -9) all
 
 flags:
   --lab NAME       the lab (default: the only one up; see leasehold lab up)
   --runs N         runs per scenario (default 1)
-  --duration D     how long the fault lasts (freeze/vrrp-partition/foreign-speaker 10s, quorum-* 5s, link-flap 3s);
+  --duration D     how long the fault lasts (freeze/vrrp-partition/foreign-speaker/isolation 10s, quorum-* 5s, link-flap 3s);
                    for soak: how long to soak
   --json           print the results as JSON instead of the table
   --html FILE      also write a self-contained HTML report with a timeline per run

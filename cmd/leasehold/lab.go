@@ -79,7 +79,7 @@ func labNeedsRoot(stderr io.Writer) bool {
 }
 
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("lab up", "[--nodes N] [--quorum raft|etcd] [--groups G] [--auth hmac] [--lab NAME]",
+	fs := newFlagSet("lab up", "[--nodes N] [--quorum raft|etcd] [--groups G] [--auth hmac] [--mysql [--semi-sync]] [--lab NAME]",
 		"builds a throwaway lab of network namespaces on this machine (root)\n")
 	var o labctl.Options
 	fs.IntVar(&o.Nodes, "nodes", 2, "number of leasehold nodes (1-6)")
@@ -91,6 +91,7 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Auth, "auth", "", "hmac: authenticated adverts between the nodes (a shared key in the lab directory)")
 	fs.StringVar(&o.Dir, "dir", labctl.DefaultDir, "parent directory of labs")
 	fs.BoolVar(&o.MySQL, "mysql", false, "each node runs MariaDB (2 nodes: a dual-master pair with GTID replication); group 1 gets a mysql section")
+	fs.BoolVar(&o.SemiSync, "semi-sync", false, "with --mysql: semi-synchronous replication both ways (a commit is acknowledged once the other server has it; asynchronous after 0.5 s without an answer)")
 	if pos, rc, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return rc
 	} else if len(pos) > 0 {

@@ -55,8 +55,10 @@ func TestJudgeDataPathRules(t *testing.T) {
 }
 
 // The write checker's verdict: split-brain writes, divergence,
-// replication errors and writes not served again fail any drill; a lost
-// acknowledged write fails graceful and is a note elsewhere.
+// replication errors, no write acknowledged and writes not served again
+// fail any drill; a lost acknowledged write fails graceful and any drill
+// under semi-sync and is a note elsewhere; so are writes missing on the
+// new master at takeover.
 func TestJudgeWrites(t *testing.T) {
 	for _, tc := range []struct {
 		scenario string
@@ -72,6 +74,12 @@ func TestJudgeWrites(t *testing.T) {
 		{"kill9", MySQLWrites{ReplicationErrors: []string{"server 2: sql \"Duplicate entry\""}}, false, "replication errors"},
 		{"kill9", MySQLWrites{Unrecovered: true}, false, "no write acknowledged after the lab was steady"},
 		{"kill9", MySQLWrites{Error: "n2: connection refused"}, false, "audit: n2"},
+		{"kill9", MySQLWrites{Attempted: 300}, false, "none of 300 writes"},
+		{"kill9", MySQLWrites{Acked: 290, SemiSync: true, Lost: []uint64{7}}, false, "although replication is semi-synchronous"},
+		{"mysqld-crash", MySQLWrites{Acked: 290, Snapshot: true, LostAtTakeover: []uint64{7, 8}}, true, "2 acknowledged writes were not on the new master"},
+		{"mysqld-crash", MySQLWrites{Acked: 290, Snapshot: true, SemiSync: true, LostAtTakeover: []uint64{7}}, false, "although replication is semi-synchronous"},
+		{"mysqld-crash", MySQLWrites{Acked: 290, Snapshot: true}, true, "held every acknowledged write"},
+		{"kill9", MySQLWrites{Acked: 290, AuditRetries: 1}, true, "audit was repeated 1 times"},
 	} {
 		r := Result{Scenario: tc.scenario, Pass: true, Verdict: "PASS", MySQL: &tc.m}
 		r.judgeWrites()

@@ -21,7 +21,7 @@ var (
 // Scenarios are the named drills, in the order `all` runs them; a target
 // is offered those whose fault it can inject (ScenariosFor).
 var Scenarios = []string{"graceful", "kill9", "freeze", "vrrp-partition", "quorum-partition", "quorum-loss", "link-flap", "preempt", "foreign-speaker",
-	"power-cut", "vrrp-link-cut", "isolation"}
+	"power-cut", "vrrp-link-cut", "isolation", "mysqld-crash"}
 
 // ScenariosFor returns the scenarios t can run, in Scenarios' order.
 func ScenariosFor(t Target) []string {
@@ -55,6 +55,9 @@ func supports(t Target, name string) bool {
 	case "isolation":
 		_, ok := t.(Isolator)
 		return ok
+	case "mysqld-crash":
+		_, ok := t.(MySQLCrasher)
+		return ok && runsMySQL(t)
 	}
 	return true
 }
@@ -117,7 +120,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("drill %s: %w", sc.Name, err)
 	}
-	wr := startWrites(ctx, t) // nil unless the target runs MySQL
+	wr := StartWrites(ctx, t) // nil unless the target runs MySQL
 	r := Result{Scenario: sc.Name, Duration: sc.Duration.String(), VIP: t.VIP().String(), Started: time.Now().UTC(), Nodes: t.Nodes()}
 	var data DataWatch
 	if dg, ok := t.(DataGuard); ok {
@@ -130,7 +133,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 	sleep(ctx, time.Second)
 	r.OldOwner = ownerOf(ctx, t)
 	r.EpochBefore = epochs(ctx, t)
-	ph, perr := perform(ctx, t, s, sc, &r)
+	ph, perr := perform(ctx, t, s, sc, &r, wr)
 	// Whatever happened, leave the target steady (restart what is down).
 	for _, n := range t.Nodes() {
 		if st, _ := t.Status(ctx, n); !st.Running {
@@ -156,7 +159,7 @@ func Run(ctx context.Context, t Target, sc Scenario) (Result, error) {
 		ph.check(&r)
 	}
 	if wr != nil {
-		r.MySQL = wr.finish(ctx, t.Nodes(), r.FinalOwner, steadyAt)
+		r.MySQL = wr.Finish(ctx, t.Nodes(), r.FinalOwner, steadyAt)
 	}
 	r.judge(ph, perr, steadyErr)
 	r.judgeWrites()
@@ -189,8 +192,9 @@ type phases struct {
 	check func(r *Result)
 }
 
-// perform injects the scenario's fault into the current owner and restores.
-func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) (phases, error) {
+// perform injects the scenario's fault into the current owner and
+// restores; wr is the write checker (nil without MySQL).
+func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result, wr *WriteCheck) (phases, error) {
 	victim := r.OldOwner
 	ph := phases{victim: victim, expect: expectTakeover}
 	if victim == "" {
@@ -319,12 +323,33 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		if err := cut(ctx, true); err != nil {
 			return ph, err
 		}
+		fault := time.Now()
 		if !waitFor(ctx, 30*time.Second, others) {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 30 s of cutting %s off", victim))
 		}
 		sleep(ctx, sc.Duration)
+		if wr != nil && sc.Name == "isolation" {
+			snapshotNewMaster(ctx, t, wr, victim, fault, r)
+		}
 		ph.restore = s.now()
 		return ph, cut(context.WithoutCancel(ctx), false)
+	case "mysqld-crash":
+		c := t.(MySQLCrasher)
+		r.Fault = fmt.Sprintf("kill -9 of mysqld on %s (the owner; its leasehold keeps running); mysqld started again (read-only) after the takeover", victim)
+		ph.fault = s.now()
+		fault := time.Now()
+		if err := c.KillMySQL(victim); err != nil {
+			return ph, fmt.Errorf("mysqld on %s not crashed: %w", victim, err)
+		}
+		if !waitFor(ctx, 20*time.Second, others) {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("no role change: no other node reported role owner within 20 s of mysqld's crash on %s "+
+				"(its health check did not put the group in FAULT?)", victim))
+		}
+		if wr != nil {
+			snapshotNewMaster(ctx, t, wr, victim, fault, r)
+		}
+		ph.restore = s.now()
+		return ph, c.StartMySQL(context.WithoutCancel(ctx), victim)
 	case "foreign-speaker":
 		return performForeign(ctx, t, s, sc, r)
 	case "preempt":
@@ -353,6 +378,22 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result) 
 		return ph, nil
 	}
 	return ph, fmt.Errorf("%w: %q", ErrUnknownScenario, sc.Name)
+}
+
+// snapshotNewMaster waits (at most 10 s) until the new owner's server
+// acknowledged a write sent after the fault and takes the write checker's
+// snapshot of it while the old master is still gone; a new master that
+// acknowledges nothing is a finding.
+func snapshotNewMaster(ctx context.Context, t Target, wr *WriteCheck, victim string, fault time.Time, r *Result) {
+	owner := ownerOf(ctx, t)
+	if owner == "" || owner == victim {
+		return
+	}
+	if !waitFor(ctx, 10*time.Second, func() bool { return wr.ServedBy(owner, fault) }) {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("MySQL: the new owner %s's server acknowledged no write through the VIP within 10 s of taking over", owner))
+		return
+	}
+	wr.Snapshot(ctx, owner)
 }
 
 // stopGracefully sends SIGTERM and waits up to 10 s for the daemon to

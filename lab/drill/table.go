@@ -128,8 +128,7 @@ func (rep Report) WriteTable(w io.Writer, verbose bool) {
 		}
 		fmt.Fprintf(w, "\n%s (run %d): %s\n", r.Scenario, r.Run, r.Fault)
 		if m := r.MySQL; m != nil {
-			fmt.Fprintf(w, "  mysql writes: %d, acknowledged %d, lost %d, split-brain %d, diverged %d, replication errors %d, write outage max %s\n",
-				m.Attempted, m.Acked, len(m.Lost), len(m.SplitBrain), len(m.Diverged), len(m.ReplicationErrors), us(m.MaxOutageUS))
+			fmt.Fprintf(w, "  mysql %s\n", m.Summary())
 		}
 		if r.WatchdogResetUS > 0 {
 			fmt.Fprintf(w, "  watchdog: %s reset %s after the fault; takeover after %s\n", r.OldOwner, us(r.WatchdogResetUS), us(r.TakeoverUS))

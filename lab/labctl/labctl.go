@@ -69,6 +69,9 @@ type Options struct {
 	// with GTID replication, as seed 002), and group 1 gets a mysql
 	// section (2 nodes only; Debian's mariadb-server).
 	MySQL bool
+	// SemiSync: the MariaDB pair replicates semi-synchronously (with
+	// MySQL only; see mariadb.Server.SemiSync).
+	SemiSync bool
 	// Binary is the leasehold executable run in the lab (required).
 	Binary string
 	// Dir is the parent directory (default DefaultDir).
@@ -115,6 +118,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: --auth %q: want hmac or nothing", ErrBadOptions, o.Auth)
 	case o.MySQL && o.Nodes != 2:
 		return fmt.Errorf("%w: --mysql wants --nodes 2 (a dual-master pair)", ErrBadOptions)
+	case o.SemiSync && !o.MySQL:
+		return fmt.Errorf("%w: --semi-sync needs --mysql", ErrBadOptions)
 	case o.MySQL && !mariadb.Available():
 		return fmt.Errorf("%w: --mysql needs MariaDB (Debian package mariadb-server: %s)", ErrBadOptions, mariadb.Mariadbd)
 	case o.Binary == "":
@@ -139,6 +144,7 @@ type Meta struct {
 	Daemons map[string]netlab.ProcRecord `json:"daemons"`
 	// MySQL: the nodes run MariaDB (MariaDB: their processes).
 	MySQL     bool                         `json:"mysql,omitempty"`
+	SemiSync  bool                         `json:"semi_sync,omitempty"`
 	MariaDB   map[string]netlab.ProcRecord `json:"mariadb,omitempty"`
 	Responder map[string]netlab.ProcRecord `json:"responders"`
 	QuorumPID netlab.ProcRecord            `json:"quorum_proc"`
@@ -214,7 +220,7 @@ func Up(ctx context.Context, o Options, log *slog.Logger) (_ *Lab, err error) {
 		return nil, err
 	}
 	l := &Lab{dir: dir, net: nl, log: log, meta: Meta{
-		Name: name, ID: nl.ID(), Quorum: o.Quorum, MySQL: o.MySQL, Nodes: hosts[:o.Nodes], Groups: o.Groups,
+		Name: name, ID: nl.ID(), Quorum: o.Quorum, MySQL: o.MySQL, SemiSync: o.SemiSync, Nodes: hosts[:o.Nodes], Groups: o.Groups,
 		TTL: o.TTL.String(), Binary: o.Binary, Created: time.Now().UTC(),
 		Daemons: map[string]netlab.ProcRecord{}, Responder: map[string]netlab.ProcRecord{},
 	}}

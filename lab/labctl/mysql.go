@@ -35,8 +35,12 @@ const (
 func (l *Lab) mysqlServer(i int) mariadb.Server {
 	n := l.meta.Nodes[i]
 	return mariadb.Server{Dir: filepath.Join(l.dir, n, "mysql"), ID: i + 1, Bind: l.net.Host(n).IPv4.String(), Port: MySQLPort,
-		Listen: "0.0.0.0"} // and the VIP
+		Listen: "0.0.0.0", SemiSync: l.meta.SemiSync} // and the VIP
 }
+
+// SemiSync reports whether the lab's MariaDB pair replicates
+// semi-synchronously (lab up --mysql --semi-sync).
+func (l *Lab) SemiSync() bool { return l.meta.SemiSync }
 
 // MySQLAddr is node's MariaDB address (host:port), "" if the lab has none.
 func (l *Lab) MySQLAddr(node string) string {
@@ -55,12 +59,28 @@ func (l *Lab) MySQLAddr(node string) string {
 // read_only on a read-only server, root's included, and an audit must not
 // be cut off by that.
 func (l *Lab) MySQLAuditor(node string) (*sql.DB, error) {
-	for i, n := range l.meta.Nodes {
-		if n == node && l.meta.MySQL {
-			return l.mysqlServer(i).DBAs(AuditUser, AuditPassword), nil
-		}
+	s, err := l.mysqlOf(node)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("labctl: %s has no MariaDB (lab up --mysql)", node)
+	return s.DBAs(AuditUser, AuditPassword), nil
+}
+
+func (l *Lab) mysqlOf(node string) (mariadb.Server, error) {
+	if i := slices.Index(l.meta.Nodes, node); i >= 0 && l.meta.MySQL {
+		return l.mysqlServer(i), nil
+	}
+	return mariadb.Server{}, fmt.Errorf("labctl: %s has no MariaDB (lab up --mysql)", node)
+}
+
+// MySQLRoot returns a pool over node's MariaDB socket as root (for a
+// benchmark's own setup, e.g. both servers writable as under keepalived).
+func (l *Lab) MySQLRoot(node string) (*sql.DB, error) {
+	s, err := l.mysqlOf(node)
+	if err != nil {
+		return nil, err
+	}
+	return s.DB(mariadb.RootPassword), nil
 }
 
 // credentialsPath is node's credentials file (root, mode 0600).
@@ -182,5 +202,14 @@ func (l *Lab) StartMySQL(ctx context.Context, node string) error {
 	}
 	db := s.DB(mariadb.RootPassword)
 	defer db.Close()
-	return mariadb.Exec(ctx, db, "START SLAVE")
+	// The node's leasehold kills root's sessions on a read-only server
+	// (root ignores read_only) at every health check: a session can be
+	// cut between connect and statement, so a few tries.
+	for range 5 {
+		if err = mariadb.Exec(ctx, db, "START SLAVE"); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
 }

@@ -366,3 +366,17 @@ func (l *Lab) Describe(ctx context.Context) LabStatus {
 	s.Owners, _ = l.Owners(ctx)
 	return s
 }
+
+// Isolate cuts node off from everything, VRRP, clients, the quorum and
+// MySQL replication, by taking its interface down (on) or up again: the
+// lab's nodes have one link each.
+func (l *Lab) Isolate(ctx context.Context, node string, on bool) error {
+	h := l.net.Host(node)
+	if h == nil {
+		return fmt.Errorf("%w: %q", netlab.ErrNoHost, node)
+	}
+	if on {
+		return h.LinkDown()
+	}
+	return h.LinkUp()
+}

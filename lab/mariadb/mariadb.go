@@ -56,7 +56,19 @@ type Server struct {
 	// Listen is the address mariadbd binds ("" = Bind); a node behind a
 	// VIP binds 0.0.0.0 so that it answers on the VIP too.
 	Listen string
+	// SemiSync turns on semi-synchronous replication both ways (MariaDB
+	// 10.11's built-in plugin): a master acknowledges a commit only once
+	// the other server has it in its relay log (wait point AFTER_SYNC),
+	// falling back to asynchronous after SemiSyncTimeout without an
+	// answer (the peer down) until the peer's replica connects again.
+	SemiSync bool
 }
+
+// SemiSyncTimeout is rpl_semi_sync_master_timeout of a SemiSync server:
+// how long a commit waits for the peer before the master falls back to
+// asynchronous replication. It adds to the write outage of a failover
+// whose old master is gone (the new master's first commit waits it out).
+const SemiSyncTimeout = 500 * time.Millisecond
 
 // Socket is the server's unix socket.
 func (s Server) Socket() string { return filepath.Join(s.Dir, "mysqld.sock") }
@@ -84,7 +96,7 @@ func (s Server) Install(ctx context.Context) error {
 // Args are mariadbd's arguments (after the program name).
 func (s Server) Args() []string {
 	id := strconv.Itoa(s.ID)
-	return []string{"--no-defaults", "--user=root",
+	args := []string{"--no-defaults", "--user=root",
 		"--datadir=" + filepath.Join(s.Dir, "data"), "--socket=" + s.Socket(),
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"), "--tmpdir=" + s.Dir, "--log-error=" + s.ErrorLog(),
 		"--port=" + strconv.Itoa(s.Port), "--bind-address=" + cmp.Or(s.Listen, s.Bind), "--skip-name-resolve",
@@ -93,7 +105,17 @@ func (s Server) Args() []string {
 		"--binlog-ignore-db=mysql", "--binlog-format=ROW",
 		"--auto-increment-increment=2", "--auto-increment-offset=" + id,
 		"--read-only=ON", "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
-		"--performance-schema=OFF", "--skip-slave-start", "--max-connections=50"}
+		"--performance-schema=OFF", "--skip-slave-start", "--max-connections=50",
+		// A replica notices a dead connection to its master (a partition:
+		// TCP retransmits back off to seconds) within 4 s, heartbeats every
+		// second (ReplicateFrom), and reconnects every second.
+		"--slave-net-timeout=4"}
+	if s.SemiSync {
+		args = append(args, "--rpl-semi-sync-master-enabled=ON", "--rpl-semi-sync-slave-enabled=ON",
+			"--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+			"--rpl-semi-sync-master-timeout="+strconv.FormatInt(SemiSyncTimeout.Milliseconds(), 10))
+	}
+	return args
 }
 
 // WaitSocket waits until the server's socket accepts connections, or
@@ -169,7 +191,7 @@ func (s Server) ReplicateFrom(ctx context.Context, src Server) error {
 	db := s.DB(RootPassword)
 	defer db.Close()
 	return Exec(ctx, db, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='%s', MASTER_PORT=%d, MASTER_USER='repl', "+
-		"MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1", src.Bind, src.Port), "START SLAVE")
+		"MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1", src.Bind, src.Port), "START SLAVE")
 }
 
 // Sync waits, at most timeout each way, until each of two servers has

@@ -20,7 +20,6 @@
 // recorded, so a server that writes without ever having been promoted
 // (epoch 0) counts as the oldest epoch.
 //
-// Not done yet: the netns lab drill (`leasehold lab up --mysql`) and `make
-// bench-mysql` that drive it; it is used by the tests against a real
-// MariaDB pair only.
+// Used by lab/drill (every drill on a `leasehold lab up --mysql` lab, and
+// `make bench-mysql`) and by the tests against a real MariaDB pair.
 package mysqlcheck

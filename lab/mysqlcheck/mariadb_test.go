@@ -108,7 +108,7 @@ func TestSwitchoverAgainstMariaDB(t *testing.T) {
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(cctx) }()
-	time.Sleep(500 * time.Millisecond)
+	waitAcked(t, c, 50)
 	// The switchover as the daemons do it: the owner demotes (VIP down
 	// first), the other promotes (peer fence, catch-up) and takes the VIP.
 	start := time.Now()
@@ -121,7 +121,7 @@ func TestSwitchoverAgainstMariaDB(t *testing.T) {
 	}
 	v.Move(p.B.Addr())
 	t.Logf("switchover took %v (%s)", time.Since(start), rb.Stats().LastCatchup)
-	time.Sleep(500 * time.Millisecond)
+	waitAcked(t, c, 100)
 	stop()
 	<-done
 
@@ -153,6 +153,26 @@ func TestSwitchoverAgainstMariaDB(t *testing.T) {
 	t.Logf("both writable: %s", split)
 	if len(split.SplitBrain) == 0 || split.OK() {
 		t.Fatalf("the audit missed the split-brain writes: %s", split)
+	}
+}
+
+// waitAcked waits (at most 20 s: a loaded machine writes slowly) until
+// the client has n acknowledged writes.
+func waitAcked(t *testing.T, c *mysqlcheck.Client, n int) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		acked := 0
+		for _, w := range c.Writes() {
+			if w.Acked {
+				acked++
+			}
+		}
+		if acked >= n {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d acknowledged writes within 20 s, want %d", acked, n)
+		}
 	}
 }
 

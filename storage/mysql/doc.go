@@ -31,7 +31,24 @@
 //     a server found writable before the group runs is demoted.
 //     Check: the native health check (connect, SELECT, replication SQL
 //     thread, lag) the group's tracker runs like a vrrp_script, and the
-//     watch of a server that must be read-only.
+//     watch of read_only: a server that must be read-only and is writable
+//     is demoted; the owner's server found read-only (an operator's SET
+//     GLOBAL read_only = ON, or mysqld restarted with read_only in my.cnf)
+//     is made writable again only when the epoch table shows no newer
+//     epoch than the one it was promoted for (nor that one recorded by
+//     another server), counted and logged; otherwise, or when the table
+//     cannot be read, the check fails, so the group gives the lease up
+//     (doubt means demote). Its rationale: the lease says which server
+//     takes the writes, and a VIP in front of a read-only server is an
+//     outage no failover ends; to keep a server read-only, stop or demote
+//     its leasehold group. The check also reports semi-synchronous
+//     replication's state (on, off, fallen back to asynchronous). After a
+//     promotion refused because the relay log was not applied in time (a
+//     node back from a partition preempting while its replication is
+//     behind), the check fails until this server has applied what the
+//     peer wrote (the peer's binlog position, read over TCP), so the group
+//     stops taking the lease from the serving peer only to refuse again; a
+//     peer that does not answer ends the wait.
 //
 // Accounts that ignore read_only. MariaDB 10.11 has no super_read_only;
 // READ_ONLY ADMIN (held by root, and by any account granted ALL) writes
@@ -85,7 +102,10 @@
 //     master acknowledged but had not yet sent to the peer when it died is
 //     not on the new master (the peer fence's binlog position only helps
 //     when the old master's mysqld still answers). Semi-synchronous
-//     replication closes that window; it is not configured by leasehold.
+//     replication closes that window; leasehold does not configure it (it
+//     belongs in my.cnf) but reports its state, and it only holds while
+//     the master has not fallen back to asynchronous after
+//     rpl_semi_sync_master_timeout without the peer's answer.
 //   - Accounts holding READ_ONLY ADMIN through a role are not recognised;
 //     their connections are killed by Demote but not by the watch.
 //   - The stale-epoch refusal across servers relies on replication having

@@ -443,6 +443,62 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	// The owner's server made read-only by someone else while the lease
+	// is held (an operator's SET GLOBAL read_only = ON): the watch makes
+	// it writable again for the current epoch, counted; once the epoch
+	// table shows a newer epoch (the peer promoted), it does not, and the
+	// check fails instead (the group gives the lease up).
+	t.Run("OwnerMadeReadOnly", func(t *testing.T) {
+		e.t = t
+		synced(t, p)
+		ra := e.resource(p.A, nil, nil)
+		ep := e.nextEpoch()
+		if err := ra.Promote(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.A.Exec(ctx, "SET GLOBAL read_only = ON"); err != nil {
+			t.Fatal(err)
+		}
+		app := client(t, p.A, "app")
+		if err := insert(ctx, app, "while-read-only"); err == nil {
+			t.Fatal("the app wrote to a read-only server")
+		}
+		if err := ra.Check(ctx); err != nil {
+			t.Fatalf("check after re-asserting: %v", err)
+		}
+		st := ra.Stats()
+		if readOnly(t, p.A) || st.Reasserted != 1 || st.Promoted != ep {
+			t.Fatalf("the owner's server was left read-only: reasserted %d, promoted %d (%s)", st.Reasserted, st.Promoted, st.LastReassert)
+		}
+		if err := insert(ctx, app, "reasserted"); err != nil {
+			t.Fatalf("the app cannot write after the re-assertion: %v", err)
+		}
+		t.Logf("re-asserted: %s", st.LastReassert)
+		// The peer was promoted under a newer epoch while A's demotion
+		// did not happen (its row replicates here) and A was made
+		// read-only: no re-assertion, the check fails.
+		rb := e.resource(p.B, nil, nil)
+		newer := e.nextEpoch()
+		if err := rb.Promote(ctx, newer); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.A.Exec(ctx, "SET GLOBAL read_only = ON"); err != nil {
+			t.Fatal(err)
+		}
+		synced(t, p)
+		err := ra.Check(ctx)
+		if err == nil || !readOnly(t, p.A) || ra.Stats().Reasserted != 1 {
+			t.Fatalf("re-asserted under a stale epoch: check %v, read-only %v, reasserted %d", err, readOnly(t, p.A), ra.Stats().Reasserted)
+		}
+		t.Logf("stale: check %v", err)
+		if err := ra.Demote(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		if err := rb.Demote(ctx, newer); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("PeerFence", func(t *testing.T) {
 		e.t = t
 		synced(t, p)

@@ -40,6 +40,12 @@ type Resource struct {
 	// promotion.
 	act      sync.Mutex
 	promoted uint64 // epoch the server is writable for; 0: it must be read-only
+	// behind: the last promotion was refused because the relay log was
+	// not applied in time (a node back from a partition whose replication
+	// has not caught up): the health check fails until this server has
+	// applied what the peer wrote, so the group does not keep taking the
+	// lease from the serving peer by preemption only to refuse again.
+	behind bool
 
 	mu    sync.Mutex
 	stats Stats
@@ -59,7 +65,19 @@ type Stats struct {
 	Killed, BypassKilled uint64
 	// Corrected counts the times the watch found the server writable
 	// without the lease and made it read-only.
-	Corrected     uint64
+	Corrected uint64
+	// Reasserted counts the times the watch found the server read-only
+	// while it must be writable (promoted for the current epoch: someone
+	// else set read_only, or mysqld restarted read-only) and set read_only
+	// OFF again after checking the epoch table; LastReassert says what it
+	// last found and did (also when it did not re-assert).
+	Reasserted   uint64
+	LastReassert string
+	// SemiSync is what the server says of semi-synchronous replication:
+	// "" (not available), "off", "on" (a commit waits for the peer) or
+	// "on, fallen back to asynchronous" (no answer from the peer within
+	// the timeout; it resumes when the peer's replica reconnects).
+	SemiSync      string
 	LastPeerFence string
 	LastCheck     string
 	Healthy       bool
@@ -228,8 +246,10 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	d := MayPromote(PromoteInput{Epoch: epoch, ServerID: st.ServerID, Epochs: rows, Catchup: cu, Policy: r.cfg.CatchupPolicy, Timeout: r.cfg.CatchupTimeout})
 	r.update(func(s *Stats) { s.LastCatchup = d.Reason })
 	if !d.OK {
+		r.behind = cu.Needed && !cu.Applied
 		return r.refused(d.Reason)
 	}
+	r.behind = false
 	if d.Anyway {
 		r.update(func(s *Stats) { s.PromotedAnyway++ })
 		r.log.Warn("mysql: promoting although the relay log is not applied", "epoch", epoch, "reason", d.Reason)
@@ -438,35 +458,102 @@ func (r *Resource) Start(ctx context.Context) error {
 
 // Check is the native health check (connect, SELECT, replication
 // threads, lag; see Health), run by the group's health tracker on the
-// check interval; nil is success. It is also the watch of a server that
-// must be read-only (no promotion held): one found writable is made
-// read-only and its clients killed, and on a read-only one the
-// connections of accounts that ignore read_only are killed, so such an
-// account's writes are cut within one interval. A promotion or demotion
-// in flight is left alone.
+// check interval; nil is success. It is also the watch of the server's
+// read_only (see watch). A promotion or demotion in flight is left alone.
 func (r *Resource) Check(ctx context.Context) error {
 	st, err := r.srv.Status(ctx)
 	var rep Replica
-	var rerr error
+	var rerr, werr error
 	if err == nil {
 		rep, rerr = r.srv.Replica(ctx)
-		r.watch(ctx, st)
+		werr = r.watch(ctx, st)
 	}
 	ok, reason := Health(err, rep, rerr, r.cfg.Check.MaxLag)
-	r.update(func(s *Stats) { s.LastCheck, s.Healthy = reason, ok })
+	if ok && werr != nil {
+		ok, reason = false, werr.Error()
+	}
+	if ok && err == nil {
+		if why := r.stillBehind(ctx, st.ServerID, rep); why != "" {
+			ok, reason = false, why
+		}
+	}
+	r.update(func(s *Stats) {
+		s.LastCheck, s.Healthy = reason, ok
+		if err == nil {
+			s.SemiSync = semiSyncState(st)
+		}
+	})
 	if !ok {
 		return errors.New(reason)
 	}
 	return nil
 }
 
-func (r *Resource) watch(ctx context.Context, st Status) {
+// stillBehind, after a promotion refused for catch-up, says why this
+// server is still behind the peer ("" once it has applied what the peer
+// wrote, or when the peer does not answer: then this node may be needed).
+func (r *Resource) stillBehind(ctx context.Context, self uint32, rep Replica) string {
 	if !r.act.TryLock() {
-		return
+		return ""
+	}
+	defer r.act.Unlock()
+	if !r.behind || r.promoted != 0 || r.peer == nil {
+		r.behind = false
+		return ""
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
+	pst, err := r.peer.Status(pctx)
+	cancel()
+	if err != nil {
+		r.behind = false
+		r.log.Info("mysql: the peer does not answer: no longer waiting to catch up with it", "err", err)
+		return ""
+	}
+	target := MergeTargets(WaitTarget(rep.IOPos, self), WaitTarget(pst.BinlogPos, self))
+	ok, err := r.srv.WaitApplied(ctx, target, 10*time.Millisecond)
+	if err == nil && ok {
+		r.behind = false
+		r.log.Info("mysql: caught up with the peer after a refused promotion", "applied", target)
+		return ""
+	}
+	return fmt.Sprintf("catching up with the peer after a refused promotion: not applied up to %s yet", target)
+}
+
+func semiSyncState(st Status) string {
+	switch {
+	case !st.HasSemiSync:
+		return ""
+	case !st.SemiSyncEnabled:
+		return "off"
+	case !st.SemiSyncActive:
+		return "on, fallen back to asynchronous"
+	}
+	return "on"
+}
+
+// watch keeps read_only where the lease says. A server that must be
+// read-only (no promotion held) and is found writable is made read-only
+// and its clients killed; on a read-only one the connections of accounts
+// that ignore read_only are killed, so such an account's writes are cut
+// within one interval. A server promoted for the current epoch and found
+// read-only (an operator's SET GLOBAL read_only = ON, or mysqld restarted
+// with read_only=ON in my.cnf) is made writable again, but only when the
+// epoch table shows no newer epoch (nor this one recorded by another
+// server): the lease says this server takes the writes, and a VIP in
+// front of a read-only server is an outage no failover ends. When the
+// epoch table says otherwise, or cannot be read, or read_only cannot be
+// set, the returned error fails the health check, so the group leaves
+// the lease to the peer (doubt means demote).
+func (r *Resource) watch(ctx context.Context, st Status) error {
+	if !r.act.TryLock() {
+		return nil
 	}
 	defer r.act.Unlock()
 	if r.promoted != 0 {
-		return
+		if st.ReadOnly {
+			return r.reassert(ctx, st)
+		}
+		return nil
 	}
 	if !st.ReadOnly {
 		r.log.Warn("mysql: writable without the lease: setting read_only and killing client connections", "server_id", st.ServerID)
@@ -474,9 +561,35 @@ func (r *Resource) watch(ctx context.Context, st Status) {
 		if err := r.demote(ctx, 0); err != nil {
 			r.log.Error("mysql: watch: demotion failed", "err", err)
 		}
-		return
+		return nil
 	}
 	if _, err := r.killRound(ctx, r.srv, BypassOnly); err != nil {
 		r.log.Warn("mysql: watch: cannot kill connections that bypass read_only", "err", err)
 	}
+	return nil
+}
+
+// reassert sets read_only OFF again on the owner's server found
+// read-only, after checking the epoch table (act held).
+func (r *Resource) reassert(ctx context.Context, st Status) error {
+	epoch := r.promoted
+	fail := func(what string) error {
+		r.update(func(s *Stats) { s.LastReassert = what })
+		r.log.Error("mysql: the owner's server is read-only: "+what, "epoch", epoch, "server_id", st.ServerID)
+		return errors.New("read-only although this node owns the group: " + what)
+	}
+	rows, err := r.srv.Epochs(ctx)
+	if err != nil {
+		return fail(fmt.Sprintf("not made writable again: cannot read the epoch table: %v", err))
+	}
+	if d := MayPromote(PromoteInput{Epoch: epoch, ServerID: st.ServerID, Epochs: rows}); !d.OK {
+		return fail("not made writable again: " + d.Reason)
+	}
+	if err := r.srv.SetReadOnly(ctx, false); err != nil {
+		return fail(fmt.Sprintf("setting read_only OFF again failed: %v", err))
+	}
+	what := fmt.Sprintf("found read-only while promoted for epoch %d (set by someone else, or mysqld restarted); read_only OFF again", epoch)
+	r.update(func(s *Stats) { s.Reasserted++; s.LastReassert = what })
+	r.log.Warn("mysql: "+what+" (to keep a server read-only, stop or demote its leasehold group instead)", "epoch", epoch, "server_id", st.ServerID)
+	return nil
 }

@@ -189,3 +189,39 @@ func TestDemoteOfAServerDownOrHung(t *testing.T) {
 		t.Fatal("demote of a server that does not answer succeeded")
 	}
 }
+
+// A promotion refused because the relay log was not applied in time (a
+// node back from a partition, its replication behind) fails the health
+// check until the server has applied what the peer wrote, so the group
+// stops taking the lease from the serving peer; a peer that does not
+// answer ends the wait (this node may be needed).
+func TestRefusedCatchupFailsCheckUntilCaughtUp(t *testing.T) {
+	ctx := context.Background()
+	rep := mysql.Replica{Configured: true, IORunning: "Yes", SQLRunning: "Yes", IOPos: "2-2-9"}
+	f := &mysqltest.Fake{ServerID: 1, RO: true, Rep: rep}
+	peer := &mysqltest.Fake{ServerID: 2, Binlog: "2-2-40"}
+	r := fakeResource(t, f, peer)
+	if err := r.Promote(ctx, 7); !errors.Is(err, mysql.ErrRefused) {
+		t.Fatalf("promotion with the relay log not applied: %v", err)
+	}
+	err := r.Check(ctx)
+	if err == nil || !strings.Contains(err.Error(), "catching up with the peer") || !strings.Contains(err.Error(), "2-2-40") {
+		t.Fatalf("check while behind: %v", err)
+	}
+	if r.Stats().Healthy {
+		t.Fatal("healthy while behind")
+	}
+	f.Applied = true
+	if err := r.Check(ctx); err != nil {
+		t.Fatalf("check once caught up: %v", err)
+	}
+	// Behind again, then the peer stops answering: healthy.
+	f.Applied = false
+	if err := r.Promote(ctx, 8); !errors.Is(err, mysql.ErrRefused) {
+		t.Fatalf("second refusal: %v", err)
+	}
+	peer.Fail = map[string]error{"Status": mysql.ErrDown}
+	if err := r.Check(ctx); err != nil {
+		t.Fatalf("check with the peer down: %v", err)
+	}
+}

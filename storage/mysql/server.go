@@ -45,6 +45,12 @@ type Status struct {
 	// BinlogPos is @@gtid_binlog_pos (MariaDB; "" elsewhere).
 	BinlogPos string
 	Version   string
+	// HasSemiSync: the server has semi-synchronous replication (MariaDB
+	// 10.3+ built in: rpl_semi_sync_master_enabled); SemiSyncEnabled:
+	// it is on for this server as a master; SemiSyncActive: commits
+	// currently wait for the peer (Rpl_semi_sync_master_status ON; OFF
+	// after a timeout without the peer's answer).
+	HasSemiSync, SemiSyncEnabled, SemiSyncActive bool
 }
 
 // Replica is a server's replication state (SHOW SLAVE STATUS). The zero

@@ -157,6 +157,20 @@ func (s *SQL) Status(ctx context.Context) (Status, error) {
 	default:
 		return Status{}, fmt.Errorf("%s: SELECT @@gtid_binlog_pos: %w", s.what, err)
 	}
+	var semi int
+	switch err := s.db.QueryRowContext(ctx, "SELECT @@rpl_semi_sync_master_enabled").Scan(&semi); {
+	case err == nil:
+		st.HasSemiSync, st.SemiSyncEnabled = true, semi != 0
+	case errNumber(err) != errUnknownVariable:
+		return Status{}, fmt.Errorf("%s: SELECT @@rpl_semi_sync_master_enabled: %w", s.what, err)
+	}
+	if st.SemiSyncEnabled {
+		var name, val string
+		if err := s.db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'").Scan(&name, &val); err != nil {
+			return Status{}, fmt.Errorf("%s: SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status': %w", s.what, err)
+		}
+		st.SemiSyncActive = strings.EqualFold(val, "ON")
+	}
 	return st, nil
 }
 

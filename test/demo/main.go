@@ -25,9 +25,10 @@ func main() {
 	bin := flag.String("bin", "bin/leasehold", "leasehold binary")
 	html := flag.String("html", "drill-report.html", "where to write the HTML report")
 	quorum := flag.String("quorum", "raft", "raft or etcd")
-	withMySQL := flag.Bool("mysql", false, "the nodes also run a MariaDB dual-master pair; every drill runs the write checker")
+	withMySQL := flag.Bool("mysql", false, "the nodes also run a MariaDB dual-master pair; every drill runs the write checker, and mysqld-crash runs")
+	semiSync := flag.Bool("semi-sync", false, "with -mysql: the pair replicates semi-synchronously")
 	flag.Parse()
-	if err := run(*bin, *html, *quorum, *withMySQL); err != nil {
+	if err := run(*bin, *html, *quorum, *withMySQL, *semiSync); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -37,7 +38,7 @@ func say(format string, args ...any) {
 	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func run(bin, htmlPath, quorum string, withMySQL bool) error {
+func run(bin, htmlPath, quorum string, withMySQL, semiSync bool) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (network namespaces)")
 	}
@@ -52,9 +53,12 @@ func run(bin, htmlPath, quorum string, withMySQL bool) error {
 	extra := ""
 	if withMySQL {
 		extra = ", a MariaDB dual-master pair (group 1 has a mysql section; a client writes through the VIP)"
+		if semiSync {
+			extra += ", semi-synchronous replication"
+		}
 	}
 	say("lab up: 2 leasehold nodes (priorities 120/100), quorum %s, VRRPv3 0.1 s, lease TTL 1 s%s", quorum, extra)
-	l, err := labctl.Up(ctx, labctl.Options{Nodes: 2, Quorum: quorum, Binary: bin, Name: fmt.Sprintf("demo%d", os.Getpid()), MySQL: withMySQL}, log)
+	l, err := labctl.Up(ctx, labctl.Options{Nodes: 2, Quorum: quorum, Binary: bin, Name: fmt.Sprintf("demo%d", os.Getpid()), MySQL: withMySQL, SemiSync: semiSync}, log)
 	if err != nil {
 		return fmt.Errorf("lab up: %w", err)
 	}
@@ -83,9 +87,7 @@ func run(bin, htmlPath, quorum string, withMySQL bool) error {
 		say("drill %-16s %s  dual ARP rounds %d, client outage %v (%v)", sc, r.Verdict, r.DualARPRounds,
 			time.Duration(r.OutageUS)*time.Microsecond, time.Since(t0).Round(100*time.Millisecond))
 		if m := r.MySQL; m != nil {
-			say("      mysql writes %d, acknowledged %d, lost %d, split-brain %d, diverged %d, replication errors %d, write outage max %v",
-				m.Attempted, m.Acked, len(m.Lost), len(m.SplitBrain), len(m.Diverged), len(m.ReplicationErrors),
-				time.Duration(m.MaxOutageUS)*time.Microsecond)
+			say("      mysql %s", m.Summary())
 		}
 	}
 	fmt.Println()
