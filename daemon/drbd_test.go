@@ -87,7 +87,7 @@ func TestDRBDFollowsTheLease(t *testing.T) {
 }
 
 // A DRBD resource that cannot be demoted keeps the watchdog armed: the
-// daemon stops (the lease is released, the feeds stop) and the machine
+// daemon stops (its session ends, the feeds stop) and the machine
 // would reset, never a Primary left without its guard.
 func TestDRBDDemoteFailureLeavesTheWatchdogArmed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -107,6 +107,57 @@ func TestDRBDDemoteFailureLeavesTheWatchdogArmed(t *testing.T) {
 		if h.Role() != drbd.Primary || !n1.plat.Dog.Armed() {
 			t.Fatalf("after a failed demote: DRBD %s, watchdog armed %v", h.Role(), n1.plat.Dog.Armed())
 		}
+	})
+}
+
+// A demotion that fails while the node runs (a better node appears and
+// n1's DRBD cannot be made Secondary) escalates: n1 does not release its
+// lease — the peer would promote beside a Primary that may still be
+// writing — and its watchdog, left armed, is no longer fed although the
+// session's renewals go on, so the machine would reset; only then could
+// the lease expire. n2 meanwhile never gets the lease.
+func TestDRBDDemoteFailureKeepsTheLeaseAndStarvesTheWatchdog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
+		h1, h2 := w.DRBDHost("n1"), w.DRBDHost("n2")
+		drbdtest.Link(h1, h2)
+		conf := func(name string, prio int) func(dir string) string {
+			return func(dir string) string {
+				c := nodeConf(name, prio, dir) + "    " + drbdSection + "\n"
+				c = strings.Replace(c, "  ttl: 1s\n", "  ttl: 4s\n", 1)
+				return strings.Replace(c, "status:", "fencing: {watchdog: auto}\nstatus:", 1)
+			}
+		}
+		n1 := startDaemonConf(t, w, "n1", "10.0.0.1", conf("n1", 120))
+		waitFor(t, 15*time.Second, "n1 owns, Primary, watchdog armed", func() bool {
+			return answering(w, "n1")() && h1.Role() == drbd.Primary && n1.plat.Dog.Armed()
+		})
+		h1.Fail("drbdadm secondary", &drbd.ExitError{Code: 11, Output: "State change failed: (-12) Device is held open by someone"})
+		n2 := startDaemonConf(t, w, "n2", "10.0.0.2", conf("n2", 130))
+		waitFor(t, 15*time.Second, "n1 tried to demote", func() bool {
+			return slices.Contains(h1.Calls(), "drbdadm secondary r0")
+		})
+		time.Sleep(time.Second)
+		op := w.Quorum.Client("operator", quorumtest.Options(w.Quorum.Cluster(), "operator"))
+		defer op.Close()
+		feeds := n1.plat.Dog.Feeds()
+		for range 50 {
+			hold, held, err := op.Inspect(context.Background(), "VI_1")
+			if err != nil || !held || hold.Node != "n1" {
+				t.Fatalf("VI_1 at the quorum while n1 is still Primary: %+v held %v %v", hold, held, err)
+			}
+			if h2.Role() == drbd.Primary {
+				t.Fatal("n2 Primary beside n1")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := n1.plat.Dog.Feeds(); got != feeds || !n1.plat.Dog.Armed() || h1.Role() != drbd.Primary {
+			t.Fatalf("after the failed demotion: %d feeds in 5 s (want none), armed %v, DRBD %s", got-feeds, n1.plat.Dog.Armed(), h1.Role())
+		}
+		n2.shutdown(t)
+		n1.shutdown(t)
+		time.Sleep(2 * time.Second)
 	})
 }
 
