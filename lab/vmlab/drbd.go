@@ -28,23 +28,31 @@ const (
 func replAddr(i int) string { return fmt.Sprintf("10.67.0.%d", i+1) }
 
 // drbdRes is r0 between the lab's two nodes: the measured timers (a
-// dead link noticed in 2-4 s, reconnects every 2 s, a fixed resync rate)
+// dead peer noticed 1-2 s after it stops answering — with ping-int 2 a
+// takeover waited about a second longer for DRBD to let go of a peer the
+// watchdog had reset —, reconnects every 2 s, a fixed resync rate)
 // and leasehold's fence-peer and after-resync-target handlers, by
 // absolute path, with the node's own config.
-func drbdRes(nodes []*node) string {
+// With keepalived (the seed's setup) there is no fencing and no handler.
+func drbdRes(nodes []*node, keepalived bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `resource %s {
 	protocol C;
 	device %s;
 	disk /dev/vda;
 	meta-disk internal;
-	net { ping-int 2; ping-timeout 10; connect-int 2; }
-	disk { fencing resource-only; c-plan-ahead 0; resync-rate 100M; }
+	net { ping-int 1; ping-timeout 10; connect-int 2; }
+`, DRBDResource, DRBDDevice)
+	if keepalived {
+		b.WriteString("\tdisk { c-plan-ahead 0; resync-rate 100M; }\n")
+	} else {
+		fmt.Fprintf(&b, `	disk { fencing resource-only; c-plan-ahead 0; resync-rate 100M; }
 	handlers {
-		fence-peer "%[3]s drbd fence-peer -c %[4]s --timeout 8s";
-		after-resync-target "%[3]s drbd unfence-peer -c %[4]s";
+		fence-peer "%[1]s drbd fence-peer -c %[2]s --timeout 8s";
+		after-resync-target "%[1]s drbd unfence-peer -c %[2]s";
 	}
-`, DRBDResource, DRBDDevice, guestBinary, guestConfig)
+`, guestBinary, guestConfig)
+	}
 	for i, n := range nodes {
 		fmt.Fprintf(&b, "\ton %s { address %s:7789; }\n", n.name, replAddr(i))
 	}
@@ -66,7 +74,7 @@ mkdir -p %s
 cat > /etc/drbd.d/%s.res <<'EOF'
 %sEOF
 %sdrbdadm up %s
-`, replAddr(i), DRBDMount, DRBDResource, drbdRes(l.nodes), create, DRBDResource)
+`, replAddr(i), DRBDMount, DRBDResource, drbdRes(l.nodes, l.o.Keepalived), create, DRBDResource)
 }
 
 // initDRBD makes r0 usable on a new lab: both sides connected and empty,

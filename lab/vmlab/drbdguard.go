@@ -55,9 +55,36 @@ type dataWatch struct {
 	done    chan struct{}
 
 	mu      sync.Mutex
-	acked   []int
+	acked   []ack
 	lastAck time.Time
 	maxGap  time.Duration
+}
+
+// ack is one acknowledged record: where and when the guest said ok.
+type ack struct {
+	seq  int
+	node string
+	at   time.Time
+}
+
+// firstAckOn is the first record acknowledged by a node other than
+// not at or after t (ok false: none yet).
+func (w *dataWatch) firstAckOn(not string, t time.Time) (ack, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.acked {
+		if a.node != not && !a.at.Before(t) {
+			return a, true
+		}
+	}
+	return ack{}, false
+}
+
+// ackCount is the number of records acknowledged so far.
+func (w *dataWatch) ackCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
 }
 
 // record is seq's content: the sequence number and a checksum that
@@ -101,7 +128,7 @@ func (w *dataWatch) write(ctx context.Context) {
 		if !w.lastAck.IsZero() {
 			w.maxGap = max(w.maxGap, now.Sub(w.lastAck))
 		}
-		w.acked, w.lastAck = append(w.acked, seq), now
+		w.acked, w.lastAck = append(w.acked, ack{seq: seq, node: target, at: now}), now
 		w.mu.Unlock()
 		seq++
 	}
@@ -161,8 +188,8 @@ func (w *dataWatch) Check(ctx context.Context) drill.DataReport {
 	for line := range strings.SplitSeq(out, "\n") {
 		have[strings.TrimSpace(line)] = true
 	}
-	for _, seq := range acked {
-		if !have[w.record(seq)] {
+	for _, a := range acked {
+		if !have[w.record(a.seq)] {
 			rep.Lost++
 		}
 	}
