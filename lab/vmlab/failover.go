@@ -114,7 +114,7 @@ func (l *Lab) Failover(ctx context.Context, fault string, window time.Duration) 
 	}
 	// Undo the fault.
 	switch {
-	case fault == FailoverPartition:
+	case fault == FailoverPartition && !exited(vFrom):
 		if err := l.partition(ctx, from.name, false); err != nil {
 			return r, err
 		}

@@ -33,7 +33,7 @@ import (
 
 type options struct {
 	guest, etcd, record string
-	runs                int
+	runs, partitionRuns int
 	budget, window      time.Duration
 	systems, faults     []string
 	keep                bool
@@ -45,6 +45,7 @@ func main() {
 	flag.StringVar(&o.guest, "guest", "bin/vm", "directory of the guests' static binaries (leasehold, leasehold-lab-guest)")
 	flag.StringVar(&o.etcd, "etcd", "bin/leasehold-lab-etcd", "the lab's etcd server")
 	flag.IntVar(&o.runs, "runs", 20, "runs per system and fault")
+	flag.IntVar(&o.partitionRuns, "partition-runs", 3, "runs of seed 002's partition per system (in the first rounds; 0: none)")
 	flag.DurationVar(&o.budget, "budget", 50*time.Minute, "time for the whole benchmark (each system gets its share)")
 	flag.DurationVar(&o.window, "window", 20*time.Second, "how long to wait for another node to accept writes after the fault")
 	flag.StringVar(&systems, "systems", "leasehold,keepalived", "systems, in order")
@@ -129,15 +130,23 @@ func bench(ctx context.Context, o options, sys string, deadline time.Time) ([]*c
 			say("lab directory kept: %s", l.Dir())
 		}
 	}()
-	info := fmt.Sprintf("%s: %s up in %v (kernel %s, lease TTL %v)", sys, l.Name(), time.Since(t0).Round(time.Second), l.Image().KernelVersion, l.TTL())
+	info := fmt.Sprintf("%s: %s up in %v (kernel %s, lease TTL %v); host load average at the start %s", sys, l.Name(), time.Since(t0).Round(time.Second),
+		l.Image().KernelVersion, l.TTL(), loadavg())
 	say("%s", info)
+	defer func() { say("%s: done, host load average %s", sys, loadavg()) }()
 	var cells []*cell
 	for _, f := range o.faults {
 		cells = append(cells, &cell{system: sys, fault: f})
 	}
+	if o.partitionRuns > 0 {
+		cells = append(cells, &cell{system: sys, fault: vmlab.FailoverPartition})
+	}
 	var longest time.Duration
-	for i := 1; i <= o.runs && ctx.Err() == nil; i++ {
+	for i := 1; i <= max(o.runs, o.partitionRuns) && ctx.Err() == nil; i++ {
 		for _, c := range cells {
+			if lim := o.runs; c.fault == vmlab.FailoverPartition && i > o.partitionRuns || c.fault != vmlab.FailoverPartition && i > lim {
+				continue
+			}
 			if time.Until(deadline) < longest {
 				say("%s: budget spent after %d runs of %s", sys, len(c.runs)+len(c.errors), c.fault)
 				return cells, info, nil
@@ -161,6 +170,15 @@ func bench(ctx context.Context, o options, sys string, deadline time.Time) ([]*c
 		}
 	}
 	return cells, info, nil
+}
+
+// loadavg is the host's 1, 5 and 15 minute load averages.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func or(s, def string) string {
@@ -193,8 +211,11 @@ func summary(o options, cells []*cell, labInfo []string, took time.Duration) str
 		"keepalived 2.2.7 as seed 002 sets it up: VRRPv2 advert_int 1, n1 MASTER 120 / n2 BACKUP 100, notify_master "+
 		"`drbdadm primary r0 && mount`, notify_backup `umount; drbdadm secondary r0`, no DRBD fencing. "+
 		"Faults on the node that is Primary: kill9 = kill -9 of the daemon (keepalived: parent and VRRP child), "+
-		"freeze = SIGSTOP (keepalived: SIGCONT after the %v window; leasehold's node is reset by its watchdog). "+
-		"Asked for %d runs per cell within %v; whole benchmark %v.\n\n", o.window, o.runs, o.budget, took.Round(time.Second))
+		"freeze = SIGSTOP (keepalived: SIGCONT after the %[1]v window; leasehold's node is reset by its watchdog), "+
+		"partition = seed 002's split-brain scenario: the Primary's VRRP/client and replication links cut for the %[1]v window, its quorum link up, then healed "+
+		"(a split brain left behind is resolved as the seed does by hand, --discard-my-data on the node that is not Primary). "+
+		"Asked for %[2]d runs of kill9 and freeze and %[3]d of partition per system within %[4]v; whole benchmark %[5]v. "+
+		"The host was shared with other work (load averages below): timings are loaded figures.\n\n", o.window, o.runs, o.partitionRuns, o.budget, took.Round(time.Second))
 	for _, s := range labInfo {
 		fmt.Fprintf(&b, "- %s\n", s)
 	}
