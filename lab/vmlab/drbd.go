@@ -50,6 +50,7 @@ func drbdRes(nodes []*node, keepalived bool) string {
 	handlers {
 		fence-peer "%[1]s drbd fence-peer -c %[2]s --timeout 8s";
 		after-resync-target "%[1]s drbd unfence-peer -c %[2]s";
+		split-brain "%[1]s drbd split-brain -c %[2]s";
 	}
 `, guestBinary, guestConfig)
 	}

@@ -65,9 +65,15 @@
 //     promotion must find DRBD connected and in sync); an operator can
 //     clear one (`leasehold drbd unfence --force`), losing the peer's
 //     later writes.
-//   - Split-brain resolution: detection and `after_split_brain: lease`
-//     are not implemented; a split brain stays DRBD's StandAlone for the
-//     operator (`drbdadm connect --discard-my-data` on the loser).
+//   - That a split brain is seen without DRBD's split-brain handler
+//     (`leasehold drbd split-brain`): a StandAlone connection alone may be
+//     an operator's disconnect and is only reported. With the handler's
+//     marker, the daemon reports it (status, metric, log) and, with
+//     `after_split_brain: lease`, the node that does not hold the group's
+//     lease demotes and reconnects with --discard-my-data (its writes
+//     since the split are lost: the log names its generation); the holder
+//     reconnects. Nobody holding the lease, or a lease that cannot be
+//     read, leaves it reported and waiting. DecideSplitBrain is the rule.
 //   - DRBD 9 (its /proc/drbd and events2 formats are refused), several
 //     volumes per resource (one minor per resource), dual-Primary setups.
 //   - That the user's services stop: a unit whose stop fails is reported,
