@@ -97,7 +97,7 @@ func (w *splitBrainWatch) check(ctx context.Context) {
 		w.active, w.resolved = false, w.resolved+1
 		w.decision = ""
 		w.mu.Unlock()
-		w.log.Info("drbd: split brain over: connected again", "group", w.group, "state", st.String(), "reported", was)
+		w.log.Info("drbd: split brain over: connected again", "state", st.String(), "was_reported", was)
 		return
 	}
 	in := drbd.SplitBrainInput{State: st, Marked: marked, Policy: w.policy, Self: w.self}
@@ -128,9 +128,9 @@ func (w *splitBrainWatch) check(ctx context.Context) {
 	w.mu.Unlock()
 	switch {
 	case first:
-		w.log.Error("drbd: split brain", "group", w.group, "decision", action.String(), "reason", why)
+		w.log.Error("drbd: split brain", "decision", action.String(), "reason", why)
 	case changed && why != "":
-		w.log.Warn("drbd: split brain decision", "group", w.group, "decision", action.String(), "reason", why)
+		w.log.Warn("drbd: split brain decision", "decision", action.String(), "reason", why)
 	}
 	if !try {
 		return
@@ -149,11 +149,11 @@ func (w *splitBrainWatch) check(ctx context.Context) {
 	w.mu.Unlock()
 	switch {
 	case err != nil:
-		w.log.Error("drbd: resolving the split brain failed; retrying", "group", w.group, "decision", action.String(), "generation", gi, "err", err, "retry_in", splitBrainRetry)
+		w.log.Error("drbd: resolving the split brain failed; retrying", "decision", action.String(), "generation", gi, "err", err, "retry_in", splitBrainRetry)
 	case action == drbd.SplitBrainDiscardMine:
 		w.log.Warn("drbd: split brain: discarded this node's writes since the split (the lease holder's data wins); reconnected with --discard-my-data",
-			"group", w.group, "discarded_generation", gi)
+			"discarded_generation", gi)
 	default:
-		w.log.Warn("drbd: split brain: this node holds the lease and keeps its data; reconnected", "group", w.group, "generation", gi)
+		w.log.Warn("drbd: split brain: this node holds the lease and keeps its data; reconnected", "generation", gi)
 	}
 }

@@ -82,7 +82,10 @@ type Options struct {
 	// leasehold, set up as seed 002 sets it up (keepalived.go): the
 	// baseline of make bench-drbd.
 	Keepalived bool
-	Log        *slog.Logger
+	// AfterSplitBrain is the drbd section's after_split_brain (default:
+	// the daemon's, manual).
+	AfterSplitBrain string
+	Log             *slog.Logger
 }
 
 func (o *Options) defaults() error {
