@@ -23,7 +23,7 @@ import (
 
 const drbdUsage = `usage: leasehold drbd SUBCOMMAND -c FILE [flags]
 
-DRBD's handlers (drbd.conf: fencing resource-only; handlers { fence-peer
+DRBD's handlers (drbd.conf: fencing resource-and-stonith; handlers { fence-peer
 "/usr/sbin/leasehold drbd fence-peer -c FILE"; after-resync-target
 "/usr/sbin/leasehold drbd unfence-peer -c FILE"; }), with the resource and
 peer from DRBD_RESOURCE and DRBD_PEER:

@@ -70,6 +70,9 @@ func (l *Lab) Failover(ctx context.Context, fault string, window time.Duration) 
 	if !l.o.DRBD {
 		return r, errors.New("vmlab: Failover needs a DRBD lab")
 	}
+	if err := l.settle(ctx); err != nil {
+		return r, fmt.Errorf("vmlab: before the fault: %w", err)
+	}
 	r.From = l.primaryNode(ctx)
 	if r.From == "" {
 		return r, errors.New("vmlab: no Primary before the fault")
@@ -127,6 +130,16 @@ func (l *Lab) Failover(ctx context.Context, fault string, window time.Duration) 
 			return r, err
 		}
 	}
+	// Another node may have reset too (a guest starved on a loaded host
+	// misses its watchdog): boot it again.
+	for _, n := range l.nodes {
+		if v := l.vmOf(n); v == nil || exited(v) {
+			r.Note = strings.TrimPrefix(r.Note+"; "+n.name+" reset too, booted again", "; ")
+			if err := l.Restart(ctx, n.name); err != nil {
+				return r, err
+			}
+		}
+	}
 	if err := l.waitSteadyDRBD(ctx, 60*time.Second); err != nil {
 		r.SplitBrain = l.splitBrains(ctx) > sbBefore
 		note, rerr := l.recoverSplitBrain(ctx)
@@ -153,6 +166,31 @@ func (l *Lab) Failover(ctx context.Context, fault string, window time.Duration) 
 	r.TwoPrimary = time.Duration(rep.TwoPrimaryUS) * time.Microsecond
 	r.Acked, r.Lost = rep.Acked, rep.Lost
 	return r, nil
+}
+
+// settle brings a lab left unsteady by an earlier run back: every VM
+// running with its daemon, DRBD connected and in sync with one Primary
+// (a split brain resolved by hand), the daemons steady.
+func (l *Lab) settle(ctx context.Context) error {
+	for _, n := range l.nodes {
+		if v := l.vmOf(n); v == nil || exited(v) {
+			if err := l.Restart(ctx, n.name); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.waitSteadyDRBD(ctx, 60*time.Second); err != nil {
+		if _, rerr := l.recoverSplitBrain(ctx); rerr != nil {
+			return fmt.Errorf("%w; recovery: %v", err, rerr)
+		}
+		if err := l.waitSteadyDRBD(ctx, 60*time.Second); err != nil {
+			return err
+		}
+	}
+	if l.o.Keepalived {
+		return nil
+	}
+	return l.WaitSteady(ctx, 60*time.Second)
 }
 
 // faultDaemon applies fault to n's daemon (or n's network).

@@ -56,11 +56,14 @@
 //     watchdog needed) so that a demotion that cannot finish before the
 //     local deadline ends in a reset, as with Patroni and SBD.
 //   - That the data is the newest when DRBD says UpToDate while
-//     disconnected, unless DRBD runs the fence-peer handler (fencing
-//     resource-only): the mark only exists if the holder's handler ran and
-//     reached the quorum (else it answered 1 or 6 and did not go on as an
-//     unfenced Primary). The handler never answers 5 or 7: it has no view
-//     of the peer's session.
+//     disconnected, unless DRBD runs the fence-peer handler with its I/O
+//     frozen (fencing resource-and-stonith): the mark only exists if the
+//     holder's handler ran and reached the quorum (else it answered 1 or 6
+//     and did not go on as an unfenced Primary). With resource-only a
+//     Primary acknowledges writes before its handler has answered; if it
+//     dies in between, the unmarked peer promotes without them (measured
+//     in the VM lab: make bench-drbd's partition). The handler never
+//     answers 5 or 7: it has no view of the peer's session.
 //   - That a mark is cleared by itself: after-resync-target must run (or a
 //     promotion must find DRBD connected and in sync); an operator can
 //     clear one (`leasehold drbd unfence --force`), losing the peer's
