@@ -54,7 +54,15 @@
 //     process holding the mount, a frozen I/O path): the daemon leaves the
 //     watchdog armed for a group with a DRBD resource (the plan marks the
 //     watchdog needed) so that a demotion that cannot finish before the
-//     local deadline ends in a reset, as with Patroni and SBD.
+//     local deadline ends in a reset, as with Patroni and SBD: the group
+//     escalates (the watchdog is no longer fed) and keeps its lease until
+//     it expires, so the peer cannot promote while this node may still
+//     be Primary.
+//   - That a split-brain resolution (after_split_brain: lease) never
+//     overlaps the group's own promotion or demotion: it runs from the
+//     daemon's watch, outside the resource chain's serialisation; it only
+//     acts on a node that does not hold the lease (discard) or that does
+//     (connect), as read from the quorum just before.
 //   - That the data is the newest when DRBD says UpToDate while
 //     disconnected, unless DRBD runs the fence-peer handler with its I/O
 //     frozen (fencing resource-and-stonith): the mark only exists if the
