@@ -249,7 +249,8 @@ type DRBD struct {
 	Services     []string `yaml:"services"` // systemd units or scripts' absolute paths, started in order
 	KillHolders  bool     `yaml:"kill_holders"`
 	// AfterSplitBrain: manual (report and wait for the operator; the
-	// default). Resolution by the lease is not available yet.
+	// default) or lease (the node that does not hold the lease discards
+	// its writes since the split and resyncs; see storage/drbd).
 	AfterSplitBrain string   `yaml:"after_split_brain"`
 	StepTimeout     Duration `yaml:"step_timeout"` // each program run (default 10 s)
 }

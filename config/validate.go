@@ -600,11 +600,9 @@ func (c *Config) validateDRBD(p string, d *DRBD) error {
 	switch d.AfterSplitBrain {
 	case "":
 		d.AfterSplitBrain = "manual"
-	case "manual":
-	case "lease":
-		errs = append(errs, c.errAt(p+".after_split_brain", "lease: resolving a split brain by the lease is not available yet; use manual (report and wait for the operator)"))
+	case "manual", "lease":
 	default:
-		errs = append(errs, c.errAt(p+".after_split_brain", "%q: want manual", d.AfterSplitBrain))
+		errs = append(errs, c.errAt(p+".after_split_brain", "%q: want manual (report and wait for the operator) or lease (the node without the lease discards its writes)", d.AfterSplitBrain))
 	}
 	if d.StepTimeout < 0 {
 		errs = append(errs, c.errAt(p+".step_timeout", "must not be negative"))

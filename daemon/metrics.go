@@ -43,7 +43,7 @@ type stateCollector struct {
 	drbdRole *prometheus.Desc
 	// MySQL servers of the groups.
 	mysqlWritable, mysqlRefused, mysqlKilled, mysqlCorrected, mysqlReasserted, mysqlSemiSync *prometheus.Desc
-	refused, outdated                                                                        *prometheus.Desc
+	refused, outdated, splitBrain                                                            *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -73,6 +73,8 @@ func newStateCollector(d *Daemon) *stateCollector {
 			"1 for the DRBD resource's current role (Primary, Secondary; unknown when /proc/drbd cannot say).", []string{"group", "resource", "role"}, nil),
 		outdated: prometheus.NewDesc("leasehold_drbd_outdated_at_quorum",
 			"1 when the last promotion found this node's disk marked outdated at the quorum (it refuses to promote until a resync or the operator clears the mark).", []string{"group", "resource"}, nil),
+		splitBrain: prometheus.NewDesc("leasehold_drbd_split_brain",
+			"1 while DRBD reports a split brain on this node (StandAlone after its split-brain handler ran) until it is connected again.", []string{"group", "resource"}, nil),
 		refused: prometheus.NewDesc("leasehold_drbd_promotions_refused_total",
 			"Promotions of the DRBD resource its decision refused (data not known newest, peer Primary, ...).", []string{"group", "resource"}, nil),
 		mysqlWritable: prometheus.NewDesc("leasehold_mysql_writable",
@@ -97,7 +99,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused,
+	for _, d := range []*prometheus.Desc{c.role, c.vrrp, c.drops, c.sent, c.epoch, c.armed, c.noQuorum, c.notify, c.relRetry, c.refresh, c.garps, c.withheld, c.writes, c.foreign, c.drbdRole, c.refused, c.splitBrain,
 		c.mysqlWritable, c.mysqlRefused, c.mysqlKilled, c.mysqlCorrected, c.mysqlReasserted, c.mysqlSemiSync, c.outdated} {
 		ch <- d
 	}
@@ -167,6 +169,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			marked = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.outdated, prometheus.GaugeValue, marked, s.Group, s.Resource)
+		split := 0.0
+		if s.SplitBrain.Active {
+			split = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.splitBrain, prometheus.GaugeValue, split, s.Group, s.Resource)
 	}
 	for _, m := range c.d.mysql {
 		s := m.r.Stats()

@@ -360,7 +360,7 @@ func (p *Plan) instance(ic *config.Instance) error {
 func (p *Plan) drbd(key string, ic *config.Instance) error {
 	d := ic.DRBD
 	dc := drbd.Config{Resource: d.Resource, Device: d.Device, Mount: d.Mount, FSType: d.FSType, MountOptions: d.MountOptions,
-		KillHolders: d.KillHolders, StepTimeout: d.StepTimeout.D()}
+		KillHolders: d.KillHolders, AfterSplitBrain: d.AfterSplitBrain, StepTimeout: d.StepTimeout.D()}
 	var errs []error
 	for i, s := range d.Services {
 		sk := fmt.Sprintf("%s.services[%d]", key, i)

@@ -42,7 +42,13 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds [
 			r.ClearOutdated = func(ctx context.Context) error { return d.backend.ClearOutdated(ctx, group, me) }
 		}
 		rs = append(rs, r)
-		d.drbd = append(d.drbd, groupDRBD{group: group, r: r})
+		policy := dc.AfterSplitBrain
+		if policy == "" {
+			policy = drbd.SplitBrainManual
+		}
+		sb := &splitBrainWatch{group: group, self: d.cfg.Node.Name, marker: drbd.SplitBrainMarker(d.cfg.StateDir, dc.Resource),
+			policy: policy, r: r, q: d.backend, log: log.With("drbd", dc.Resource)}
+		d.drbd = append(d.drbd, groupDRBD{group: group, r: r, sb: sb})
 	}
 	for _, m := range mysqls {
 		local, peer, err := d.plat.MySQL(m.cfg)
@@ -74,6 +80,7 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds [
 type groupDRBD struct {
 	group string
 	r     *drbd.Resource
+	sb    *splitBrainWatch
 }
 
 // DRBDStatus is one DRBD resource in GET /status: what /proc/drbd says
@@ -96,12 +103,18 @@ type DRBDStatus struct {
 	// OutdatedAtQuorum: the last promotion found this node marked
 	// outdated at the quorum (by the peer's fence-peer handler).
 	OutdatedAtQuorum bool `json:"outdated_at_quorum,omitempty"`
+	// SplitBrain: DRBD's last split brain on this node, what the node
+	// decided about it (after_split_brain) and what it discarded.
+	SplitBrain SplitBrainStatus `json:"split_brain"`
 }
 
 func (g groupDRBD) status() DRBDStatus {
 	st := DRBDStatus{Group: g.group, Resource: strings.TrimPrefix(g.r.Name(), "drbd ")}
 	st.Refusals, st.LastRefusal = g.r.Refusals()
 	st.OutdatedAtQuorum, _ = g.r.OutdatedMark()
+	if g.sb != nil {
+		st.SplitBrain = g.sb.status()
+	}
 	s, err := g.r.State()
 	if err != nil {
 		st.Error = err.Error()

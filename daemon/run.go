@@ -345,6 +345,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.lvs != nil {
 		lwg.Go(func() { d.lvs.Run(lctx) })
 	}
+	// DRBD split-brain watches (report; resolve by the lease if so
+	// configured) run while the groups do.
+	for _, g := range d.drbd {
+		lwg.Go(func() { g.sb.run(lctx) })
+	}
 	// Health trackers and notifiers outlive the instances by the stop
 	// budget, so STOP notifications run.
 	hctx, stopHealth := context.WithCancel(context.Background())

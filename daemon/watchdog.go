@@ -15,13 +15,18 @@ import (
 // resources the kernel cannot fence (promote/demote hooks: DRBD, MySQL),
 // feeds it on every lease renewal, and disarms it when none is owned. If
 // the daemon freezes or dies, the machine resets before another node can
-// promote those resources.
+// promote those resources. A group whose resources failed to demote
+// escalates: the watchdog is no longer fed (the session's renewals go on
+// for the node's other groups and must not keep a machine alive whose
+// DRBD may still be Primary), so the machine resets within the timeout,
+// unless a later demotion of that group succeeds first.
 type watchdogGuard struct {
-	wd      Watchdog
-	timeout time.Duration
-	log     *slog.Logger
-	mu      sync.Mutex
-	owned   map[string]bool
+	wd        Watchdog
+	timeout   time.Duration
+	log       *slog.Logger
+	mu        sync.Mutex
+	owned     map[string]bool
+	escalated map[string]uint64 // group → epoch whose demotion failed
 }
 
 // newWatchdogGuard returns nil when the watchdog is off or not needed.
@@ -38,7 +43,7 @@ func (d *Daemon) newWatchdogGuard() (*watchdogGuard, error) {
 		d.log.Warn("watchdog unavailable; unfenceable resources rely on peer-fence hooks only", "err", err)
 		return nil, nil
 	}
-	return &watchdogGuard{wd: wd, timeout: w.Timeout, log: d.log, owned: map[string]bool{}}, nil
+	return &watchdogGuard{wd: wd, timeout: w.Timeout, log: d.log, owned: map[string]bool{}, escalated: map[string]uint64{}}, nil
 }
 
 // resource returns the guard as the first resource of group's chain: it
@@ -56,10 +61,10 @@ type watchdogResource struct {
 
 func (r watchdogResource) Name() string { return "watchdog" }
 
-// Guards implements resource.Guard: a chain whose resource failed to
-// demote (DRBD still Primary) leaves the watchdog armed, and the machine
-// resets once the feeds stop with the lease.
-func (r watchdogResource) Guards() {}
+// Escalate implements resource.Guard: a chain whose resource failed to
+// demote (DRBD still Primary) leaves the watchdog armed and stops feeding
+// it, and the machine resets.
+func (r watchdogResource) Escalate(epoch uint64, cause error) { r.g.escalate(r.group, epoch, cause) }
 
 func (r watchdogResource) Promote(context.Context, uint64) error { return r.g.own(r.group) }
 
@@ -82,11 +87,27 @@ func (g *watchdogGuard) own(group string) error {
 	return nil
 }
 
-// release disarms the device once no group owns.
+// escalate stops the feeds: group's resources may still be active
+// without a lease behind them.
+func (g *watchdogGuard) escalate(group string, epoch uint64, cause error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.escalated[group] = epoch
+	if g.wd.Armed() {
+		g.log.Error("resources failed to demote: the watchdog is no longer fed, this machine resets unless they demote first",
+			"group", group, "epoch", epoch, "timeout", g.timeout, "err", cause)
+	} else {
+		g.log.Error("resources failed to demote and no watchdog is armed: nothing resets this machine", "group", group, "epoch", epoch, "err", cause)
+	}
+}
+
+// release disarms the device once no group owns (a group that demotes
+// ends its escalation).
 func (g *watchdogGuard) release(group string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.owned, group)
+	delete(g.escalated, group)
 	if len(g.owned) > 0 || !g.wd.Armed() {
 		return nil
 	}
@@ -97,14 +118,15 @@ func (g *watchdogGuard) release(group string) error {
 	return nil
 }
 
-// renewed feeds the watchdog after an acknowledged renewal.
+// renewed feeds the watchdog after an acknowledged renewal, unless a
+// group escalated.
 func (g *watchdogGuard) renewed() {
 	if g == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.wd.Armed() {
+	if g.wd.Armed() && len(g.escalated) == 0 {
 		if err := g.wd.Feed(); err != nil {
 			g.log.Error("watchdog feed failed: the machine resets unless a feed succeeds within the timeout", "err", err, "timeout", g.timeout)
 		}

@@ -557,15 +557,23 @@ func (g *Group) demote(a Demote) {
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
 		defer cancel()
 		var errs []error
+		stuck := false
 		if g.deps.Resources != nil && a.Grant.Epoch != 0 {
 			if err := g.deps.Resources.Demote(ctx, a.Grant.Epoch); err != nil {
 				errs = append(errs, fmt.Errorf("demote resources: %w", err))
+				stuck = true
 			}
 		}
 		if err := g.deps.Addrs.Remove(); err != nil {
 			errs = append(errs, fmt.Errorf("remove VIP: %w", err))
 		}
-		if a.Release && a.Grant.Epoch != 0 {
+		// Resources that failed to demote may still be active (DRBD
+		// Primary, mounted): releasing the lease would let a peer promote
+		// beside them. The lease is left to expire instead; the watchdog
+		// (escalated, no longer fed) resets the machine before it does.
+		if stuck && a.Release && a.Grant.Epoch != 0 {
+			errs = append(errs, fmt.Errorf("lease epoch %d not released: resources may still be active; it expires unless renewed", a.Grant.Epoch))
+		} else if a.Release && a.Grant.Epoch != 0 {
 			if l := g.lease.Load(); l != nil {
 				if err := g.rel.Release(ctx, l, a.Grant, g.live); err != nil {
 					how := "not retried"

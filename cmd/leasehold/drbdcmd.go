@@ -9,7 +9,10 @@ import (
 	"log/syslog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,7 +23,7 @@ import (
 
 const drbdUsage = `usage: leasehold drbd SUBCOMMAND -c FILE [flags]
 
-DRBD's handlers (drbd.conf: fencing resource-only; handlers { fence-peer
+DRBD's handlers (drbd.conf: fencing resource-and-stonith; handlers { fence-peer
 "/usr/sbin/leasehold drbd fence-peer -c FILE"; after-resync-target
 "/usr/sbin/leasehold drbd unfence-peer -c FILE"; }), with the resource and
 peer from DRBD_RESOURCE and DRBD_PEER:
@@ -34,8 +37,15 @@ peer from DRBD_RESOURCE and DRBD_PEER:
   unfence-peer       after a resync: clear this node's and the peer's
                      outdated marks once DRBD says Connected with both disks
                      UpToDate (0 cleared or none, 1 not in sync or failed)
+  split-brain        (handlers { split-brain "... drbd split-brain -c FILE"; })
+                     record that DRBD detected a split brain on this node
+                     (a marker in state_dir that the daemon reports and,
+                     with after_split_brain: lease, resolves)
 
 For the operator:
+  status             every DRBD resource of the file: roles, connection,
+                     disk states, the group's lease (holder, epoch), the
+                     outdated marks and any split brain
   marks [GROUP]      the outdated marks at the quorum (every DRBD group of
                      the file without GROUP)
   unfence --force GROUP NODE
@@ -90,7 +100,7 @@ func cmdDRBDCtx(ctx context.Context, args []string, getenv func(string) string, 
 		return 2
 	}
 	switch sub {
-	case "fence-peer", "unfence-peer", "marks", "unfence":
+	case "fence-peer", "unfence-peer", "marks", "unfence", "split-brain", "status":
 	default:
 		fmt.Fprintf(stderr, "leasehold drbd: unknown subcommand %q\n\n%s", sub, drbdUsage)
 		return 2
@@ -154,6 +164,25 @@ func cmdDRBDCtx(ctx context.Context, args []string, getenv func(string) string, 
 			c.report(fmt.Sprintf("unfence-peer %s: cleared %s's outdated mark in %s (epoch %d, by %s): connected and in sync", *res, m.Node, h.Group, m.Epoch, m.By))
 		}
 		return 0
+	case "split-brain":
+		if *res == "" {
+			c.fail("split-brain: no resource: DRBD passes DRBD_RESOURCE (or use --resource)")
+			return 1
+		}
+		marker := drbd.SplitBrainMarker(c.plan.Config.StateDir, *res)
+		text := fmt.Sprintf("%s resource %s minor %s peer %s\n", time.Now().UTC().Format(time.RFC3339Nano), *res, getenv("DRBD_MINOR"), *peer)
+		if err := os.MkdirAll(filepath.Dir(marker), 0o755); err != nil {
+			c.fail("split-brain: " + err.Error())
+			return 1
+		}
+		if err := os.WriteFile(marker, []byte(text), 0o644); err != nil {
+			c.fail("split-brain: " + err.Error())
+			return 1
+		}
+		c.report(fmt.Sprintf("split-brain %s: DRBD detected a split brain (peer %s); recorded in %s", *res, *peer, marker))
+		return 0
+	case "status":
+		return drbdStatus(ctx, c, *proc, stdout)
 	case "marks":
 		groups := pos
 		if len(groups) == 0 {
@@ -208,6 +237,74 @@ func cmdDRBDCtx(ctx context.Context, args []string, getenv func(string) string, 
 		return 0
 	}
 	return 2
+}
+
+// drbdStatus prints every DRBD resource of the file: what /proc/drbd
+// says, the group's lease, the marks and any split brain.
+func drbdStatus(ctx context.Context, c *drbdCall, proc string, stdout io.Writer) int {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tRESOURCE\tROLE\tPEER\tCSTATE\tDISK\tPEER DISK\tLEASE\tEPOCH\tOUTDATED MARKS\tSPLIT BRAIN")
+	rc := 0
+	for _, name := range slices.Sorted(maps.Keys(c.plan.DRBD)) {
+		dc := c.plan.DRBD[name]
+		group, _, err := c.plan.DRBDGroup(dc.Resource)
+		if err != nil {
+			c.fail(err.Error())
+			rc = 1
+			continue
+		}
+		if proc != "" {
+			dc.Paths = drbd.DefaultPaths()
+			dc.Paths.ProcDRBD = proc
+		}
+		role, peer, cs, disk, pdisk := "?", "?", "?", "?", "?"
+		r, err := drbd.New(dc, drbd.OS{}, nil)
+		var st drbd.State
+		if err == nil {
+			st, err = r.State()
+		}
+		if err == nil || st.Configured() {
+			role, peer, cs, disk, pdisk = string(st.Role), string(st.PeerRole), string(st.Conn), string(st.Disk), string(st.PeerDisk)
+		} else {
+			cs = err.Error()
+		}
+		lease, epoch, holder := "none", "-", ""
+		h, held, herr := c.q.Inspect(ctx, group)
+		switch {
+		case herr != nil:
+			lease, epoch = "unreadable: "+herr.Error(), "?"
+			rc = 1
+		case held:
+			lease, epoch, holder = h.Node, strconv.FormatUint(h.Epoch, 10), h.Node
+		}
+		marks := "-"
+		if ms, err := c.q.Outdated(ctx, group); err != nil {
+			marks = "unreadable: " + err.Error()
+			rc = 1
+		} else if len(ms) > 0 {
+			var ns []string
+			for _, m := range ms {
+				ns = append(ns, fmt.Sprintf("%s (epoch %d, by %s)", m.Node, m.Epoch, m.By))
+			}
+			marks = strings.Join(ns, ", ")
+		}
+		sb := "no"
+		if b, err := os.ReadFile(drbd.SplitBrainMarker(c.plan.Config.StateDir, dc.Resource)); err == nil {
+			at, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+			action, why := drbd.DecideSplitBrain(drbd.SplitBrainInput{State: st, Marked: true, Policy: dc.AfterSplitBrain,
+				HolderKnown: herr == nil, Holder: holder, Self: c.plan.Config.Node.Name})
+			if action == drbd.SplitBrainNone {
+				sb = "handler ran " + at + ", not StandAlone now (resolved)"
+			} else {
+				sb = fmt.Sprintf("YES (handler ran %s; %s: %s)", at, action, why)
+			}
+		} else if st.Conn == drbd.StandAlone {
+			sb = "StandAlone, no handler record (disconnected by hand?)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", group, dc.Resource, role, peer, cs, disk, pdisk, lease, epoch, marks, sb)
+	}
+	tw.Flush()
+	return rc
 }
 
 // openDRBDCall loads the node's config and opens its quorum as a client;

@@ -69,6 +69,7 @@ func TestPairs(t *testing.T) {
 		{"nginx-pair-etcd-lb1.yaml", "nginx-pair-etcd-lb2.yaml"},
 		{"lvs-director-1.yaml", "lvs-director-2.yaml"},
 		{"mysql-dual-master-1.yaml", "mysql-dual-master-2.yaml"},
+		{"drbd-pair-nod1.yaml", "drbd-pair-nod2.yaml"},
 	}
 	for _, p := range pairs {
 		t.Run(p[0], func(t *testing.T) {

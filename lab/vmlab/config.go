@@ -19,7 +19,11 @@ func guestYAML(name string, i int, o Options) string {
 		// short and the watchdog reset the node). A DRBD lab has a 4 s
 		// lease (Options.defaults) and a 1 s budget.
 		budget = "\n  demote_budget: 1s"
-		drbd = fmt.Sprintf("    drbd: {resource: %s, device: %s, mount: %s, fstype: ext4, kill_holders: true}\n", DRBDResource, DRBDDevice, DRBDMount)
+		sb := ""
+		if o.AfterSplitBrain != "" {
+			sb = ", after_split_brain: " + o.AfterSplitBrain
+		}
+		drbd = fmt.Sprintf("    drbd: {resource: %s, device: %s, mount: %s, fstype: ext4, kill_holders: true%s}\n", DRBDResource, DRBDDevice, DRBDMount, sb)
 	}
 	return fmt.Sprintf(`# leasehold VM lab, node %[1]s (written by vmlab)
 node: {name: %[1]s}

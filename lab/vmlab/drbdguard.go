@@ -28,7 +28,16 @@ func (l *Lab) DrillTarget() drill.Target {
 // drbdTarget is a DRBD lab: the Lab's faults, and the data guard.
 type drbdTarget struct{ *Lab }
 
-var _ drill.DataGuard = drbdTarget{}
+var (
+	_ drill.DataGuard         = drbdTarget{}
+	_ drill.ReplicationCutter = drbdTarget{}
+)
+
+// CutReplicationLink is the replication-cut drill's fault (only a DRBD lab
+// offers it).
+func (t drbdTarget) CutReplicationLink(ctx context.Context, node string, on bool) error {
+	return t.CutReplication(ctx, node, on)
+}
 
 // recordsDir holds the writer's records on the DRBD file system (made
 // with it, so it never exists on a guest's root).
@@ -55,9 +64,36 @@ type dataWatch struct {
 	done    chan struct{}
 
 	mu      sync.Mutex
-	acked   []int
+	acked   []ack
 	lastAck time.Time
 	maxGap  time.Duration
+}
+
+// ack is one acknowledged record: where and when the guest said ok.
+type ack struct {
+	seq  int
+	node string
+	at   time.Time
+}
+
+// firstAckOn is the first record acknowledged by a node other than
+// not at or after t (ok false: none yet).
+func (w *dataWatch) firstAckOn(not string, t time.Time) (ack, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.acked {
+		if a.node != not && !a.at.Before(t) {
+			return a, true
+		}
+	}
+	return ack{}, false
+}
+
+// ackCount is the number of records acknowledged so far.
+func (w *dataWatch) ackCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
 }
 
 // record is seq's content: the sequence number and a checksum that
@@ -101,7 +137,7 @@ func (w *dataWatch) write(ctx context.Context) {
 		if !w.lastAck.IsZero() {
 			w.maxGap = max(w.maxGap, now.Sub(w.lastAck))
 		}
-		w.acked, w.lastAck = append(w.acked, seq), now
+		w.acked, w.lastAck = append(w.acked, ack{seq: seq, node: target, at: now}), now
 		w.mu.Unlock()
 		seq++
 	}
@@ -128,8 +164,9 @@ func (l *Lab) primaryNode(ctx context.Context) string {
 }
 
 // Check stops the writer and the sampler, waits (30 s at most) for a
-// Primary with the file system mounted, and reads every acknowledged
-// record back from it.
+// Primary with the file system mounted, reads every acknowledged record
+// back from it, and waits (60 s at most) for DRBD connected with both disks
+// UpToDate.
 func (w *dataWatch) Check(ctx context.Context) drill.DataReport {
 	w.stop()
 	<-w.done
@@ -161,10 +198,15 @@ func (w *dataWatch) Check(ctx context.Context) drill.DataReport {
 	for line := range strings.SplitSeq(out, "\n") {
 		have[strings.TrimSpace(line)] = true
 	}
-	for _, seq := range acked {
-		if !have[w.record(seq)] {
+	for _, a := range acked {
+		if !have[w.record(a.seq)] {
 			rep.Lost++
 		}
+	}
+	// Every drill ends with DRBD connected again and in sync (the healed
+	// link reconnected, a reset node's disk resynced).
+	if err := w.l.waitSteadyDRBD(ctx, 60*time.Second); err != nil {
+		rep.Err = fmt.Sprintf("DRBD not connected and in sync with one Primary 60 s after the drill: %v", err)
 	}
 	return rep
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/leasehold/leasehold/lab/vm"
 	"github.com/leasehold/leasehold/lab/vm/image"
 	"github.com/leasehold/leasehold/lab/vm/wire"
+	"github.com/leasehold/leasehold/test/keepalivedtest"
 )
 
 // The lab's addresses. The segment is private to the lab (its own
@@ -77,7 +78,14 @@ type Options struct {
 	// persistent disks with leasehold's fence-peer handlers, and a drbd
 	// section (ext4 on /srv) in the group. See drbd.go.
 	DRBD bool
-	Log  *slog.Logger
+	// Keepalived (with DRBD) runs keepalived 2.2.7 in the VMs instead of
+	// leasehold, set up as seed 002 sets it up (keepalived.go): the
+	// baseline of make bench-drbd.
+	Keepalived bool
+	// AfterSplitBrain is the drbd section's after_split_brain (default:
+	// the daemon's, manual).
+	AfterSplitBrain string
+	Log             *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -105,6 +113,9 @@ func (o *Options) defaults() error {
 	}
 	if o.DRBD && o.Nodes != 2 {
 		return fmt.Errorf("vmlab: DRBD with %d nodes: DRBD 8.4 replicates between two", o.Nodes)
+	}
+	if o.Keepalived && !o.DRBD {
+		return errors.New("vmlab: Keepalived is the DRBD baseline: it needs DRBD")
 	}
 	if o.MemMiB == 0 {
 		o.MemMiB = 256
@@ -171,10 +182,16 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		}
 	}()
 	t0 := time.Now()
-	img, err := image.Build(ctx, image.Options{CacheDir: o.CacheDir, Log: o.Log, Files: []image.File{
+	files := []image.File{
 		{Src: o.Binary, Dest: "/usr/local/bin/leasehold"},
 		{Src: o.Agent, Dest: "/usr/local/bin/leasehold-lab-guest"},
-	}})
+	}
+	if o.Keepalived {
+		// Only in this lab's image: keepalived's libraries (net-snmp,
+		// perl, glib) would add megabytes to every other VM's boot.
+		files = append(files, image.File{Src: keepalivedtest.Binary, Dest: "/usr/sbin/keepalived"})
+	}
+	img, err := image.Build(ctx, image.Options{CacheDir: o.CacheDir, Log: o.Log, Files: files})
 	if err != nil {
 		return nil, fmt.Errorf("vmlab: image: %w", err)
 	}
@@ -215,7 +232,11 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 			return nil, err
 		}
 	}
-	if err := l.WaitSteady(ctx, 90*time.Second); err != nil {
+	steady := l.WaitSteady
+	if o.Keepalived {
+		steady = l.waitSteadyDRBD
+	}
+	if err := steady(ctx, 90*time.Second); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -344,6 +365,13 @@ func (l *Lab) boot(ctx context.Context, n *node) error {
 	if l.o.DRBD {
 		setup += l.drbdSetup(n.index, first)
 	}
+	if l.o.Keepalived {
+		ka, err := keepalivedSetup(n.index)
+		if err != nil {
+			return err
+		}
+		setup += ka
+	}
 	if out, rc, err := v.Exec(ctx, setup, 60*time.Second); err != nil || rc != 0 {
 		return fmt.Errorf("vmlab: %s: setup (rc %d): %v: %s", n.name, rc, err, out)
 	}
@@ -363,6 +391,9 @@ func (l *Lab) watch(n *node, v *vm.VM) {
 }
 
 func (l *Lab) startDaemon(ctx context.Context, n *node) error {
+	if l.o.Keepalived {
+		return l.startKeepalived(ctx, n)
+	}
 	v := l.vmOf(n)
 	p, err := v.Spawn(ctx, []string{"/usr/local/bin/leasehold", "run", "-c", guestConfig}, guestLog)
 	if err != nil {

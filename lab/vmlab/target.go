@@ -184,12 +184,22 @@ func (l *Lab) Restart(ctx context.Context, name string) error {
 		if err := l.startDaemon(ctx, n); err != nil {
 			return err
 		}
+	case l.o.Keepalived:
+		l.mu.Lock()
+		p := n.daemon
+		l.mu.Unlock()
+		if alive, err := v.Alive(ctx, p); err != nil || !alive {
+			return l.startDaemon(ctx, n)
+		}
 	default:
 		if st, _ := l.Status(ctx, name); !st.Running {
 			if err := l.startDaemon(ctx, n); err != nil {
 				return err
 			}
 		}
+	}
+	if l.o.Keepalived {
+		return nil // no status API: the caller waits for DRBD (waitSteadyDRBD)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -19,7 +19,10 @@
 //   - demotion runs every resource, in reverse order, even after failures,
 //     and returns all their errors; a Guard (the watchdog) is the
 //     exception: it is not demoted once a resource after it failed to
-//     demote, so it stays armed while something may still be active.
+//     demote but escalated (Guard.Escalate), so it stays armed while
+//     something may still be active, and acts (the watchdog is no longer
+//     fed). The group then does not release its lease: it expires after
+//     the machine resets, never while the resource may still be active.
 //
 // Not guaranteed: that a resource is really demoted when Demote returns an
 // error (a hung DRBD, an unreachable MySQL): the kernel fence and the

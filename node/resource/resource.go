@@ -33,11 +33,12 @@ type Starter interface {
 // Guard is a Resource that protects the ones after it in a chain (the
 // watchdog: armed while they are active, so a node that cannot demote
 // them resets). A chain does not demote a Guard when a resource after it
-// failed to demote: the guard stays armed while something may still be
-// active, and escalates.
+// failed to demote: it calls Escalate instead, and the guard stays armed
+// while something may still be active and makes sure it acts (the
+// watchdog stops being fed, so the machine resets).
 type Guard interface {
 	Resource
-	Guards()
+	Escalate(epoch uint64, cause error)
 }
 
 // Chain runs resources in order under an epoch guard; it implements
@@ -154,8 +155,9 @@ func (c *Chain) Start(ctx context.Context) error {
 func demoteAll(ctx context.Context, rs []Resource, epoch uint64) error {
 	var errs []error
 	for i := len(rs) - 1; i >= 0; i-- {
-		if _, guard := rs[i].(Guard); guard && len(errs) > 0 {
-			errs = append(errs, fmt.Errorf("resource %s: left active (epoch %d): a resource it guards failed to demote", rs[i].Name(), epoch))
+		if g, guard := rs[i].(Guard); guard && len(errs) > 0 {
+			g.Escalate(epoch, errors.Join(errs...))
+			errs = append(errs, fmt.Errorf("resource %s: left active and escalated (epoch %d): a resource it guards failed to demote", rs[i].Name(), epoch))
 			continue
 		}
 		if err := rs[i].Demote(ctx, epoch); err != nil {

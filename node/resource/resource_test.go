@@ -121,14 +121,19 @@ func TestChainStartCallsStartersInReverse(t *testing.T) {
 	}
 }
 
-// guard is a fake Guard (the watchdog's role in a chain).
-type guard struct{ *resourcetest.Fake }
+// guard is a fake Guard (the watchdog's role in a chain); it records its
+// escalations.
+type guard struct {
+	*resourcetest.Fake
+	escalated *[]uint64
+}
 
-func (guard) Guards() {}
+func (g guard) Escalate(epoch uint64, _ error) { *g.escalated = append(*g.escalated, epoch) }
 
 func TestChainLeavesTheGuardWhenAGuardedResourceStaysActive(t *testing.T) {
 	l := resourcetest.NewLedger()
-	g := guard{&resourcetest.Fake{Node: "watchdog", Ledger: l}}
+	var escalated []uint64
+	g := guard{&resourcetest.Fake{Node: "watchdog", Ledger: l}, &escalated}
 	d := &resourcetest.Fake{Node: "drbd", Ledger: l}
 	ch := resource.NewChain(g, d)
 	ctx := context.Background()
@@ -138,8 +143,11 @@ func TestChainLeavesTheGuardWhenAGuardedResourceStaysActive(t *testing.T) {
 	boom := errors.New("still Primary")
 	d.Set(nil, boom, false)
 	err := ch.Demote(ctx, 3)
-	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "resource fake watchdog: left active") {
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "resource fake watchdog: left active and escalated") {
 		t.Fatalf("err %v", err)
+	}
+	if !slices.Equal(escalated, []uint64{3}) {
+		t.Fatalf("escalations %v: want the guard escalated once, for epoch 3", escalated)
 	}
 	if act := l.Active(); act["watchdog"] != 3 || act["drbd"] != 3 {
 		t.Fatalf("active %v: the guard must stay while drbd is active", act)
@@ -156,6 +164,9 @@ func TestChainLeavesTheGuardWhenAGuardedResourceStaysActive(t *testing.T) {
 	}
 	if l.Active()["watchdog"] != 4 {
 		t.Fatalf("active %v: the guard was demoted under a failed undo", l.Active())
+	}
+	if !slices.Equal(escalated, []uint64{3, 4}) {
+		t.Fatalf("escalations %v: want epoch 4's failed undo escalated too", escalated)
 	}
 }
 

@@ -33,6 +33,8 @@ type Config struct {
 	// processes holding it (SIGKILL, found as fuser -km finds them) before
 	// retrying.
 	KillHolders bool
+	// AfterSplitBrain is SplitBrainManual (default) or SplitBrainLease.
+	AfterSplitBrain string
 	// StepTimeout bounds each program run (default DefaultStepTimeout);
 	// the caller's context bounds the whole promotion or demotion.
 	StepTimeout time.Duration

@@ -54,20 +54,37 @@
 //     process holding the mount, a frozen I/O path): the daemon leaves the
 //     watchdog armed for a group with a DRBD resource (the plan marks the
 //     watchdog needed) so that a demotion that cannot finish before the
-//     local deadline ends in a reset, as with Patroni and SBD.
+//     local deadline ends in a reset, as with Patroni and SBD: the group
+//     escalates (the watchdog is no longer fed) and keeps its lease until
+//     it expires, so the peer cannot promote while this node may still
+//     be Primary.
+//   - That a split-brain resolution (after_split_brain: lease) never
+//     overlaps the group's own promotion or demotion: it runs from the
+//     daemon's watch, outside the resource chain's serialisation; it only
+//     acts on a node that does not hold the lease (discard) or that does
+//     (connect), as read from the quorum just before.
 //   - That the data is the newest when DRBD says UpToDate while
-//     disconnected, unless DRBD runs the fence-peer handler (fencing
-//     resource-only): the mark only exists if the holder's handler ran and
-//     reached the quorum (else it answered 1 or 6 and did not go on as an
-//     unfenced Primary). The handler never answers 5 or 7: it has no view
-//     of the peer's session.
+//     disconnected, unless DRBD runs the fence-peer handler with its I/O
+//     frozen (fencing resource-and-stonith): the mark only exists if the
+//     holder's handler ran and reached the quorum (else it answered 1 or 6
+//     and did not go on as an unfenced Primary). With resource-only a
+//     Primary acknowledges writes before its handler has answered; if it
+//     dies in between, the unmarked peer promotes without them (measured
+//     in the VM lab: make bench-drbd's partition). The handler never
+//     answers 5 or 7: it has no view of the peer's session.
 //   - That a mark is cleared by itself: after-resync-target must run (or a
 //     promotion must find DRBD connected and in sync); an operator can
 //     clear one (`leasehold drbd unfence --force`), losing the peer's
 //     later writes.
-//   - Split-brain resolution: detection and `after_split_brain: lease`
-//     are not implemented; a split brain stays DRBD's StandAlone for the
-//     operator (`drbdadm connect --discard-my-data` on the loser).
+//   - That a split brain is seen without DRBD's split-brain handler
+//     (`leasehold drbd split-brain`): a StandAlone connection alone may be
+//     an operator's disconnect and is only reported. With the handler's
+//     marker, the daemon reports it (status, metric, log) and, with
+//     `after_split_brain: lease`, the node that does not hold the group's
+//     lease demotes and reconnects with --discard-my-data (its writes
+//     since the split are lost: the log names its generation); the holder
+//     reconnects. Nobody holding the lease, or a lease that cannot be
+//     read, leaves it reported and waiting. DecideSplitBrain is the rule.
 //   - DRBD 9 (its /proc/drbd and events2 formats are refused), several
 //     volumes per resource (one minor per resource), dual-Primary setups.
 //   - That the user's services stop: a unit whose stop fails is reported,

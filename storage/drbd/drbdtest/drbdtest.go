@@ -48,6 +48,9 @@ type Host struct {
 	calls  []string
 	noProc bool
 	proc   string // set: /proc/drbd's text, whatever the model says
+
+	gen     uint64 // the current data generation (get-gi's current UUID)
+	discard bool   // a connect --discard-my-data is pending
 }
 
 // NewHost returns a host with resource res on /dev/drbdMINOR: configured,
@@ -79,6 +82,17 @@ func Cut(a *Host) {
 		b.mu.Lock()
 		b.conn = drbd.WFConnection
 		b.mu.Unlock()
+	}
+}
+
+// SplitBrain puts a and b in the state DRBD leaves after detecting a
+// split brain on reconnect: each StandAlone, with a data generation of its
+// own (both wrote while disconnected).
+func SplitBrain(a, b *Host) {
+	for i, h := range []*Host{a, b} {
+		h.mu.Lock()
+		h.peer, h.conn, h.alone, h.gen = []*Host{b, a}[i], drbd.StandAlone, drbd.DUnknown, h.gen+uint64(i)+1
+		h.mu.Unlock()
 	}
 }
 
@@ -245,6 +259,9 @@ func (h *Host) exec(c drbd.Command, line string) ([]byte, error) {
 	a := c.Args
 	switch c.Path {
 	case h.paths.Drbdadm:
+		if len(a) == 3 && a[0] == "connect" && a[1] == "--discard-my-data" {
+			h.discard, a = true, []string{"connect", a[2]}
+		}
 		if len(a) != 2 || a[1] != h.resource {
 			return exit(10, "'%s' not defined in your config (for this host).\n", strings.Join(a[1:], " "))
 		}
@@ -267,6 +284,33 @@ func (h *Host) exec(c drbd.Command, line string) ([]byte, error) {
 				return exit(17, "%d: State change failed: (-2) Need access to UpToDate data\n", h.minor)
 			}
 			h.role = drbd.Primary
+		case "get-gi":
+			return []byte(fmt.Sprintf("%016X:0000000000000000:0000000000000000:0000000000000000:1:1:1:1:0:0:0:0\n", h.gen)), nil
+		case "connect":
+			// Connected once both sides connect and exactly one discards
+			// its data (it resyncs from the other); both keeping theirs is
+			// the split brain again.
+			if h.conn != drbd.StandAlone {
+				return exit(10, "%d: Failure: (102) Local address(port) already in use.\n", h.minor)
+			}
+			if h.discard && h.role == drbd.Primary {
+				h.discard = false
+				return exit(10, "%d: Failure: (123) --discard-my-data not allowed when primary.\n", h.minor)
+			}
+			h.conn = drbd.WFConnection
+			if p := h.peer; p != nil && p.conn == drbd.WFConnection {
+				switch {
+				case h.discard != p.discard:
+					loser, winner := h, p
+					if p.discard {
+						loser, winner = p, h
+					}
+					loser.gen, loser.disk, loser.discard = winner.gen, drbd.UpToDate, false
+					h.conn, p.conn = drbd.Connected, drbd.Connected
+				default:
+					h.conn, p.conn, h.discard, p.discard = drbd.StandAlone, drbd.StandAlone, false, false
+				}
+			}
 		case "secondary":
 			for _, dev := range h.mounts {
 				if dev == h.device {
