@@ -778,8 +778,7 @@ func (k *kaConv) vsFamily(vs *kaVS, entries []string) (six, known bool) {
 		return vs.ip.Is6(), true
 	}
 	for _, e := range entries {
-		e, _ = strconv.Unquote(e)
-		f := strings.Fields(e)
+		f := strings.Fields(unquote(e))
 		if len(f) > 0 && f[0] != "fwmark" {
 			a, _, _ := strings.Cut(f[0], "-")
 			if ip, err := netip.ParseAddr(a); err == nil {
@@ -810,39 +809,11 @@ func (k *kaConv) finishVS(vs *kaVS) *kaKV {
 		}
 		entries = g.List
 		for _, e := range entries {
-			if !strings.HasPrefix(strings.Trim(e, `"`), "fwmark") {
+			if !strings.HasPrefix(unquote(e), "fwmark") {
 				hasAddr = true
 			}
 		}
 		k.vsGroupUsed[vs.group] = true
-	}
-	if vs.forward == "" {
-		vs.forward = "NAT"
-		k.warnAt(vs.line, "virtual_server", "%s: no lb_kind: keepalived forwards by NAT (\"no forwarding method set, setting default NAT\"); written as lb_kind NAT", what)
-	}
-	if vs.sched == "" {
-		vs.sched = "wlc"
-		k.warnAt(vs.line, "virtual_server", "%s: no lb_algo: keepalived schedules by wlc (\"no scheduler set\"); written as lb_algo wlc", what)
-	}
-	if hasAddr && vs.protocol == "" {
-		vs.protocol, vs.protoAt = "UDP", vs.line
-		k.warnAt(vs.line, "virtual_server", "%s: no protocol: keepalived makes it UDP (\"no protocol set - defaulting to UDP\"); written as protocol UDP: write protocol TCP in keepalived.conf if TCP was meant", what)
-	}
-	if !hasAddr && vs.protocol != "" {
-		k.warnAt(vs.protoAt, "protocol", "%s: protocol %s with a fwmark: keepalived ignores it, so does the import", what, vs.protocol)
-		vs.protocol = ""
-	}
-	if vs.persistence == 0 {
-		zeroPort := vs.ip.IsValid() && vs.port == 0
-		for _, e := range entries {
-			if f := strings.Fields(strings.Trim(e, `"`)); f[0] != "fwmark" && len(f) == 1 {
-				zeroPort = true
-			}
-		}
-		if zeroPort {
-			vs.persistence, vs.persistAt = 360, vs.line
-			k.warnAt(vs.line, "virtual_server", "%s: port 0 (all ports) without persistence_timeout: keepalived makes it persistent for 360 s; written as persistence_timeout 360", what)
-		}
 	}
 	six, _ := k.vsFamily(vs, entries)
 
@@ -851,7 +822,7 @@ func (k *kaConv) finishVS(vs *kaVS) *kaKV {
 	weightSum := 0
 	for _, rs := range vs.reals {
 		rsWhat := fmt.Sprintf("%s: real_server %s", what, netip.AddrPortFrom(rs.addr, uint16(rs.port)))
-		fwd := or(rs.forward, vs.forward)
+		fwd := or(rs.forward, vs.forward, "NAT")
 		if fwd != "TUN" && rs.addr.Is6() != six {
 			k.warnAt(rs.line, "real_server", "%s: not of the virtual server's address family: keepalived skips it (\"don't match - skipping real server\"), so does the import", rsWhat)
 			continue
@@ -873,6 +844,34 @@ func (k *kaConv) finishVS(vs *kaVS) *kaKV {
 	if len(reals) == 0 {
 		k.warnAt(vs.line, "virtual_server", "%s has no real servers: keepalived ignores it (\"has no real servers - ignoring\"), so does the import", what)
 		return nil
+	}
+	if vs.forward == "" {
+		vs.forward = "NAT"
+		k.warnAt(vs.line, "virtual_server", "%s: no lb_kind: keepalived forwards by NAT (\"no forwarding method set, setting default NAT\"); written as lb_kind NAT", what)
+	}
+	if vs.sched == "" {
+		vs.sched = "wlc"
+		k.warnAt(vs.line, "virtual_server", "%s: no lb_algo: keepalived schedules by wlc (\"no scheduler set\"); written as lb_algo wlc", what)
+	}
+	if hasAddr && vs.protocol == "" {
+		vs.protocol, vs.protoAt = "UDP", vs.line
+		k.warnAt(vs.line, "virtual_server", "%s: no protocol: keepalived makes it UDP (\"no protocol set - defaulting to UDP\"); written as protocol UDP: write protocol TCP in keepalived.conf if TCP was meant", what)
+	}
+	if !hasAddr && vs.protocol != "" {
+		k.warnAt(vs.protoAt, "protocol", "%s: protocol %s with a fwmark: keepalived ignores it, so does the import", what, vs.protocol)
+		vs.protocol = ""
+	}
+	if vs.persistence == 0 {
+		zeroPort := vs.ip.IsValid() && vs.port == 0
+		for _, e := range entries {
+			if f := strings.Fields(unquote(e)); f[0] != "fwmark" && len(f) == 1 {
+				zeroPort = true
+			}
+		}
+		if zeroPort {
+			vs.persistence, vs.persistAt = 360, vs.line
+			k.warnAt(vs.line, "virtual_server", "%s: port 0 (all ports) without persistence_timeout: keepalived makes it persistent for 360 s; written as persistence_timeout 360", what)
+		}
 	}
 	if vs.quorum > weightSum {
 		k.warnAt(or0(vs.quorumAt, vs.line), "quorum", "%s: quorum %d exceeds the real servers' total weight %d: keepalived cuts it to %d; written as %d", what, vs.quorum, weightSum, weightSum, weightSum)
@@ -925,6 +924,14 @@ func (k *kaConv) serverPort(rs *kaRS, vs *kaVS, fwd, what string) {
 		k.warnAt(rs.line, "real_server", "%s: port %d differs from the service's %d with %s forwarding: keepalived resets it to %d (%s cannot change ports); written as %d", what, rs.port, vs.port, fwd, vs.port, fwd, vs.port)
 		rs.port = vs.port
 	}
+}
+
+// unquote reads back a scalar yq rendered.
+func unquote(s string) string {
+	if uq, err := strconv.Unquote(s); err == nil {
+		return uq
+	}
+	return s
 }
 
 func or0(a, b int) int {
@@ -1035,8 +1042,7 @@ func (k *kaConv) follow(vs *kaVS) string {
 	ip := vs.ip
 	if vs.group != "" {
 		for _, e := range k.vsGroups[vs.group].List {
-			e, _ = strconv.Unquote(e)
-			if f := strings.Fields(e); len(f) > 0 && f[0] != "fwmark" {
+			if f := strings.Fields(unquote(e)); len(f) > 0 && f[0] != "fwmark" {
 				first, _, _ := strings.Cut(f[0], "-")
 				ip, _ = netip.ParseAddr(first)
 				break
@@ -1077,10 +1083,7 @@ func vipAddrs(in *kaInstance) []netip.Addr {
 		return nil
 	}
 	for _, v := range vips.List {
-		if uq, err := strconv.Unquote(v); err == nil {
-			v = uq
-		}
-		a, _, _ := strings.Cut(v, " ")
+		a, _, _ := strings.Cut(unquote(v), " ")
 		a, _, _ = strings.Cut(a, "/")
 		if ip, err := netip.ParseAddr(a); err == nil {
 			out = append(out, ip.WithZone(""))
