@@ -130,6 +130,7 @@ func (k *kaConv) emit(opt Options) *kaYAML {
 			k.warnAt(kv.Line, key, "instance %s: %s", in.name, notYet+pendingWhy(key))
 			k.emitKV(y, "    ", kv, true)
 		}
+		k.emitMySQL(y, in)
 	}
 	k.emitLVS(y, opt)
 	return y

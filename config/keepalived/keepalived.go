@@ -83,7 +83,7 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 		return nil, fmt.Errorf("keepalived: quorum %q: want none, etcd or raft", opt.Quorum)
 	}
 	k := &kaConv{file: file, src: &kaSources{}, garp: map[string]*kaKV{}, lookPath: opt.LookPath,
-		scriptByName: map[string]*kaNamed{}, instByName: map[string]*kaInstance{}, groupByName: map[string]*kaNamed{}}
+		scriptByName: map[string]*kaNamed{}, instByName: map[string]*kaInstance{}, groupByName: map[string]*kaNamed{}, quorum: opt.Quorum}
 	stmts := kaParse(file, data, readOptions{configID: opt.ConfigID, readFile: opt.ReadFile, glob: opt.Glob},
 		k.src, k.errAt, k.warnAt)
 	if len(k.errs) == 0 {
@@ -205,7 +205,11 @@ type kaConv struct {
 	vsGroupOrder []string
 	vsGroupUsed  map[string]bool
 	lvsItems     []*kaKV
-	lookPath     func(string) (string, error)
+	// quorum is Options.Quorum; mysql the proposals of mysql sections by
+	// instance name.
+	quorum   string
+	mysql    map[string]*kaMySQL
+	lookPath func(string) (string, error)
 
 	scriptByName map[string]*kaNamed
 	instByName   map[string]*kaInstance
@@ -321,6 +325,7 @@ func (k *kaConv) top(stmts []*kaStmt) {
 	if len(k.instances) > 0 {
 		k.finishVirtualServers()
 	}
+	k.mysqlProposals()
 }
 
 // groupStartStates starts a sync group's MASTER members as BACKUP unless

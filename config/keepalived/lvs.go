@@ -69,6 +69,7 @@ type kaRS struct {
 	virtualhost string
 	timing      []*kaKV
 	checks      []*kaKV
+	notifies    []*kaStmt // notify_up, notify_down (not converted)
 }
 
 // lvsSchedulers are keepalived 2.2.7's lvs_schedulers, compared exactly.
@@ -549,6 +550,11 @@ func (k *kaConv) realServer(b *kaStmt, vsWhat string) *kaRS {
 			case lvsCheckers[s.Key]:
 				k.errAt(s.Line, s.Key, "%s: %s: leasehold has no such checker, and without it a failed real server would stay in the table: "+
 					"use TCP_CHECK, HTTP_GET or MISC_CHECK (a script), or keep this virtual server on keepalived", what, s.Key)
+			case s.Key == "notify_up" || s.Key == "notify_down":
+				rs.notifies = append(rs.notifies, s)
+				if !mysqlWords.MatchString(strings.Join(s.Args, " ")) { // else the mysql proposal says
+					k.lvsWarn(s, what, "%s: %s", s.Key, lvsIgnored[s.Key])
+				}
 			case lvsIgnored[s.Key] != "":
 				k.lvsWarn(s, what, "%s: %s", s.Key, lvsIgnored[s.Key])
 			case s.Key == "lb_kind":
