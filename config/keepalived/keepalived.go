@@ -204,6 +204,8 @@ type kaConv struct {
 	vsGroups     map[string]*kaKV
 	vsGroupOrder []string
 	vsGroupUsed  map[string]bool
+	vsGroupInfo  map[string]*kaGroupInfo
+	vipHolders   map[netip.Addr][]string // instances by virtual_ipaddress
 	lvsItems     []*kaKV
 	// quorum is Options.Quorum; mysql the proposals of mysql sections by
 	// instance name.

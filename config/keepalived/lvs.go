@@ -55,6 +55,7 @@ type kaVS struct {
 	sorry                    *kaRS
 	sorryInhibit             bool
 	reals                    []*kaRS
+	follow                   string // the instance it follows, once written
 }
 
 // kaRS is a real_server (or the sorry server) on its way to YAML.
@@ -242,6 +243,35 @@ func (k *kaConv) virtualServerGroup(b *kaStmt) {
 	}
 	k.vsGroups[name] = kv
 	k.vsGroupOrder = append(k.vsGroupOrder, name)
+	info := &kaGroupInfo{}
+	for _, e := range kv.List {
+		f := strings.Fields(unquote(e))
+		if f[0] == "fwmark" {
+			if len(f) == 3 && !info.familyKnown {
+				info.six, info.familyKnown = f[2] == "inet6", true
+			}
+			continue
+		}
+		info.hasAddr = true
+		info.zeroPort = info.zeroPort || len(f) == 1
+		first, _, _ := strings.Cut(f[0], "-")
+		if a, err := netip.ParseAddr(first); err == nil && !info.first.IsValid() {
+			info.first = a
+			info.six, info.familyKnown = a.Is6(), true
+		}
+	}
+	if k.vsGroupInfo == nil {
+		k.vsGroupInfo = map[string]*kaGroupInfo{}
+	}
+	k.vsGroupInfo[name] = info
+}
+
+// kaGroupInfo is what the virtual servers of a group need to know of it,
+// read once (a group may serve many virtual servers).
+type kaGroupInfo struct {
+	hasAddr, zeroPort bool
+	first             netip.Addr // the first address entry
+	six, familyKnown  bool
 }
 
 func (k *kaConv) groupEntry(e *kaStmt, what string) (string, bool) {
@@ -779,21 +809,12 @@ func (k *kaConv) finishVirtualServers() {
 // vsFamily tells the virtual server's address family as keepalived sets
 // it: its address, its group's addresses, or its first real server not
 // tunnelled (a fwmark); six is false when nothing says.
-func (k *kaConv) vsFamily(vs *kaVS, entries []string) (six, known bool) {
+func (k *kaConv) vsFamily(vs *kaVS) (six, known bool) {
 	if vs.ip.IsValid() {
 		return vs.ip.Is6(), true
 	}
-	for _, e := range entries {
-		f := strings.Fields(unquote(e))
-		if len(f) > 0 && f[0] != "fwmark" {
-			a, _, _ := strings.Cut(f[0], "-")
-			if ip, err := netip.ParseAddr(a); err == nil {
-				return ip.Is6(), true
-			}
-		}
-		if len(f) == 3 && f[0] == "fwmark" {
-			return f[2] == "inet6", true
-		}
+	if g := k.vsGroupInfo[vs.group]; g != nil && g.familyKnown {
+		return g.six, true
 	}
 	for _, rs := range vs.reals {
 		if rs.forward != "TUN" && (rs.forward != "" || vs.forward != "TUN") {
@@ -805,23 +826,17 @@ func (k *kaConv) vsFamily(vs *kaVS, entries []string) (six, known bool) {
 
 func (k *kaConv) finishVS(vs *kaVS) *kaKV {
 	what := "virtual_server " + vs.header
-	var entries []string
-	hasAddr := vs.ip.IsValid()
+	hasAddr, zeroPort := vs.ip.IsValid(), vs.ip.IsValid() && vs.port == 0
 	if vs.group != "" {
-		g := k.vsGroups[vs.group]
+		g := k.vsGroupInfo[vs.group]
 		if g == nil {
 			k.warnAt(vs.line, "virtual_server", "%s: no virtual_server_group %s (or it has no entries): keepalived ignores the virtual server, so does the import", what, vs.group)
 			return nil
 		}
-		entries = g.List
-		for _, e := range entries {
-			if !strings.HasPrefix(unquote(e), "fwmark") {
-				hasAddr = true
-			}
-		}
+		hasAddr, zeroPort = g.hasAddr, g.zeroPort
 		k.vsGroupUsed[vs.group] = true
 	}
-	six, _ := k.vsFamily(vs, entries)
+	six, _ := k.vsFamily(vs)
 
 	var reals []*kaRS
 	seen := map[netip.AddrPort]bool{}
@@ -868,12 +883,6 @@ func (k *kaConv) finishVS(vs *kaVS) *kaKV {
 		vs.protocol = ""
 	}
 	if vs.persistence == 0 {
-		zeroPort := vs.ip.IsValid() && vs.port == 0
-		for _, e := range entries {
-			if f := strings.Fields(unquote(e)); f[0] != "fwmark" && len(f) == 1 {
-				zeroPort = true
-			}
-		}
 		if zeroPort {
 			vs.persistence, vs.persistAt = 360, vs.line
 			k.warnAt(vs.line, "virtual_server", "%s: port 0 (all ports) without persistence_timeout: keepalived makes it persistent for 360 s; written as persistence_timeout 360", what)
@@ -970,8 +979,8 @@ func (k *kaConv) vsItem(vs *kaVS, reals []*kaRS) *kaKV {
 	default:
 		it.Map = append(it.Map, &kaKV{Key: "group", Scalar: yq(vs.group), Line: vs.line, Comment: fmt.Sprintf("%s:%d", printable(file), fl)})
 	}
-	if f := k.follow(vs); f != "" {
-		add("follow", yq(f), vs.line)
+	if vs.follow = k.follow(vs); vs.follow != "" {
+		add("follow", yq(vs.follow), vs.line)
 	}
 	it.Map = append(it.Map, vs.timing...)
 	add("lb_algo", vs.sched, vs.line)
@@ -1047,28 +1056,25 @@ func (k *kaConv) follow(vs *kaVS) string {
 	what := "virtual_server " + vs.header
 	ip := vs.ip
 	if vs.group != "" {
-		for _, e := range k.vsGroups[vs.group].List {
-			if f := strings.Fields(unquote(e)); len(f) > 0 && f[0] != "fwmark" {
-				first, _, _ := strings.Cut(f[0], "-")
-				ip, _ = netip.ParseAddr(first)
-				break
-			}
-		}
+		ip = k.vsGroupInfo[vs.group].first
 	}
 	if !ip.IsValid() {
 		k.warnAt(vs.line, "follow", "%s: a fwmark service has no address to find the vrrp_instance it belongs to: no follow written "+
 			"(lvs_mode all does not need it; for lvs_mode owner name the instance whose VIP the marked traffic goes to)", what)
 		return ""
 	}
-	var holders []string
-	for _, in := range k.instances {
-		for _, a := range vipAddrs(in) {
-			if a == ip {
-				holders = append(holders, in.name)
-				break
+	if k.vipHolders == nil {
+		// Every instance's addresses, read once.
+		k.vipHolders = map[netip.Addr][]string{}
+		for _, in := range k.instances {
+			for _, a := range vipAddrs(in) {
+				if h := k.vipHolders[a]; len(h) == 0 || h[len(h)-1] != in.name {
+					k.vipHolders[a] = append(h, in.name)
+				}
 			}
 		}
 	}
+	holders := k.vipHolders[ip]
 	switch len(holders) {
 	case 0:
 		k.warnAt(vs.line, "follow", "%s: no vrrp_instance has %s in its virtual_ipaddress: no follow written (lvs_mode all does not need it; "+

@@ -99,7 +99,7 @@ func (k *kaConv) mysqlProposals() {
 				if !mysqlWords.MatchString(cmd) {
 					continue
 				}
-				in := k.instByName[k.followOf(vs)]
+				in := k.instByName[vs.follow]
 				if in == nil {
 					k.warnAt(n.Line, n.Key, "virtual_server %s: real_server %s: %s runs %s, about MySQL/MariaDB: no vrrp_instance holds the virtual server's address, "+
 						"so no mysql section is proposed; see docs/operating.md (MySQL/MariaDB dual master)", vs.header, rs.addr, n.Key, cmd)
@@ -184,22 +184,6 @@ func rsCheck(vs *kaVS, rs *kaRS) []string {
 	retry, _ := strconv.Atoi(get("retry", "1"))
 	return []string{"interval: " + get("delay_loop", "60"), "timeout: " + get("connect_timeout", "5"),
 		"fall: " + strconv.Itoa(retry+1), "rise: 1", "weight: 0"}
-}
-
-// followOf is the instance a virtual server follows ("" none), without
-// warnings (follow has given them).
-func (k *kaConv) followOf(vs *kaVS) string {
-	for _, it := range k.lvsItems {
-		if it.Line != vs.line {
-			continue
-		}
-		for _, kv := range it.Map {
-			if kv.Key == "follow" {
-				return unquote(kv.Scalar)
-			}
-		}
-	}
-	return ""
 }
 
 // emitMySQL writes the proposal under instance in (commented).
