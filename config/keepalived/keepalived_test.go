@@ -69,9 +69,9 @@ func TestImportSeeds(t *testing.T) {
 		{"lvs-003-backup.conf", "LVS_12", "BACKUP", "enp0s3", 51, 100, "192.168.1.99/32", "", false, false,
 			[]string{":26: lvs_mode: lvs_mode all written", ":38: nb_get_retry: virtual_server 192.168.1.99 80: real_server 192.168.1.13 80: TCP_CHECK: nb_get_retry: keepalived 2.2.7 knows it only in HTTP_GET and SSL_GET"}},
 		{"mysql-002-master.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 100, "192.168.0.204/32", "1111", true, false,
-			[]string{":26: virtual_server: block \"virtual_server 192.168.0.204 3306\" is not closed", ":26: virtual_server: virtual_server 192.168.0.204 3306: no lb_kind: keepalived forwards by NAT"}},
+			[]string{":26: virtual_server: block \"virtual_server 192.168.0.204 3306\" is not closed", ":26: virtual_server: virtual_server 192.168.0.204 3306: no lb_kind keepalived accepts: it forwards by NAT"}},
 		{"mysql-002-backup.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 90, "192.168.0.204/32", "1111", false, false,
-			[]string{":28: virtual_server: virtual_server 192.168.0.204 3306: no lb_kind: keepalived forwards by NAT"}},
+			[]string{":28: virtual_server: virtual_server 192.168.0.204 3306: no lb_kind keepalived accepts: it forwards by NAT"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {

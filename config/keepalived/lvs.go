@@ -868,11 +868,11 @@ func (k *kaConv) finishVS(vs *kaVS) *kaKV {
 	}
 	if vs.forward == "" {
 		vs.forward = "NAT"
-		k.warnAt(vs.line, "virtual_server", "%s: no lb_kind: keepalived forwards by NAT (\"no forwarding method set, setting default NAT\"); written as lb_kind NAT", what)
+		k.warnAt(vs.line, "virtual_server", "%s: no lb_kind keepalived accepts: it forwards by NAT (\"no forwarding method set, setting default NAT\"); written as lb_kind NAT", what)
 	}
 	if vs.sched == "" {
 		vs.sched = "wlc"
-		k.warnAt(vs.line, "virtual_server", "%s: no lb_algo: keepalived schedules by wlc (\"no scheduler set\"); written as lb_algo wlc", what)
+		k.warnAt(vs.line, "virtual_server", "%s: no lb_algo keepalived accepts: it schedules by wlc (\"no scheduler set\"); written as lb_algo wlc", what)
 	}
 	if hasAddr && vs.protocol == "" {
 		vs.protocol, vs.protoAt = "UDP", vs.line

@@ -15,12 +15,14 @@ import (
 	"github.com/leasehold/leasehold/lab/vm/image"
 )
 
-// seedLVS are seed 003's keepalived.conf of both directors (the importer's
-// test data).
-var seedLVS = []string{"lvs-003-master.conf", "lvs-003-backup.conf"}
+// seedLVS are seed 003's keepalived.conf of both directors and a file of
+// keepalived's defaults and adjustments (the importer's test data).
+var seedLVS = []string{"lvs-003-master.conf", "lvs-003-backup.conf", "corpus/families/lvs-vm.conf"}
 
 // TestImportedSeedsTableAsKeepalived boots one director VM with IPVS and,
-// for each of seed 003's keepalived.conf, lets keepalived 2.2.7's checker
+// for each of seed 003's keepalived.conf (and lvs-vm.conf: no protocol,
+// a bare persistence_timeout, lb_kind dr, a DR real server's port, a
+// fwmark's protocol and port, a virtual server without real servers), lets keepalived 2.2.7's checker
 // (keepalived -C) build the IPVS table from the file, then leasehold from
 // the file's import (`config import-keepalived`, with only the VRRP
 // interface renamed to the VM's), and compares the two tables as ipvsadm
@@ -37,8 +39,9 @@ func TestImportedSeedsTableAsKeepalived(t *testing.T) {
 	img, skip, err := buildImage(t.TempDir(), image.File{Src: keepalivedBin})
 	img = checkImage(t, img, skip, err)
 	share := t.TempDir()
-	for _, name := range seedLVS {
-		src := filepath.Join("../../config/keepalived/testdata", name)
+	for _, path := range seedLVS {
+		src := filepath.Join("../../config/keepalived/testdata", path)
+		name := filepath.Base(path)
 		data, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
@@ -70,15 +73,16 @@ func TestImportedSeedsTableAsKeepalived(t *testing.T) {
 	}
 	// The seed's real servers, answering on the VM's loopback.
 	run(`set -e
-for a in 192.168.1.13 192.168.1.14; do ip addr add $a/32 dev lo; done
 mkdir -p /var/www /etc/keepalived
 echo rs > /var/www/index.html
-httpd -p 192.168.1.13:80 -h /var/www
-httpd -p 192.168.1.14:80 -h /var/www
+for a in 192.168.1.13 192.168.1.14 10.66.5.1 10.66.5.2; do
+  ip addr add $a/32 dev lo
+  httpd -p $a:80 -h /var/www
+done
 `)
 	// table runs argv until the IPVS table has a service and has not
-	// changed for 8 s (more than the seed's delay_loop of 6 s: every real
-	// server checked at least once), stops it, and returns the table.
+	// changed for 8 s (more than the files' delay_loop, 6 s at most: every
+	// real server checked at least once), stops it, and returns the table.
 	table := func(who string, argv []string, log string) []string {
 		t.Helper()
 		p, err := d.Spawn(ctx, argv, log)
@@ -114,7 +118,8 @@ httpd -p 192.168.1.14:80 -h /var/www
 		run("ipvsadm -C")
 		return last
 	}
-	for _, name := range seedLVS {
+	for _, path := range seedLVS {
+		name := filepath.Base(path)
 		base := strings.TrimSuffix(name, ".conf")
 		ka := table("keepalived "+name, []string{"/usr/local/bin/keepalived", "-C", "-n", "-l", "-D", "-f", "/share/" + name,
 			"-p", "/run/keepalived-" + base + ".pid", "-c", "/run/checkers-" + base + ".pid"}, "/share/"+base+".keepalived.log")
