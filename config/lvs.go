@@ -546,8 +546,14 @@ func (c *Config) checker(p string, kind lvs.CheckKind, b *Checker, levels []Chec
 }
 
 func hasVIP(in *Instance, ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
 	for _, v := range in.VIPs {
-		if v.Prefix.Addr().String() == ip {
+		// Compared as addresses: a string per VIP made an import of many
+		// virtual servers on one instance allocate quadratically.
+		if v.Prefix.Addr() == a {
 			return true
 		}
 	}

@@ -84,7 +84,7 @@ func cmdConfigImport(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "%s: %d instance(s) converted to %s, %d warning(s); NO split-brain protection until quorum.backend is etcd or raft\n",
 		src, len(im.Config.Instance), dest, len(im.Warnings))
 	if im.LVS > 0 {
-		fmt.Fprintf(stderr, "%s: %d LVS virtual_server block(s) NOT converted (see the warnings): keep them running outside leasehold\n", src, im.LVS)
+		fmt.Fprintf(stderr, "%s: %d virtual server(s) converted with lvs_mode all (keepalived's behaviour; see the warnings for what keepalived itself ignored and what was not converted)\n", src, im.LVS)
 	}
 	return 0
 }

@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the corpus's golden .yaml and .
 // result with its golden files: NAME.yaml and NAME.warn (the YAML and the
 // warnings) when it imports, NAME.err (one expected substring of the
 // refusal per line, "file:line: key: reason") when it is refused. NAME.opts
-// sets options (config-id ID, node NAME, one per line). Whatever imports
+// sets options (config-id ID, node NAME, quorum etcd|raft, one per line). Whatever imports
 // must pass the plan `run` builds (daemon.NewPlan), its scripts stubbed.
 func TestCorpus(t *testing.T) {
 	files, err := filepath.Glob("testdata/corpus/*/*.conf")
@@ -83,6 +83,8 @@ func corpusOptions(t *testing.T, path string) Options {
 			opt.ConfigID = v
 		case "node":
 			opt.NodeName = v
+		case "quorum":
+			opt.Quorum = v
 		case "":
 		default:
 			t.Fatalf("%s: unknown option %q", path, k)

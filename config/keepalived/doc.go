@@ -15,8 +15,30 @@
 //     outcome against keepalived 2.2.7's own dump (test/interop).
 //   - What leasehold cannot do the same way is refused with file, line and
 //     what to do instead; nothing that changes failover is dropped with
-//     only a warning. virtual_server blocks are not converted: each is
-//     warned about and counted (Imported.LVS).
+//     only a warning.
+//   - virtual_server and virtual_server_group blocks become leasehold's LVS
+//     section as keepalived 2.2.7's checker reads them (lvs.go): keywords
+//     and values it ignores ("Unknown keyword", lb_kind dr, lb_algo RR,
+//     nb_get_retry outside HTTP_GET/SSL_GET, lb_kind in a real_server) are
+//     dropped with a warning and its default written; its adjustments are
+//     written out (no protocol is UDP, port 0 is persistent 360 s, a bare
+//     persistence_timeout is 360, DR/TUN real servers take the service's
+//     port, quorum cut to the total weight, duplicates and wrong-family
+//     real servers removed, a service without real servers or a checker
+//     without url dropped). lvs_mode is all (keepalived's behaviour; the
+//     import writes quorum none); each virtual server follows the
+//     instance whose virtual_ipaddress holds its address (a warning when
+//     none does). A checker leasehold lacks (SMTP, DNS, UDP, PING, FILE,
+//     BFD), a MISC_CHECK by a relative path, TUN options and IPv6 or
+//     non-last-byte group ranges are refused; notify_up/down, smtp_alert,
+//     ha_suspend, thresholds, scheduler flags, bind options and
+//     lvs_sync_daemon are warned about as not converted.
+//   - A track script, notify or real server notify_up/down whose command
+//     names mysql, mysqld or mariadb gets a mysql section proposed under
+//     its instance (commented: it needs a quorum), with a warning at each
+//     script's line; with Options.Quorum etcd or raft a tracked check
+//     script is replaced by it (not converted as a track script), without
+//     it is kept.
 //   - The result passes config.Parse; whatever imports passes the plan
 //     `run` builds (daemon.NewPlan), given its scripts exist.
 //   - Time and memory are linear in the input; blocks nest at most 16 deep,

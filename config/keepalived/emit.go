@@ -130,8 +130,47 @@ func (k *kaConv) emit(opt Options) *kaYAML {
 			k.warnAt(kv.Line, key, "instance %s: %s", in.name, notYet+pendingWhy(key))
 			k.emitKV(y, "    ", kv, true)
 		}
+		k.emitMySQL(y, in)
 	}
+	k.emitLVS(y, opt)
 	return y
+}
+
+// emitLVS writes lvs_mode, the virtual_server_groups used and the virtual
+// servers. lvs_mode is all: keepalived's behaviour, and the only one
+// without a lease (the import writes quorum backend none).
+func (k *kaConv) emitLVS(y *kaYAML, opt Options) {
+	if len(k.lvsItems) == 0 {
+		return
+	}
+	first := k.lvsItems[0].Line
+	y.add(0, "")
+	y.add(first, "# keepalived's virtual_server blocks. lvs_mode all is keepalived's behaviour:")
+	y.add(first, "# every director keeps the IPVS table, only the VIP moves. With a quorum")
+	y.add(first, "# (etcd or raft), lvs_mode owner keeps the table on the lease's owner only")
+	y.add(first, "# (each virtual server then needs follow: the instance whose lease it follows).")
+	y.add(first, "lvs_mode: all")
+	why := "quorum backend none: keepalived's behaviour, every director keeps the table"
+	if opt.Quorum != config.BackendNone {
+		why += "; when you switch the backend to " + opt.Quorum + ", consider lvs_mode owner (only the lease's owner keeps the table) and check each virtual server's follow"
+	}
+	k.warnAt(first, "lvs_mode", "lvs_mode all written (%s)", why)
+	var groups []*kaKV
+	for _, name := range k.vsGroupOrder {
+		if k.vsGroupUsed[name] {
+			groups = append(groups, k.vsGroups[name])
+		} else {
+			g := k.vsGroups[name]
+			k.warnAt(g.Line, "virtual_server_group", "virtual_server_group %s: no virtual_server uses it: not written", name)
+		}
+	}
+	if len(groups) > 0 {
+		y.add(groups[0].Line, "virtual_server_group:")
+		for _, g := range groups {
+			k.emitKV(y, "  ", g, false)
+		}
+	}
+	k.emitKV(y, "", &kaKV{Key: "virtual_server", Items: k.lvsItems, Line: first}, false)
 }
 
 // sampleRouterIDs are router_id values of keepalived's samples, copied
@@ -201,6 +240,22 @@ func (k *kaConv) emitKV(y *kaYAML, indent string, kv *kaKV, commented bool) {
 		tail = "   # " + printable(kv.Comment) // it may quote a name from the input
 	}
 	switch {
+	case kv.Items != nil:
+		// A list of mappings; never commented.
+		y.add(kv.Line, "%s%s:%s", indent, kv.Key, tail)
+		for _, it := range kv.Items {
+			start := len(y.lines)
+			for _, m := range it.Map {
+				k.emitKV(y, indent+"    ", m, false)
+			}
+			if len(y.lines) == start {
+				y.add(it.Line, "%s  - {}", indent)
+				continue
+			}
+			y.lines[start] = indent + "  - " + strings.TrimPrefix(y.lines[start], indent+"    ")
+		}
+	case kv.IsMap && len(kv.Map) == 0:
+		y.add(kv.Line, "%s%s%s: {}%s", indent, c, kv.Key, tail)
 	case kv.IsList:
 		if len(kv.List) == 0 {
 			y.add(kv.Line, "%s%s%s: []%s", indent, c, kv.Key, tail)

@@ -49,8 +49,8 @@ type Imported struct {
 	// Warnings name the keepalived file and line of everything that was
 	// not converted or whose meaning changed, then config.Parse's own warnings.
 	Warnings []*config.Error
-	// LVS counts the virtual_server and virtual_server_group blocks, which
-	// are NOT converted (each has a warning).
+	// LVS counts the virtual servers converted (a virtual_server block
+	// keepalived ignores, and so the import, is not counted).
 	LVS int
 }
 
@@ -83,7 +83,7 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 		return nil, fmt.Errorf("keepalived: quorum %q: want none, etcd or raft", opt.Quorum)
 	}
 	k := &kaConv{file: file, src: &kaSources{}, garp: map[string]*kaKV{}, lookPath: opt.LookPath,
-		scriptByName: map[string]*kaNamed{}, instByName: map[string]*kaInstance{}, groupByName: map[string]*kaNamed{}}
+		scriptByName: map[string]*kaNamed{}, instByName: map[string]*kaInstance{}, groupByName: map[string]*kaNamed{}, quorum: opt.Quorum}
 	stmts := kaParse(file, data, readOptions{configID: opt.ConfigID, readFile: opt.ReadFile, glob: opt.Glob},
 		k.src, k.errAt, k.warnAt)
 	if len(k.errs) == 0 {
@@ -91,7 +91,8 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 	}
 	if len(k.instances) == 0 && len(k.errs) == 0 {
 		if k.lvs > 0 {
-			k.errAt(k.lvsLine, "(file)", "no vrrp_instance found, only %d LVS block(s) (the first here), which are NOT converted yet: nothing to convert", k.lvs)
+			k.errAt(k.lvsLine, "(file)", "no vrrp_instance found, only %d LVS block(s) (the first here): leasehold runs virtual servers beside "+
+				"a vrrp_instance (its VIP); add the director's vrrp_instance, or keep this checker-only keepalived", k.lvs)
 		} else {
 			k.errAt(0, "(file)", "no vrrp_instance found: nothing to convert")
 		}
@@ -117,7 +118,7 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 		k.warns = append(k.warns[:maxWarnings], &config.Error{File: last.File, Line: last.Line, Key: "(file)",
 			Msg: fmt.Sprintf("%d more warnings after this line, not shown: fix these and import again", n-maxWarnings)})
 	}
-	im := &Imported{YAML: yml, Config: cfg, Warnings: k.warns, LVS: k.lvs}
+	im := &Imported{YAML: yml, Config: cfg, Warnings: k.warns, LVS: len(k.lvsItems)}
 	for _, w := range cfg.Warnings {
 		im.Warnings = append(im.Warnings, out.mapWarning(k.src, opt.OutName, w))
 	}
@@ -128,11 +129,15 @@ func doImport(file string, data []byte, opt Options) (*Imported, error) {
 // mapping; Line is its keepalived line. The emitter writes it as YAML when
 // config.Config has the key, and as a comment with a warning until it does.
 type kaKV struct {
-	Key     string
-	Scalar  string
-	List    []string
-	IsList  bool
-	Map     []*kaKV
+	Key    string
+	Scalar string
+	List   []string
+	IsList bool
+	Map    []*kaKV
+	// IsMap: Map is written even when empty ("key: {}").
+	IsMap bool
+	// Items: a list of mappings (each an IsMap kaKV).
+	Items   []*kaKV
 	Line    int
 	Comment string
 }
@@ -193,7 +198,20 @@ type kaConv struct {
 	instances []*kaInstance
 	lvs       int // LVS blocks, the first at lvsLine
 	lvsLine   int
-	lookPath  func(string) (string, error)
+	// LVS: the virtual_server blocks read, the groups by name (in order)
+	// and which are used, and the virtual servers' YAML items.
+	vss          []*kaVS
+	vsGroups     map[string]*kaKV
+	vsGroupOrder []string
+	vsGroupUsed  map[string]bool
+	vsGroupInfo  map[string]*kaGroupInfo
+	vipHolders   map[netip.Addr][]string // instances by virtual_ipaddress
+	lvsItems     []*kaKV
+	// quorum is Options.Quorum; mysql the proposals of mysql sections by
+	// instance name.
+	quorum   string
+	mysql    map[string]*kaMySQL
+	lookPath func(string) (string, error)
 
 	scriptByName map[string]*kaNamed
 	instByName   map[string]*kaInstance
@@ -230,8 +248,6 @@ func (k *kaConv) errAt(line int, key, format string, args ...any) {
 	}
 }
 
-const lvsNote = "NOT converted: LVS virtual servers are not part of this import yet; keep them running outside leasehold (keepalived's checker or ipvsadm) until they are"
-
 // notYet is the warning for keys leasehold's config.config does not have yet.
 const notYet = "not yet supported by leasehold run: kept as a comment in the output"
 
@@ -255,9 +271,13 @@ var knownTop = map[string]string{
 func (k *kaConv) top(stmts []*kaStmt) {
 	// vrrp_script first: instances may track scripts defined below them;
 	// sync groups last: they may name instances defined below them.
+	k.vsGroupUsed = map[string]bool{}
 	for _, s := range stmts {
-		if s.Key == "vrrp_script" && k.needName(s) && k.needBlock(s) {
+		switch {
+		case s.Key == "vrrp_script" && k.needName(s) && k.needBlock(s):
 			k.script(s)
+		case s.Key == "virtual_server_group" && k.needBlock(s):
+			k.virtualServerGroup(s)
 		}
 	}
 	var groups []*kaStmt
@@ -281,9 +301,9 @@ func (k *kaConv) top(stmts []*kaStmt) {
 			if k.lvs++; k.lvs == 1 {
 				k.lvsLine = s.Line
 			}
-			_, end := k.pos(s.EndLine)
-			_, start := k.pos(s.Line)
-			k.warnAt(s.Line, s.Key, "%s (lines %d-%d): %s", s.Words(), start, end, lvsNote)
+			if s.Key == "virtual_server" {
+				k.virtualServer(s)
+			}
 		default:
 			if msg, ok := knownTop[s.Key]; ok {
 				k.warnAt(s.Line, s.Key, "%s", msg)
@@ -304,6 +324,10 @@ func (k *kaConv) top(stmts []*kaStmt) {
 		k.effective(in)
 	}
 	k.groupStartStates()
+	if len(k.instances) > 0 {
+		k.finishVirtualServers()
+	}
+	k.mysqlProposals()
 }
 
 // groupStartStates starts a sync group's MASTER members as BACKUP unless
@@ -420,17 +444,22 @@ func (k *kaConv) entries(s *kaStmt) []*kaStmt {
 	return s.Block
 }
 
+// lvsSyncNote says what a dropped lvs_sync_daemon means.
+const lvsSyncNote = "not converted: leasehold has no IPVS connection sync (lvs_sync_daemon): connections established through one director are lost when the other takes over"
+
 var globalNotes = map[string]string{
-	"vrrp_iptables":            "not converted: leasehold fences the VIP with its own nftables tables",
-	"vrrp_skip_check_adv_addr": "not converted: leasehold has no such option",
-	"notification_email":       "not converted: leasehold sends no mail",
-	"notification_email_from":  "not converted: leasehold sends no mail",
-	"smtp_server":              "not converted: leasehold sends no mail",
-	"smtp_connect_timeout":     "not converted: leasehold sends no mail",
-	"smtp_helo_name":           "not converted: leasehold sends no mail",
-	"smtp_alert":               "not converted: leasehold sends no mail",
-	"enable_script_security":   "not converted: leasehold runs hooks as its own user",
-	"script_user":              "not converted: leasehold runs hooks as its own user",
+	"lvs_sync_daemon":           lvsSyncNote,
+	"lvs_sync_daemon_interface": lvsSyncNote,
+	"vrrp_iptables":             "not converted: leasehold fences the VIP with its own nftables tables",
+	"vrrp_skip_check_adv_addr":  "not converted: leasehold has no such option",
+	"notification_email":        "not converted: leasehold sends no mail",
+	"notification_email_from":   "not converted: leasehold sends no mail",
+	"smtp_server":               "not converted: leasehold sends no mail",
+	"smtp_connect_timeout":      "not converted: leasehold sends no mail",
+	"smtp_helo_name":            "not converted: leasehold sends no mail",
+	"smtp_alert":                "not converted: leasehold sends no mail",
+	"enable_script_security":    "not converted: leasehold runs hooks as its own user",
+	"script_user":               "not converted: leasehold runs hooks as its own user",
 }
 
 func (k *kaConv) globals(g *kaStmt) {
@@ -739,7 +768,7 @@ func (k *kaConv) resolveGroups() {
 // convert, with why: they change nothing leasehold's peer or the network
 // sees during failover.
 var instanceUnsupported = map[string]string{
-	"lvs_sync_daemon_interface":  "not converted: the LVS sync daemon is not part of this import",
+	"lvs_sync_daemon_interface":  lvsSyncNote,
 	"smtp_alert":                 "not converted: leasehold sends no mail",
 	"debug":                      "not converted",
 	"native_ipv6":                "not converted: leasehold picks VRRPv3 for IPv6 itself",

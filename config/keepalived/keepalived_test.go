@@ -65,13 +65,13 @@ func TestImportSeeds(t *testing.T) {
 		{"nginx-002-test222.conf", "", "BACKUP", "eth0", 51, 90, "172.16.22.219/32", "aiker>co", false, true,
 			[]string{":22: vrrp_instance.VI_1.authentication.auth_pass: longer than 8 characters"}},
 		{"lvs-003-master.conf", "LVS_11", "BACKUP", "enp0s3", 51, 101, "192.168.1.99/32", "", false, false,
-			[]string{":27: virtual_server: virtual_server 192.168.1.99 80 (lines 27-49): " + lvsNote, ":17: authentication: instance VI_1: " + strictAuth}},
+			[]string{":27: lvs_mode: lvs_mode all written", ":17: authentication: instance VI_1: " + strictAuth}},
 		{"lvs-003-backup.conf", "LVS_12", "BACKUP", "enp0s3", 51, 100, "192.168.1.99/32", "", false, false,
-			[]string{":26: virtual_server: virtual_server 192.168.1.99 80 (lines 26-50): " + lvsNote}},
+			[]string{":26: lvs_mode: lvs_mode all written", ":38: nb_get_retry: virtual_server 192.168.1.99 80: real_server 192.168.1.13 80: TCP_CHECK: nb_get_retry: keepalived 2.2.7 knows it only in HTTP_GET and SSL_GET"}},
 		{"mysql-002-master.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 100, "192.168.0.204/32", "1111", true, false,
-			[]string{":26: virtual_server: block \"virtual_server 192.168.0.204 3306\" is not closed", ":26: virtual_server: virtual_server 192.168.0.204 3306 (lines 26-40): " + lvsNote}},
+			[]string{":26: virtual_server: block \"virtual_server 192.168.0.204 3306\" is not closed", ":26: virtual_server: virtual_server 192.168.0.204 3306: no lb_kind keepalived accepts: it forwards by NAT"}},
 		{"mysql-002-backup.conf", "MYSQL_HA", "BACKUP", "eth0", 51, 90, "192.168.0.204/32", "1111", false, false,
-			[]string{":28: virtual_server: virtual_server 192.168.0.204 3306 (lines 28-42): " + lvsNote}},
+			[]string{":28: virtual_server: virtual_server 192.168.0.204 3306: no lb_kind keepalived accepts: it forwards by NAT"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {

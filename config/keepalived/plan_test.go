@@ -52,6 +52,25 @@ func checkPlan(t *testing.T, im *Imported) {
 	for _, g := range c.Sync {
 		notify(&g.NotifyScripts)
 	}
+	// The virtual servers as config.Parse resolved them (the plan reads
+	// these).
+	stubCmd := func(cmd *script.Command) {
+		if cmd != nil {
+			path := cmd.Path
+			stub(&path)
+			cmd.Path = path
+		}
+	}
+	for i := range c.LVS.Services {
+		s := &c.LVS.Services[i]
+		stubCmd(s.QuorumUp)
+		stubCmd(s.QuorumDown)
+		for _, r := range s.Reals {
+			for _, ck := range r.Checks {
+				stubCmd(ck.Command)
+			}
+		}
+	}
 	if _, err := daemon.NewPlan(c); err != nil {
 		t.Fatalf("imported, but the plan refuses it: %v\n%s", err, im.YAML)
 	}

@@ -53,6 +53,10 @@ func TestImportBoundedInput(t *testing.T) {
 		{"200k track_script lines", []byte("vrrp_script chk {\n script /bin/true\n}\n" + vi1 + " track_script {\n" + strings.Repeat("  chk weight 2\n", 200000) + " }\n}\n"), "", 256, 30 * time.Second},
 		{"200k bad lines", []byte(vi1 + strings.Repeat(" priority x\n", 200000) + "}\n"), "more errors from here on: only the first 50 are shown", 256, 30 * time.Second},
 		{"40k instances on one VRID", sameVRID(40000), "more errors, not shown", 256, 60 * time.Second},
+		{"10k virtual servers", virtualServers(10000), "", 256, 60 * time.Second},
+		{"50k real servers", []byte(vi1 + "}\nvirtual_server 10.0.0.1 80 {\n lb_kind DR\n protocol TCP\n" + realServers(50000) + "}\n"), "", 256, 60 * time.Second},
+		{"20k virtual servers on one group", []byte(vi1 + "}\nvirtual_server_group G {\n" + strings.Repeat(" 10.0.0.1-200 80\n", 1000) + "}\n" +
+			strings.Repeat("virtual_server group G {\n real_server 10.9.0.1 80 {\n }\n}\n", 20000)), "is also a service of", 256, 60 * time.Second},
 		{"50k sync groups", []byte(vi1 + "}\n" + strings.Repeat("vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n", 50000)), "vrrp_sync_group G is also defined at line 9", 256, 30 * time.Second},
 	}
 	for _, tc := range cases {
@@ -98,6 +102,31 @@ func TestImportLinear(t *testing.T) {
 	if ratio := float64(big) / float64(small); ratio > 15 {
 		t.Errorf("2,000 instances: %d MB allocated, 20,000: %d MB (%.1f times)", small>>20, big>>20, ratio)
 	}
+}
+
+// virtualServers writes an instance with n VIPs and a virtual server on
+// each, one TCP-checked real server apiece.
+func virtualServers(n int) []byte {
+	var b strings.Builder
+	b.WriteString("vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n virtual_ipaddress {\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  10.%d.%d.%d\n", i/62500%250, i/250%250, i%250+1)
+	}
+	b.WriteString(" }\n}\n")
+	for i := range n {
+		fmt.Fprintf(&b, "virtual_server 10.%d.%d.%d 80 {\n lb_kind DR\n protocol TCP\n real_server 10.200.0.1 80 {\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n}\n",
+			i/62500%250, i/250%250, i%250+1)
+	}
+	return []byte(b.String())
+}
+
+// realServers writes n real_server blocks with a TCP_CHECK.
+func realServers(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, " real_server 10.%d.%d.%d 80 {\n  TCP_CHECK {\n  }\n }\n", 100+i/62500%100, i/250%250, i%250+1)
+	}
+	return b.String()
 }
 
 // sameVRID writes n instances on eth0 with VRID 51: n-1 conflicts.
