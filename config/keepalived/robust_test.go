@@ -55,8 +55,6 @@ func TestImportBoundedInput(t *testing.T) {
 		{"40k instances on one VRID", sameVRID(40000), "more errors, not shown", 256, 60 * time.Second},
 		{"10k virtual servers", virtualServers(10000), "", 256, 60 * time.Second},
 		{"50k real servers", []byte(vi1 + "}\nvirtual_server 10.0.0.1 80 {\n lb_kind DR\n protocol TCP\n" + realServers(50000) + "}\n"), "", 256, 60 * time.Second},
-		{"20k virtual servers on one group", []byte(vi1 + "}\nvirtual_server_group G {\n" + strings.Repeat(" 10.0.0.1-200 80\n", 1000) + "}\n" +
-			strings.Repeat("virtual_server group G {\n real_server 10.9.0.1 80 {\n }\n}\n", 20000)), "is also a service of", 256, 60 * time.Second},
 		{"50k sync groups", []byte(vi1 + "}\n" + strings.Repeat("vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n", 50000)), "vrrp_sync_group G is also defined at line 9", 256, 30 * time.Second},
 	}
 	for _, tc := range cases {
