@@ -198,39 +198,18 @@ func testDirector(t *testing.T, f forwarding) {
 	img := needImage(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
-	mcast := vm.NewMcastGroup()
 	share := t.TempDir()
 	if err := os.WriteFile(filepath.Join(share, "leasehold.yaml"), []byte(directorYAML(f.kind, f.rs1, f.rs2)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const dMAC, rMAC = "52:54:00:66:00:01", "52:54:00:66:00:0b"
-	var d, r *vm.VM
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		d = startVM(ctx, t, vm.Config{Name: "d1", Kernel: img.Kernel, Initrd: img.Initrd, Share: share,
-			Append: "lh.ip0=10.66.0.1/24 lh.modules=" + ipvsModules, NICs: []vm.NIC{{ID: "l2", MAC: dMAC, Mcast: mcast}}})
-	})
-	wg.Go(func() {
-		r = startVM(ctx, t, vm.Config{Name: "rs", Kernel: img.Kernel, Initrd: img.Initrd,
-			Append: f.rsAppend, NICs: []vm.NIC{{ID: "l2", MAC: rMAC, Mcast: mcast}}})
-	})
-	wg.Wait()
-	if d == nil || r == nil {
-		t.FailNow()
-	}
-	exec := func(v *vm.VM, script string) {
-		t.Helper()
-		if out, rc, err := v.Exec(ctx, script, 30*time.Second); err != nil || rc != 0 {
-			t.Fatalf("%s: rc %d %v\n%s", script, rc, err, out)
-		}
-	}
-	exec(r, f.rsSetup)
+	d, r, mcast := directorAndRealServer(ctx, t, img, share, f.rsAppend)
+	mustExec(ctx, t, r, f.rsSetup)
 	rs2 := []string{"/bin/busybox", "httpd", "-f", "-p", f.rs2 + ":80", "-h", "/var/www"}
 	check12, err := r.Spawn(ctx, rs2, "/dev/null")
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(d, f.directorSetup+"mkdir -p /etc/leasehold && cp /share/leasehold.yaml /etc/leasehold/")
+	mustExec(ctx, t, d, f.directorSetup+"mkdir -p /etc/leasehold && cp /share/leasehold.yaml /etc/leasehold/")
 	daemonProc, err := d.Spawn(ctx, []string{"/usr/local/bin/leasehold", "run", "-c", "/etc/leasehold/leasehold.yaml"}, "/share/leasehold.log")
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +227,7 @@ func testDirector(t *testing.T, f forwarding) {
 
 	// A client through the VIP: SYNs every 50 ms from the host's end of
 	// the segment, answered (DR) by the real server's machine.
-	c := startClient(ctx, t, mcast, map[string]string{dMAC: "d1", rMAC: "rs"}, time.Second)
+	c := startClient(ctx, t, mcast, map[string]string{directorMAC: "d1", rsMAC: "rs"}, time.Second)
 	defer c.stop()
 	probe := c.tcp
 
