@@ -3,6 +3,7 @@ package lvsvm_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,6 +40,7 @@ func leaseholdConf(n int) string {
 	var b strings.Builder
 	b.WriteString(`node: {name: d1}
 quorum: {backend: none}
+status: {pprof: true}
 vrrp_instance:
   VI_1: {interface: eth0, state: MASTER, virtual_router_id: 51, priority: 150, advert_int: 1, virtual_ipaddress: [10.66.0.100/24]}
 lvs_mode: all
@@ -87,6 +89,16 @@ func measureCPU(ctx context.Context, t *testing.T, d, r *vm.VM, name string) cpu
 		cpuPerCheckUS: float64(cpu.Microseconds()) / float64(max(o1-o0, 1)),
 		vcpuPct:       100 * cpu.Seconds() / wall.Seconds(),
 		inTable:       mustExec(ctx, t, d, "ipvsadm -Ln | grep -c Route || true"),
+	}
+	if out := os.Getenv("LVS_BENCH_PPROF"); out != "" && name == "leasehold" {
+		// A CPU profile of the daemon over 15 s after the measurement
+		// (not during it: profiling costs CPU too).
+		code, body, err := d.HTTP(ctx, statusSocket, "GET", "/debug/pprof/profile?seconds=15", nil)
+		if err != nil || code != 200 {
+			t.Errorf("pprof: %d %v", code, err)
+		} else if err := os.WriteFile(out, body, 0o644); err != nil {
+			t.Error(err)
+		}
 	}
 	t.Logf("%s: %.0f checks/s (connections the real server accepted); CPU %v in %v = %.1f%% of the guest's vCPU, %.0f µs a check; %s in the table at the end",
 		name, f.checksPerSec, cpu, wall.Round(time.Millisecond), f.vcpuPct, f.cpuPerCheckUS, f.inTable)
