@@ -161,7 +161,7 @@ func benchChecks(t *testing.T, img image.Image, runs int, checks map[string]*che
 			t.Fatal(err)
 		}
 	}
-	d, r, _ := directorAndRealServer(ctx, t, img, share, dr.rsAppend)
+	d, r, _ := directorAndRealServer(ctx, t, img, share, "10.66.0.1/24", dr.rsAppend)
 	mustExec(ctx, t, r, dr.rsSetup)
 	// The 1,000 real servers' checks all reach one accept loop on :81.
 	if _, err := r.Spawn(ctx, []string{"/bin/sh", "-c", "LVS_ACCEPT=10.66.0.11:81 exec /usr/local/bin/lvs.test -test.run '^TestHelperAcceptLoop$'"},

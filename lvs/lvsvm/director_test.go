@@ -202,7 +202,7 @@ func testDirector(t *testing.T, f forwarding) {
 	if err := os.WriteFile(filepath.Join(share, "leasehold.yaml"), []byte(directorYAML(f.kind, f.rs1, f.rs2)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, r, mcast := directorAndRealServer(ctx, t, img, share, f.rsAppend)
+	d, r, mcast := directorAndRealServer(ctx, t, img, share, "10.66.0.1/24", f.rsAppend)
 	mustExec(ctx, t, r, f.rsSetup)
 	rs2 := []string{"/bin/busybox", "httpd", "-f", "-p", f.rs2 + ":80", "-h", "/var/www"}
 	check12, err := r.Spawn(ctx, rs2, "/dev/null")
@@ -330,13 +330,19 @@ type client struct {
 
 func startClient(ctx context.Context, t *testing.T, segment string, names map[string]string, timeout time.Duration) *client {
 	t.Helper()
+	return startClientOf(ctx, t, segment, names, timeout, netip.MustParseAddr("10.66.0.100"), netip.MustParsePrefix("10.66.0.250/24"))
+}
+
+// startClientOf is startClient for a VIP (port 80) of another subnet, the
+// client at src.
+func startClientOf(ctx context.Context, t *testing.T, segment string, names map[string]string, timeout time.Duration, vip netip.Addr, src netip.Prefix) *client {
+	t.Helper()
 	seg, err := wire.Open(segment)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vip := netip.MustParseAddr("10.66.0.100")
 	c := &client{tb: netlab.NewTimebase(), seg: seg}
-	c.tcp = wire.NewTCPProber(c.tb, seg, netip.MustParsePrefix("10.66.0.250/24"), netip.AddrPortFrom(vip, 80), names)
+	c.tcp = wire.NewTCPProber(c.tb, seg, src, netip.AddrPortFrom(vip, 80), names)
 	c.tcp.Interval, c.tcp.Timeout = 50*time.Millisecond, timeout
 	c.arp = wire.NewARPProber(c.tb, seg, vip, names)
 	pctx, cancel := context.WithCancel(ctx)

@@ -143,16 +143,16 @@ func TestIPVSInAGuestKernel(t *testing.T) {
 	}
 }
 
-// directorAndRealServer boots a director VM (d1, 10.66.0.1, IPVS, share
-// on /share) and a real-server VM (rsAppend its kernel command line) on
-// one new segment, at once.
-func directorAndRealServer(ctx context.Context, t *testing.T, img image.Image, share, rsAppend string) (d, r *vm.VM, segment string) {
+// directorAndRealServer boots a director VM (d1 at dAddr, e.g.
+// 10.66.0.1/24, with IPVS, share on /share) and a real-server VM
+// (rsAppend its kernel command line) on one new segment, at once.
+func directorAndRealServer(ctx context.Context, t *testing.T, img image.Image, share, dAddr, rsAppend string) (d, r *vm.VM, segment string) {
 	t.Helper()
 	segment = vm.NewMcastGroup()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		d = startVM(ctx, t, vm.Config{Name: "d1", Kernel: img.Kernel, Initrd: img.Initrd, Share: share,
-			Append: "lh.ip0=10.66.0.1/24 lh.modules=" + ipvsModules, NICs: []vm.NIC{{ID: "l2", MAC: directorMAC, Mcast: segment}}})
+			Append: "lh.ip0=" + dAddr + " lh.modules=" + ipvsModules, NICs: []vm.NIC{{ID: "l2", MAC: directorMAC, Mcast: segment}}})
 	})
 	wg.Go(func() {
 		r = startVM(ctx, t, vm.Config{Name: "rs", Kernel: img.Kernel, Initrd: img.Initrd,

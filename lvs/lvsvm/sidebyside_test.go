@@ -91,9 +91,9 @@ func measureCPU(ctx context.Context, t *testing.T, d, r *vm.VM, name string) cpu
 		inTable:       mustExec(ctx, t, d, "ipvsadm -Ln | grep -c Route || true"),
 	}
 	if out := os.Getenv("LVS_BENCH_PPROF"); out != "" && name == "leasehold" {
-		// A CPU profile of the daemon over 15 s after the measurement
-		// (not during it: profiling costs CPU too).
-		code, body, err := d.HTTP(ctx, statusSocket, "GET", "/debug/pprof/profile?seconds=15", nil)
+		// A CPU profile of the daemon over 3 s after the measurement
+		// (not during it: profiling costs CPU too; the agent waits 5 s at most).
+		code, body, err := d.HTTP(ctx, statusSocket, "GET", "/debug/pprof/profile?seconds=3", nil)
 		if err != nil || code != 200 {
 			t.Errorf("pprof: %d %v", code, err)
 		} else if err := os.WriteFile(out, body, 0o644); err != nil {
