@@ -78,18 +78,25 @@ type forwarding struct {
 // VIP:80 answers the balanced traffic, one per real server address its
 // checks, so stopping one of those fails that real server's checks alone.
 var dr = forwarding{kind: "DR", rs1: "10.66.0.11", rs2: "10.66.0.12", rsAppend: "lh.ip0=10.66.0.11/24", answeredBy: "rs",
-	rsSetup: `set -e
-ip addr add 10.66.0.12/24 dev eth0
-ip addr add 10.66.0.100/32 dev lo
+	rsSetup: drRealServers("10.66.0.100", "10.66.0.11", "10.66.0.12")}
+
+// drRealServers is the script that makes the real-server VM (at rs1/24)
+// also rs2 and an LVS-DR real server of vip (on lo, no ARP for it), with
+// an httpd on vip:80 and one on rs1:80 (rs2's is the test's to start).
+func drRealServers(vip, rs1, rs2 string) string {
+	return fmt.Sprintf(`set -e
+ip addr add %[3]s/24 dev eth0
+ip addr add %[1]s/32 dev lo
 for k in all eth0; do
   echo 1 > /proc/sys/net/ipv4/conf/$k/arp_ignore
   echo 2 > /proc/sys/net/ipv4/conf/$k/arp_announce
 done
 mkdir -p /var/www
 echo rs > /var/www/index.html
-httpd -p 10.66.0.100:80 -h /var/www
-httpd -p 10.66.0.11:80 -h /var/www
-`}
+httpd -p %[1]s:80 -h /var/www
+httpd -p %[2]s:80 -h /var/www
+`, vip, rs1, rs2)
+}
 
 // LVS-NAT on one segment: the real servers in a subnet of their own
 // (10.67.0.0/24) routed through the director (10.67.0.1), which forwards

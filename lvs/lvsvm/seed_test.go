@@ -31,22 +31,9 @@ lvs_mode: all
 `
 
 // seed003RealServers makes the real-server VM seed 003's two real
-// servers, 192.168.1.13 and .14 (LVS-DR: the VIP on lo, no ARP for it),
-// each with an httpd on port 80 for its checks, and one on VIP:80 for the
-// traffic.
-const seed003RealServers = `set -e
-ip addr add 192.168.1.14/24 dev eth0
-ip addr add 192.168.1.99/32 dev lo
-for k in all eth0; do
-  echo 1 > /proc/sys/net/ipv4/conf/$k/arp_ignore
-  echo 2 > /proc/sys/net/ipv4/conf/$k/arp_announce
-done
-mkdir -p /var/www
-echo rs > /var/www/index.html
-httpd -p 192.168.1.99:80 -h /var/www
-httpd -p 192.168.1.13:80 -h /var/www
-httpd -p 192.168.1.14:80 -h /var/www
-`
+// servers, 192.168.1.13 and .14 (LVS-DR), each with an httpd on port 80
+// for its checks, and one on VIP:80 for the traffic.
+var seed003RealServers = drRealServers("192.168.1.99", "192.168.1.13", "192.168.1.14") + "httpd -p 192.168.1.14:80 -h /var/www\n"
 
 // ipvsTable is `ipvsadm -Ln` reduced to what configuration decides: each
 // service line as ipvsadm prints it, then its real servers (address,
