@@ -2,7 +2,9 @@ package lvs_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -128,5 +130,31 @@ func TestHelperAcceptLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// TestHelperFetchUnix is a helper, not a test: with LVS_FETCH_UNIX=SOCKET,
+// LVS_FETCH_PATH=/PATH and LVS_FETCH_OUT=FILE it GETs PATH over the unix
+// socket and writes the body to FILE (a binary profile from a VM's
+// daemon, which the VM agent's text replies would mangle).
+func TestHelperFetchUnix(t *testing.T) {
+	sock, path, out := os.Getenv("LVS_FETCH_UNIX"), os.Getenv("LVS_FETCH_PATH"), os.Getenv("LVS_FETCH_OUT")
+	if sock == "" || path == "" || out == "" {
+		t.Skip("a helper: set LVS_FETCH_UNIX, LVS_FETCH_PATH and LVS_FETCH_OUT")
+	}
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://unix" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

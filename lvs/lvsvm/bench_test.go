@@ -208,7 +208,7 @@ func benchChecks(t *testing.T, img image.Image, runs int, checks map[string]*che
 		stopDirector(ctx, t, d, name, p)
 
 		p = startDirector(ctx, t, d, share, name, argv(name, dir.conf1000), n)
-		cpu[name] = measureCPU(ctx, t, d, r, name)
+		cpu[name] = measureCPU(ctx, t, d, r, share, name)
 		stopDirector(ctx, t, d, name, p)
 	}
 }

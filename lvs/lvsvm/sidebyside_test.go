@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,7 +74,7 @@ const passiveOpens = `awk '/^Tcp:/ { if (h) { print $7; exit } h = 1 }' /proc/ne
 // 1,000 real servers in its table: CPU of all its processes and the
 // checks the real server r accepted over 20 s, after 5 s for the checks'
 // warmup to spread them.
-func measureCPU(ctx context.Context, t *testing.T, d, r *vm.VM, name string) cpuFigures {
+func measureCPU(ctx context.Context, t *testing.T, d, r *vm.VM, share, name string) cpuFigures {
 	t.Helper()
 	time.Sleep(5 * time.Second)
 	c0, _ := strconv.Atoi(mustExec(ctx, t, d, cpuScript(name)))
@@ -91,12 +92,13 @@ func measureCPU(ctx context.Context, t *testing.T, d, r *vm.VM, name string) cpu
 		inTable:       mustExec(ctx, t, d, "ipvsadm -Ln | grep -c Route || true"),
 	}
 	if out := os.Getenv("LVS_BENCH_PPROF"); out != "" && name == "leasehold" {
-		// A CPU profile of the daemon over 3 s after the measurement
-		// (not during it: profiling costs CPU too; the agent waits 5 s at most).
-		code, body, err := d.HTTP(ctx, statusSocket, "GET", "/debug/pprof/profile?seconds=3", nil)
-		if err != nil || code != 200 {
-			t.Errorf("pprof: %d %v", code, err)
-		} else if err := os.WriteFile(out, body, 0o644); err != nil {
+		// A CPU profile of the daemon over 10 s after the measurement
+		// (not during it: profiling costs CPU too), written to the share
+		// by a helper in the guest (the agent's replies are text).
+		mustExec(ctx, t, d, "LVS_FETCH_UNIX="+statusSocket+" LVS_FETCH_PATH='/debug/pprof/profile?seconds=10' LVS_FETCH_OUT=/share/leasehold.pprof /usr/local/bin/lvs.test -test.run '^TestHelperFetchUnix$'")
+		if b, err := os.ReadFile(filepath.Join(share, "leasehold.pprof")); err != nil {
+			t.Error(err)
+		} else if err := os.WriteFile(out, b, 0o644); err != nil {
 			t.Error(err)
 		}
 	}
