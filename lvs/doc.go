@@ -13,10 +13,12 @@
 // the kernel's table to the desired one. Their tables of cases are the
 // specification.
 //
-// A Director runs the checks fed by one scheduler (a min-heap of due
-// times: no goroutine per server; checks due within Coalesce start
-// together): TCP_CHECKs as keepalived does, as non-blocking connects on
-// one epoll; the others on a bounded pool of workers. It applies each
+// A Director runs the checks from min-heaps of due times (no goroutine
+// or timer per server; checks due within Coalesce start together):
+// TCP_CHECKs as keepalived does, as non-blocking connects on one epoll
+// whose goroutine also schedules them (four system calls a check, no
+// allocation, no hand-off between goroutines); the others from a
+// scheduler goroutine on a bounded pool of workers. It applies each
 // outcome with Step, and reconciles level-triggered: on every change of a
 // real server's state or weight, of a quorum, of a group's lease
 // (GroupTable, a node/resource.Resource), and every Resync. The kernel is

@@ -3,9 +3,12 @@ package lvs
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -24,6 +27,12 @@ import (
 // not complete within the check's connect_timeout a failure.
 type tcpPoller struct {
 	epfd, wake int // the epoll and the eventfd that interrupts its wait
+	// ep is epfd in the runtime's netpoller: the goroutine waits for the
+	// epoll parked, not in a blocking system call (the runtime's monitor
+	// would take its P back each time and poll at 20 µs for a while: more
+	// sleeps than checks); its read deadline is the next due time.
+	ep *os.File
+	rc syscall.RawConn
 
 	checks []tcpCheck
 	due    timeHeap[int]    // check index → when it starts
@@ -61,7 +70,19 @@ func newTCPPoller() (*tcpPoller, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("lvs: epoll: %w", err)
 	}
-	return &tcpPoller{epfd: epfd, wake: wake, events: make([]unix.EpollEvent, 256)}, nil
+	p := &tcpPoller{epfd: epfd, wake: wake, events: make([]unix.EpollEvent, 256)}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, fmt.Errorf("lvs: epoll: %w", err)
+	}
+	p.ep = os.NewFile(uintptr(epfd), "lvs-tcp-checks")
+	if p.rc, err = p.ep.SyscallConn(); err != nil {
+		p.ep.Close()
+		unix.Close(wake)
+		return nil, fmt.Errorf("lvs: epoll: %w", err)
+	}
+	return p, nil
 }
 
 // add schedules a check (before run): id is the caller's, first when it
@@ -104,17 +125,15 @@ func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at tim
 				p.due.push(timed[int]{at: now.Add(done(p.checks[i].id, o, now)), v: i})
 			}
 		}
-		wait := -1
+		var next time.Time
 		if len(p.due) > 0 {
-			wait = waitMS(p.due[0].at.Sub(now))
+			next = p.due[0].at
 		}
-		if len(p.expiry) > 0 {
-			if w := waitMS(p.expiry[0].at.Sub(now)); wait < 0 || w < wait {
-				wait = w
-			}
+		if len(p.expiry) > 0 && (next.IsZero() || p.expiry[0].at.Before(next)) {
+			next = p.expiry[0].at
 		}
-		n, err := unix.EpollWait(p.epfd, p.events, wait)
-		if err != nil && err != unix.EINTR {
+		n, err := p.wait(next)
+		if err != nil {
 			return
 		}
 		now = time.Now()
@@ -154,12 +173,34 @@ func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at tim
 	}
 }
 
-// waitMS is epoll_wait's timeout for d: whole milliseconds, rounded up.
-func waitMS(d time.Duration) int {
-	if d <= 0 {
-		return 0
+// wait returns the epoll's events (in p.events) as soon as there are
+// any, or none at until (zero: no limit). It parks the goroutine in the
+// runtime's netpoller meanwhile.
+func (p *tcpPoller) wait(until time.Time) (int, error) {
+	if err := p.ep.SetReadDeadline(until); err != nil {
+		return 0, err
 	}
-	return int((d + time.Millisecond - 1) / time.Millisecond)
+	var n int
+	var werr error
+	err := p.rc.Read(func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+		switch e {
+		case 0:
+			n = int(r)
+			return n > 0
+		case unix.EINTR:
+			return false
+		}
+		werr = fmt.Errorf("lvs: epoll_wait: %w", e)
+		return true
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }
 
 // start opens a socket for check i and connects it; finished reports an
@@ -209,7 +250,7 @@ func (p *tcpPoller) close() {
 			p.finish(&p.checks[i])
 		}
 	}
-	unix.Close(p.epfd)
+	p.ep.Close()
 	unix.Close(p.wake)
 }
 
