@@ -110,6 +110,7 @@ func TestBenchLVS(t *testing.T) {
 	}
 	img := needKeepalivedImage(t)
 	runs := benchRuns(5)
+	load := []string{loadAvg()}
 	var (
 		checks = map[string]*checkFigures{}
 		cpu    = map[string]cpuFigures{}
@@ -132,7 +133,17 @@ func TestBenchLVS(t *testing.T) {
 			})
 		}
 	}
-	fmt.Println(benchTables(runs, checks, cpu, fo, faults))
+	load = append(load, loadAvg())
+	fmt.Println(benchTables(runs, checks, cpu, fo, faults, load))
+}
+
+// loadAvg is the host's 1-minute load average now (/proc/loadavg).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // checkFigures are one director's detection and recovery times.
@@ -365,9 +376,10 @@ func keepalivedPairFailover(t *testing.T, img image.Image, fault string) failove
 }
 
 // benchTables renders the bench's figures as markdown.
-func benchTables(runs int, checks map[string]*checkFigures, cpu map[string]cpuFigures, fo map[string]map[string][]failoverFigures, faults []pairFault) string {
+func benchTables(runs int, checks map[string]*checkFigures, cpu map[string]cpuFigures, fo map[string]map[string][]failoverFigures, faults []pairFault, load []string) string {
 	var b strings.Builder
 	b.WriteString("BENCH-LVS-BEGIN\n")
+	fmt.Fprintf(&b, "Host load average (1 min) at the start and the end of the run: %s (2 cores; every VM is a qemu TCG process).\n\n", strings.Join(load, ", "))
 	b.WriteString("Both directors in the same qemu/TCG VMs (Debian's kernel, IPVS), the same virtual server: 10.66.0.100:80, rr, DR, two real servers, delay_loop 1 s, TCP_CHECK connect_timeout 1 s, retry 1, delay_before_retry 1 s. Times are host-side: the kernel's table polled with ipvsadm through the VM's agent (resolution tens of ms), the client on the host's end of the VMs' segment (a SYN every 50 ms, an ARP probe every 100 ms).\n\n")
 	fmt.Fprintf(&b, "**Real-server failure detection and recovery** (%d runs each; the real server's httpd killed at a random phase of the checks; detection = kill → out of the kernel's table, recovery = restart → back in it)\n\n", runs)
 	b.WriteString("| director | detection median | detection max | recovery median | recovery max |\n|---|---|---|---|---|\n")
