@@ -182,7 +182,7 @@ func (p *tcpPoller) wait(until time.Time) (int, error) {
 	}
 	var n int
 	var werr error
-	err := p.rc.Read(func(fd uintptr) bool {
+	poll := func(fd uintptr) bool {
 		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
 		switch e {
 		case 0:
@@ -193,9 +193,13 @@ func (p *tcpPoller) wait(until time.Time) (int, error) {
 		}
 		werr = fmt.Errorf("lvs: epoll_wait: %w", e)
 		return true
-	})
+	}
+	err := p.rc.Read(poll)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, nil
+		// What arrived by now counts before any connect_timeout is
+		// judged: the goroutine may have run late.
+		poll(uintptr(p.epfd))
+		err = nil
 	}
 	if err == nil {
 		err = werr
