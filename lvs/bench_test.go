@@ -2,6 +2,7 @@ package lvs_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -116,9 +117,22 @@ func TestMeasureCPU1000(t *testing.T) {
 // accepts and closes connections on ADDR until it is killed (the real
 // server of the VM measurements, lvs/lvsvm).
 func TestHelperAcceptLoop(t *testing.T) {
-	addr := os.Getenv("LVS_ACCEPT")
+	serveUntilKilled(t, "LVS_ACCEPT", func(c net.Conn) { c.Close() })
+}
+
+// TestHelperEcho is a helper, not a test: with LVS_ECHO=ADDR it echoes
+// every connection's bytes back until it is killed (the real server of
+// the connection-sync VM test, lvs/lvsvm).
+func TestHelperEcho(t *testing.T) {
+	serveUntilKilled(t, "LVS_ECHO", func(c net.Conn) { go func() { io.Copy(c, c); c.Close() }() })
+}
+
+// serveUntilKilled listens on the address in the environment variable
+// env and hands each connection to serve, until the process is killed.
+func serveUntilKilled(t *testing.T, env string, serve func(net.Conn)) {
+	addr := os.Getenv(env)
 	if addr == "" {
-		t.Skip("a helper: set LVS_ACCEPT=ADDR")
+		t.Skip("a helper: set " + env + "=ADDR")
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -129,7 +143,7 @@ func TestHelperAcceptLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Close()
+		serve(c)
 	}
 }
 
@@ -157,4 +171,46 @@ func TestHelperFetchUnix(t *testing.T) {
 	if err := os.WriteFile(out, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHelperHoldConn is a helper, not a test: with LVS_HOLD=ADDR and
+// LVS_HOLD_FOR=DURATION it opens one connection to ADDR and, every
+// 100 ms for that long, writes a line and reads it back (each round trip
+// may take 30 s: TCP retransmits through a failover). It prints "held
+// N round trips" and passes, or the failure and fails.
+func TestHelperHoldConn(t *testing.T) {
+	addr, hold := os.Getenv("LVS_HOLD"), os.Getenv("LVS_HOLD_FOR")
+	if addr == "" || hold == "" {
+		t.Skip("a helper: set LVS_HOLD=ADDR and LVS_HOLD_FOR=DURATION")
+	}
+	d, err := time.ParseDuration(hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Println("connected", c.LocalAddr())
+	buf := make([]byte, 64)
+	var slowest time.Duration
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		line := fmt.Sprintf("%d\n", n)
+		start := time.Now()
+		c.SetDeadline(start.Add(30 * time.Second))
+		if _, err := io.WriteString(c, line); err != nil {
+			t.Fatalf("round trip %d: write: %v", n, err)
+		}
+		if _, err := io.ReadFull(c, buf[:len(line)]); err != nil {
+			t.Fatalf("round trip %d: read: %v (after %v)", n, err, time.Since(start).Round(time.Millisecond))
+		}
+		if string(buf[:len(line)]) != line {
+			t.Fatalf("round trip %d: got %q", n, buf[:len(line)])
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("held %d round trips, slowest %v\n", n, slowest.Round(time.Millisecond))
 }

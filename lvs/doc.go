@@ -57,8 +57,15 @@
 // checks keep their period when more than Workers of them hang until
 // their timeout at once (they queue: the lateness is bounded by
 // checks × timeout / Workers); notify_up/notify_down, SMTP alerts,
-// the other checkers (SMTP, DNS, UDP, PING, FILE, BFD), TUN options,
-// virtual_server_group IPv6 ranges and connection sync
-// (lvs_sync_daemon) are not implemented: the configuration refuses
-// them as unknown keys.
+// the other checkers (SMTP, DNS, UDP, PING, FILE, BFD), TUN options and
+// virtual_server_group IPv6 ranges are not implemented: the
+// configuration refuses them as unknown keys.
+//
+// Sync keeps the kernel's connection-sync daemons (lvs_sync_daemon,
+// IPVS_CMD_NEW_DAEMON/DEL_DAEMON/GET_DAEMON over generic netlink, which
+// moby/ipvs lacks) following a group's lease: master on the owner, backup
+// elsewhere. What the kernel syncs (connections after sync_threshold
+// packets, in buffers sent at least once a second) is what survives a
+// failover; connections younger than that, or in flight when the master
+// dies, may not.
 package lvs

@@ -83,31 +83,9 @@ func testPairFailover(t *testing.T, f pairFault) { pairFailover(t, f) }
 // gone) is checked as it goes.
 func pairFailover(t *testing.T, f pairFault) failoverFigures {
 	img := needImage(t)
-	bin, err := lhtest.GuestBinaries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd, err := lhtest.EtcdBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	l, err := vmlab.Up(ctx, vmlab.Options{Binary: filepath.Join(bin, "leasehold"), Agent: filepath.Join(bin, "leasehold-lab-guest"),
-		Etcd: etcd, Dir: t.TempDir(), ExtraYAML: pairYAML, ExtraModules: []string{"ip_vs_rr"}})
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	defer func() {
-		if t.Failed() {
-			for _, n := range l.Nodes() {
-				if b, err := os.ReadFile(l.LogPath(n)); err == nil {
-					t.Logf("%s's daemon log:\n%s", n, b)
-				}
-			}
-		}
-		l.Down()
-	}()
+	l := upPair(ctx, t, pairYAML)
 	r := startVM(ctx, t, vm.Config{Name: "rs", Kernel: img.Kernel, Initrd: img.Initrd, Append: dr.rsAppend,
 		NICs: []vm.NIC{{ID: "l2", MAC: rsMAC, Mcast: l.Segment()}}})
 	if out, rc, err := r.Exec(ctx, dr.rsSetup+"httpd -p "+dr.rs2+":80 -h /var/www\n", 30*time.Second); err != nil || rc != 0 {
@@ -252,6 +230,36 @@ func (c *client) figures(fault time.Time, other string) failoverFigures {
 		}
 	}
 	return f
+}
+
+// upPair brings the VM lab's director pair up with extraYAML, for the
+// test (its daemons' logs shown if it fails, the lab down at its end).
+func upPair(ctx context.Context, t *testing.T, extraYAML string) *vmlab.Lab {
+	t.Helper()
+	bin, err := lhtest.GuestBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd, err := lhtest.EtcdBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := vmlab.Up(ctx, vmlab.Options{Binary: filepath.Join(bin, "leasehold"), Agent: filepath.Join(bin, "leasehold-lab-guest"),
+		Etcd: etcd, Dir: t.TempDir(), ExtraYAML: extraYAML, ExtraModules: []string{"ip_vs_rr"}})
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range l.Nodes() {
+				if b, err := os.ReadFile(l.LogPath(n)); err == nil {
+					t.Logf("%s's daemon log:\n%s", n, lastLines(string(b), 80))
+				}
+			}
+		}
+		l.Down()
+	})
+	return l
 }
 
 // resetAfter says when a VM was reset after the fault ("never").
