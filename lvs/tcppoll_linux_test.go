@@ -87,7 +87,7 @@ func TestTCPPoller(t *testing.T) {
 	start := time.Now()
 	if o := pollOnce(t, 200*time.Millisecond, fullListener(t))[0]; o.OK || !strings.Contains(o.Err, "i/o timeout") {
 		t.Errorf("unanswered connect: %+v", o)
-	} else if took := time.Since(start); took < 200*time.Millisecond || took > 2*time.Second {
+	} else if took := time.Since(start); took < 200*time.Millisecond || took > 10*time.Second { // upper bound: a starved test process
 		t.Errorf("timed out after %v, connect_timeout 200ms", took)
 	}
 	// IPv6 loopback, when the machine has it.
@@ -138,7 +138,7 @@ func TestTCPPollerReschedules(t *testing.T) {
 			t.Fatalf("check %d ran %d times", id, len(r))
 		}
 		for i := 1; i < len(r); i++ {
-			if gap := r[i] - r[i-1]; gap < 50*time.Millisecond-Coalesce || gap > time.Second {
+			if gap := r[i] - r[i-1]; gap < 50*time.Millisecond-Coalesce || gap > 10*time.Second { // upper bound: a starved test process
 				t.Errorf("check %d: run %d %v after the one before, want ≈ 50ms", id, i, gap)
 			}
 		}
