@@ -110,6 +110,7 @@ func pairFailover(t *testing.T, f pairFault) failoverFigures {
 			backup = n
 		}
 	}
+	readyBackup(ctx, t, l, backup)
 	bv, err := l.VM(backup)
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +231,30 @@ func (c *client) figures(fault time.Time, other string) failoverFigures {
 		}
 	}
 	return f
+}
+
+// readyBackup waits until the backup director's daemon answers as its
+// group's backup, so that it can take over. A lab under heavy load may
+// have lost it before the fault (a late fence refresh demotes an owner,
+// and a guest starved for its watchdog's 2 s is reset): its VM is booted
+// again then, and the test says so.
+func readyBackup(ctx context.Context, t *testing.T, l *vmlab.Lab, backup string) {
+	t.Helper()
+	if at := l.ResetAt(backup); !at.IsZero() {
+		t.Logf("%s's VM was reset before the fault (at %s: the lab under load); booting it again", backup, at.Format(time.TimeOnly))
+		if err := l.Restart(ctx, backup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if doc, err := nodeStatus(ctx, l, backup); err == nil && len(doc.Groups) > 0 && doc.Groups[0].Role == "backup" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not its group's backup within 2 min", backup)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // upPair brings the VM lab's director pair up with extraYAML, for the

@@ -82,6 +82,11 @@ func testConnectionSync(t *testing.T, sync bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	for _, n := range l.Nodes() {
+		if n != owner {
+			readyBackup(ctx, t, l, n)
+		}
+	}
 	hold, err := cl.Spawn(ctx, []string{"/bin/sh", "-c", "LVS_HOLD=10.66.0.100:9000 LVS_HOLD_FOR=12s exec /usr/local/bin/lvs.test -test.v -test.run '^TestHelperHoldConn$'"},
 		"/share/hold.log")
 	if err != nil {
