@@ -137,27 +137,15 @@ func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at tim
 			return
 		}
 		now = time.Now()
-		for _, ev := range p.events[:max(n, 0)] {
-			if ev.Fd < 0 {
-				var buf [8]byte
-				unix.Read(p.wake, buf[:])
-				continue
+		p.judge(n, now, done)
+		// A full batch may leave completed connects in the epoll: read
+		// them all before any connect_timeout is judged (a goroutine
+		// that ran late must not count them as timeouts).
+		for n == len(p.events) {
+			if n, err = p.wait(now); err != nil {
+				return
 			}
-			i := int(ev.Pad)
-			c := &p.checks[i]
-			if c.fd != int(ev.Fd) {
-				continue
-			}
-			o := Outcome{OK: true, Dynamic: -1}
-			if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-				errno, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-				if err == nil {
-					err = unix.Errno(errno)
-				}
-				o = Outcome{Dynamic: -1, Err: fmt.Sprintf("connect %s: %v", c.target, err)}
-			}
-			p.finish(c)
-			p.due.push(timed[int]{at: now.Add(done(c.id, o, now)), v: i})
+			p.judge(n, now, done)
 		}
 		for len(p.expiry) > 0 && !p.expiry[0].at.After(now) {
 			e := p.expiry.pop().v
@@ -170,6 +158,32 @@ func (p *tcpPoller) run(ctx context.Context, done func(id int, o Outcome, at tim
 			o := Outcome{Dynamic: -1, Err: fmt.Sprintf("connect %s: i/o timeout (connect_timeout %v)", c.target, c.timeout)}
 			p.due.push(timed[int]{at: now.Add(done(c.id, o, now)), v: i})
 		}
+	}
+}
+
+// judge reports the outcomes of the n events in p.events.
+func (p *tcpPoller) judge(n int, now time.Time, done func(id int, o Outcome, at time.Time) time.Duration) {
+	for _, ev := range p.events[:max(n, 0)] {
+		if ev.Fd < 0 {
+			var buf [8]byte
+			unix.Read(p.wake, buf[:])
+			continue
+		}
+		i := int(ev.Pad)
+		c := &p.checks[i]
+		if c.fd != int(ev.Fd) {
+			continue
+		}
+		o := Outcome{OK: true, Dynamic: -1}
+		if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			errno, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			if err == nil {
+				err = unix.Errno(errno)
+			}
+			o = Outcome{Dynamic: -1, Err: fmt.Sprintf("connect %s: %v", c.target, err)}
+		}
+		p.finish(c)
+		p.due.push(timed[int]{at: now.Add(done(c.id, o, now)), v: i})
 	}
 }
 

@@ -333,6 +333,7 @@ type client struct {
 	wg     sync.WaitGroup
 	seg    *wire.Segment
 	once   sync.Once
+	stopAt time.Time // when stop was called: the end of the observation
 }
 
 func startClient(ctx context.Context, t *testing.T, segment string, names map[string]string, timeout time.Duration) *client {
@@ -362,6 +363,7 @@ func startClientOf(ctx context.Context, t *testing.T, segment string, names map[
 // stop ends the probes (idempotent).
 func (c *client) stop() {
 	c.once.Do(func() {
+		c.stopAt = time.Now()
 		c.cancel()
 		c.wg.Wait()
 		c.seg.Close()

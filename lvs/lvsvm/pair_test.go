@@ -211,15 +211,18 @@ func (c *client) figures(fault time.Time, other string) failoverFigures {
 			f.after++
 		}
 	}
+	// Outages are clipped to the observation: an open one ends when stop
+	// was called (the probers may end later on a starved machine).
+	until := c.tb.Stamp(c.stopAt).MonoUS
 	for _, o := range c.tcp.Outages() {
 		if o.End.MonoUS > from.MonoUS {
-			start := max(o.Start.MonoUS, from.MonoUS)
-			f.outage = max(f.outage, time.Duration(o.End.MonoUS-start)*time.Microsecond)
+			start, end := max(o.Start.MonoUS, from.MonoUS), min(o.End.MonoUS, until)
+			f.outage = max(f.outage, time.Duration(end-start)*time.Microsecond)
 		}
 	}
 	rounds := c.arp.Rounds()
 	for i, r := range rounds {
-		if r.At.MonoUS < from.MonoUS {
+		if r.At.MonoUS < from.MonoUS || r.At.MonoUS > until {
 			continue
 		}
 		if !f.tookOver && slices.Contains(r.Hosts, other) {
