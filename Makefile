@@ -19,7 +19,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make deb writes leasehold_$(VERSION)_ARCH.deb here.
 DEB_OUT  ?= bin
 
-.PHONY: all go-version build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-mysql bench-vm bench-drbd soak demo demo-mysql demo-vm clean
+.PHONY: all go-version build build-vm deb test test-unit test-vm deps lint bench bench-codec bench-scale bench-lease bench-failover bench-mysql bench-vm bench-drbd bench-lvs soak demo demo-mysql demo-vm clean
 
 all: build
 
@@ -113,6 +113,15 @@ soak: deps build
 	wait $$r; rr=$$?; wait $$e; re=$$?; \
 	bin/soakrun -record docs/benchmarks.md bin/soak-raft.json bin/soak-etcd.json; \
 	tail -n 30 bin/soak-raft.log bin/soak-etcd.log; test $$rr = 0 && test $$re = 0
+
+# bench-lvs: leasehold and keepalived 2.2.7 as LVS directors in the same
+# VMs (lvs/lvsvm TestBenchLVS): real-server failure detection and
+# recovery, director failover, CPU at 1,000 checked real servers; the
+# tables in docs/benchmarks.md. LVS_BENCH_RUNS sets the runs (detection
+# 5, failover 1 per fault by default). ~15 min on 2 cores.
+bench-lvs: deps
+	LVS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchLVS$$' -v ./lvs/lvsvm/ | tee /tmp/leasehold-bench-lvs.txt
+	$(GO) run ./test/benchrecord lvs /tmp/leasehold-bench-lvs.txt docs/benchmarks.md
 
 # bench-vm: the VM lab (2 VMs, etcd, softdog): every drill VM_RUNS times,
 # the table, bin/vm-drill-report.html and the figures in docs/benchmarks.md.

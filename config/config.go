@@ -42,6 +42,7 @@ type Config struct {
 	LVSMode            string              `yaml:"lvs_mode"`
 	VirtualServerGroup map[string][]string `yaml:"virtual_server_group"`
 	VirtualServer      []VirtualServer     `yaml:"virtual_server"`
+	LVSSyncDaemon      *LVSSyncDaemon      `yaml:"lvs_sync_daemon"`
 
 	// LVS is the virtual servers resolved by Validate.
 	LVS lvs.Config `yaml:"-"`

@@ -96,7 +96,90 @@ type URL struct {
 	StatusCode string `yaml:"status_code"` // "200" or "200-299 301"; default 200-299
 }
 
+// LVSSyncDaemon is keepalived's global_defs `lvs_sync_daemon INTERFACE
+// INSTANCE [id N] [maxlen N] [port N] [ttl N] [group IP]`: the kernel's
+// IPVS connection-sync daemons on interface, master on the owner of the
+// instance's lease (its sync group's, if it is in one), backup on the
+// other directors.
+type LVSSyncDaemon struct {
+	Interface string `yaml:"interface"`
+	Instance  string `yaml:"instance"`
+	ID        *int   `yaml:"id"`
+	MaxLen    int    `yaml:"maxlen"`
+	Port      int    `yaml:"port"`
+	TTL       int    `yaml:"ttl"`
+	Group     string `yaml:"group"`
+}
+
+// validateLVSSync resolves lvs_sync_daemon into c.LVS.Sync.
+func (c *Config) validateLVSSync() error {
+	sd := c.LVSSyncDaemon
+	if sd == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, c.errAt("lvs_sync_daemon"+key, format, args...))
+	}
+	if len(c.VirtualServer) == 0 {
+		bad("", "only with virtual_server")
+	}
+	if c.Quorum.Backend == BackendNone {
+		bad("", "follows a lease (master on its owner): needs quorum etcd or raft")
+	}
+	sc := lvs.SyncConfig{Interface: sd.Interface, Group: sd.Instance}
+	switch {
+	case sd.Interface == "":
+		bad(".interface", "required: the interface the sync daemons send and listen on")
+	case len(sd.Interface) > 15:
+		bad(".interface", "%q: longer than an interface name (15)", sd.Interface)
+	}
+	switch {
+	case sd.Instance == "":
+		bad(".instance", "required: the vrrp_instance whose lease makes this director the sync master")
+	case c.Instance[sd.Instance] == nil:
+		bad(".instance", "no vrrp_instance named %q", sd.Instance)
+	default:
+		if g, ok := c.SyncOf()[sd.Instance]; ok {
+			sc.Group = g
+		}
+	}
+	if sd.ID != nil {
+		if *sd.ID < 0 || *sd.ID > 255 {
+			bad(".id", "%d: want 0-255", *sd.ID)
+		}
+		sc.SyncID = uint8(*sd.ID)
+	}
+	if sd.MaxLen != 0 && (sd.MaxLen < 1 || sd.MaxLen > 65535-28) {
+		bad(".maxlen", "%d: want 1-65507", sd.MaxLen)
+	}
+	sc.MaxLen = uint16(sd.MaxLen)
+	if sd.Port < 0 || sd.Port > 65535 {
+		bad(".port", "%d: want 1-65535", sd.Port)
+	}
+	sc.McastPort = uint16(sd.Port)
+	if sd.TTL < 0 || sd.TTL > 255 {
+		bad(".ttl", "%d: want 1-255", sd.TTL)
+	}
+	sc.McastTTL = uint8(sd.TTL)
+	if sd.Group != "" {
+		a, err := netip.ParseAddr(sd.Group)
+		if err != nil || !a.IsMulticast() {
+			bad(".group", "%q: want a multicast address", sd.Group)
+		}
+		sc.McastAddr = a
+	}
+	c.LVS.Sync = &sc
+	return errors.Join(errs...)
+}
+
 func (c *Config) validateLVS() error {
+	// lvs_sync_daemon after the virtual servers: c.LVS is set then.
+	err := c.validateVirtualServers()
+	return errors.Join(err, c.validateLVSSync())
+}
+
+func (c *Config) validateVirtualServers() error {
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, c.errAt(key, format, args...)) }
 	if len(c.VirtualServer) == 0 {

@@ -156,3 +156,31 @@ func TestParseLVSErrorsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// lvs_sync_daemon: keepalived's INTERFACE INSTANCE [id N] ...; the
+// instance's lease (its sync group's) makes the sync master.
+func TestParseLVSSyncDaemon(t *testing.T) {
+	y := lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_1, id: 5, maxlen: 1400, port: 8848, ttl: 1, group: 224.0.0.81}\n"
+	c, err := Parse("lvs.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.LVS.Sync
+	if s == nil || s.Interface != "eth1" || s.Group != "VI_1" || s.SyncID != 5 || s.MaxLen != 1400 || s.McastPort != 8848 ||
+		s.McastTTL != 1 || s.McastAddr.String() != "224.0.0.81" {
+		t.Fatalf("sync = %+v", s)
+	}
+	for _, tc := range []struct{ conf, want string }{
+		{lvsGood + "lvs_sync_daemon: {instance: VI_1}\n", "lvs.yaml:47: lvs_sync_daemon.interface: required"},
+		{lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_9}\n", "lvs_sync_daemon.instance: no vrrp_instance named \"VI_9\""},
+		{lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_1, id: 256}\n", "lvs_sync_daemon.id: 256: want 0-255"},
+		{lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_1, group: 10.0.0.1}\n", "lvs_sync_daemon.group: \"10.0.0.1\": want a multicast address"},
+		{lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_1, typo: 1}\n", "typo: unknown key"},
+		{strings.Replace(strings.Replace(lvsGood, "lvs_mode: owner", "lvs_mode: all", 1), "quorum: {backend: etcd, etcd: {endpoints: [127.0.0.1:2379]}}", "quorum: {backend: none}", 1) +
+			"lvs_sync_daemon: {interface: eth1, instance: VI_1}\n", "lvs_sync_daemon: follows a lease"},
+	} {
+		if _, err := Parse("lvs.yaml", []byte(tc.conf)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v\nwant %q", err, tc.want)
+		}
+	}
+}

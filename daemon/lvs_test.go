@@ -148,3 +148,50 @@ func TestLVSAllModeBothTablesFollowChecks(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // a group's last probe ends within its 20 ms wait
 	})
 }
+
+// syncRoles lists the sync daemons td's kernel runs ("master eth1").
+func syncRoles(td *testDaemon) string {
+	ds, _ := td.plat.IPVS.SyncDaemons()
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.State.String()+" "+d.Interface)
+	}
+	return strings.Join(out, ",")
+}
+
+// lvs_sync_daemon follows the lease: the owner runs the master, the other
+// director the backup; they swap with the lease, and a graceful stop ends
+// both.
+func TestLVSSyncDaemonFollowsTheLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, stopWatch := watchedWorld()
+		defer stopWatch()
+		start := func(name, addr string, prio int) *testDaemon {
+			return startDaemonConf(t, w, name, addr, func(dir string) string {
+				return nodeConf(name, prio, dir) + strings.Replace(lvsConf, "%s", "owner", 1) +
+					"lvs_sync_daemon: {interface: eth1, instance: VI_1, id: 3}\n"
+			})
+		}
+		n1, n2 := start("n1", "10.0.0.1", 120), start("n2", "10.0.0.2", 100)
+		waitFor(t, 10*time.Second, "n1 owns and syncs as the master, n2 as the backup", func() bool {
+			return answering(w, "n1")() && syncRoles(n1) == "master eth1" && syncRoles(n2) == "backup eth1"
+		})
+		if st := n1.d.Status().LVSSync; st == nil || st.State != "master" || st.SyncID != 3 || st.Group != "VI_1" {
+			t.Errorf("n1's sync status %+v", st)
+		}
+		w.Seg.Isolate("n1")
+		w.Quorum.Partition("n1")
+		waitFor(t, 10*time.Second, "n2 owns and is the master, n1 the backup", func() bool {
+			return answering(w, "n2")() && syncRoles(n2) == "master eth1" && syncRoles(n1) == "backup eth1"
+		})
+		w.Seg.Rejoin("n1")
+		w.Quorum.Heal("n1")
+		waitFor(t, 15*time.Second, "n1 the master again", func() bool { return syncRoles(n1) == "master eth1" && syncRoles(n2) == "backup eth1" })
+		n1.shutdown(t)
+		n2.shutdown(t)
+		if r1, r2 := syncRoles(n1), syncRoles(n2); r1 != "" || r2 != "" {
+			t.Errorf("sync daemons left after graceful stops: n1 %q, n2 %q", r1, r2)
+		}
+		time.Sleep(100 * time.Millisecond) // a group's last probe ends within its 20 ms wait
+	})
+}

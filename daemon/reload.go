@@ -48,7 +48,8 @@ func restartKeys(cur, next *config.Config) []string {
 	}{{"node", cur.Node, next.Node}, {"quorum", cur.Quorum, next.Quorum}, {"fencing", cur.Fencing, next.Fencing},
 		{"status", cur.Status, next.Status}, {"state_dir", cur.StateDir, next.StateDir}, {"vrrp_script", cur.Script, next.Script},
 		{"vrrp_sync_group", cur.Sync, next.Sync}, {"lvs_mode", cur.LVSMode, next.LVSMode},
-		{"virtual_server_group", cur.VirtualServerGroup, next.VirtualServerGroup}, {"virtual_server", cur.VirtualServer, next.VirtualServer}} {
+		{"virtual_server_group", cur.VirtualServerGroup, next.VirtualServerGroup}, {"virtual_server", cur.VirtualServer, next.VirtualServer},
+		{"lvs_sync_daemon", cur.LVSSyncDaemon, next.LVSSyncDaemon}} {
 		if !bytes.Equal(fixed(sec.a), fixed(sec.b)) {
 			out = append(out, sec.key+" changed: needs a restart")
 		}

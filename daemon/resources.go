@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -21,7 +22,8 @@ import (
 // fence follows), the promote/demote hooks of the configuration, then the
 // members' DRBD resources (so a demote hook runs once DRBD is Secondary),
 // then their MySQL servers (made writable last, on a mounted datadir;
-// read-only first), then the IPVS table of the virtual servers following
+// read-only first), then the IPVS sync daemons' master role
+// (lvs_sync_daemon) and the IPVS table of the virtual servers following
 // the group (lvs_mode owner).
 func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds []drbd.Config, mysqls []instanceMySQL, log *slog.Logger) (*resource.Chain, error) {
 	var rs []resource.Resource
@@ -69,6 +71,12 @@ func (d *Daemon) resources(group string, promote, demote []fencing.Hook, drbds [
 	// expired fence stops its traffic too.
 	if d.watchdog != nil && len(rs) > 0 {
 		rs = append([]resource.Resource{d.watchdog.resource(group)}, rs...)
+	}
+	// The sync daemons turn master before the table is added (its
+	// connections are sent from the start) and back to backup after it
+	// is removed.
+	if d.lvsSync != nil && d.cfg.LVS.Sync.Group == group {
+		rs = append(rs, d.lvsSync)
 	}
 	if d.lvs != nil && d.cfg.LVS.Mode == lvs.ModeOwner && slices.Contains(d.lvs.Groups(), group) {
 		rs = append(rs, d.lvs.Table(group))
@@ -192,5 +200,18 @@ func (d *Daemon) setupLVS() error {
 		return fmt.Errorf("virtual_server: first reconcile (orphans of an earlier run): %w", err)
 	}
 	d.lvs = dir
+	if sc := d.cfg.LVS.Sync; sc != nil {
+		sk, ok := k.(lvs.SyncKernel)
+		if !ok {
+			return errors.New("lvs_sync_daemon: this platform's IPVS has no sync daemons")
+		}
+		// Backup until the group owns (a master an earlier run left is
+		// stopped).
+		s := lvs.NewSync(sk, *sc, d.log.With("lvs_sync_daemon", sc.Interface))
+		if err := s.Start(); err != nil {
+			return err
+		}
+		d.lvsSync = s
+	}
 	return nil
 }

@@ -56,6 +56,9 @@ type Daemon struct {
 	watchdog      *watchdogGuard
 	// lvs keeps the IPVS table (virtual_server configured).
 	lvs *lvs.Director
+	// lvsSync: the kernel's connection-sync daemons (lvs_sync_daemon),
+	// following one group's lease.
+	lvsSync *lvs.Sync
 
 	// reloadMu serialises Reload with itself and with Run's setup.
 	reloadMu sync.Mutex
@@ -341,7 +344,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// tables after their VIPs; in lvs_mode all the table goes after the
 	// VIPs too (as keepalived removes it on exit).
 	lctx, stopLVS := context.WithCancel(context.Background())
-	defer func() { stopLVS(); lwg.Wait() }()
+	defer func() {
+		stopLVS()
+		lwg.Wait()
+		if d.lvsSync != nil {
+			if err := d.lvsSync.Stop(); err != nil {
+				d.log.Error("lvs_sync_daemon: stopping the sync daemons failed", "err", err)
+			}
+		}
+	}()
 	if d.lvs != nil {
 		lwg.Go(func() { d.lvs.Run(lctx) })
 	}

@@ -34,6 +34,8 @@ type StatusDoc struct {
 	// LVS: the virtual servers, their real servers with check state and
 	// weight (virtual_server configured).
 	LVS *lvs.Status `json:"lvs,omitempty"`
+	// LVSSync: the connection-sync daemons (lvs_sync_daemon configured).
+	LVSSync *lvs.SyncStatus `json:"lvs_sync,omitempty"`
 }
 
 // NoQuorumWarning is the status warning of a node without a quorum.
@@ -82,6 +84,10 @@ func (d *Daemon) Status() StatusDoc {
 	if d.lvs != nil {
 		st := d.lvs.Status()
 		doc.LVS = &st
+	}
+	if d.lvsSync != nil {
+		st := d.lvsSync.Status()
+		doc.LVSSync = &st
 	}
 	return doc
 }

@@ -2,7 +2,10 @@ package lvs_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -114,9 +117,22 @@ func TestMeasureCPU1000(t *testing.T) {
 // accepts and closes connections on ADDR until it is killed (the real
 // server of the VM measurements, lvs/lvsvm).
 func TestHelperAcceptLoop(t *testing.T) {
-	addr := os.Getenv("LVS_ACCEPT")
+	serveUntilKilled(t, "LVS_ACCEPT", func(c net.Conn) { c.Close() })
+}
+
+// TestHelperEcho is a helper, not a test: with LVS_ECHO=ADDR it echoes
+// every connection's bytes back until it is killed (the real server of
+// the connection-sync VM test, lvs/lvsvm).
+func TestHelperEcho(t *testing.T) {
+	serveUntilKilled(t, "LVS_ECHO", func(c net.Conn) { go func() { io.Copy(c, c); c.Close() }() })
+}
+
+// serveUntilKilled listens on the address in the environment variable
+// env and hands each connection to serve, until the process is killed.
+func serveUntilKilled(t *testing.T, env string, serve func(net.Conn)) {
+	addr := os.Getenv(env)
 	if addr == "" {
-		t.Skip("a helper: set LVS_ACCEPT=ADDR")
+		t.Skip("a helper: set " + env + "=ADDR")
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -127,6 +143,74 @@ func TestHelperAcceptLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Close()
+		serve(c)
 	}
+}
+
+// TestHelperFetchUnix is a helper, not a test: with LVS_FETCH_UNIX=SOCKET,
+// LVS_FETCH_PATH=/PATH and LVS_FETCH_OUT=FILE it GETs PATH over the unix
+// socket and writes the body to FILE (a binary profile from a VM's
+// daemon, which the VM agent's text replies would mangle).
+func TestHelperFetchUnix(t *testing.T) {
+	sock, path, out := os.Getenv("LVS_FETCH_UNIX"), os.Getenv("LVS_FETCH_PATH"), os.Getenv("LVS_FETCH_OUT")
+	if sock == "" || path == "" || out == "" {
+		t.Skip("a helper: set LVS_FETCH_UNIX, LVS_FETCH_PATH and LVS_FETCH_OUT")
+	}
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://unix" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHelperHoldConn is a helper, not a test: with LVS_HOLD=ADDR and
+// LVS_HOLD_FOR=DURATION it opens one connection to ADDR and, every
+// 100 ms for that long, writes a line and reads it back (each round trip
+// may take 30 s: TCP retransmits through a failover). It prints "held
+// N round trips" and passes, or the failure and fails.
+func TestHelperHoldConn(t *testing.T) {
+	addr, hold := os.Getenv("LVS_HOLD"), os.Getenv("LVS_HOLD_FOR")
+	if addr == "" || hold == "" {
+		t.Skip("a helper: set LVS_HOLD=ADDR and LVS_HOLD_FOR=DURATION")
+	}
+	d, err := time.ParseDuration(hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Println("connected", c.LocalAddr())
+	buf := make([]byte, 64)
+	var slowest time.Duration
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		line := fmt.Sprintf("%d\n", n)
+		start := time.Now()
+		c.SetDeadline(start.Add(30 * time.Second))
+		if _, err := io.WriteString(c, line); err != nil {
+			t.Fatalf("round trip %d: write: %v", n, err)
+		}
+		if _, err := io.ReadFull(c, buf[:len(line)]); err != nil {
+			t.Fatalf("round trip %d: read: %v (after %v)", n, err, time.Since(start).Round(time.Millisecond))
+		}
+		if string(buf[:len(line)]) != line {
+			t.Fatalf("round trip %d: got %q", n, buf[:len(line)])
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("held %d round trips, slowest %v\n", n, slowest.Round(time.Millisecond))
 }

@@ -1,7 +1,6 @@
 package lvs
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -360,44 +359,43 @@ type result struct {
 	at  time.Time
 }
 
-// schedule runs every checker when due on the worker pool and applies the
-// outcomes.
+// schedule runs every checker when due and applies the outcomes:
+// TCP_CHECKs on the epoll poller, which schedules them itself, the others
+// on the worker pool.
 func (d *Director) schedule(ctx context.Context) {
 	if len(d.items) == 0 {
 		return
 	}
-	jobs := make(chan int)
-	results := make(chan []result)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for range min(d.o.Workers, len(d.items)) {
-		wg.Go(func() { d.work(ctx, jobs, results) })
-	}
-	defer close(jobs)
-	poll := d.tcpPoller()
-	if poll != nil {
-		wg.Go(func() {
-			var batch []result
-			poll.run(ctx, func(id int, o Outcome, at time.Time) {
-				batch = append(batch, result{id: id, out: o, at: at})
-			}, func() { // the outcomes of one epoll round go together
-				if len(batch) > 0 {
-					select {
-					case results <- batch:
-					case <-ctx.Done():
-					}
-					batch = nil
-				}
-			})
-		})
-	}
 	now := time.Now()
+	poll := d.tcpPoller()
 	q := make(timeHeap[int], 0, len(d.items))
 	for id, it := range d.items {
 		c := d.check(it)
-		q = append(q, timed[int]{at: now.Add(d.o.Jitter(c.Warmup)), v: id})
+		first := now.Add(d.o.Jitter(c.Warmup))
+		if poll != nil && c.Kind == TCPCheck {
+			poll.add(id, c.Target, c.ConnectTimeout, first)
+			continue
+		}
+		q.push(timed[int]{at: first, v: id})
 	}
-	heap.Init(&q)
+	if poll != nil {
+		wg.Go(func() {
+			poll.run(ctx, func(id int, o Outcome, at time.Time) time.Duration {
+				return d.record(result{id: id, out: o, at: at})
+			})
+		})
+	}
+	if len(q) == 0 {
+		return
+	}
+	jobs := make(chan int)
+	results := make(chan result)
+	for range min(d.o.Workers, len(q)) {
+		wg.Go(func() { d.work(ctx, jobs, results) })
+	}
+	defer close(jobs)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var ready []int
@@ -415,23 +413,16 @@ func (d *Director) schedule(ctx context.Context) {
 			return
 		case <-timer.C:
 			// Checks due within Coalesce start together: one wake-up
-			// for many (at 1,000 checks a second, 200 instead of 1,000).
+			// for many.
 			now := time.Now().Add(Coalesce)
 			for len(q) > 0 && !q[0].at.After(now) {
-				id := heap.Pop(&q).(timed[int]).v
-				if c := d.check(d.items[id]); poll != nil && c.Kind == TCPCheck {
-					poll.submit(id, c.Target, c.ConnectTimeout)
-					continue
-				}
-				ready = append(ready, id)
+				ready = append(ready, q.pop().v)
 			}
 		case send <- head:
 			ready = ready[1:]
-		case rs := <-results:
-			for _, r := range rs {
-				next := d.record(r)
-				heap.Push(&q, timed[int]{at: r.at.Add(next), v: r.id})
-			}
+		case r := <-results:
+			next := d.record(r)
+			q.push(timed[int]{at: r.at.Add(next), v: r.id})
 		}
 	}
 }
@@ -456,7 +447,7 @@ func (d *Director) check(it item) Check {
 }
 
 // work runs checks until jobs closes.
-func (d *Director) work(ctx context.Context, jobs <-chan int, results chan<- []result) {
+func (d *Director) work(ctx context.Context, jobs <-chan int, results chan<- result) {
 	for id := range jobs {
 		c := d.check(d.items[id])
 		timeout := c.ConnectTimeout
@@ -467,7 +458,7 @@ func (d *Director) work(ctx context.Context, jobs <-chan int, results chan<- []r
 		out := d.o.Prober.Probe(cctx, c)
 		cancel()
 		select {
-		case results <- []result{{id: id, out: out, at: time.Now()}}:
+		case results <- result{id: id, out: out, at: time.Now()}:
 		case <-ctx.Done():
 		}
 	}
@@ -534,16 +525,43 @@ type timed[T any] struct {
 	v  T
 }
 
-// timeHeap is a min-heap of items by time (container/heap).
+// timeHeap is a min-heap of items by time (push and pop without
+// container/heap's boxing: no allocation a check).
 type timeHeap[T any] []timed[T]
 
-func (q timeHeap[T]) Len() int           { return len(q) }
-func (q timeHeap[T]) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
-func (q timeHeap[T]) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *timeHeap[T]) Push(x any)        { *q = append(*q, x.(timed[T])) }
-func (q *timeHeap[T]) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
+func (q *timeHeap[T]) push(x timed[T]) {
+	h := append(*q, x)
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h[i].at.Before(h[parent].at) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+	*q = h
+}
+
+func (q *timeHeap[T]) pop() timed[T] {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		small, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h[l].at.Before(h[small].at) {
+			small = l
+		}
+		if r < len(h) && h[r].at.Before(h[small].at) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		h[i], h[small] = h[small], h[i]
+		i = small
+	}
+	*q = h
+	return top
 }

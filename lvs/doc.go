@@ -13,10 +13,12 @@
 // the kernel's table to the desired one. Their tables of cases are the
 // specification.
 //
-// A Director runs the checks fed by one scheduler (a min-heap of due
-// times: no goroutine per server; checks due within Coalesce start
-// together): TCP_CHECKs as keepalived does, as non-blocking connects on
-// one epoll; the others on a bounded pool of workers. It applies each
+// A Director runs the checks from min-heaps of due times (no goroutine
+// or timer per server; checks due within Coalesce start together):
+// TCP_CHECKs as keepalived does, as non-blocking connects on one epoll
+// whose goroutine also schedules them (four system calls a check, no
+// allocation, no hand-off between goroutines); the others from a
+// scheduler goroutine on a bounded pool of workers. It applies each
 // outcome with Step, and reconciles level-triggered: on every change of a
 // real server's state or weight, of a quorum, of a group's lease
 // (GroupTable, a node/resource.Resource), and every Resync. The kernel is
@@ -55,8 +57,15 @@
 // checks keep their period when more than Workers of them hang until
 // their timeout at once (they queue: the lateness is bounded by
 // checks × timeout / Workers); notify_up/notify_down, SMTP alerts,
-// the other checkers (SMTP, DNS, UDP, PING, FILE, BFD), TUN options,
-// virtual_server_group IPv6 ranges and connection sync
-// (lvs_sync_daemon) are not implemented: the configuration refuses
-// them as unknown keys.
+// the other checkers (SMTP, DNS, UDP, PING, FILE, BFD), TUN options and
+// virtual_server_group IPv6 ranges are not implemented: the
+// configuration refuses them as unknown keys.
+//
+// Sync keeps the kernel's connection-sync daemons (lvs_sync_daemon,
+// IPVS_CMD_NEW_DAEMON/DEL_DAEMON/GET_DAEMON over generic netlink, which
+// moby/ipvs lacks) following a group's lease: master on the owner, backup
+// elsewhere. What the kernel syncs (connections after sync_threshold
+// packets, in buffers sent at least once a second) is what survives a
+// failover; connections younger than that, or in flight when the master
+// dies, may not.
 package lvs

@@ -23,18 +23,23 @@ const ipvsPersistent = 0x1
 // without it (its handle opens, and later calls break), so without it
 // OpenIPVS returns ErrNoIPVS.
 func OpenIPVS() (*IPVS, error) {
-	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
+	fam, err := netlink.GenlFamilyGet("IPVS")
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoIPVS, err)
 	}
 	h, err := ipvs.New("")
 	if err != nil {
 		return nil, fmt.Errorf("lvs: open IPVS: %w", err)
 	}
-	return &IPVS{h: h}, nil
+	return &IPVS{h: h, family: fam.ID}, nil
 }
 
-// IPVS is the kernel's table (Kernel) through moby/ipvs.
-type IPVS struct{ h *ipvs.Handle }
+// IPVS is the kernel's table (Kernel) through moby/ipvs, and its sync
+// daemons (SyncKernel) through the generic netlink family itself.
+type IPVS struct {
+	h      *ipvs.Handle
+	family uint16 // the generic netlink family "IPVS"'s id
+}
 
 var _ Kernel = (*IPVS)(nil)
 

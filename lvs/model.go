@@ -132,6 +132,9 @@ func (k Key) String() string {
 type Config struct {
 	Mode     Mode
 	Services []Service
+	// Sync, if set, runs the kernel's connection-sync daemons following
+	// a group's lease (lvs_sync_daemon).
+	Sync *SyncConfig
 }
 
 // Service is one virtual_server: the kernel services it stands for (one,

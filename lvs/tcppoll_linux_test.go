@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,38 +13,30 @@ import (
 	"github.com/leasehold/leasehold/script/scripttest"
 )
 
-// runPoller runs a poller until the test ends and returns a function that
-// checks a target and waits for its outcome.
-func runPoller(t *testing.T) func(target netip.AddrPort, timeout time.Duration) Outcome {
+// pollOnce checks each target once on a poller of its own and returns
+// the outcomes in order.
+func pollOnce(t *testing.T, timeout time.Duration, targets ...netip.AddrPort) []Outcome {
 	t.Helper()
 	p, err := newTCPPoller()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.Mutex
-	waiting := map[int]chan Outcome{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.run(ctx, func(id int, o Outcome, _ time.Time) {
-			mu.Lock()
-			ch := waiting[id]
-			mu.Unlock()
-			ch <- o
-		}, func() {})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	next := 0
-	return func(target netip.AddrPort, timeout time.Duration) Outcome {
-		mu.Lock()
-		next++
-		id, ch := next, make(chan Outcome, 1)
-		waiting[id] = ch
-		mu.Unlock()
-		p.submit(id, target, timeout)
-		return <-ch
+	now := time.Now()
+	for i, target := range targets {
+		p.add(i, target, timeout, now)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make([]Outcome, len(targets))
+	left := len(targets)
+	p.run(ctx, func(id int, o Outcome, _ time.Time) time.Duration {
+		out[id] = o
+		if left--; left == 0 {
+			cancel()
+		}
+		return time.Hour
+	})
+	return out
 }
 
 // fullListener is a listening socket with a backlog of one that never
@@ -74,32 +65,85 @@ func fullListener(t *testing.T) netip.AddrPort {
 }
 
 func TestTCPPoller(t *testing.T) {
-	check := runPoller(t)
 	ln := scripttest.OpenPort(t)
 	open := netip.MustParseAddrPort(ln.Addr().String())
-	if o := check(open, time.Second); !o.OK {
+	if o := pollOnce(t, time.Second, open)[0]; !o.OK {
 		t.Errorf("open port: %+v", o)
 	}
 	// Many at once: all succeed.
-	var wg sync.WaitGroup
-	var failed sync.Map
-	for i := range 300 {
-		wg.Go(func() {
-			if o := check(open, 5*time.Second); !o.OK {
-				failed.Store(i, o.Err)
-			}
-		})
+	many := make([]netip.AddrPort, 300)
+	for i := range many {
+		many[i] = open
 	}
-	wg.Wait()
-	failed.Range(func(k, v any) bool { t.Errorf("check %v: %v", k, v); return false })
+	for i, o := range pollOnce(t, 5*time.Second, many...) {
+		if !o.OK {
+			t.Errorf("check %d: %v", i, o.Err)
+		}
+	}
 	ln.Close()
-	if o := check(open, time.Second); o.OK || !strings.Contains(o.Err, "connection refused") {
+	if o := pollOnce(t, time.Second, open)[0]; o.OK || !strings.Contains(o.Err, "connection refused") {
 		t.Errorf("closed port: %+v", o)
 	}
 	start := time.Now()
-	if o := check(fullListener(t), 200*time.Millisecond); o.OK || !strings.Contains(o.Err, "i/o timeout") {
+	if o := pollOnce(t, 200*time.Millisecond, fullListener(t))[0]; o.OK || !strings.Contains(o.Err, "i/o timeout") {
 		t.Errorf("unanswered connect: %+v", o)
-	} else if took := time.Since(start); took < 200*time.Millisecond || took > 2*time.Second {
+	} else if took := time.Since(start); took < 200*time.Millisecond || took > 10*time.Second { // upper bound: a starved test process
 		t.Errorf("timed out after %v, connect_timeout 200ms", took)
+	}
+	// IPv6 loopback, when the machine has it.
+	if ln6, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		defer ln6.Close()
+		go func() {
+			for {
+				c, err := ln6.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		if o := pollOnce(t, time.Second, netip.MustParseAddrPort(ln6.Addr().String()))[0]; !o.OK {
+			t.Errorf("IPv6 open port: %+v", o)
+		}
+	}
+}
+
+// TestTCPPollerReschedules: each check runs again after the delay its
+// outcome returned, and checks due within Coalesce start together.
+func TestTCPPollerReschedules(t *testing.T) {
+	ln := scripttest.OpenPort(t)
+	open := netip.MustParseAddrPort(ln.Addr().String())
+	p, err := newTCPPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	p.add(0, open, time.Second, now)
+	p.add(1, open, time.Second, now.Add(30*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var runs [2][]time.Duration
+	p.run(ctx, func(id int, o Outcome, at time.Time) time.Duration {
+		if !o.OK {
+			t.Errorf("check %d: %v", id, o.Err)
+		}
+		runs[id] = append(runs[id], at.Sub(now))
+		if len(runs[0]) >= 3 && len(runs[1]) >= 3 {
+			cancel()
+		}
+		return 50 * time.Millisecond
+	})
+	for id, r := range runs {
+		if len(r) < 3 {
+			t.Fatalf("check %d ran %d times", id, len(r))
+		}
+		for i := 1; i < len(r); i++ {
+			if gap := r[i] - r[i-1]; gap < 50*time.Millisecond-Coalesce || gap > 10*time.Second { // upper bound: a starved test process
+				t.Errorf("check %d: run %d %v after the one before, want ≈ 50ms", id, i, gap)
+			}
+		}
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		t.Error("the checks did not run three times each within 10 s")
 	}
 }

@@ -64,5 +64,8 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  virtual_server %s (lvs_mode %s, follows %q): %s %s, %d kernel service(s), %d real server(s), %d check(s)\n",
 			s.Name, c.LVS.Mode, s.Follow, s.Scheduler, s.Forward, len(s.Keys), len(s.Reals), checks)
 	}
+	if sc := c.LVS.Sync; sc != nil {
+		fmt.Fprintf(stdout, "  lvs_sync_daemon on %s, syncid %d: master while owning %q, backup otherwise\n", sc.Interface, sc.SyncID, sc.Group)
+	}
 	return 0
 }

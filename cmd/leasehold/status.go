@@ -81,7 +81,21 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	writeDRBD(stdout, doc)
 	writeMySQL(stdout, doc)
 	writeLVS(stdout, doc.LVS)
+	writeLVSSync(stdout, doc.LVSSync)
 	return 0
+}
+
+// writeLVSSync prints the connection-sync daemons' role (lvs_sync_daemon
+// configured).
+func writeLVSSync(w io.Writer, st *lvs.SyncStatus) {
+	if st == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nLVS sync daemon on %s (syncid %d, following %s): %s, %d changes", st.Interface, st.SyncID, st.Group, st.State, st.Changes)
+	if st.LastError != "" {
+		fmt.Fprintf(w, ", last error: %s", st.LastError)
+	}
+	fmt.Fprintln(w)
 }
 
 // writeLVS prints the virtual servers and their real servers with check

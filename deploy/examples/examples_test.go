@@ -68,6 +68,7 @@ func TestPairs(t *testing.T) {
 		{"nginx-pair-lb1.yaml", "nginx-pair-lb2.yaml"},
 		{"nginx-pair-etcd-lb1.yaml", "nginx-pair-etcd-lb2.yaml"},
 		{"lvs-director-1.yaml", "lvs-director-2.yaml"},
+		{"lvs-nat-director-1.yaml", "lvs-nat-director-2.yaml"},
 		{"mysql-dual-master-1.yaml", "mysql-dual-master-2.yaml"},
 		{"drbd-pair-nod1.yaml", "drbd-pair-nod2.yaml"},
 	}
@@ -192,29 +193,60 @@ func TestExamplesMatchSeeds(t *testing.T) {
 // ```yaml block whose first line names it ("# deploy/examples/FILE").
 // (The files themselves are checked above.)
 func TestInstallGuide(t *testing.T) {
-	b, err := os.ReadFile("../../docs/install.md")
+	if n := docCopies(t, "../../docs/install.md", true); n < 3 {
+		t.Fatalf("docs/install.md shows %d configurations, want the raft pair, the witness and the etcd pair", n)
+	}
+}
+
+// docs/operating.md shows both LVS director pairs (DR and NAT), both
+// nodes, and the README the first director of each, all verbatim.
+func TestLVSPairsInDocs(t *testing.T) {
+	for doc, want := range map[string][]string{
+		"../../docs/operating.md": {"lvs-director-1.yaml", "lvs-director-2.yaml", "lvs-nat-director-1.yaml", "lvs-nat-director-2.yaml"},
+		"../../README.md":         {"lvs-director-1.yaml", "lvs-nat-director-1.yaml"},
+	} {
+		docCopies(t, doc, false)
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range want {
+			if !strings.Contains(string(b), "```yaml\n# deploy/examples/"+f+"\n") {
+				t.Errorf("%s does not show %s", doc, f)
+			}
+		}
+	}
+}
+
+// docCopies checks that the ```yaml blocks of doc named by their first
+// line ("# deploy/examples/FILE") are that file, verbatim (all: every
+// block must be one), and returns how many blocks there are.
+func docCopies(t *testing.T, doc string, all bool) int {
+	t.Helper()
+	b, err := os.ReadFile(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	blocks := strings.Split(string(b), "```yaml\n")[1:]
-	if len(blocks) < 3 {
-		t.Fatalf("docs/install.md shows %d configurations, want the raft pair, the witness and the etcd pair", len(blocks))
-	}
 	for i, blk := range blocks {
 		blk, _, ok := strings.Cut(blk, "```")
 		name, body, _ := strings.Cut(blk, "\n")
 		file, named := strings.CutPrefix(name, "# deploy/examples/")
+		if !named && !all {
+			continue
+		}
 		if !ok || !named {
-			t.Errorf("docs/install.md block %d starts %q: want \"# deploy/examples/FILE\"", i+1, name)
+			t.Errorf("%s block %d starts %q: want \"# deploy/examples/FILE\"", doc, i+1, name)
 			continue
 		}
 		want, err := os.ReadFile(file)
 		if err != nil {
-			t.Errorf("docs/install.md shows %s: %v", file, err)
+			t.Errorf("%s shows %s: %v", doc, file, err)
 			continue
 		}
 		if body != string(want) {
-			t.Errorf("docs/install.md's copy of %s differs from the file", file)
+			t.Errorf("%s's copy of %s differs from the file", doc, file)
 		}
 	}
+	return len(blocks)
 }

@@ -31,12 +31,18 @@ type Kernel struct {
 	// fail with ErrInjected.
 	Fail func(op string) bool
 	ops  []string
+	sync map[lvs.SyncState]lvs.SyncConfig // the sync daemons running
 }
 
-var _ lvs.Kernel = (*Kernel)(nil)
+var (
+	_ lvs.Kernel     = (*Kernel)(nil)
+	_ lvs.SyncKernel = (*Kernel)(nil)
+)
 
 // NewKernel returns an empty table.
-func NewKernel() *Kernel { return &Kernel{tab: map[lvs.Key]*lvs.Virtual{}} }
+func NewKernel() *Kernel {
+	return &Kernel{tab: map[lvs.Key]*lvs.Virtual{}, sync: map[lvs.SyncState]lvs.SyncConfig{}}
+}
 
 // Ops returns the changes made so far and forgets them.
 func (k *Kernel) Ops() []string {
@@ -243,4 +249,41 @@ func (p *Prober) Probe(ctx context.Context, c lvs.Check) lvs.Outcome {
 		return lvs.Outcome{Dynamic: -1, Err: reason}
 	}
 	return lvs.Outcome{OK: true, Dynamic: -1}
+}
+
+// StartSync implements lvs.SyncKernel: one daemon a role, as the kernel
+// keeps them (a second start of a role is an error).
+func (k *Kernel) StartSync(state lvs.SyncState, c lvs.SyncConfig) error {
+	return k.change(fmt.Sprintf("start sync %s on %s id %d", state, c.Interface, c.SyncID), func() error {
+		if _, ok := k.sync[state]; ok {
+			return fmt.Errorf("sync daemon %s: already running", state)
+		}
+		c.Group = "" // the kernel knows no groups
+		k.sync[state] = c
+		return nil
+	})
+}
+
+// StopSync implements lvs.SyncKernel.
+func (k *Kernel) StopSync(state lvs.SyncState) error {
+	return k.change(fmt.Sprintf("stop sync %s", state), func() error {
+		if _, ok := k.sync[state]; !ok {
+			return lvs.ErrNoSync
+		}
+		delete(k.sync, state)
+		return nil
+	})
+}
+
+// SyncDaemons implements lvs.SyncKernel.
+func (k *Kernel) SyncDaemons() ([]lvs.SyncDaemon, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []lvs.SyncDaemon
+	for _, st := range []lvs.SyncState{lvs.SyncMaster, lvs.SyncBackup} {
+		if c, ok := k.sync[st]; ok {
+			out = append(out, lvs.SyncDaemon{State: st, SyncConfig: c})
+		}
+	}
+	return out, nil
 }

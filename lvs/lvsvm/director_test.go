@@ -78,18 +78,25 @@ type forwarding struct {
 // VIP:80 answers the balanced traffic, one per real server address its
 // checks, so stopping one of those fails that real server's checks alone.
 var dr = forwarding{kind: "DR", rs1: "10.66.0.11", rs2: "10.66.0.12", rsAppend: "lh.ip0=10.66.0.11/24", answeredBy: "rs",
-	rsSetup: `set -e
-ip addr add 10.66.0.12/24 dev eth0
-ip addr add 10.66.0.100/32 dev lo
+	rsSetup: drRealServers("10.66.0.100", "10.66.0.11", "10.66.0.12")}
+
+// drRealServers is the script that makes the real-server VM (at rs1/24)
+// also rs2 and an LVS-DR real server of vip (on lo, no ARP for it), with
+// an httpd on vip:80 and one on rs1:80 (rs2's is the test's to start).
+func drRealServers(vip, rs1, rs2 string) string {
+	return fmt.Sprintf(`set -e
+ip addr add %[3]s/24 dev eth0
+ip addr add %[1]s/32 dev lo
 for k in all eth0; do
   echo 1 > /proc/sys/net/ipv4/conf/$k/arp_ignore
   echo 2 > /proc/sys/net/ipv4/conf/$k/arp_announce
 done
 mkdir -p /var/www
 echo rs > /var/www/index.html
-httpd -p 10.66.0.100:80 -h /var/www
-httpd -p 10.66.0.11:80 -h /var/www
-`}
+httpd -p %[1]s:80 -h /var/www
+httpd -p %[2]s:80 -h /var/www
+`, vip, rs1, rs2)
+}
 
 // LVS-NAT on one segment: the real servers in a subnet of their own
 // (10.67.0.0/24) routed through the director (10.67.0.1), which forwards
@@ -198,39 +205,18 @@ func testDirector(t *testing.T, f forwarding) {
 	img := needImage(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
-	mcast := vm.NewMcastGroup()
 	share := t.TempDir()
 	if err := os.WriteFile(filepath.Join(share, "leasehold.yaml"), []byte(directorYAML(f.kind, f.rs1, f.rs2)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const dMAC, rMAC = "52:54:00:66:00:01", "52:54:00:66:00:0b"
-	var d, r *vm.VM
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		d = startVM(ctx, t, vm.Config{Name: "d1", Kernel: img.Kernel, Initrd: img.Initrd, Share: share,
-			Append: "lh.ip0=10.66.0.1/24 lh.modules=" + ipvsModules, NICs: []vm.NIC{{ID: "l2", MAC: dMAC, Mcast: mcast}}})
-	})
-	wg.Go(func() {
-		r = startVM(ctx, t, vm.Config{Name: "rs", Kernel: img.Kernel, Initrd: img.Initrd,
-			Append: f.rsAppend, NICs: []vm.NIC{{ID: "l2", MAC: rMAC, Mcast: mcast}}})
-	})
-	wg.Wait()
-	if d == nil || r == nil {
-		t.FailNow()
-	}
-	exec := func(v *vm.VM, script string) {
-		t.Helper()
-		if out, rc, err := v.Exec(ctx, script, 30*time.Second); err != nil || rc != 0 {
-			t.Fatalf("%s: rc %d %v\n%s", script, rc, err, out)
-		}
-	}
-	exec(r, f.rsSetup)
+	d, r, mcast := directorAndRealServer(ctx, t, img, share, "10.66.0.1/24", f.rsAppend)
+	mustExec(ctx, t, r, f.rsSetup)
 	rs2 := []string{"/bin/busybox", "httpd", "-f", "-p", f.rs2 + ":80", "-h", "/var/www"}
 	check12, err := r.Spawn(ctx, rs2, "/dev/null")
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(d, f.directorSetup+"mkdir -p /etc/leasehold && cp /share/leasehold.yaml /etc/leasehold/")
+	mustExec(ctx, t, d, f.directorSetup+"mkdir -p /etc/leasehold && cp /share/leasehold.yaml /etc/leasehold/")
 	daemonProc, err := d.Spawn(ctx, []string{"/usr/local/bin/leasehold", "run", "-c", "/etc/leasehold/leasehold.yaml"}, "/share/leasehold.log")
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +234,7 @@ func testDirector(t *testing.T, f forwarding) {
 
 	// A client through the VIP: SYNs every 50 ms from the host's end of
 	// the segment, answered (DR) by the real server's machine.
-	c := startClient(ctx, t, mcast, map[string]string{dMAC: "d1", rMAC: "rs"}, time.Second)
+	c := startClient(ctx, t, mcast, map[string]string{directorMAC: "d1", rsMAC: "rs"}, time.Second)
 	defer c.stop()
 	probe := c.tcp
 
@@ -347,17 +333,24 @@ type client struct {
 	wg     sync.WaitGroup
 	seg    *wire.Segment
 	once   sync.Once
+	stopAt time.Time // when stop was called: the end of the observation
 }
 
 func startClient(ctx context.Context, t *testing.T, segment string, names map[string]string, timeout time.Duration) *client {
+	t.Helper()
+	return startClientOf(ctx, t, segment, names, timeout, netip.MustParseAddr("10.66.0.100"), netip.MustParsePrefix("10.66.0.250/24"))
+}
+
+// startClientOf is startClient for a VIP (port 80) of another subnet, the
+// client at src.
+func startClientOf(ctx context.Context, t *testing.T, segment string, names map[string]string, timeout time.Duration, vip netip.Addr, src netip.Prefix) *client {
 	t.Helper()
 	seg, err := wire.Open(segment)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vip := netip.MustParseAddr("10.66.0.100")
 	c := &client{tb: netlab.NewTimebase(), seg: seg}
-	c.tcp = wire.NewTCPProber(c.tb, seg, netip.MustParsePrefix("10.66.0.250/24"), netip.AddrPortFrom(vip, 80), names)
+	c.tcp = wire.NewTCPProber(c.tb, seg, src, netip.AddrPortFrom(vip, 80), names)
 	c.tcp.Interval, c.tcp.Timeout = 50*time.Millisecond, timeout
 	c.arp = wire.NewARPProber(c.tb, seg, vip, names)
 	pctx, cancel := context.WithCancel(ctx)
@@ -370,6 +363,7 @@ func startClient(ctx context.Context, t *testing.T, segment string, names map[st
 // stop ends the probes (idempotent).
 func (c *client) stop() {
 	c.once.Do(func() {
+		c.stopAt = time.Now()
 		c.cancel()
 		c.wg.Wait()
 		c.seg.Close()

@@ -134,27 +134,3 @@ done
 	}
 }
 
-// ipvsTable reads `ipvsadm -Ln` without its headers and connection
-// counters: "TCP  192.168.1.99:80 lc persistent 50" and, sorted below it,
-// "  -> 192.168.1.13:80 Route 1".
-func ipvsTable(out string) []string {
-	var table, dests []string
-	flush := func() {
-		slices.Sort(dests)
-		table = append(table, dests...)
-		dests = nil
-	}
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		switch {
-		case len(f) == 0 || f[0] == "IP" || f[0] == "Prot" || len(f) > 1 && f[1] == "RemoteAddress:Port":
-		case f[0] == "->" && len(f) >= 4:
-			dests = append(dests, "  -> "+strings.Join(f[1:4], " "))
-		default:
-			flush()
-			table = append(table, strings.Join(f, " "))
-		}
-	}
-	flush()
-	return table
-}

@@ -20,12 +20,23 @@ import (
 // ipvsModules are loaded at boot: IPVS and the schedulers the tests use.
 const ipvsModules = "ip_vs,ip_vs_rr,ip_vs_wrr,ip_vs_lc,ip_vs_sh"
 
-var guestImage struct {
+// builtImage is an image built once for the package's tests.
+type builtImage struct {
 	once sync.Once
 	img  image.Image
 	skip string
 	err  error
 }
+
+// get builds the image with extra files the first time, and skips or
+// fails the test when it cannot be had.
+func (b *builtImage) get(t *testing.T, extra ...image.File) image.Image {
+	t.Helper()
+	b.once.Do(func() { b.img, b.skip, b.err = buildImage(t.TempDir(), extra...) })
+	return checkImage(t, b.img, b.skip, b.err)
+}
+
+var guestImage builtImage
 
 // needImage builds (once, or finds in the image cache) an image with the
 // guest agent, leasehold and lvs's test binary, from a kernel package
@@ -35,8 +46,7 @@ func needImage(t *testing.T) image.Image {
 	if testing.Short() {
 		t.Skip("boots VMs: not under -short")
 	}
-	guestImage.once.Do(func() { guestImage.img, guestImage.skip, guestImage.err = buildImage(t.TempDir()) })
-	return checkImage(t, guestImage.img, guestImage.skip, guestImage.err)
+	return guestImage.get(t)
 }
 
 func checkImage(t *testing.T, img image.Image, skip string, err error) image.Image {
@@ -131,4 +141,40 @@ func TestIPVSInAGuestKernel(t *testing.T) {
 	if !strings.Contains(out, "--- PASS: TestIPVSRoundTrip") {
 		t.Fatal("TestIPVSRoundTrip did not run and pass in the guest (skipped?)")
 	}
+}
+
+// directorAndRealServer boots a director VM (d1 at dAddr, e.g.
+// 10.66.0.1/24, with IPVS, share on /share) and a real-server VM
+// (rsAppend its kernel command line) on one new segment, at once.
+func directorAndRealServer(ctx context.Context, t *testing.T, img image.Image, share, dAddr, rsAppend string) (d, r *vm.VM, segment string) {
+	t.Helper()
+	segment = vm.NewMcastGroup()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		d = startVM(ctx, t, vm.Config{Name: "d1", Kernel: img.Kernel, Initrd: img.Initrd, Share: share,
+			Append: "lh.ip0=" + dAddr + " lh.modules=" + ipvsModules, NICs: []vm.NIC{{ID: "l2", MAC: directorMAC, Mcast: segment}}})
+	})
+	wg.Go(func() {
+		r = startVM(ctx, t, vm.Config{Name: "rs", Kernel: img.Kernel, Initrd: img.Initrd,
+			Append: rsAppend, NICs: []vm.NIC{{ID: "l2", MAC: rsMAC, Mcast: segment}}})
+	})
+	wg.Wait()
+	if d == nil || r == nil {
+		t.FailNow()
+	}
+	return d, r, segment
+}
+
+// directorMAC is the single director's (the pair's n1 has it too).
+const directorMAC = "52:54:00:66:00:01"
+
+// mustExec runs script in v (1 min at most) and returns its output,
+// trimmed; a failure ends the test.
+func mustExec(ctx context.Context, t *testing.T, v *vm.VM, script string) string {
+	t.Helper()
+	out, rc, err := v.Exec(ctx, script, time.Minute)
+	if err != nil || rc != 0 {
+		t.Fatalf("%s: rc %d %v\n%s", script, rc, err, out)
+	}
+	return strings.TrimSpace(out)
 }

@@ -2,6 +2,7 @@
 //
 //	benchrecord codec OUTPUT.txt docs/benchmarks.md   (go test -bench output)
 //	benchrecord lease OUTPUT.txt docs/benchmarks.md   (markdown tables printed by TestBench*)
+//	benchrecord lvs OUTPUT.txt docs/benchmarks.md     (the block lvs/lvsvm's TestBenchLVS prints)
 package main
 
 import (
@@ -14,7 +15,7 @@ import (
 
 func main() {
 	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: benchrecord codec|lease OUTPUT DOC")
+		fmt.Fprintln(os.Stderr, "usage: benchrecord codec|lease|lvs OUTPUT DOC")
 		os.Exit(2)
 	}
 	kind, in, doc := os.Args[1], os.Args[2], os.Args[3]
@@ -62,6 +63,15 @@ func main() {
 			os.Exit(1)
 		}
 		body = strings.Join(rows, "\n")
+	case "lvs":
+		title = "LVS directors against keepalived (make bench-lvs)"
+		_, rest, ok := strings.Cut(string(b), "BENCH-LVS-BEGIN\n")
+		block, _, ok2 := strings.Cut(rest, "BENCH-LVS-END")
+		if !ok || !ok2 {
+			fmt.Fprintln(os.Stderr, "benchrecord: no BENCH-LVS block in", in, "(did TestBenchLVS finish?)")
+			os.Exit(1)
+		}
+		body = block
 	default:
 		fmt.Fprintln(os.Stderr, "benchrecord: unknown kind", kind)
 		os.Exit(2)
