@@ -151,7 +151,7 @@ func TestVMDRBDReplicationCut(t *testing.T) {
 }
 
 // drbdDrills are the drills run on the DRBD lab.
-var drbdDrills = []string{"kill9", "freeze", "power-cut", "quorum-partition", "isolation", "replication-cut", "graceful"}
+var drbdDrills = []string{"kill9", "freeze", "power-cut", "quorum-partition", "isolation", "graceful"}
 
 // TestVMDRBDDrills runs drills on the lab with DRBD, each judged by the
 // drill's checkers and by the data guard: both nodes' roles sampled over
