@@ -116,11 +116,6 @@ type (
 	VRRPLinkCutter interface {
 		CutVRRPLink(ctx context.Context, node string, on bool) error
 	}
-	// ReplicationCutter cuts only a node's storage replication link (DRBD's),
-	// leaving its VRRP, client and quorum links.
-	ReplicationCutter interface {
-		CutReplicationLink(ctx context.Context, node string, on bool) error
-	}
 	// Isolator cuts every link of a node (VRRP segment and quorum).
 	Isolator interface {
 		Isolate(ctx context.Context, node string, on bool) error

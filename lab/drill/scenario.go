@@ -21,7 +21,7 @@ var (
 // Scenarios are the named drills, in the order `all` runs them; a target
 // is offered those whose fault it can inject (ScenariosFor).
 var Scenarios = []string{"graceful", "kill9", "freeze", "vrrp-partition", "quorum-partition", "quorum-loss", "link-flap", "preempt", "foreign-speaker",
-	"power-cut", "vrrp-link-cut", "isolation", "mysqld-crash", "replication-cut"}
+	"power-cut", "vrrp-link-cut", "isolation", "mysqld-crash"}
 
 // ScenariosFor returns the scenarios t can run, in Scenarios' order.
 func ScenariosFor(t Target) []string {
@@ -58,9 +58,6 @@ func supports(t Target, name string) bool {
 	case "mysqld-crash":
 		_, ok := t.(MySQLCrasher)
 		return ok && runsMySQL(t)
-	case "replication-cut":
-		_, ok := t.(ReplicationCutter)
-		return ok
 	}
 	return true
 }
@@ -76,7 +73,7 @@ type Scenario struct {
 // DefaultDuration returns how long the fault of scenario name lasts by default.
 func DefaultDuration(name string) time.Duration {
 	switch name {
-	case "freeze", "vrrp-partition", "vrrp-link-cut", "isolation", "replication-cut":
+	case "freeze", "vrrp-partition", "vrrp-link-cut", "isolation":
 		return 10 * time.Second
 	case "quorum-partition", "quorum-loss":
 		return 5 * time.Second
@@ -353,23 +350,6 @@ func perform(ctx context.Context, t Target, s *session, sc Scenario, r *Result, 
 		}
 		ph.restore = s.now()
 		return ph, c.StartMySQL(context.WithoutCancel(ctx), victim)
-	case "replication-cut":
-		// Only the storage replication link goes: the owner keeps its
-		// lease, so it stays the owner and Primary and goes on writing
-		// (its fence-peer handler outdates the peer); nobody else may
-		// take over. The data guard checks the rest.
-		ph.expect = expectKeep
-		r.Fault = fmt.Sprintf("%s's (the owner's) replication link cut for %v (VRRP, clients and quorum stay), then healed", victim, sc.Duration)
-		ph.fault = s.now()
-		if err := t.(ReplicationCutter).CutReplicationLink(ctx, victim, true); err != nil {
-			return ph, err
-		}
-		sleep(ctx, sc.Duration)
-		if o := ownerOf(ctx, t); o != victim {
-			r.Reasons = append(r.Reasons, fmt.Sprintf("the owner changed to %q during a replication-only cut of %s: the lease holder must keep the storage", o, victim))
-		}
-		ph.restore = s.now()
-		return ph, t.(ReplicationCutter).CutReplicationLink(context.WithoutCancel(ctx), victim, false)
 	case "foreign-speaker":
 		return performForeign(ctx, t, s, sc, r)
 	case "preempt":
