@@ -7,7 +7,8 @@ import "fmt"
 // group in FAULT, so the node gives up its lease), etcd through the quorum
 // link, promote and demote hooks (a resource the kernel cannot fence, so
 // the watchdog is armed while the node owns), with Options.DRBD a drbd
-// section (r0, ext4 on /srv, the holders killed). The fence's margin (the
+// section (r0, ext4 on /srv, the lab writer's gate as its service, the
+// holders killed). The fence's margin (the
 // time one nftables refresh may take before the node stops trusting it)
 // is the default TTL/10 = 300 ms: an emulated guest is about ten times
 // slower than the host, and 80 ms refreshes were seen there.
@@ -23,7 +24,11 @@ func guestYAML(name string, i int, o Options) string {
 		if o.AfterSplitBrain != "" {
 			sb = ", after_split_brain: " + o.AfterSplitBrain
 		}
-		drbd = fmt.Sprintf("    drbd: {resource: %s, device: %s, mount: %s, fstype: ext4, kill_holders: true%s}\n", DRBDResource, DRBDDevice, DRBDMount, sb)
+		// The lab's writer is the service on /srv: leasehold stops it
+		// (writerGate) before the unmount and starts it after the mount,
+		// as a user's database or file server would be.
+		drbd = fmt.Sprintf("    drbd: {resource: %s, device: %s, mount: %s, fstype: ext4, kill_holders: true, services: [%s]%s}\n",
+			DRBDResource, DRBDDevice, DRBDMount, writerGate, sb)
 	}
 	return fmt.Sprintf(`# leasehold VM lab, node %[1]s (written by vmlab)
 node: {name: %[1]s}

@@ -18,10 +18,14 @@ func TestGuestConfigPlans(t *testing.T) {
 	if err := o.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	// The hook is checked where the plan is made: give it a stand-in.
+	// The hook and the writer's gate are checked where the plan is made:
+	// give them stand-ins.
 	hook := filepath.Join(t.TempDir(), "resource.sh")
-	if err := os.WriteFile(hook, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
+	gate := filepath.Join(t.TempDir(), "lab-writer.sh")
+	for _, f := range []string{hook, gate} {
+		if err := os.WriteFile(f, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i := range 4 {
 		o = Options{Binary: "x", Agent: "x", Etcd: "x", DRBD: i >= 2}
@@ -29,7 +33,7 @@ func TestGuestConfigPlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := filepath.Join(t.TempDir(), "leasehold.yaml")
-		conf := strings.ReplaceAll(guestYAML("n1", i%2, o), "/etc/leasehold/resource.sh", hook)
+		conf := strings.NewReplacer("/etc/leasehold/resource.sh", hook, writerGate, gate).Replace(guestYAML("n1", i%2, o))
 		if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +41,8 @@ func TestGuestConfigPlans(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
-		if g, dc, err := p.DRBDGroup(DRBDResource); o.DRBD && (err != nil || g != "VI_1" || dc.Mount != DRBDMount || !dc.KillHolders) {
+		if g, dc, err := p.DRBDGroup(DRBDResource); o.DRBD && (err != nil || g != "VI_1" || dc.Mount != DRBDMount || !dc.KillHolders ||
+			len(dc.Services) != 1 || dc.Services[0].Script != gate) {
 			t.Errorf("node %d: DRBD plan %q %+v %v", i, g, dc, err)
 		} else if !o.DRBD && err == nil {
 			t.Errorf("node %d: a drbd section without Options.DRBD", i)

@@ -150,15 +150,11 @@ func TestVMDRBDReplicationCut(t *testing.T) {
 	}
 }
 
-// drbdDrills are the drills run on the DRBD lab. Not graceful: its
-// handback (the old owner returns and preempts) demotes the other node
-// while the lab's writer re-enters /srv every ~100 ms, faster than
-// kill_holders clears it; the unmount fails, the group escalates (its
-// watchdog is no longer fed, its lease kept) and the node resets, as
-// designed, so the lab is not steady within the drill's 45 s (seen
-// 2026-11-27 after the escalation fix; kill9, freeze, power-cut,
-// quorum-partition and isolation passed in the same run).
-var drbdDrills = []string{"kill9", "freeze", "power-cut", "quorum-partition", "isolation"}
+// drbdDrills are the drills run on the DRBD lab. In graceful the old
+// owner's handback demotes the other node while the writer runs: the
+// writer is the drbd section's service (writerGate), stopped before the
+// unmount, as a user's service on /srv would be.
+var drbdDrills = []string{"graceful", "kill9", "freeze", "power-cut", "quorum-partition", "isolation"}
 
 // TestVMDRBDDrills runs drills on the lab with DRBD, each judged by the
 // drill's checkers and by the data guard: both nodes' roles sampled over

@@ -94,13 +94,39 @@ func (w *dataWatch) record(seq int) string {
 	return fmt.Sprintf("%d %s", seq, hex.EncodeToString(sum[:8]))
 }
 
+// writerGate is the writer's service script in a guest, named in the
+// daemon's drbd services: "stop" closes the gate (no new record is
+// started on that node), "start" opens it. A graceful demotion stops it
+// before the unmount, so the writer yields and kill_holders only meets a
+// record already under way (which is then not acknowledged). Without it
+// the writer re-entered /srv every ~100 ms, faster than the holders were
+// killed, and each graceful handback escalated and reset the node.
+const (
+	writerGate       = "/etc/leasehold/lab-writer.sh"
+	writerGateClosed = "/run/lab-writer.stopped"
+)
+
+// writerGateSetup installs writerGate in a guest (root's, 0755: the
+// daemon refuses a world-writable script).
+const writerGateSetup = `cat > ` + writerGate + ` <<'EOF'
+#!/bin/sh
+case "$1" in
+start) rm -f ` + writerGateClosed + ` ;;
+stop) touch ` + writerGateClosed + ` ;;
+*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
+EOF
+chmod 0755 ` + writerGate + `
+`
+
 // writeScript writes one record durably on node, only into the DRBD file
-// system: the shell's working directory holds it (so it cannot be
-// unmounted under the write) and the mount is checked after that.
+// system and only while the writer's gate is open: the shell's working
+// directory holds the file system (so it cannot be unmounted under the
+// write) and the mount is checked after that.
 func (w *dataWatch) writeScript(seq int) string {
 	mounted := fmt.Sprintf("grep -q '^%s %s ' /proc/mounts || exit 3", DRBDDevice, DRBDMount)
-	return fmt.Sprintf("%[1]s\ncd %[2]s || exit 3\n%[1]s\necho '%[3]s' > %[4]d.tmp && mv %[4]d.tmp %[4]d && sync && echo ok",
-		mounted, recordsDir, w.record(seq), seq)
+	return fmt.Sprintf("[ ! -e %[5]s ] || exit 3\n%[1]s\ncd %[2]s || exit 3\n%[1]s\necho '%[3]s' > %[4]d.tmp && mv %[4]d.tmp %[4]d && sync && echo ok",
+		mounted, recordsDir, w.record(seq), seq, writerGateClosed)
 }
 
 // write writes records 1, 2, ... on whichever node is Primary, one at a

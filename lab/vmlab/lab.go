@@ -363,7 +363,7 @@ func (l *Lab) boot(ctx context.Context, n *node) error {
 	l.mu.Unlock()
 	setup := setupScript
 	if l.o.DRBD {
-		setup += l.drbdSetup(n.index, first)
+		setup += writerGateSetup + l.drbdSetup(n.index, first)
 	}
 	if l.o.Keepalived {
 		ka, err := keepalivedSetup(n.index)

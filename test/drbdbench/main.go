@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ import (
 type options struct {
 	guest, etcd, record string
 	runs, partitionRuns int
+	keepalivedRuns      int
 	budget, window      time.Duration
 	systems, faults     []string
 	keep                bool
@@ -45,8 +47,9 @@ func main() {
 	flag.StringVar(&o.guest, "guest", "bin/vm", "directory of the guests' static binaries (leasehold, leasehold-lab-guest)")
 	flag.StringVar(&o.etcd, "etcd", "bin/leasehold-lab-etcd", "the lab's etcd server")
 	flag.IntVar(&o.runs, "runs", 20, "runs per system and fault")
+	flag.IntVar(&o.keepalivedRuns, "keepalived-runs", 5, "runs per fault for keepalived (its outcome does not vary: it never took over after kill9 or freeze)")
 	flag.IntVar(&o.partitionRuns, "partition-runs", 3, "runs of seed 002's partition per system (in the first rounds; 0: none)")
-	flag.DurationVar(&o.budget, "budget", 50*time.Minute, "time for the whole benchmark (each system gets its share)")
+	flag.DurationVar(&o.budget, "budget", 60*time.Minute, "time for the whole benchmark (each system gets a share in proportion to its runs)")
 	flag.DurationVar(&o.window, "window", 20*time.Second, "how long to wait for another node to accept writes after the fault")
 	flag.StringVar(&systems, "systems", "leasehold,keepalived", "systems, in order")
 	flag.StringVar(&faults, "faults", vmlab.FailoverKill9+","+vmlab.FailoverFreeze, "faults, alternated")
@@ -82,7 +85,11 @@ func run(ctx context.Context, o options) error {
 		if sys != "leasehold" && sys != "keepalived" {
 			return fmt.Errorf("system %q: want leasehold or keepalived", sys)
 		}
-		share := time.Until(end) / time.Duration(len(o.systems)-i)
+		mine, rest := o.runsOf(sys), 0
+		for _, other := range o.systems[i:] {
+			rest += o.runsOf(other)
+		}
+		share := time.Until(end) * time.Duration(mine) / time.Duration(max(rest, 1))
 		cs, info, err := bench(ctx, o, sys, time.Now().Add(share))
 		cells = append(cells, cs...)
 		if info != "" {
@@ -113,6 +120,18 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// runsOf is the number of runs sys is asked for (every fault).
+func (o options) runsOf(sys string) int {
+	n := o.runs
+	if sys == "keepalived" {
+		n = o.keepalivedRuns
+	}
+	return n*len(o.faults) + o.partitionRuns
+}
+
+// loads are the host's 1-minute load averages read before each run.
+var loads []float64
+
 // bench boots sys's lab and runs its cells until runs each or deadline.
 func bench(ctx context.Context, o options, sys string, deadline time.Time) ([]*cell, string, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -142,14 +161,21 @@ func bench(ctx context.Context, o options, sys string, deadline time.Time) ([]*c
 		cells = append(cells, &cell{system: sys, fault: vmlab.FailoverPartition})
 	}
 	var longest time.Duration
-	for i := 1; i <= max(o.runs, o.partitionRuns) && ctx.Err() == nil; i++ {
+	runs := o.runs
+	if sys == "keepalived" {
+		runs = o.keepalivedRuns
+	}
+	for i := 1; i <= max(runs, o.partitionRuns) && ctx.Err() == nil; i++ {
 		for _, c := range cells {
-			if lim := o.runs; c.fault == vmlab.FailoverPartition && i > o.partitionRuns || c.fault != vmlab.FailoverPartition && i > lim {
+			if c.fault == vmlab.FailoverPartition && i > o.partitionRuns || c.fault != vmlab.FailoverPartition && i > runs {
 				continue
 			}
 			if time.Until(deadline) < longest {
 				say("%s: budget spent after %d runs of %s", sys, len(c.runs)+len(c.errors), c.fault)
 				return cells, info, nil
+			}
+			if f, err := strconv.ParseFloat(strings.Fields(loadavg())[0], 64); err == nil {
+				loads = append(loads, f)
 			}
 			t1 := time.Now()
 			r, err := l.Failover(ctx, c.fault, o.window)
@@ -214,8 +240,9 @@ func summary(o options, cells []*cell, labInfo []string, took time.Duration) str
 		"freeze = SIGSTOP (keepalived: SIGCONT after the %[1]v window; leasehold's node is reset by its watchdog), "+
 		"partition = seed 002's split-brain scenario: the Primary's VRRP/client and replication links cut for the %[1]v window, its quorum link up, then healed "+
 		"(a split brain left behind is resolved as the seed does by hand, --discard-my-data on the node that is not Primary). "+
-		"Asked for %[2]d runs of kill9 and freeze and %[3]d of partition per system within %[4]v; whole benchmark %[5]v. "+
-		"The host was shared with other work (load averages below): timings are loaded figures.\n\n", o.window, o.runs, o.partitionRuns, o.budget, took.Round(time.Second))
+		"Asked for %[2]d runs of kill9 and freeze (keepalived: %[6]d) and %[3]d of partition per system within %[4]v; whole benchmark %[5]v. "+
+		"Host 1-minute load average before each run: %[7]s (2 cores; the two emulated guests alone keep about 2 busy).\n\n",
+		o.window, o.runs, o.partitionRuns, o.budget, took.Round(time.Second), o.keepalivedRuns, loadSummary())
 	for _, s := range labInfo {
 		fmt.Fprintf(&b, "- %s\n", s)
 	}
@@ -259,6 +286,16 @@ func summary(o options, cells []*cell, labInfo []string, took time.Duration) str
 		}
 	}
 	return b.String()
+}
+
+// loadSummary is the median and max of loads.
+func loadSummary() string {
+	if len(loads) == 0 {
+		return "not read"
+	}
+	s := slices.Clone(loads)
+	slices.Sort(s)
+	return fmt.Sprintf("median %.1f, max %.1f", s[len(s)/2], s[len(s)-1])
 }
 
 func medMax(ds []time.Duration) string {
