@@ -263,6 +263,14 @@ func TestVMDRBDSplitBrainByTheLease(t *testing.T) {
 		t.Fatalf("n2's split-brain status %+v: want resolved, with the generation it discarded", st.SplitBrain)
 	}
 	t.Logf("n2 discarded generation %s", st.SplitBrain.Discarded)
+	// DRBD 8.4 has no unfence-peer handler: the mark n1's fence-peer left
+	// for n2 is cleared by n2's after-resync-target handler when its
+	// resync from n1 has finished.
+	cleared := waitCond(t, 30*time.Second, "n2's after-resync-target cleared its mark at the quorum", func() (bool, string) {
+		out, err := l.Exec(ctx, "n2", guestBinary+" drbd marks -c "+guestConfig)
+		return err == nil && !strings.Contains(out, "\nVI_1"), fmt.Sprint(strings.TrimSpace(out), err)
+	})
+	t.Logf("resynced → n2's mark cleared: %v", cleared.Round(time.Millisecond))
 	files := run("n1", "cat "+DRBDMount+"/n1; ls "+DRBDMount)
 	if !strings.Contains(files, "n1-after-the-cut") || strings.Contains(files, "n2\n") {
 		t.Fatalf("n1's /srv:\n%s\nwant n1's post-cut write and not n2's", files)
