@@ -14,7 +14,8 @@ import (
 
 // WithStubPrograms returns path, or a copy of it in a temporary directory
 // in which every program the file names — vrrp_script checks, promote,
-// demote and fence_peer hooks, notify scripts — is one stub that exits 0:
+// demote and fence_peer hooks, notify scripts — is one stub that exits 0,
+// and every MySQL credentials file one stub file (mode 0600):
 // /opt/check_nginx.sh is not on this machine, and `config check` wants
 // each to exist. The rest of the file is judged as written.
 func WithStubPrograms(t testing.TB, path string) string {
@@ -23,7 +24,7 @@ func WithStubPrograms(t testing.TB, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var programs []string
+	var programs, credentials []string
 	cmdline := func(line string) {
 		if line == "" {
 			return
@@ -47,13 +48,20 @@ func WithStubPrograms(t testing.TB, path string) string {
 	}
 	for _, in := range c.Instance {
 		notify(in.NotifyScripts)
+		if m := in.MySQL; m != nil {
+			for _, f := range []string{m.CredentialsFile, m.PeerCredentialsFile} {
+				if f != "" {
+					credentials = append(credentials, f)
+				}
+			}
+		}
 		for _, hs := range [][]config.Hook{in.Promote, in.Demote, in.FencePeer} {
 			for _, h := range hs {
 				programs = append(programs, h.Path)
 			}
 		}
 	}
-	if len(programs) == 0 {
+	if len(programs) == 0 && len(credentials) == 0 {
 		return path
 	}
 	b, err := os.ReadFile(path)
@@ -65,9 +73,16 @@ func WithStubPrograms(t testing.TB, path string) string {
 	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	creds := filepath.Join(dir, "credentials.cnf")
+	if err := os.WriteFile(creds, []byte("[client]\nuser = leasehold\npassword = stub\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	text := string(b)
 	for _, p := range programs {
 		text = strings.ReplaceAll(text, p, stub)
+	}
+	for _, p := range credentials {
+		text = strings.ReplaceAll(text, p, creds)
 	}
 	out := filepath.Join(dir, filepath.Base(path))
 	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
