@@ -31,8 +31,11 @@
 //     none does). A checker leasehold lacks (SMTP, DNS, UDP, PING, FILE,
 //     BFD), a MISC_CHECK by a relative path, TUN options and IPv6 or
 //     non-last-byte group ranges are refused; notify_up/down, smtp_alert,
-//     ha_suspend, thresholds, scheduler flags, bind options and
-//     lvs_sync_daemon are warned about as not converted.
+//     ha_suspend, thresholds, scheduler flags and bind options are warned
+//     about as not converted. lvs_sync_daemon (global_defs, or an
+//     instance's older lvs_sync_daemon_interface) is written commented:
+//     leasehold's sync master follows the instance's lease, so it needs a
+//     quorum.
 //   - A track script, notify or real server notify_up/down whose command
 //     names mysql, mysqld or mariadb gets a mysql section proposed under
 //     its instance (commented: it needs a quorum), with a warning at each

@@ -133,6 +133,7 @@ func (k *kaConv) emit(opt Options) *kaYAML {
 		k.emitMySQL(y, in)
 	}
 	k.emitLVS(y, opt)
+	k.emitLVSSync(y)
 	return y
 }
 

@@ -207,6 +207,9 @@ type kaConv struct {
 	vsGroupInfo  map[string]*kaGroupInfo
 	vipHolders   map[netip.Addr][]string // instances by virtual_ipaddress
 	lvsItems     []*kaKV
+	// lvsSync is lvs_sync_daemon, following lvsSyncInstance.
+	lvsSync         *kaKV
+	lvsSyncInstance string
 	// quorum is Options.Quorum; mysql the proposals of mysql sections by
 	// instance name.
 	quorum   string
@@ -444,22 +447,19 @@ func (k *kaConv) entries(s *kaStmt) []*kaStmt {
 	return s.Block
 }
 
-// lvsSyncNote says what a dropped lvs_sync_daemon means.
-const lvsSyncNote = "not converted: leasehold has no IPVS connection sync (lvs_sync_daemon): connections established through one director are lost when the other takes over"
-
 var globalNotes = map[string]string{
-	"lvs_sync_daemon":           lvsSyncNote,
-	"lvs_sync_daemon_interface": lvsSyncNote,
-	"vrrp_iptables":             "not converted: leasehold fences the VIP with its own nftables tables",
-	"vrrp_skip_check_adv_addr":  "not converted: leasehold has no such option",
-	"notification_email":        "not converted: leasehold sends no mail",
-	"notification_email_from":   "not converted: leasehold sends no mail",
-	"smtp_server":               "not converted: leasehold sends no mail",
-	"smtp_connect_timeout":      "not converted: leasehold sends no mail",
-	"smtp_helo_name":            "not converted: leasehold sends no mail",
-	"smtp_alert":                "not converted: leasehold sends no mail",
-	"enable_script_security":    "not converted: leasehold runs hooks as its own user",
-	"script_user":               "not converted: leasehold runs hooks as its own user",
+	"lvs_sync_daemon_interface": "not converted: without an instance it says nothing leasehold can follow; " +
+		"write lvs_sync_daemon INTERFACE VRRP_INSTANCE (keepalived 2's form) and import again",
+	"vrrp_iptables":            "not converted: leasehold fences the VIP with its own nftables tables",
+	"vrrp_skip_check_adv_addr": "not converted: leasehold has no such option",
+	"notification_email":       "not converted: leasehold sends no mail",
+	"notification_email_from":  "not converted: leasehold sends no mail",
+	"smtp_server":              "not converted: leasehold sends no mail",
+	"smtp_connect_timeout":     "not converted: leasehold sends no mail",
+	"smtp_helo_name":           "not converted: leasehold sends no mail",
+	"smtp_alert":               "not converted: leasehold sends no mail",
+	"enable_script_security":   "not converted: leasehold runs hooks as its own user",
+	"script_user":              "not converted: leasehold runs hooks as its own user",
 }
 
 func (k *kaConv) globals(g *kaStmt) {
@@ -491,6 +491,8 @@ func (k *kaConv) globals(g *kaStmt) {
 				key := strings.TrimPrefix(s.Key, "vrrp_")
 				k.garp[key] = &kaKV{Key: key, Scalar: v, Line: s.Line, Comment: "global_defs " + s.Key}
 			}
+		case "lvs_sync_daemon":
+			k.lvsSyncDaemon(s)
 		case "vrrp_garp_master_repeat":
 			if v, ok := k.intIn(s, 0, 100); ok {
 				k.garp["garp_master_repeat"] = &kaKV{Key: "garp_master_repeat", Scalar: v, Line: s.Line, Comment: "global_defs " + s.Key}
@@ -768,7 +770,6 @@ func (k *kaConv) resolveGroups() {
 // convert, with why: they change nothing leasehold's peer or the network
 // sees during failover.
 var instanceUnsupported = map[string]string{
-	"lvs_sync_daemon_interface":  lvsSyncNote,
 	"smtp_alert":                 "not converted: leasehold sends no mail",
 	"debug":                      "not converted",
 	"native_ipv6":                "not converted: leasehold picks VRRPv3 for IPv6 itself",
@@ -941,6 +942,8 @@ func (k *kaConv) instance(b *kaStmt) {
 			for _, e := range k.entries(s) {
 				k.trackScript(in, e)
 			}
+		case "lvs_sync_daemon_interface":
+			k.lvsSyncInterface(s, name)
 		case "vrrp_v3_checksum_as_v2", "v3_checksum_as_v2":
 			v := "true"
 			if len(s.Args) > 0 {
