@@ -70,6 +70,11 @@ type RealServer struct {
 	HTTPGet          *Checker `yaml:"HTTP_GET"`
 	SSLGet           *Checker `yaml:"SSL_GET"`
 	MiscCheck        *Checker `yaml:"MISC_CHECK"`
+	// NotifyUp and NotifyDown run when the checkers bring the server back
+	// or take it out (keepalived's notify_up/notify_down: an absolute
+	// path and arguments, quoted as keepalived quotes them).
+	NotifyUp   string `yaml:"notify_up"`
+	NotifyDown string `yaml:"notify_down"`
 }
 
 // Checker is a TCP_CHECK, HTTP_GET, SSL_GET or MISC_CHECK block (one of
@@ -330,6 +335,26 @@ func (c *Config) lvsCommand(key, line, user string, timeout time.Duration) (*scr
 	return &cmd, nil
 }
 
+// eventScript is an optional script run on an event (quorum_up,
+// notify_down, ...): its key, its command line, where it goes.
+type eventScript struct {
+	key, line string
+	dst       **script.Command
+}
+
+// eventScripts parses each given command line (10 s to run) into its dst.
+func (c *Config) eventScripts(p string, scripts ...eventScript) error {
+	var errs []error
+	for _, e := range scripts {
+		if e.line != "" {
+			cmd, err := c.lvsCommand(p+e.key, e.line, "", 10*time.Second)
+			errs = append(errs, err)
+			*e.dst = cmd
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (c *Config) virtualServer(p string, v *VirtualServer, groups map[string][]lvs.Key) (lvs.Service, error) {
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, c.errAt(p+key, format, args...)) }
@@ -429,16 +454,7 @@ func (c *Config) virtualServer(p string, v *VirtualServer, groups map[string][]l
 	if s.Quorum < 0 || v.Hysteresis < 0 {
 		bad(".quorum", "quorum and hysteresis must not be negative")
 	}
-	for _, q := range []struct {
-		key, line string
-		dst       **script.Command
-	}{{".quorum_up", v.QuorumUp, &s.QuorumUp}, {".quorum_down", v.QuorumDown, &s.QuorumDown}} {
-		if q.line != "" {
-			cmd, err := c.lvsCommand(p+q.key, q.line, "", 10*time.Second)
-			errs = append(errs, err)
-			*q.dst = cmd
-		}
-	}
+	errs = append(errs, c.eventScripts(p, eventScript{".quorum_up", v.QuorumUp, &s.QuorumUp}, eventScript{".quorum_down", v.QuorumDown, &s.QuorumDown}))
 
 	six := false
 	if len(s.Keys) > 0 && s.Keys[0].FWMark == 0 {
@@ -526,6 +542,7 @@ func (c *Config) realServer(p string, v *VirtualServer, rs *RealServer, s lvs.Se
 		}
 		r.Checks = append(r.Checks, chk)
 	}
+	errs = append(errs, c.eventScripts(p, eventScript{".notify_up", rs.NotifyUp, &r.NotifyUp}, eventScript{".notify_down", rs.NotifyDown, &r.NotifyDown}))
 	return r, errors.Join(errs...)
 }
 

@@ -37,6 +37,8 @@ virtual_server:
         TCP_CHECK: {connect_timeout: 3, connect_port: 80, nb_get_retry: 3, delay_before_retry: 3}
       - ip: 192.168.1.14
         TCP_CHECK: {connect_timeout: 3, connect_port: 80}
+        notify_up: "/usr/local/bin/rs-event up"
+        notify_down: /usr/local/bin/rs-down
   - group: web
     follow: VI_1
     lvs_sched: wrr
@@ -83,6 +85,10 @@ func TestParseLVS(t *testing.T) {
 	if ck := s.Reals[1].Checks[0]; ck.Retry != 1 || ck.DelayBeforeRetry != time.Second {
 		t.Errorf("defaults: %+v", ck)
 	}
+	if u, d := s.Reals[1].NotifyUp, s.Reals[1].NotifyDown; u == nil || u.Path != "/usr/local/bin/rs-event" || len(u.Args) != 1 || u.Args[0] != "up" ||
+		d == nil || d.Path != "/usr/local/bin/rs-down" || d.Timeout <= 0 || r0.NotifyUp != nil {
+		t.Errorf("notify_up %+v, notify_down %+v", u, d)
+	}
 
 	g := l.Services[1]
 	var keys []string
@@ -122,6 +128,7 @@ func TestParseLVSErrorsNameTheKey(t *testing.T) {
 		{"negative weight", "lvs_mode: all\n#weight", "virtual_server[1].real_server[0].weight: -3"},
 		{"relative misc path", "lvs_mode: all\n#misc", "virtual_server[1].real_server[1].MISC_CHECK.misc_path"},
 		{"unknown key in a checker", "lvs_mode: all\n#typo", "conect_timeout: unknown key"},
+		{"relative notify_down", "lvs_mode: all\n#notify", "virtual_server[0].real_server[1].notify_down"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -146,6 +153,8 @@ func TestParseLVSErrorsNameTheKey(t *testing.T) {
 				y = strings.Replace(y, "weight: 3", "weight: -3", 1)
 			case "#misc":
 				y = strings.Replace(y, "/bin/true --quiet", "true --quiet", 1)
+			case "#notify":
+				y = strings.Replace(y, "notify_down: /usr/local/bin/rs-down", "notify_down: rs-down", 1)
 			case "#typo":
 				y = strings.Replace(y, "TCP_CHECK: {connect_timeout: 3, connect_port: 80}", "TCP_CHECK: {conect_timeout: 3}", 1)
 			}
@@ -171,7 +180,7 @@ func TestParseLVSSyncDaemon(t *testing.T) {
 		t.Fatalf("sync = %+v", s)
 	}
 	for _, tc := range []struct{ conf, want string }{
-		{lvsGood + "lvs_sync_daemon: {instance: VI_1}\n", "lvs.yaml:47: lvs_sync_daemon.interface: required"},
+		{lvsGood + "lvs_sync_daemon: {instance: VI_1}\n", "lvs.yaml:49: lvs_sync_daemon.interface: required"},
 		{lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_9}\n", "lvs_sync_daemon.instance: no vrrp_instance named \"VI_9\""},
 		{lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_1, id: 256}\n", "lvs_sync_daemon.id: 256: want 0-255"},
 		{lvsGood + "lvs_sync_daemon: {interface: eth1, instance: VI_1, group: 10.0.0.1}\n", "lvs_sync_daemon.group: \"10.0.0.1\": want a multicast address"},

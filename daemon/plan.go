@@ -591,6 +591,8 @@ func (p *Plan) lvsScripts() error {
 			for _, c := range r.Checks {
 				check(fmt.Sprintf("%s.real_server[%d].%s.misc_path", vs, j, c.Kind), c.Command)
 			}
+			check(fmt.Sprintf("%s.real_server[%d].notify_up", vs, j), r.NotifyUp)
+			check(fmt.Sprintf("%s.real_server[%d].notify_down", vs, j), r.NotifyDown)
 		}
 	}
 	return errors.Join(errs...)

@@ -69,7 +69,8 @@ type Director struct {
 	cache []Virtual // the kernel's table after the last pass; nil: unknown
 
 	kick     chan struct{}
-	notifies sync.WaitGroup // quorum_up/down scripts
+	notifies sync.WaitGroup // quorum_up/down scripts, the real servers' notifier
+	realNote notifyQueue    // real servers' notify_up/down, in order
 
 	mu       sync.Mutex
 	checks   [][][]CheckState // service → real → checker
@@ -353,6 +354,61 @@ func (d *Director) notify(s Service, up bool) {
 	}
 }
 
+// realNotify is rs's notify_up (alive) or notify_down script, or nil.
+func realNotify(rs RealServer, alive bool) *script.Command {
+	if alive {
+		return rs.NotifyUp
+	}
+	return rs.NotifyDown
+}
+
+// notifyQueue runs scripts one at a time, in the order they were queued.
+type notifyQueue struct {
+	mu      sync.Mutex
+	pending []func()
+	running bool
+}
+
+// notifyReal queues rs's notify script for a change to alive. The
+// scripts run one at a time in the order of the changes (a flapping
+// server's down never overtakes its up), outside d.mu, each bounded by
+// its timeout; a failure is logged.
+func (d *Director) notifyReal(s Service, rs RealServer, cmd script.Command, alive bool) {
+	what := "notify_down"
+	if alive {
+		what = "notify_up"
+	}
+	cmd.Env = append(slices.Clip(cmd.Env), "LEASEHOLD_VIRTUAL_SERVER="+s.Name, "LEASEHOLD_REAL_SERVER="+rs.Addr.String())
+	run := func() {
+		if r := script.Run(context.Background(), cmd); !r.OK() {
+			d.o.Log.Warn("lvs: real server "+what+" failed", "virtual_server", s.Name, "real_server", rs.Addr.String(), "reason", r.Reason())
+		}
+	}
+	q := &d.realNote
+	q.mu.Lock()
+	q.pending = append(q.pending, run)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if !start {
+		return
+	}
+	d.notifies.Go(func() {
+		for {
+			q.mu.Lock()
+			if len(q.pending) == 0 {
+				q.running, q.pending = false, nil
+				q.mu.Unlock()
+				return
+			}
+			f := q.pending[0]
+			q.pending = q.pending[1:]
+			q.mu.Unlock()
+			f()
+		}
+	})
+}
+
 type result struct {
 	id  int
 	out Outcome
@@ -496,6 +552,9 @@ func (d *Director) record(r result) time.Duration {
 			}
 			d.o.Log.Info("lvs real server "+upDown(after.Alive),
 				"virtual_server", s.Name, "real_server", s.Reals[it.rs].Addr.String(), "check", string(c.Kind), "err", r.out.Err)
+			if cmd := realNotify(s.Reals[it.rs], after.Alive); cmd != nil {
+				d.notifyReal(s, s.Reals[it.rs], *cmd, after.Alive)
+			}
 		}
 		quorumUp = QuorumStep(d.quorum[it.svc], LiveWeight(d.reals(it.svc)), s.Quorum, s.Hysteresis)
 		quorumFlip = quorumUp != d.quorum[it.svc]

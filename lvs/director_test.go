@@ -14,6 +14,7 @@ import (
 
 	"github.com/leasehold/leasehold/lvs"
 	"github.com/leasehold/leasehold/lvs/lvstest"
+	"github.com/leasehold/leasehold/script"
 )
 
 var (
@@ -284,4 +285,59 @@ func TestDirectorUndoesForeignChangesOnResync(t *testing.T) {
 		}
 		stop()
 	})
+}
+
+// A real server's notify_down and notify_up run when its checkers take it
+// out and bring it back, with the server named in the environment, one at
+// a time in the order of the changes: a flapping server's log alternates.
+func TestDirectorRealServerNotify(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "notify.log")
+	sh := filepath.Join(dir, "notify.sh")
+	// The sleep makes a later change wait for the earlier script.
+	if err := os.WriteFile(sh, []byte("#!/bin/sh\nsleep 0.05\necho \"$1 $LEASEHOLD_VIRTUAL_SERVER $LEASEHOLD_REAL_SERVER\" >> "+logf+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(lvs.ModeAll, false)
+	for i := range cfg.Services[0].Reals {
+		r := &cfg.Services[0].Reals[i]
+		r.Checks[0].DelayLoop, r.Checks[0].DelayBeforeRetry, r.Checks[0].Retry = 20*time.Millisecond, 5*time.Millisecond, 0
+		r.NotifyUp = &script.Command{Path: sh, Args: []string{"up"}, Timeout: 5 * time.Second}
+		r.NotifyDown = &script.Command{Path: sh, Args: []string{"down"}, Timeout: 5 * time.Second}
+	}
+	k, p := lvstest.NewKernel(), lvstest.NewProber()
+	d := newDirector(t, cfg, k, p, "")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	const flaps = 4
+	for range flaps {
+		p.SetFailing(rs2, "refused")
+		for weights(k) != "10.0.1.1:80=1" {
+			time.Sleep(5 * time.Millisecond)
+		}
+		p.SetFailing(rs2, "")
+		for weights(k) != "10.0.1.1:80=1 10.0.1.2:80=2" {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	cancel()
+	<-done // Run waits for the notify scripts
+	b, err := os.ReadFile(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2*flaps {
+		t.Fatalf("%d notify runs, want %d:\n%s", len(lines), 2*flaps, b)
+	}
+	for i, l := range lines {
+		want := "down 10.0.0.99 80 10.0.1.2:80"
+		if i%2 == 1 {
+			want = "up 10.0.0.99 80 10.0.1.2:80"
+		}
+		if l != want {
+			t.Fatalf("run %d: %q, want %q (in order):\n%s", i+1, l, want, b)
+		}
+	}
 }

@@ -56,8 +56,9 @@
 // service using it is added (the kernel's error names the service); that
 // checks keep their period when more than Workers of them hang until
 // their timeout at once (they queue: the lateness is bounded by
-// checks × timeout / Workers); notify_up/notify_down, SMTP alerts,
-// the other checkers (SMTP, DNS, UDP, PING, FILE, BFD), TUN options and
+// checks × timeout / Workers); that a real server's notify script runs
+// at once (they run one at a time, in order); SMTP alerts, the other
+// checkers (SMTP, DNS, UDP, PING, FILE, BFD), TUN options and
 // virtual_server_group IPv6 ranges are not implemented: the
 // configuration refuses them as unknown keys.
 //

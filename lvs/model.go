@@ -172,6 +172,10 @@ type RealServer struct {
 	// (inhibit_on_failure) instead of being removed.
 	Inhibit bool
 	Checks  []Check
+	// NotifyUp and NotifyDown run when the checkers bring the server
+	// back or take it out, one at a time in the order of the changes,
+	// with LEASEHOLD_VIRTUAL_SERVER and LEASEHOLD_REAL_SERVER set.
+	NotifyUp, NotifyDown *script.Command
 }
 
 // CheckKind is a checker type.

@@ -30,9 +30,10 @@
 //     instance whose virtual_ipaddress holds its address (a warning when
 //     none does). A checker leasehold lacks (SMTP, DNS, UDP, PING, FILE,
 //     BFD), a MISC_CHECK by a relative path, TUN options and IPv6 or
-//     non-last-byte group ranges are refused; notify_up/down, smtp_alert,
-//     ha_suspend, thresholds, scheduler flags and bind options are warned
-//     about as not converted. lvs_sync_daemon (global_defs, or an
+//     non-last-byte group ranges are refused; smtp_alert, ha_suspend,
+//     thresholds, scheduler flags and bind options are warned about as not
+//     converted. A real server's notify_up/notify_down are converted
+//     (except one about MySQL, below). lvs_sync_daemon (global_defs, or an
 //     instance's older lvs_sync_daemon_interface) is written commented:
 //     leasehold's sync master follows the instance's lease, so it needs a
 //     quorum.

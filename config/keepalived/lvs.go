@@ -28,8 +28,9 @@ import (
 //     virtualhost) are written on each real server or checker;
 //   - what leasehold does not do is named with file and line: a checker
 //     it has no equivalent for is refused (the real server would stay in
-//     the table when it fails), notify_up/down, smtp_alert, ha_suspend,
-//     thresholds, flags and the like are warned about and dropped.
+//     the table when it fails), smtp_alert, ha_suspend, thresholds, flags
+//     and the like are warned about and dropped; notify_up/down are
+//     converted (one about MySQL is not: a mysql section is proposed).
 
 // kaVS is a virtual_server block on its way to YAML.
 type kaVS struct {
@@ -70,7 +71,8 @@ type kaRS struct {
 	virtualhost string
 	timing      []*kaKV
 	checks      []*kaKV
-	notifies    []*kaStmt // notify_up, notify_down (not converted)
+	notifies    []*kaStmt // notify_up, notify_down about MySQL (not converted: the mysql proposal)
+	scripts     []*kaKV   // notify_up, notify_down converted
 }
 
 // lvsSchedulers are keepalived 2.2.7's lvs_schedulers, compared exactly.
@@ -79,8 +81,6 @@ var lvsSchedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh",
 // lvsIgnored are keywords keepalived knows in a virtual_server or
 // real_server that leasehold does not do, with what that means.
 var lvsIgnored = map[string]string{
-	"notify_up":               "not converted: leasehold runs no script when a real server comes up (status and /metrics show it: leasehold_lvs_real_server_up)",
-	"notify_down":             "not converted: leasehold runs no script when a real server goes down (status and /metrics show it: leasehold_lvs_real_server_up)",
 	"smtp_alert":              "not converted: leasehold sends no mail",
 	"ha_suspend":              "not converted: leasehold checks real servers on every director, with or without the VIP",
 	"uthreshold":              "not converted: leasehold sets no connection thresholds (ipvsadm -x/-y)",
@@ -581,9 +581,10 @@ func (k *kaConv) realServer(b *kaStmt, vsWhat string) *kaRS {
 				k.errAt(s.Line, s.Key, "%s: %s: leasehold has no such checker, and without it a failed real server would stay in the table: "+
 					"use TCP_CHECK, HTTP_GET or MISC_CHECK (a script), or keep this virtual server on keepalived", what, s.Key)
 			case s.Key == "notify_up" || s.Key == "notify_down":
-				rs.notifies = append(rs.notifies, s)
-				if !mysqlWords.MatchString(strings.Join(s.Args, " ")) { // else the mysql proposal says
-					k.lvsWarn(s, what, "%s: %s", s.Key, lvsIgnored[s.Key])
+				if mysqlWords.MatchString(strings.Join(s.Args, " ")) { // the mysql proposal says why
+					rs.notifies = append(rs.notifies, s)
+				} else if kv := k.notify(s); kv != nil {
+					rs.scripts = setKV(rs.scripts, kv)
 				}
 			case lvsIgnored[s.Key] != "":
 				k.lvsWarn(s, what, "%s: %s", s.Key, lvsIgnored[s.Key])
@@ -1033,6 +1034,7 @@ func (k *kaConv) vsItem(vs *kaVS, reals []*kaRS) *kaKV {
 			radd("inhibit_on_failure", strconv.FormatBool(*rs.inhibit))
 		}
 		r.Map = append(r.Map, rs.timing...)
+		r.Map = append(r.Map, rs.scripts...)
 		for _, c := range rs.checks {
 			has := func(key string) bool { return slices.ContainsFunc(c.Map, func(kv *kaKV) bool { return kv.Key == key }) }
 			if rs.alpha != nil && !has("alpha") {

@@ -109,7 +109,7 @@ func (k *kaConv) mysqlProposals() {
 				p.why = append(p.why, fmt.Sprintf("%s of real_server %s in virtual_server %s (%s)", n.Key, rs.addr, vs.header, k.where(n.Line)))
 				p.address = fmt.Sprintf("%s:%d", bracket(rs.addr.String()), rs.port)
 				p.check = rsCheck(vs, rs)
-				k.warnAt(n.Line, n.Key, "virtual_server %s: real_server %s: %s runs %s, about MySQL/MariaDB: not converted (leasehold runs no real-server scripts); "+
+				k.warnAt(n.Line, n.Key, "virtual_server %s: real_server %s: %s runs %s, about MySQL/MariaDB: not converted (keepalived's failover by script is what the mysql section replaces); "+
 					"a mysql section is proposed under instance %s (commented: it needs a quorum) with the real server as the local server and its check's timing; "+
 					"until it is in use a dead mysqld does NOT move the VIP (keepalived's notify_down did); if the virtual server only watched mysqld, remove it from the output", vs.header, rs.addr, n.Key, cmd, in.name)
 			}

@@ -69,6 +69,8 @@ func checkPlan(t *testing.T, im *Imported) {
 			for _, ck := range r.Checks {
 				stubCmd(ck.Command)
 			}
+			stubCmd(r.NotifyUp)
+			stubCmd(r.NotifyDown)
 		}
 	}
 	if _, err := daemon.NewPlan(c); err != nil {
