@@ -212,9 +212,10 @@ func (c *Config) validateVirtualServers() error {
 	groups, err := c.lvsGroups()
 	errs = append(errs, err)
 	seen := map[lvs.Key]string{}
+	groupUse := map[string]string{}
 	for i := range c.VirtualServer {
 		p := fmt.Sprintf("virtual_server[%d]", i)
-		s, err := c.virtualServer(p, &c.VirtualServer[i], groups)
+		s, err := c.virtualServer(p, &c.VirtualServer[i], groups, groupUse)
 		errs = append(errs, err)
 		for _, k := range s.Keys {
 			if other, dup := seen[k]; dup {
@@ -355,7 +356,11 @@ func (c *Config) eventScripts(p string, scripts ...eventScript) error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) virtualServer(p string, v *VirtualServer, groups map[string][]lvs.Key) (lvs.Service, error) {
+// virtualServer resolves one virtual server. groupUse records which
+// virtual server took each group with each protocol: a second one would
+// repeat every key of the group (an error per key, and work that grows
+// with the product of the two counts); it gets one error instead.
+func (c *Config) virtualServer(p string, v *VirtualServer, groups map[string][]lvs.Key, groupUse map[string]string) (lvs.Service, error) {
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, c.errAt(p+key, format, args...)) }
 	s := lvs.Service{Hysteresis: v.Hysteresis, Omega: v.Omega, Quorum: 1}
@@ -386,6 +391,13 @@ func (c *Config) virtualServer(p string, v *VirtualServer, groups map[string][]l
 		keys, ok := groups[v.Group]
 		if !ok {
 			bad(".group", "no virtual_server_group named %q", v.Group)
+		}
+		use := v.Group + "/" + proto.String()
+		if other, dup := groupUse[use]; dup {
+			bad(".group", "virtual_server_group %q with protocol %s is already %s's: its services would be defined twice", v.Group, proto, other)
+			keys = nil
+		} else if ok {
+			groupUse[use] = p
 		}
 		for _, k := range keys {
 			if k.FWMark == 0 {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,32 @@ func TestParseLVSSyncDaemon(t *testing.T) {
 		if _, err := Parse("lvs.yaml", []byte(tc.conf)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v\nwant %q", err, tc.want)
 		}
+	}
+}
+
+// A virtual_server_group taken by many virtual servers with the same
+// protocol is expanded once: every later one gets one error, not one per
+// key of the group (work and errors linear in the input, not the product
+// of virtual servers and group size).
+func TestParseLVSGroupReusedIsLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("node: {name: lb1}\nquorum: {backend: none}\nvrrp_instance:\n  VI_1: {interface: eth0, virtual_router_id: 51, priority: 100, virtual_ipaddress: [10.0.0.1]}\n")
+	b.WriteString("lvs_mode: all\nvirtual_server_group:\n  web:\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "    - \"10.1.%d.1-250 80\"\n", i)
+	}
+	b.WriteString("virtual_server:\n")
+	const users = 400
+	for range users {
+		b.WriteString("  - {group: web, lb_algo: rr, lb_kind: DR, protocol: TCP, real_server: [{ip: 10.2.0.1, port: 80}]}\n")
+	}
+	b.WriteString("  - {group: web, lb_algo: rr, lb_kind: DR, protocol: UDP, real_server: [{ip: 10.2.0.1, port: 80}]}\n")
+	_, err := Parse("lvs.yaml", []byte(b.String()))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != users-1 || !strings.Contains(lines[0], `virtual_server[1].group: virtual_server_group "web" with protocol TCP is already virtual_server[0]'s`) {
+		t.Fatalf("%d errors (want %d, one per later virtual server), first %q", len(lines), users-1, lines[0])
 	}
 }
