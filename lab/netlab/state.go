@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/leasehold/leasehold/lab/procstat"
 )
 
 // State is what a lab records about itself in its state file: enough for
@@ -114,29 +116,9 @@ func ReadState(path string) (State, error) {
 	return st, nil
 }
 
-// procStartTime returns field 22 of /proc/PID/stat.
-func procStartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// comm (field 2) may contain spaces and parentheses: split after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("netlab: malformed /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("netlab: short /proc/%d/stat", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
-}
-
 func recordOf(pid int, host, argv0 string) ProcRecord {
-	st, _ := procStartTime(pid)
-	return ProcRecord{PID: pid, StartTime: st, Host: host, Argv0: argv0}
+	st, _ := procstat.Read(pid)
+	return ProcRecord{PID: pid, StartTime: st.StartTime, Host: host, Argv0: argv0}
 }
 
 // alive reports whether the process recorded in r still runs (same PID,
@@ -145,12 +127,12 @@ func (r ProcRecord) alive() bool {
 	if r.PID <= 0 {
 		return false
 	}
-	st, err := procStartTime(r.PID)
+	st, err := procstat.Read(r.PID)
 	if err != nil {
 		return false
 	}
 	// An unknown recorded start time cannot rule the process out.
-	return r.StartTime == 0 || st == r.StartTime
+	return r.StartTime == 0 || st.StartTime == r.StartTime
 }
 
 // ErrNotLab is returned by Cleanup for a file that is not a lab state file.
@@ -261,13 +243,8 @@ func teardown(st State) []error {
 // isZombieNotOurs reports whether pid is a zombie (dead, waiting to be
 // reaped by its parent): it no longer holds any namespace.
 func isZombieNotOurs(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && len(s) > i+2 && (s[i+2] == 'Z' || s[i+2] == 'X')
+	st, err := procstat.Read(pid)
+	return err != nil || st.Exited()
 }
 
 // procExited reports whether pid is gone or a zombie.

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/leasehold/leasehold/lab/procstat"
 	"github.com/leasehold/leasehold/test/benchdoc"
 )
 
@@ -171,20 +172,17 @@ func treeCPU(root int) (cpu, rssMiB float64) {
 	tick := 100.0 // USER_HZ on Linux
 	ents, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
-	stat := map[int][]string{}
+	stat := map[int]procstat.Stat{}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		st, err := procstat.Read(pid)
 		if err != nil {
 			continue
 		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		pp, _ := strconv.Atoi(f[1])
-		parent[pid], stat[pid] = pp, f
+		parent[pid], stat[pid] = st.PPID, st
 	}
 	in := func(pid int) bool {
 		for p := pid; p > 1; p = parent[p] {
@@ -198,9 +196,7 @@ func treeCPU(root int) (cpu, rssMiB float64) {
 		if !in(pid) {
 			continue
 		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		s, _ := strconv.ParseFloat(f[12], 64)
-		cpu += (u + s) / tick
+		cpu += float64(f.UTime+f.STime) / tick
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 			for _, l := range strings.Split(string(b), "\n") {
 				if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {

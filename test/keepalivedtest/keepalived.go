@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/lab/netlab"
+	"github.com/leasehold/leasehold/lab/procstat"
 )
 
 // Binary is the keepalived executable.
@@ -144,23 +145,13 @@ func (k *Keepalived) VRRPPID() int {
 	return pid
 }
 
-// ppid returns the parent PID of pid from /proc, or 0.
+// ppid returns the parent PID of pid from /proc, or 0 (gone or a zombie).
 func ppid(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	st, err := procstat.Read(pid)
+	if err != nil || st.Exited() {
 		return 0
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 || f[0] == "Z" {
-		return 0
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
+	return st.PPID
 }
 
 // Dir returns the directory holding the config, pid files and log.

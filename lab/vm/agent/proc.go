@@ -2,16 +2,15 @@ package agent
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/leasehold/leasehold/lab/procstat"
 )
 
 // outputGrace is how long exec keeps reading output after the shell
@@ -124,12 +123,12 @@ func (s *Server) spawn(argv []string, logPath string) Response {
 	}
 	pid := cmd.Process.Pid
 	// Not reaped yet: /proc/pid/stat exists even if it already exited.
-	st, err := readStat(pid)
+	st, err := procstat.Read(pid)
 	go func() { _ = cmd.Wait() }()
 	if err != nil {
 		return fail("agent: spawn %s: started as pid %d, but its start time is unknown: %v", argv[0], pid, err)
 	}
-	return Response{PID: pid, StartTime: st.startTime}
+	return Response{PID: pid, StartTime: st.StartTime}
 }
 
 func signal(pid int, startTime uint64, sig int) Response {
@@ -143,12 +142,12 @@ func signal(pid int, startTime uint64, sig int) Response {
 		return fail("agent: signal %d to pid %d not sent: %v", sig, pid, err)
 	}
 	defer unix.Close(fd)
-	st, err := readStat(pid)
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return fail("agent: signal %d to pid %d not sent: %v", sig, pid, err)
 	}
-	if st.startTime != startTime {
-		return fail("agent: signal %d to pid %d not sent: it started at %d, not %d (another process)", sig, pid, st.startTime, startTime)
+	if st.StartTime != startTime {
+		return fail("agent: signal %d to pid %d not sent: it started at %d, not %d (another process)", sig, pid, st.StartTime, startTime)
 	}
 	if err := unix.PidfdSendSignal(fd, unix.Signal(sig), nil, 0); err != nil {
 		return fail("agent: signal %d to pid %d not sent: %v", sig, pid, err)
@@ -159,40 +158,8 @@ func signal(pid int, startTime uint64, sig int) Response {
 func alive(pid int, startTime uint64) Response {
 	yes := false
 	if pid > 0 {
-		st, err := readStat(pid)
-		yes = err == nil && st.startTime == startTime && st.state != 'Z' && st.state != 'X'
+		st, err := procstat.Read(pid)
+		yes = err == nil && st.StartTime == startTime && !st.Exited()
 	}
 	return Response{Alive: &yes}
-}
-
-type procStat struct {
-	state     byte
-	startTime uint64
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseStat(string(b))
-}
-
-// parseStat reads fields 3 (state) and 22 (starttime) of a /proc/PID/stat
-// line. The command name (field 2) is in parentheses and may hold spaces
-// and parentheses itself, so fields are counted after the last ')'.
-func parseStat(line string) (procStat, error) {
-	i := strings.LastIndexByte(line, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("stat %q: no ')'", line)
-	}
-	f := strings.Fields(line[i+1:])
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("stat: %d fields after the command name, want ≥ 20", len(f))
-	}
-	st, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("stat: start time: %w", err)
-	}
-	return procStat{state: f[0][0], startTime: st}, nil
 }
