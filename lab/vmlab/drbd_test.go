@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,4 +284,74 @@ func TestVMDRBDSplitBrainByTheLease(t *testing.T) {
 	log := run("n2", "grep -h 'split brain' "+guestLog+" | head -5")
 	t.Logf("n2's log:\n%s", log)
 	t.Logf("whole test %v (heal at +%v)", time.Since(t0).Round(time.Second), tHeal.Sub(t0).Round(time.Second))
+}
+
+// TestVMDRBDDemoteBlocked: a demotion that cannot finish. n1 is Primary
+// with the writer on /srv; a process opens /dev/drbd0 itself (not a file
+// on the mount, so kill_holders does not find it, as a backup reading
+// the raw device would) and n1's daemon is stopped (SIGTERM). The
+// writer's service stops, /srv unmounts, but `drbdadm secondary` fails
+// (held open): the group escalates, keeps the lease and stops feeding
+// the watchdog, which resets n1; n2 gets the lease only after that and
+// promotes. Never two Primaries (both nodes sampled over 10×/s), every
+// acknowledged record on the new Primary.
+func TestVMDRBDDemoteBlocked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	l := upLab(ctx, t, Options{DRBD: true})
+	waitCond(t, 60*time.Second, "n1 Primary with /srv mounted", func() (bool, string) {
+		st, err := l.DRBDState(ctx, "n1")
+		return err == nil && st.Role == drbd.Primary && l.mounted(ctx, l.nodes[0]), fmt.Sprint(st, err)
+	})
+	dw, err := drbdTarget{l}.GuardData(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dw.(*dataWatch)
+	waitCond(t, 30*time.Second, "three records acknowledged on n1", func() (bool, string) {
+		return w.ackCount() >= 3, fmt.Sprint(w.ackCount())
+	})
+	if _, err := l.Exec(ctx, "n1", "setsid sh -c 'exec 3<"+DRBDDevice+"; exec sleep 600' </dev/null >/dev/null 2>&1 &"); err != nil {
+		t.Fatal(err)
+	}
+	tStop := time.Now()
+	if err := l.Signal("n1", syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	reset := waitCond(t, 60*time.Second, "n1 reset by its watchdog", func() (bool, string) {
+		return !l.ResetAt("n1").IsZero(), "not reset"
+	})
+	var first ack
+	waitCond(t, 60*time.Second, "n2 Primary, a record acknowledged there", func() (bool, string) {
+		a, ok := w.firstAckOn("n1", tStop)
+		first = a
+		return ok, fmt.Sprint(w.ackCount(), " acknowledged")
+	})
+	resetAt := l.ResetAt("n1")
+	t.Logf("SIGTERM → n1 reset: %v; → first record on %s: %v (%v after the reset)", reset.Round(time.Millisecond),
+		first.node, first.at.Sub(tStop).Round(time.Millisecond), first.at.Sub(resetAt).Round(time.Millisecond))
+	if first.at.Before(resetAt) {
+		t.Errorf("%s acknowledged a record %v before n1's reset", first.node, resetAt.Sub(first.at))
+	}
+	// What n1 said before its reset (its log is on the share).
+	if b, err := os.ReadFile(l.LogPath("n1")); err != nil || !strings.Contains(string(b), "not released") {
+		t.Errorf("n1's log does not say it kept the lease after the failed demotion (%v):\n%s", err, lastLines(string(b), 15))
+	}
+	if err := l.Restart(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.waitSteadyDRBD(ctx, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rep := w.Check(ctx)
+	t.Logf("samples %d (%.1f/s per node), two-Primary %d (%v), acknowledged %d, lost %d, Primary %s; whole test %v",
+		rep.Samples, rep.SampleRate, rep.TwoPrimary, time.Duration(rep.TwoPrimaryUS)*time.Microsecond, rep.Acked, rep.Lost, rep.Primary,
+		time.Since(t0).Round(time.Second))
+	if rep.Err != "" || rep.TwoPrimary != 0 || rep.TwoPrimaryUS != 0 || rep.Lost != 0 {
+		t.Errorf("data check: %+v", rep)
+	}
+	if rep.SampleRate < 10 {
+		t.Errorf("roles sampled %.1f/s: want at least 10", rep.SampleRate)
+	}
 }
