@@ -135,8 +135,23 @@ func (w *splitBrainWatch) check(ctx context.Context) {
 	if !try {
 		return
 	}
+	// The lease read above may be stale by the time the resource is free
+	// (a promotion may be under way): read it again under the resource's
+	// lock, and act only on the same decision.
+	still := func(ctx context.Context) bool {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		h, held, err := w.q.Inspect(cctx, w.group)
+		now := in
+		now.HolderKnown, now.Holder = err == nil, ""
+		if held {
+			now.Holder = h.Node
+		}
+		a, _ := drbd.DecideSplitBrain(now)
+		return a == action
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	gi, err := w.r.ResolveSplitBrain(cctx, action)
+	gi, err := w.r.ResolveSplitBrain(cctx, action, still)
 	cancel()
 	w.mu.Lock()
 	w.lastError = ""
@@ -148,6 +163,11 @@ func (w *splitBrainWatch) check(ctx context.Context) {
 	}
 	w.mu.Unlock()
 	switch {
+	case errors.Is(err, drbd.ErrDecisionChanged):
+		w.mu.Lock()
+		w.lastTry = time.Time{} // decide again at the next round
+		w.mu.Unlock()
+		w.log.Warn("drbd: split brain: not carried out, the lease moved while waiting for the resource", "decision", action.String())
 	case err != nil:
 		w.log.Error("drbd: resolving the split brain failed; retrying", "decision", action.String(), "generation", gi, "err", err, "retry_in", splitBrainRetry)
 	case action == drbd.SplitBrainDiscardMine:

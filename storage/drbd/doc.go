@@ -45,6 +45,12 @@
 //     ErrStillPrimary when DRBD still says Primary. Nothing outlives ctx:
 //     each program is killed with its process group at its step timeout
 //     or when ctx ends.
+//   - One Promote, Demote or ResolveSplitBrain at a time on a Resource
+//     (the group's chain and the daemon's split-brain watch both act on
+//     it); a caller waits no longer than its context. ResolveSplitBrain
+//     asks again, once the resource is free, whether its decision still
+//     holds (the lease read from the quorum then): a node that got the
+//     lease meanwhile discards nothing (ErrDecisionChanged).
 //   - The parsers return ErrParse for anything that is not DRBD 8.4's
 //     format (an unknown state is an error, not a guess), never panic
 //     (fuzzed) and run in linear time on bounded input.
@@ -58,11 +64,6 @@
 //     escalates (the watchdog is no longer fed) and keeps its lease until
 //     it expires, so the peer cannot promote while this node may still
 //     be Primary.
-//   - That a split-brain resolution (after_split_brain: lease) never
-//     overlaps the group's own promotion or demotion: it runs from the
-//     daemon's watch, outside the resource chain's serialisation; it only
-//     acts on a node that does not hold the lease (discard) or that does
-//     (connect), as read from the quorum just before.
 //   - That the data is the newest when DRBD says UpToDate while
 //     disconnected, unless DRBD runs the fence-peer handler with its I/O
 //     frozen (fencing resource-and-stonith): the mark only exists if the

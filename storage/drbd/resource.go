@@ -41,6 +41,10 @@ type Resource struct {
 	// wait sleeps between unmount attempts (a timer; tests run in a
 	// synctest bubble).
 	wait func(ctx context.Context, d time.Duration) error
+	// ops admits one promotion, demotion or split-brain resolution at a
+	// time (the group's chain and the split-brain watch both act on the
+	// resource); a caller waits for it no longer than its context.
+	ops chan struct{}
 
 	mu          sync.Mutex
 	refusals    uint64
@@ -83,8 +87,20 @@ func New(cfg Config, ex Executor, log *slog.Logger) (*Resource, error) {
 	}
 	minor, _ := MinorOf(cfg.Device)
 	cfg = cfg.withDefaults()
-	return &Resource{cfg: cfg, minor: minor, ex: ex, log: log.With("drbd", cfg.Resource), wait: sleep}, nil
+	return &Resource{cfg: cfg, minor: minor, ex: ex, log: log.With("drbd", cfg.Resource), wait: sleep, ops: make(chan struct{}, 1)}, nil
 }
+
+// acquire takes ops, or fails when ctx ends first; release gives it back.
+func (r *Resource) acquire(ctx context.Context, what string) error {
+	select {
+	case r.ops <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drbd %s: %s: waiting for another operation on the resource: %w", r.cfg.Resource, what, ctx.Err())
+	}
+}
+
+func (r *Resource) release() { <-r.ops }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -151,6 +167,10 @@ func (r *Resource) run(ctx context.Context, epoch uint64, path string, args ...s
 // primary, mount, start the services in order. On a failure it undoes
 // what it did (Demote) and returns the failure.
 func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
+	if err := r.acquire(ctx, "promote"); err != nil {
+		return err
+	}
+	defer r.release()
 	s, err := r.State()
 	if err != nil && !errors.Is(err, ErrNoMinor) {
 		return fmt.Errorf("read state: %w", err)
@@ -188,7 +208,7 @@ func (r *Resource) Promote(ctx context.Context, epoch uint64) error {
 	}
 	r.log.Info("drbd: promoting", "epoch", epoch, "reason", reason)
 	if err := r.promote(ctx, epoch, s); err != nil {
-		if undo := r.Demote(ctx, epoch); undo != nil {
+		if undo := r.demote(ctx, epoch); undo != nil {
 			return errors.Join(err, fmt.Errorf("undo: %w", undo))
 		}
 		return err
@@ -242,6 +262,14 @@ func (r *Resource) service(ctx context.Context, epoch uint64, sv Service, verb s
 // failed step and DRBD's state. ctx bounds it all (the group's demote
 // budget), the step timeout each program.
 func (r *Resource) Demote(ctx context.Context, epoch uint64) error {
+	if err := r.acquire(ctx, "demote"); err != nil {
+		return err
+	}
+	defer r.release()
+	return r.demote(ctx, epoch)
+}
+
+func (r *Resource) demote(ctx context.Context, epoch uint64) error {
 	s, serr := r.State()
 	// Known: read, or the minor is down, or the module is not loaded (no
 	// /proc/drbd: nothing can be Primary). Anything else is doubt.

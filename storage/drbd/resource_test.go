@@ -354,3 +354,52 @@ func TestParseService(t *testing.T) {
 		t.Fatalf("%d %v", m, err)
 	}
 }
+
+// A split-brain resolution waits for a promotion under way (one
+// operation at a time on the resource, bounded by the caller's context),
+// and once the resource is free it carries out nothing if its decision
+// no longer holds (this node got the lease meanwhile): no demotion of the
+// new Primary, no --discard-my-data.
+func TestResolveSplitBrainWaitsAndRechecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := drbdtest.NewHost("r0", 0)
+		h.Set(drbd.Secondary, drbd.UpToDate, drbd.StandAlone)
+		h.Hang("mount") // the promotion stops at its mount
+		r := newRes(t, cfg(), h)
+		pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer pcancel()
+		promoted := make(chan error, 1)
+		go func() { promoted <- r.Promote(pctx, 9) }()
+		synctest.Wait() // Promote holds the resource, blocked in mount
+
+		wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := r.ResolveSplitBrain(wctx, drbd.SplitBrainDiscardMine, nil)
+		wcancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for another operation") {
+			t.Fatalf("resolve beside a promotion: %v", err)
+		}
+		asked := false
+		resolved := make(chan error, 1)
+		go func() {
+			_, err := r.ResolveSplitBrain(context.Background(), drbd.SplitBrainDiscardMine, func(context.Context) bool { asked = true; return false })
+			resolved <- err
+		}()
+		synctest.Wait()
+		select {
+		case err := <-resolved:
+			t.Fatalf("resolved while the promotion runs: %v", err)
+		default:
+		}
+		if err := <-promoted; err == nil { // the hung mount ran out at 5 s
+			t.Fatal("promotion with a hung mount succeeded")
+		}
+		if err := <-resolved; !errors.Is(err, drbd.ErrDecisionChanged) || !asked {
+			t.Fatalf("resolve after the lease moved: %v (asked %v)", err, asked)
+		}
+		for _, c := range h.Calls() {
+			if strings.Contains(c, "discard-my-data") || strings.HasPrefix(c, "drbdadm get-gi") {
+				t.Errorf("ran %q although the decision no longer held: %q", c, h.Calls())
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package drbd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -101,12 +102,26 @@ func (r *Resource) GenerationIDs(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// ErrDecisionChanged: the split-brain decision no longer held when the
+// resource was free to carry it out (the lease moved meanwhile).
+var ErrDecisionChanged = errors.New("split brain: the decision no longer holds (the lease moved); deciding again")
+
 // ResolveSplitBrain carries out a DiscardMine or Reconnect decision and
 // returns this node's generation identifiers from before it (for the log:
 // with DiscardMine they name the writes given up). DiscardMine demotes
 // first (services, unmount, Secondary: a Primary without the lease), then
 // `drbdadm connect --discard-my-data`; Reconnect runs `drbdadm connect`.
-func (r *Resource) ResolveSplitBrain(ctx context.Context, a SplitBrainAction) (gi string, err error) {
+// It runs alone on the resource (no promotion or demotion beside it), and
+// first asks still, if set, whether the decision holds now: a node that
+// got the lease while it waited must not discard its data (ErrDecisionChanged).
+func (r *Resource) ResolveSplitBrain(ctx context.Context, a SplitBrainAction, still func(context.Context) bool) (gi string, err error) {
+	if err := r.acquire(ctx, "resolve split brain"); err != nil {
+		return "", err
+	}
+	defer r.release()
+	if still != nil && !still(ctx) {
+		return "", ErrDecisionChanged
+	}
 	gi, gerr := r.GenerationIDs(ctx)
 	if gerr != nil {
 		gi = "unknown: " + gerr.Error()
@@ -114,7 +129,7 @@ func (r *Resource) ResolveSplitBrain(ctx context.Context, a SplitBrainAction) (g
 	p := r.cfg.Paths
 	switch a {
 	case SplitBrainDiscardMine:
-		if err := r.Demote(ctx, 0); err != nil {
+		if err := r.demote(ctx, 0); err != nil {
 			return gi, fmt.Errorf("split brain: demote before discarding: %w", err)
 		}
 		if err := r.run(ctx, 0, p.Drbdadm, "connect", "--discard-my-data", r.cfg.Resource); err != nil {
