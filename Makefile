@@ -117,8 +117,9 @@ soak: deps build
 # bench-lvs: leasehold and keepalived 2.2.7 as LVS directors in the same
 # VMs (lvs/lvsvm TestBenchLVS): real-server failure detection and
 # recovery, director failover, CPU at 1,000 checked real servers; the
-# tables in docs/benchmarks.md. LVS_BENCH_RUNS sets the runs (detection
-# 5, failover 1 per fault by default). ~15 min on 2 cores.
+# tables in docs/benchmarks.md. LVS_BENCH_RUNS sets the detection runs
+# (20), LVS_BENCH_FAILOVER_RUNS the failover runs per fault (1). ~20 min
+# on 2 cores.
 bench-lvs: deps
 	LVS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchLVS$$' -v ./lvs/lvsvm/ | tee /tmp/leasehold-bench-lvs.txt
 	$(GO) run ./test/benchrecord lvs /tmp/leasehold-bench-lvs.txt docs/benchmarks.md
