@@ -2,6 +2,7 @@ package vmlab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -113,6 +114,8 @@ func (l *Lab) Failover(ctx context.Context, fault string, window time.Duration) 
 		r.Note = "no takeover within " + window.String()
 		if l.o.Keepalived {
 			r.Note += ": " + l.notifyTail(ctx)
+		} else {
+			r.Note += l.refusals(ctx, r.From)
 		}
 	}
 	// Undo the fault.
@@ -265,6 +268,38 @@ func (l *Lab) recoverSplitBrain(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("split brain resolved by hand as the seed does (%s kept)", keep.name), nil
+}
+
+// refusals says why the nodes other than from did not promote: each
+// one's last refused promotion, from its daemon's status ("" none).
+func (l *Lab) refusals(ctx context.Context, from string) string {
+	var parts []string
+	for _, n := range l.nodes {
+		v := l.vmOf(n)
+		if n.name == from || v == nil || exited(v) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		code, body, err := v.HTTP(cctx, statusSocket, "GET", "/status", nil)
+		cancel()
+		var st struct {
+			DRBD []struct {
+				LastRefusal string `json:"last_refusal"`
+			} `json:"drbd"`
+		}
+		if err != nil || code != 200 || json.Unmarshal(body, &st) != nil {
+			continue
+		}
+		for _, d := range st.DRBD {
+			if d.LastRefusal != "" {
+				parts = append(parts, n.name+" refused to promote: "+d.LastRefusal)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, "; ")
 }
 
 // notifyTail is the keepalived notify log's last lines of every node.
