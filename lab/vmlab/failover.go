@@ -242,8 +242,9 @@ func (l *Lab) splitBrains(ctx context.Context) int {
 
 // recoverSplitBrain is seed 002's manual recovery, for a lab whose nodes
 // no longer connect: the node that is not Primary, or n2 if both are,
-// unmounts, becomes Secondary and reconnects with --discard-my-data; the
-// other reconnects.
+// stops the writer there (its gate, and the processes on /srv killed, as
+// an operator stops the service), unmounts, becomes Secondary and
+// reconnects with --discard-my-data; the other reconnects.
 func (l *Lab) recoverSplitBrain(ctx context.Context) (string, error) {
 	var primaries []*node
 	for _, n := range l.nodes {
@@ -259,8 +260,16 @@ func (l *Lab) recoverSplitBrain(ctx context.Context) (string, error) {
 		if n == keep {
 			continue
 		}
-		if _, err := l.exec(ctx, n, fmt.Sprintf("umount %s 2>/dev/null; drbdadm disconnect %s 2>/dev/null; drbdadm secondary %s && drbdadm connect --discard-my-data %s",
-			DRBDMount, DRBDResource, DRBDResource, DRBDResource)); err != nil {
+		// The writer's gate closed first (no new record enters /srv), the
+		// records under way killed, then the seed's commands; the gate
+		// opens again whatever they did.
+		if _, err := l.exec(ctx, n, fmt.Sprintf(`touch %[3]s
+for i in 1 2 3 4 5; do fuser -km %[1]s >/dev/null 2>&1; umount %[1]s 2>/dev/null; grep -q ' %[1]s ' /proc/mounts || break; sleep 0.2; done
+drbdadm disconnect %[2]s 2>/dev/null
+drbdadm secondary %[2]s && drbdadm connect --discard-my-data %[2]s
+rc=$?
+rm -f %[3]s
+exit $rc`, DRBDMount, DRBDResource, writerGateClosed)); err != nil {
 			return "", err
 		}
 	}
