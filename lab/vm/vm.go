@@ -104,7 +104,7 @@ func Start(ctx context.Context, c Config) (*VM, error) {
 		close(v.exited)
 	}()
 	v.qmp = newLineConn(v.dialer(qmpDial(filepath.Join(c.Dir, "qmp.sock"))), qmpKey, maxQMPLine)
-	v.agent = newLineConn(v.dialer(unixDial(filepath.Join(c.Dir, "ctl.sock"))), agentKey, agent.MaxReplyLine)
+	v.agent = newLineConn(v.dialer(agentDial(filepath.Join(c.Dir, "ctl.sock"))), agentKey, agent.MaxReplyLine)
 
 	// qemu creates its sockets during start-up: dial until they answer.
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -161,6 +161,62 @@ func unixDial(path string) func(ctx context.Context) (net.Conn, error) {
 	return func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
+	}
+}
+
+// agentProbeEvery is how often agentDial repeats its probe.
+const agentProbeEvery = 250 * time.Millisecond
+
+// agentDial dials the agent's socket and returns the connection once the
+// agent has answered on it. After the host side of the port dropped, the
+// guest notices only when it reads (EOF), closes the port and reopens it
+// 200 ms later; a request written meanwhile is lost, and its caller waits
+// out its whole timeout. So a probe — op alive for pid 0, id 0, which
+// agentKey never routes to a call — is written every agentProbeEvery until
+// a reply line comes back (or ctx ends). The reply is read a byte at a
+// time, so nothing after it is taken from the connection's reader; a late
+// answer to an earlier probe is dropped there like any line without a
+// caller.
+func agentDial(path string) func(ctx context.Context) (net.Conn, error) {
+	dial := unixDial(path)
+	probe, _ := json.Marshal(agent.Request{Op: "alive"})
+	probe = append(probe, '\n')
+	return func(ctx context.Context) (net.Conn, error) {
+		conn, err := dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			if ctx.Err() != nil {
+				conn.Close()
+				return nil, fmt.Errorf("the agent did not answer a probe: %w", context.Cause(ctx))
+			}
+			dl := time.Now().Add(agentProbeEvery)
+			if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+				dl = d
+			}
+			_ = conn.SetDeadline(dl)
+			if _, err := conn.Write(probe); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				conn.Close()
+				return nil, fmt.Errorf("probe not sent: %w", err)
+			}
+			var b [1]byte
+			got := false
+			for {
+				n, err := conn.Read(b[:])
+				if err != nil {
+					break
+				}
+				if n == 1 && b[0] == '\n' {
+					got = true
+					break
+				}
+			}
+			if got {
+				_ = conn.SetDeadline(time.Time{})
+				return conn, nil
+			}
+		}
 	}
 }
 
