@@ -137,10 +137,19 @@ func (d *Daemon) newGroup(name string, ics []*config.Instance, vips []vipaddr.VI
 	retry := lead.AdvertInt.D()
 	return node.NewGroup(node.GroupConfig{
 		Machine: node.Config{Group: name, Probe: probe != nil, StepTimeout: stepTimeout(opts),
-			RetryInterval: max(retry, 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget},
+			RetryInterval: max(retry, 100*time.Millisecond), HandoverDelay: skew, DemoteBudget: opts.DemoteBudget,
+			RestoreWindow: restoreWindow(uint8(lead.Version), uint8(prio), lead.AdvertInt.D())},
 		Priority: prio, VIPs: addrs, FenceMargin: d.cfg.Fencing.Margin.D(), StopBudget: stopBudget,
 		LifetimeIsFence: lifetimeOnly(d.fence),
 	}, deps)
+}
+
+// restoreWindow is how long after a quorum fault a node elects as after a
+// restore (node.Config.RestoreWindow): its own Master_Down, then a better
+// member's, which starts when that member's session is back, up to a
+// second later (the sessions reopen at the phase of each node's retries).
+func restoreWindow(version, prio uint8, advert time.Duration) time.Duration {
+	return 2*vrrp.MasterDownInterval(version, prio, advert) + time.Second
 }
 
 func lifetimeOnly(f fencing.Fence) bool {
@@ -148,14 +157,19 @@ func lifetimeOnly(f fencing.Fence) bool {
 	return ok
 }
 
-// vrrpControl adapts a vrrp.Instance to node.VRRPControl.
-type vrrpControl struct{ in *vrrp.Instance }
+// vrrpControl adapts a vrrp.Instance to node.VRRPControl; r is its
+// membership in lease mode (nil otherwise).
+type vrrpControl struct {
+	in *vrrp.Instance
+	r  *node.Roster
+}
 
 func (v vrrpControl) Inject(ev vrrp.Event)            { v.in.Inject(ev) }
 func (v vrrpControl) SetFault(source string, on bool) { v.in.SetFault(source, on) }
 func (v vrrpControl) Announce()                       { v.in.Announce() }
 func (v vrrpControl) Faults() []string                { return v.in.Faults() }
 func (v vrrpControl) MasterHeard() bool               { return v.in.MasterHeard() }
+func (v vrrpControl) HigherMember() bool              { return v.r != nil && v.r.HigherRegistered() }
 
 // onTransition logs, counts and notifies a role change.
 func (d *Daemon) onTransition(group string, members []string, t node.Transition, epoch uint64) {

@@ -193,8 +193,10 @@ func (d *Daemon) setup(ctx context.Context) error {
 		}
 		// Lease mode: the instance hears its members only (node/members.go)
 		// and speaks only as the lease allows.
+		var roster *node.Roster
 		if d.leaseMode() {
 			r := node.NewRoster(name, in.Config().Src, ic.Priority, icfg.Peers)
+			roster = r
 			in.SetMembers(r)
 			d.rosters = append(d.rosters, r)
 		}
@@ -220,7 +222,7 @@ func (d *Daemon) setup(ctx context.Context) error {
 		}
 		switch {
 		case inSync:
-			sg.sync.SetMember(sg.index[name], vrrpControl{in})
+			sg.sync.SetMember(sg.index[name], vrrpControl{in, roster})
 			observers = append(observers, sg.sync.OnTransition(sg.index[name]))
 			if sg.none != nil {
 				sg.none.effects[sg.index[name]] = newAddrEffects(d, name, vips)
@@ -234,7 +236,7 @@ func (d *Daemon) setup(ctx context.Context) error {
 					g.Post(node.VRRPFaulted{On: false})
 				}
 			})
-			g.SetVRRP(vrrpControl{in})
+			g.SetVRRP(vrrpControl{in, roster})
 			d.groups = append(d.groups, g)
 		}
 		in.OnTransition = func(t vrrp.Transition, p uint8) {

@@ -16,6 +16,18 @@
 // dies — that is the kernel fence's job (package fencing), armed until the
 // local deadline.
 //
+// # After a quorum fault
+//
+// For Config.RestoreWindow after a session that follows a quorum fault,
+// a deleted key is taken for an expiry (no handover fast path), and a VRRP
+// master defers while a member of higher priority is registered at the
+// quorum (VRRPMaster.HigherMember), acquiring when the window ends if VRRP
+// is still master. Guaranteed by Machine alone (testdata/scenarios/
+// restore_window*.txt): no acquire in the window while HigherMember holds.
+// Not guaranteed: one ownership change per restore, which also needs the
+// better member registered, as this node's watch sees it, before this
+// node's Master_Down runs out, and its adverts heard within the window.
+//
 // # Storm bound
 //
 // Whatever VRRP says (a foreign speaker with a higher priority on the

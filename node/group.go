@@ -29,6 +29,11 @@ type VRRPControl interface {
 // as Backup, hears another node as master (vrrp.Instance.MasterHeard).
 type masterHearer interface{ MasterHeard() bool }
 
+// memberRanker is the optional part of VRRPControl that says whether a
+// member of higher priority is registered at the quorum
+// (Roster.HigherRegistered).
+type memberRanker interface{ HigherMember() bool }
+
 // Addresses adds and removes a group's VIPs; lifetime > 0 makes the kernel
 // drop them by itself (the fence's second layer). Both are idempotent.
 type Addresses interface {
@@ -332,11 +337,18 @@ func (g *Group) Run(ctx context.Context) error {
 func (g *Group) SetPriority(p int) { g.priority.Store(int64(p)) }
 
 func (g *Group) step(ev Event) {
-	if kd, ok := ev.(KeyDeleted); ok {
-		// Asked before g.mu: the VRRP instance takes its own lock.
+	// Asked before g.mu: the VRRP instance and the roster take their own
+	// locks.
+	switch e := ev.(type) {
+	case KeyDeleted:
 		if h, ok := g.deps.VRRP.(masterHearer); ok {
-			kd.MasterHeard = h.MasterHeard()
-			ev = kd
+			e.MasterHeard = h.MasterHeard()
+			ev = e
+		}
+	case VRRPMaster:
+		if r, ok := g.deps.VRRP.(memberRanker); ok {
+			e.HigherMember = r.HigherMember()
+			ev = e
 		}
 	}
 	now := time.Now()
@@ -492,6 +504,8 @@ func (g *Group) perform(a Action, m Machine) {
 		g.deps.VRRP.SetFault("quorum", a.On)
 	case Demote:
 		g.demote(a)
+	case Note:
+		g.log.Info(a.Detail)
 	case Alarm:
 		g.log.Warn("alarm", "kind", a.Kind, "detail", a.Detail)
 		if g.deps.OnAlarm != nil {

@@ -299,3 +299,40 @@ func TestGroupStatusDoesNotHoldTheGroupAcrossKernelReads(t *testing.T) {
 		}
 	})
 }
+
+// In the restore window after its session opens, a node whose VRRP becomes
+// master while a member of higher priority is registered waits: no acquire
+// until the window ends (that member never took over here). Outside the
+// window, the same event acquires at once.
+func TestGroupRestoreWindowDefers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.restore = time.Second
+		n := w.startNode("n2", "g1")
+		g := n.g("g1")
+		g.vrrp.Higher.Store(true)
+		opened := time.Now() // the session opened within startNode's first poll
+		g.Post(node.VRRPMaster{})
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		if g.Role() != node.RoleBackup || g.Status().Epoch != 0 {
+			t.Fatalf("in the window with a higher member registered: %+v", g.Status())
+		}
+		until(t, time.Second, func() bool { return g.Role() == node.RoleOwner }, "n2 owns g1 after the window")
+		if took := time.Since(opened); took < 900*time.Millisecond {
+			t.Errorf("owner %v after the session opened, inside the 1 s window", took)
+		}
+
+		// Outside the window: a higher member registered does not hold
+		// the VRRP master back.
+		m := w.startNode("n3", "g2")
+		time.Sleep(1100 * time.Millisecond)
+		m.g("g2").vrrp.Higher.Store(true)
+		start := time.Now()
+		m.g("g2").Post(node.VRRPMaster{})
+		until(t, time.Second, func() bool { return m.g("g2").Role() == node.RoleOwner }, "n3 owns g2")
+		if took := time.Since(start); took > 100*time.Millisecond {
+			t.Errorf("outside the window the owner came %v after VRRP master", took)
+		}
+	})
+}

@@ -42,6 +42,8 @@ type world struct {
 	upSince map[string]map[string]time.Time // group → node → when added
 	downAt  map[string]map[string]time.Time // group → node → last removal
 	fenceTo map[string]map[string]time.Time // group → node → latest fence expiry armed
+
+	restore time.Duration // the nodes' restore window (node.Config.RestoreWindow)
 }
 
 func newWorld(t *testing.T) *world {
@@ -152,7 +154,7 @@ func (w *world) startNode(name string, groups ...string) *testNode {
 		}
 		g, err := node.NewGroup(node.GroupConfig{
 			Machine: node.Config{Group: gname, StepTimeout: 500 * time.Millisecond, RetryInterval: 100 * time.Millisecond,
-				HandoverDelay: 20 * time.Millisecond, DemoteBudget: testOptions(name).DemoteBudget},
+				HandoverDelay: 20 * time.Millisecond, DemoteBudget: testOptions(name).DemoteBudget, RestoreWindow: w.restore},
 			Priority: 100, VIPs: []netip.Addr{testVIP}, FenceMargin: 20 * time.Millisecond, StopBudget: time.Second,
 		}, node.GroupDeps{VRRP: tg.vrrp, Addrs: tg.addrs, Fence: tg.fence, Resources: tg.res, PeerFence: tg.peer,
 			Log: slog.New(slog.DiscardHandler)})

@@ -89,6 +89,12 @@ type Config struct {
 	FlapLimit      int
 	FlapBackoff    time.Duration
 	FlapBackoffMax time.Duration
+	// RestoreWindow: for this long after a session that follows a quorum
+	// fault (the daemon's start, or a lost session), the node elects as
+	// after a restore (doc.go "After a quorum fault"): a deleted key is an
+	// expiry, not a handover, and a VRRP master defers to a member of
+	// higher priority registered at the quorum. Zero: no window.
+	RestoreWindow time.Duration
 }
 
 // The storm guard's defaults.
@@ -129,6 +135,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: %s: handover delay must be >= 0", c.Group)
 	case c.DemoteBudget <= 0:
 		return fmt.Errorf("node: %s: demote budget must be > 0", c.Group)
+	case c.RestoreWindow < 0:
+		return fmt.Errorf("node: %s: restore window must be >= 0", c.Group)
 	case c.FlapWindow < 0 || c.FlapLimit < 0 || c.FlapBackoff < 0 || c.FlapBackoffMax < 0:
 		return fmt.Errorf("node: %s: storm guard settings must be >= 0", c.Group)
 	case c.FlapBackoffMax != 0 && c.FlapBackoffMax < c.FlapBackoff:
@@ -142,8 +150,11 @@ func (c Config) Validate() error {
 type Event interface{ nodeEvent() }
 
 type (
-	// VRRPMaster: the VRRP machine became master.
-	VRRPMaster struct{}
+	// VRRPMaster: the VRRP machine became master. HigherMember: a member
+	// of the group's instances with a higher priority is registered at the
+	// quorum (Roster.HigherRegistered); within the restore window this
+	// node waits for it instead of acquiring.
+	VRRPMaster struct{ HigherMember bool }
 	// VRRPNotMaster: the VRRP machine left master (higher priority heard,
 	// fault, stop).
 	VRRPNotMaster struct{ Reason string }
@@ -288,6 +299,8 @@ type (
 	VRRPFault struct{ On bool }
 	// Alarm raises an operator-visible event (e.g. "stale-holder").
 	Alarm struct{ Kind, Detail string }
+	// Note is logged: a decision that changes no role (a deferral).
+	Note struct{ Detail string }
 )
 
 func (Transition) nodeAction()   {}
@@ -303,6 +316,7 @@ func (Demote) nodeAction()       {}
 func (Release) nodeAction()      {}
 func (VRRPFault) nodeAction()    {}
 func (Alarm) nodeAction()        {}
+func (Note) nodeAction()         {}
 
 // Machine is one group's role state. It is a value: Step returns the next.
 type Machine struct {
@@ -323,6 +337,11 @@ type Machine struct {
 	// quorumFault: VRRP is held in fault for want of a session (set on
 	// SessionLost, cleared by the next SessionUp).
 	quorumFault bool
+	// restoreUntil ends the restore window (zero: none), opened by the
+	// SessionUp that clears a quorum fault. deferred: VRRP is master but
+	// the node waits for a higher-priority member until then.
+	restoreUntil time.Time
+	deferred     bool
 	// The storm guard: when the grant held was acquired, flaps counted
 	// and the last one, and until when no acquire goes out.
 	acquiredAt time.Time
@@ -388,6 +407,9 @@ func (m Machine) MayAnnounce(now time.Time, margin time.Duration) bool {
 // NextDeadline is when the actuator must deliver a Tick (zero: no timer).
 func (m Machine) NextDeadline() time.Time {
 	t := m.timer
+	if m.deferred && (t.IsZero() || m.restoreUntil.Before(t)) {
+		t = m.restoreUntil
+	}
 	if (m.role == RoleOwner || m.grant.Epoch != 0) && !m.deadline.IsZero() && m.role != RoleDemoting {
 		guard := m.deadline.Add(-m.cfg.DemoteBudget)
 		if t.IsZero() || guard.Before(t) {
@@ -406,6 +428,9 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		wasFault := m.role == RoleFault
 		if wasFault {
 			out = m.to(RoleBackup, "quorum session established", out)
+		}
+		if m.quorumFault && m.cfg.RestoreWindow > 0 {
+			m.restoreUntil = now.Add(m.cfg.RestoreWindow)
 		}
 		if m.quorumFault {
 			// Whatever the role: a new session can come while the old
@@ -430,7 +455,7 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		m.session, m.deadline = false, time.Time{}
 		// VRRP is put in fault: it leaves master (and comes back through
 		// backup once the fault is cleared).
-		m.vrrp, m.quorumFault = false, true
+		m.vrrp, m.quorumFault, m.deferred = false, true, false
 		out = append(out, VRRPFault{On: true})
 		out = m.demote("quorum session lost: "+errString(ev.Err), false, now, out)
 		if m.role != RoleDemoting && m.role != RoleStopped {
@@ -439,11 +464,22 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 	case VRRPMaster:
 		m.vrrp = true
 		if m.role == RoleBackup && m.session && !m.stopping {
+			if ev.HigherMember && m.restoring(now) {
+				// After a quorum fault every node's VRRP starts from its own
+				// session's return, so the first back, not the best, would
+				// be master first and be preempted in turn: one ownership
+				// change per node. The better member is alive (registered
+				// with a live session); its adverts end this, or the window
+				// does (its health may hold it in fault).
+				m.deferred = true
+				out = append(out, Note{Detail: fmt.Sprintf("VRRP master after a quorum fault: waiting up to %v for a registered member of higher priority", m.restoreUntil.Sub(now).Round(time.Millisecond))})
+				break
+			}
 			out = m.to(RoleCandidate, "VRRP master", out)
 			out = m.acquire(now, out)
 		}
 	case VRRPNotMaster:
-		m.vrrp = false
+		m.vrrp, m.deferred = false, false
 		switch {
 		case m.role == RoleOwner:
 			out = m.demote("VRRP left master: "+ev.Reason, true, now, out)
@@ -463,10 +499,12 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		case m.role == RoleCandidate && m.stage == StageIdle:
 			out = m.acquire(now, out)
 		case m.role == RoleBackup && m.session && !m.stopping && !m.faulted && !ev.MasterHeard &&
-			(ev.Epoch == 0 || ev.Epoch != m.released):
+			(ev.Epoch == 0 || ev.Epoch != m.released) && !m.restoring(now):
 			// Not for our own release: we let go for a reason. Not while
 			// VRRP hears another master: the owner released for it (a
-			// preemption), and racing it would add ownership changes.
+			// preemption), and racing it would add ownership changes. Not
+			// in the restore window: the key expired with the quorum's
+			// fault, nobody handed it over, and VRRP elects the best.
 			out = m.to(RoleCandidate, "the owner released the lease", out)
 			m.stage, m.timer = StageHandover, now.Add(m.cfg.HandoverDelay)
 			if m.cfg.Probe {
@@ -643,7 +681,17 @@ func (m *Machine) current(r Role, s Stage, epoch uint64) bool {
 	return m.role == r && m.stage == s && epoch == m.grant.Epoch && epoch != 0
 }
 
+// restoring reports whether now is inside the restore window.
+func (m *Machine) restoring(now time.Time) bool { return now.Before(m.restoreUntil) }
+
 func (m *Machine) tick(now time.Time, out []Action) []Action {
+	if m.deferred && !m.restoring(now) {
+		m.deferred = false
+		if m.role == RoleBackup && m.vrrp && m.session && !m.stopping {
+			out = m.to(RoleCandidate, "VRRP master: the restore window ended without the member of higher priority taking over", out)
+			return m.acquire(now, out)
+		}
+	}
 	// The deadline guard: the session should have said so, but never act
 	// as owner inside the demote budget.
 	if (m.role == RoleOwner || m.grant.Epoch != 0) && m.role != RoleDemoting && !m.deadline.IsZero() &&

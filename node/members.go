@@ -131,6 +131,24 @@ func (r *Roster) Members() []RosterEntry {
 	return append(out, reg...)
 }
 
+// HigherRegistered reports whether a node registered at the quorum ranks
+// above this one as VRRP ranks masters: a higher priority, or the same
+// priority and a higher address. Its key lives with its session, so it is
+// alive and reaches the quorum (as last seen on this node's watch).
+func (r *Roster) HigherRegistered() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for a, m := range r.reg {
+		if a == r.self {
+			continue
+		}
+		if m.Priority > r.priority || m.Priority == r.priority && a.Compare(r.self) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // put records a registration seen at the quorum.
 func (r *Roster) put(addr netip.Addr, node string, priority int) {
 	addr = addr.WithZone("")

@@ -86,6 +86,8 @@ func runScenario(t *testing.T, path string) {
 					cfg.FlapBackoff = dur(t, where, v)
 				case "flap-max":
 					cfg.FlapBackoffMax = dur(t, where, v)
+				case "restore":
+					cfg.RestoreWindow = dur(t, where, v)
 				default:
 					t.Fatalf("%s: unknown config key %q", where, k)
 				}
@@ -120,9 +122,9 @@ func runScenario(t *testing.T, path string) {
 				t.Fatalf("%s: at %s the gate says %s, want %s\ntrace:\n  %s", where, f[1], got, want, strings.Join(trace, "\n  "))
 			}
 		case "next":
-			want := t0.Add(dur(t, where, f[1]))
-			if f[1] == "none" {
-				want = time.Time{}
+			var want time.Time
+			if f[1] != "none" {
+				want = t0.Add(dur(t, where, f[1]))
 			}
 			if got := m.NextDeadline(); !got.Equal(want) {
 				t.Fatalf("%s: next deadline %v, want %v", where, got.Sub(t0), want.Sub(t0))
@@ -171,7 +173,7 @@ func parseEvent(t *testing.T, where, name string, a map[string]string, t0 time.T
 	case "session-lost":
 		return SessionLost{Err: err}
 	case "vrrp-master":
-		return VRRPMaster{}
+		return VRRPMaster{HigherMember: a["higher-member"] == "true"}
 	case "vrrp-faulted":
 		return VRRPFaulted{On: a["on"] == "true"}
 	case "vrrp-backup":
@@ -244,6 +246,8 @@ func fmtAction(a Action) string {
 		return fmt.Sprintf("vrrp-fault %v", map[bool]string{true: "on", false: "off"}[a.On])
 	case Alarm:
 		return "alarm " + a.Kind
+	case Note:
+		return "note"
 	}
 	return fmt.Sprintf("%T", a)
 }

@@ -185,3 +185,14 @@ func (c syncControl) MasterHeard() bool {
 	}
 	return false
 }
+
+// HigherMember reports whether any member instance has a registered member
+// of higher priority: that node's sync group is the better master.
+func (c syncControl) HigherMember() bool {
+	for _, m := range c.s.members {
+		if r, ok := m.(memberRanker); ok && r.HigherMember() {
+			return true
+		}
+	}
+	return false
+}

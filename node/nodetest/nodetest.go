@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/leasehold/leasehold/fencing"
@@ -103,9 +104,12 @@ func (h *Hang) wait(ctx context.Context) error {
 
 // VRRP is a node.VRRPControl. OnClaim, when set, runs on Inject(vrrp.Claim)
 // (a real instance becomes master and says so through the group's Effects).
+// Higher, when set, answers HigherMember (a member of higher priority
+// registered at the quorum).
 type VRRP struct {
 	Recorder
 	OnClaim func()
+	Higher  atomic.Bool
 }
 
 var _ node.VRRPControl = (*VRRP)(nil)
@@ -118,6 +122,7 @@ func (v *VRRP) Inject(ev vrrp.Event) {
 }
 func (v *VRRP) SetFault(source string, on bool) { v.record("fault %s %v", source, on) }
 func (v *VRRP) Announce()                       { v.record("announce") }
+func (v *VRRP) HigherMember() bool              { return v.Higher.Load() }
 
 // Addrs is a node.Addresses. OnChange, when set, is told whether the VIPs
 // are configured after every call that changed it (for a ledger of who
