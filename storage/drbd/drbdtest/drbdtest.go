@@ -162,17 +162,12 @@ var _ drbd.Executor = (*Host)(nil)
 
 // ReadFile implements drbd.Executor: /proc/drbd and /proc/self/mountinfo.
 func (h *Host) ReadFile(p string) ([]byte, error) {
+	if p == h.paths.ProcDRBD {
+		return h.procDRBD()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch p {
-	case h.paths.ProcDRBD:
-		switch {
-		case h.noProc:
-			return nil, fmt.Errorf("open %s: %w", p, fs.ErrNotExist)
-		case h.proc != "":
-			return []byte(h.proc), nil
-		}
-		return []byte(h.procLocked()), nil
 	case h.paths.Mountinfo:
 		var b strings.Builder
 		fmt.Fprintf(&b, "22 1 0:21 / / rw,relatime shared:1 - rootfs rootfs rw\n")
@@ -185,20 +180,32 @@ func (h *Host) ReadFile(p string) ([]byte, error) {
 	return nil, fmt.Errorf("open %s: %w", p, fs.ErrNotExist)
 }
 
-// procLocked renders /proc/drbd; h.mu is held (the peer's is taken).
-func (h *Host) procLocked() string {
-	head := "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 211FB288A383ED945B83420 \n"
-	if h.conn == drbd.Unconfigured {
-		return head + fmt.Sprintf("%2d: cs:Unconfigured\n", h.minor)
-	}
+// procDRBD renders /proc/drbd. The host's own state is copied under h.mu
+// and the peer's read after it is released: never both locks at once (two
+// linked hosts read at the same moment would each wait for the other's).
+func (h *Host) procDRBD() ([]byte, error) {
+	h.mu.Lock()
+	noProc, proc := h.noProc, h.proc
+	minor, conn, role, disk, peer := h.minor, h.conn, h.role, h.disk, h.peer
 	peerRole, peerDisk := drbd.RoleUnknown, h.alone
-	if h.peer != nil && h.conn == drbd.Connected {
-		h.peer.mu.Lock()
-		peerRole, peerDisk = h.peer.role, h.peer.disk
-		h.peer.mu.Unlock()
+	h.mu.Unlock()
+	switch {
+	case noProc:
+		return nil, fmt.Errorf("open %s: %w", h.paths.ProcDRBD, fs.ErrNotExist)
+	case proc != "":
+		return []byte(proc), nil
 	}
-	return head + fmt.Sprintf("%2d: cs:%s ro:%s/%s ds:%s/%s C r-----\n    ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0\n",
-		h.minor, h.conn, h.role, peerRole, h.disk, peerDisk)
+	head := "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 211FB288A383ED945B83420 \n"
+	if conn == drbd.Unconfigured {
+		return []byte(head + fmt.Sprintf("%2d: cs:Unconfigured\n", minor)), nil
+	}
+	if peer != nil && conn == drbd.Connected {
+		peer.mu.Lock()
+		peerRole, peerDisk = peer.role, peer.disk
+		peer.mu.Unlock()
+	}
+	return []byte(head + fmt.Sprintf("%2d: cs:%s ro:%s/%s ds:%s/%s C r-----\n    ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0\n",
+		minor, conn, role, peerRole, disk, peerDisk)), nil
 }
 
 // Run implements drbd.Executor.
