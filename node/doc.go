@@ -52,4 +52,13 @@
 // crashed owner looks like a yield to the others); and the acquire retries
 // of a candidate whose VRRP stays master while another node holds the key
 // (one per retry interval, as before).
+//
+// A grant given up because a step of the promotion failed (a peer-fence
+// hook, the resources, the VIP, a step's timeout) is not a flap: a
+// resource that refuses (a DRBD disk marked outdated refuses until it has
+// resynced) says nothing of VRRP, and counting it held a kill -9 failover
+// right after a partition back for 16 s. The first FlapLimit failures in a
+// row retry at the retry interval, then one acquire per FlapBackoff (1 s)
+// until the node becomes owner or FlapBackoffMax passes without a failure
+// (testdata/scenarios/step_failures.txt). The flap count is left as it is.
 package node

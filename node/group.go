@@ -343,8 +343,11 @@ func (g *Group) step(ev Event) {
 	case KeyDeleted:
 		if h, ok := g.deps.VRRP.(masterHearer); ok {
 			e.MasterHeard = h.MasterHeard()
-			ev = e
 		}
+		if r, ok := g.deps.VRRP.(memberRanker); ok {
+			e.HigherMember = r.HigherMember()
+		}
+		ev = e
 	case VRRPMaster:
 		if r, ok := g.deps.VRRP.(memberRanker); ok {
 			e.HigherMember = r.HigherMember()

@@ -79,8 +79,9 @@ type Config struct {
 	// local deadline.
 	DemoteBudget time.Duration
 	// Storm guard (doc.go "Storm bound"); zero values take the defaults.
-	// A flap is a grant this node gave up itself (VRRP left master, a hook
-	// failed, a stale grant) less than FlapWindow after acquiring it.
+	// A flap is a grant this node gave up itself (VRRP left master, a stale
+	// grant) less than FlapWindow after acquiring it; a grant given up
+	// because a promotion step failed is paced apart (stepFailed).
 	// After FlapLimit flaps, the k-th further flap holds every acquire for
 	// min(FlapBackoff·2^(k−1), FlapBackoffMax). The count restarts after a
 	// grant held FlapWindow or longer, or after 2·FlapBackoffMax without
@@ -182,9 +183,11 @@ type (
 	// expired). Epoch is the deleted grant's, if known. MasterHeard: VRRP
 	// hears another node as master (vrrp.Machine.MasterHeard); that node
 	// is a candidate and acquires itself, so a backup does not race it.
+	// HigherMember as for VRRPMaster.
 	KeyDeleted struct {
-		Epoch       uint64
-		MasterHeard bool
+		Epoch        uint64
+		MasterHeard  bool
+		HigherMember bool
 	}
 	// KeyPut: the watch saw the key created by a grant.
 	KeyPut struct {
@@ -348,6 +351,9 @@ type Machine struct {
 	flaps      int
 	lastFlap   time.Time
 	holdUntil  time.Time
+	// Failed promotion steps in a row (stepFailed) and the last one.
+	failures    int
+	lastFailure time.Time
 }
 
 // early is the state of a handover's early probe. A handover starts when
@@ -499,14 +505,21 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		case m.role == RoleCandidate && m.stage == StageIdle:
 			out = m.acquire(now, out)
 		case m.role == RoleBackup && m.session && !m.stopping && !m.faulted && !ev.MasterHeard &&
-			(ev.Epoch == 0 || ev.Epoch != m.released) && !m.restoring(now):
+			(ev.Epoch == 0 || ev.Epoch != m.released) && !(m.restoring(now) && ev.HigherMember):
 			// Not for our own release: we let go for a reason. Not while
 			// VRRP hears another master: the owner released for it (a
-			// preemption), and racing it would add ownership changes. Not
-			// in the restore window: the key expired with the quorum's
-			// fault, nobody handed it over, and VRRP elects the best.
+			// preemption), and racing it would add ownership changes. In
+			// the restore window, only when no better member is registered:
+			// the key expired with the fault, nobody handed it over, and
+			// the best node takes it, at once, ahead of the others' skew
+			// (a node back from a link flap whose old session was revoked
+			// behind it: the others outside their windows race it).
 			out = m.to(RoleCandidate, "the owner released the lease", out)
-			m.stage, m.timer = StageHandover, now.Add(m.cfg.HandoverDelay)
+			delay := m.cfg.HandoverDelay
+			if m.restoring(now) {
+				delay = 0
+			}
+			m.stage, m.timer = StageHandover, now.Add(delay)
 			if m.cfg.Probe {
 				m.early, m.earlyAt = earlyRunning, now
 				out = append(out, Probe{})
@@ -552,7 +565,7 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 		}
 		if ev.Err != nil {
 			out = append(out, Alarm{Kind: "fence-hook-failed", Detail: ev.Err.Error()})
-			out = m.yield(now, out)
+			m.stepFailed(now)
 			out = append(out, Release{Grant: m.grant})
 			m.grant = quorum.Grant{}
 			m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
@@ -603,7 +616,7 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			break
 		}
 		if ev.Err != nil {
-			out = m.demote("promoting resources failed: "+ev.Err.Error(), true, now, out)
+			out = m.demoteFailed("promoting resources failed: "+ev.Err.Error(), now, out)
 			break
 		}
 		m.stage, m.timer = StageVIP, now.Add(m.cfg.StepTimeout)
@@ -613,10 +626,11 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			break
 		}
 		if ev.Err != nil {
-			out = m.demote("adding the VIP failed: "+ev.Err.Error(), true, now, out)
+			out = m.demoteFailed("adding the VIP failed: "+ev.Err.Error(), now, out)
 			break
 		}
 		m.stage, m.timer = StageIdle, time.Time{}
+		m.failures = 0
 		out = m.to(RoleOwner, fmt.Sprintf("lease epoch %d held, VIP up", m.grant.Epoch), out)
 		out = append(out, Announce{Epoch: m.grant.Epoch})
 	case Demoted:
@@ -714,7 +728,7 @@ func (m *Machine) tick(now time.Time, out []Action) []Action {
 		m.stage, m.timer = StageIdle, now.Add(m.cfg.RetryInterval)
 		return out
 	default:
-		return m.demote(fmt.Sprintf("promotion step %s timed out", m.stage), true, now, out)
+		return m.demoteFailed(fmt.Sprintf("promotion step %s timed out", m.stage), now, out)
 	}
 }
 
@@ -777,10 +791,53 @@ func (m *Machine) promote(now time.Time, out []Action) []Action {
 	return append(out, Promote{Epoch: m.grant.Epoch})
 }
 
+// stepFailed paces the acquires after a grant given up because a step of
+// the promotion failed (a peer-fence hook, the resources, the VIP, a step's
+// timeout). It is not a flap: the resource refused (a DRBD disk marked
+// outdated refuses until it has resynced), which says nothing of VRRP, and
+// counting it would hold a later failover back for the guard's backoff
+// (make bench-drbd: kill -9 right after a partition, 11 s instead of 5).
+// The first FlapLimit failures in a row are retried at the retry interval;
+// after them, one acquire per FlapBackoff, without growth. The count
+// restarts when the node becomes owner, or after FlapBackoffMax without a
+// failure.
+func (m *Machine) stepFailed(now time.Time) {
+	if m.stopping {
+		return
+	}
+	if !m.lastFailure.IsZero() && now.Sub(m.lastFailure) > m.cfg.FlapBackoffMax {
+		m.failures = 0
+	}
+	m.failures++
+	m.lastFailure = now
+	if m.failures > m.cfg.FlapLimit {
+		m.holdUntil = later(m.holdUntil, now.Add(m.cfg.FlapBackoff))
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// demoteFailed demotes and releases after a failed promotion step
+// (stepFailed, not a flap).
+func (m *Machine) demoteFailed(reason string, now time.Time, out []Action) []Action {
+	return m.give(reason, true, false, now, out)
+}
+
 // demote starts the demotion pipeline if anything is held; release says
 // whether to delete the key (not when the session is gone: it cannot, and
-// the lease expires).
+// the lease expires). A grant released is counted by the storm guard.
 func (m *Machine) demote(reason string, release bool, now time.Time, out []Action) []Action {
+	return m.give(reason, release, true, now, out)
+}
+
+// give is demote; flap says whether a grant released counts as a flap
+// (yield) or as a failed step (stepFailed).
+func (m *Machine) give(reason string, release, flap bool, now time.Time, out []Action) []Action {
 	switch m.role {
 	case RoleDemoting, RoleStopped:
 		return out
@@ -801,7 +858,11 @@ func (m *Machine) demote(reason string, release bool, now time.Time, out []Actio
 		m.stage, m.timer = StageIdle, time.Time{}
 		if release && m.session {
 			m.released = m.grant.Epoch
-			out = m.yield(now, out)
+			if flap {
+				out = m.yield(now, out)
+			} else {
+				m.stepFailed(now)
+			}
 		}
 		return append(out, Demote{Grant: m.grant, Release: release && m.session, Deadline: m.deadline, Reason: reason})
 	}

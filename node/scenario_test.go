@@ -183,7 +183,7 @@ func parseEvent(t *testing.T, where, name string, a map[string]string, t0 time.T
 	case "acquire-failed":
 		return AcquireFailed{Holder: a["holder"], Err: err}
 	case "key-deleted":
-		return KeyDeleted{Epoch: epoch(), MasterHeard: a["master-heard"] == "true"}
+		return KeyDeleted{Epoch: epoch(), MasterHeard: a["master-heard"] == "true", HigherMember: a["higher-member"] == "true"}
 	case "key-put":
 		return KeyPut{Epoch: epoch(), Holder: a["holder"]}
 	case "hooks-done":
