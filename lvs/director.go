@@ -69,8 +69,8 @@ type Director struct {
 	cache []Virtual // the kernel's table after the last pass; nil: unknown
 
 	kick     chan struct{}
-	notifies sync.WaitGroup // quorum_up/down scripts, the real servers' notifier
-	realNote notifyQueue    // real servers' notify_up/down, in order
+	notifies sync.WaitGroup // the scripts' runner
+	scripts  notifyQueue    // quorum_up/down, real servers' notify_up/down, in order
 
 	mu       sync.Mutex
 	checks   [][][]CheckState // service → real → checker
@@ -339,7 +339,8 @@ func (d *Director) Run(ctx context.Context) {
 	d.notifies.Wait()
 }
 
-// notify runs a virtual server's quorum_up or quorum_down script.
+// notify queues a virtual server's quorum_up or quorum_down script
+// (d.queue).
 func (d *Director) notify(s Service, up bool) {
 	cmd, what := s.QuorumDown, "quorum_down"
 	if up {
@@ -348,10 +349,11 @@ func (d *Director) notify(s Service, up bool) {
 	if cmd == nil {
 		return
 	}
-	r := script.Run(context.Background(), *cmd)
-	if !r.OK() {
-		d.o.Log.Warn("lvs: "+what+" failed", "virtual_server", s.Name, "reason", r.Reason())
-	}
+	d.queue(func() {
+		if r := script.Run(context.Background(), *cmd); !r.OK() {
+			d.o.Log.Warn("lvs: "+what+" failed", "virtual_server", s.Name, "reason", r.Reason())
+		}
+	})
 }
 
 // realNotify is rs's notify_up (alive) or notify_down script, or nil.
@@ -369,22 +371,26 @@ type notifyQueue struct {
 	running bool
 }
 
-// notifyReal queues rs's notify script for a change to alive. The
-// scripts run one at a time in the order of the changes (a flapping
-// server's down never overtakes its up), outside d.mu, each bounded by
-// its timeout; a failure is logged.
+// notifyReal queues rs's notify script for a change to alive (d.queue).
 func (d *Director) notifyReal(s Service, rs RealServer, cmd script.Command, alive bool) {
 	what := "notify_down"
 	if alive {
 		what = "notify_up"
 	}
 	cmd.Env = append(slices.Clip(cmd.Env), "LEASEHOLD_VIRTUAL_SERVER="+s.Name, "LEASEHOLD_REAL_SERVER="+rs.Addr.String())
-	run := func() {
+	d.queue(func() {
 		if r := script.Run(context.Background(), cmd); !r.OK() {
 			d.o.Log.Warn("lvs: real server "+what+" failed", "virtual_server", s.Name, "real_server", rs.Addr.String(), "reason", r.Reason())
 		}
-	}
-	q := &d.realNote
+	})
+}
+
+// queue runs a script after those queued before it: the quorum and notify
+// scripts run one at a time in the order of the changes (a flapping
+// server's or quorum's down never overtakes its up), outside d.mu, each
+// bounded by its timeout; a failure is logged.
+func (d *Director) queue(run func()) {
+	q := &d.scripts
 	q.mu.Lock()
 	q.pending = append(q.pending, run)
 	start := !q.running
@@ -563,7 +569,7 @@ func (d *Director) record(r result) time.Duration {
 	d.mu.Unlock()
 	if quorumFlip {
 		d.o.Log.Info("lvs quorum "+upDown(quorumUp), "virtual_server", s.Name)
-		d.notifies.Go(func() { d.notify(s, quorumUp) })
+		d.notify(s, quorumUp)
 	}
 	if before != after {
 		d.poke()
