@@ -503,7 +503,11 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			out = append(out, Alarm{Kind: "lease-deleted", Detail: fmt.Sprintf("our key (epoch %d) was deleted at the quorum", ev.Epoch)})
 			out = m.demote("our lease key was deleted", false, now, out)
 		case m.role == RoleCandidate && m.stage == StageIdle:
-			out = m.acquire(now, out)
+			// VRRP master, retrying while another held the key: acquire
+			// after the skew, as a backup's handover does, so that a better
+			// node taking the key at once (the best member in its restore
+			// window) comes first.
+			m.timer = now.Add(m.cfg.HandoverDelay)
 		case m.role == RoleBackup && m.session && !m.stopping && !m.faulted && !ev.MasterHeard &&
 			(ev.Epoch == 0 || ev.Epoch != m.released) && !(m.restoring(now) && ev.HigherMember):
 			// Not for our own release: we let go for a reason. Not while

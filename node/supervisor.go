@@ -130,11 +130,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		for _, g := range s.groups {
 			g.SetLease(nil)
 		}
-		go func() {
-			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			sess.Close(cctx)
-		}()
+		// The lost session is not revoked: it expires at the quorum, after
+		// the local deadline, so after the kernel fence of every group it
+		// held has run out. A revocation could reach the quorum before a
+		// busy group has even disarmed, and hands the keys over at once to
+		// the others, racing this node's own new session (a link flap just
+		// past the loss point: soak fault 193).
 	}
 	return nil
 }

@@ -98,9 +98,29 @@ func (r *Renewer) ack(sent time.Time, serverTTL time.Duration) time.Time {
 	return r.deadline
 }
 
-// Run renews every RenewInterval until ctx ends or the session is lost. A
-// failed renewal is retried at once-per-RenewInterval/4 until the loss point.
+// Run renews every RenewInterval until ctx ends or the session is lost.
+//
+// An attempt not answered within the hedge delay (RenewInterval/4, or four
+// round trips of the last acknowledged renewal if longer) is joined by
+// another, until one is acknowledged; each is bounded by RequestTimeout and
+// the loss point. After a short network outage (a link flap), the attempt
+// sent during it waits in TCP's retransmission backoff, or times out, while
+// a fresh one gets through as soon as the path is back: a blip that ends
+// before the loss point keeps the session. At most maxInFlight attempts run
+// at once, so a slow quorum sees a few more requests, not a storm. A
+// failed attempt is retried after the hedge delay. Every acknowledgement
+// moves the deadline from its own attempt's send time.
 func (r *Renewer) Run(ctx context.Context) error {
+	type result struct {
+		sent time.Time
+		ttl  time.Duration
+		err  error
+	}
+	results := make(chan result, maxInFlight) // never blocks an attempt
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	inFlight := 0
+	var newest time.Time // send time of the newest acknowledged attempt
 	next := time.Now().Add(r.opts.RenewInterval)
 	for {
 		loss := r.lossPoint()
@@ -116,6 +136,36 @@ func (r *Renewer) Run(ctx context.Context) error {
 		case <-r.done:
 			t.Stop()
 			return r.Err()
+		case res := <-results:
+			t.Stop()
+			inFlight--
+			switch {
+			case res.err == nil:
+				d := r.ack(res.sent, res.ttl)
+				// A freeze between the reply and here is caught: if the
+				// deadline is already past, the ack is worthless.
+				if !time.Now().Before(d.Add(-r.opts.DemoteBudget)) {
+					r.Lose(fmt.Errorf("%w: renewal acknowledged too late", ErrLost))
+					return r.Err()
+				}
+				if r.onRenew != nil {
+					r.onRenew(r.LastRTT(), d)
+				}
+				if res.sent.After(newest) {
+					newest = res.sent
+					next = newest.Add(r.opts.RenewInterval)
+				}
+			case errors.Is(res.err, ErrLost):
+				r.Lose(res.err)
+				return r.Err()
+			case ctx.Err() != nil:
+				return ctx.Err()
+			default:
+				if retry := time.Now().Add(r.hedgeDelay()); retry.Before(next) {
+					next = retry
+				}
+			}
+			continue
 		case <-t.C:
 		}
 		now := time.Now()
@@ -123,31 +173,28 @@ func (r *Renewer) Run(ctx context.Context) error {
 			r.Lose(fmt.Errorf("%w: no acknowledged renewal; local deadline in %v", ErrLost, time.Until(r.Deadline())))
 			return r.Err()
 		}
-		timeout := min(r.opts.RequestTimeout, r.lossPoint().Sub(now))
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		sent := time.Now()
-		ttl, err := r.renew(rctx)
-		cancel()
-		switch {
-		case err == nil:
-			d := r.ack(sent, ttl)
-			// A freeze between the reply and here is caught: if the deadline
-			// is already past, the ack is worthless.
-			if !time.Now().Before(d.Add(-r.opts.DemoteBudget)) {
-				r.Lose(fmt.Errorf("%w: renewal acknowledged too late", ErrLost))
-				return r.Err()
-			}
-			if r.onRenew != nil {
-				r.onRenew(r.LastRTT(), d)
-			}
-			next = sent.Add(r.opts.RenewInterval)
-		case errors.Is(err, ErrLost):
-			r.Lose(err)
-			return r.Err()
-		case ctx.Err() != nil:
-			return ctx.Err()
-		default:
-			next = time.Now().Add(r.opts.RenewInterval / 4)
+		next = now.Add(r.hedgeDelay())
+		if inFlight == maxInFlight {
+			continue
 		}
+		inFlight++
+		timeout := min(r.opts.RequestTimeout, r.lossPoint().Sub(now))
+		go func() {
+			rctx, cancel := context.WithTimeout(actx, timeout)
+			defer cancel()
+			sent := time.Now()
+			ttl, err := r.renew(rctx)
+			results <- result{sent, ttl, err}
+		}()
 	}
+}
+
+// maxInFlight bounds the renewal attempts running at once (Run).
+const maxInFlight = 4
+
+// hedgeDelay is how long an unanswered attempt runs alone, and the pace of
+// retries after a failed one: RenewInterval/4, or four round trips of the
+// last acknowledged renewal on a slow quorum, at most RenewInterval.
+func (r *Renewer) hedgeDelay() time.Duration {
+	return min(max(r.opts.RenewInterval/4, 4*r.LastRTT()), r.opts.RenewInterval)
 }

@@ -124,3 +124,53 @@ func TestRenewerLostAtQuorum(t *testing.T) {
 		}
 	})
 }
+
+// A link flap shorter than the time left to the loss point: the attempts
+// sent into the outage stay stuck until their timeout (a connection in
+// TCP's retransmission backoff), but another is sent every hedge delay, and
+// the first one after the outage is acknowledged before the loss point.
+// Attempts are not hedged while the quorum answers within the delay, and
+// never more than 4 run at once.
+func TestRenewerHedgesThroughALinkFlap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOpts() // TTL 1 s, renew 125 ms: loss 790 ms after the last acknowledged send
+		var down atomic.Bool
+		var cur, most atomic.Int32
+		renew := func(ctx context.Context) (time.Duration, error) {
+			n := cur.Add(1)
+			defer cur.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			if down.Load() {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			time.Sleep(2 * time.Millisecond)
+			return 0, nil
+		}
+		r := NewRenewer(o, renew, time.Now(), 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(990 * time.Millisecond)
+		if m := most.Load(); m != 1 {
+			t.Fatalf("%d attempts at once while the quorum answered in 2 ms, want 1", m)
+		}
+		down.Store(true)
+		time.Sleep(600 * time.Millisecond)
+		down.Store(false)
+		time.Sleep(time.Second)
+		select {
+		case err := <-done:
+			t.Fatalf("session lost over a 600 ms outage that ended before the loss point: %v", err)
+		default:
+		}
+		if m := most.Load(); m < 2 || m > maxInFlight {
+			t.Errorf("at most %d attempts at once during the outage, want 2..%d", m, maxInFlight)
+		}
+		if left := time.Until(r.Deadline()); left < o.TTL-o.Drift-o.Margin-o.RenewInterval-10*time.Millisecond {
+			t.Errorf("deadline only %v ahead a second after the outage", left)
+		}
+	})
+}
