@@ -19,10 +19,12 @@
 // # After a quorum fault
 //
 // For Config.RestoreWindow after a session that follows a quorum fault,
-// a deleted key is taken for an expiry (no handover fast path), and a VRRP
-// master defers while a member of higher priority is registered at the
-// quorum (VRRPMaster.HigherMember), acquiring when the window ends if VRRP
-// is still master. Guaranteed by Machine alone (testdata/scenarios/
+// a deleted key is taken for an expiry: only a node with no member of
+// higher priority registered (KeyDeleted.HigherMember) takes the fast
+// path, and at once, ahead of the others' skew; and a VRRP master defers
+// while a member of higher priority is registered at the quorum
+// (VRRPMaster.HigherMember), acquiring when the window ends if VRRP is
+// still master. Guaranteed by Machine alone (testdata/scenarios/
 // restore_window*.txt): no acquire in the window while HigherMember holds.
 // Not guaranteed: one ownership change per restore, which also needs the
 // better member registered, as this node's watch sees it, before this

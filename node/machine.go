@@ -93,8 +93,9 @@ type Config struct {
 	// RestoreWindow: for this long after a session that follows a quorum
 	// fault (the daemon's start, or a lost session), the node elects as
 	// after a restore (doc.go "After a quorum fault"): a deleted key is an
-	// expiry, not a handover, and a VRRP master defers to a member of
-	// higher priority registered at the quorum. Zero: no window.
+	// expiry, taken by the fast path only by the best registered member
+	// (at once), and a VRRP master defers to a member of higher priority
+	// registered at the quorum. Zero: no window.
 	RestoreWindow time.Duration
 }
 
@@ -516,8 +517,8 @@ func (m Machine) Step(ev Event, now time.Time) (Machine, []Action) {
 			// the restore window, only when no better member is registered:
 			// the key expired with the fault, nobody handed it over, and
 			// the best node takes it, at once, ahead of the others' skew
-			// (a node back from a link flap whose old session was revoked
-			// behind it: the others outside their windows race it).
+			// (a node back from a link flap whose old session expired
+			// behind it: the others, outside any window, race it).
 			out = m.to(RoleCandidate, "the owner released the lease", out)
 			delay := m.cfg.HandoverDelay
 			if m.restoring(now) {
