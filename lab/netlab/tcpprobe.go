@@ -57,14 +57,21 @@ func (r *Responder) Run(ctx context.Context) error {
 	return nil
 }
 
-// Answer is what a responder sends on every connection, at once and
-// whatever the client sends: an HTTP/1.1 response whose body is the node's
-// name and a newline. The prober reads the name from it (ParseAnswer);
-// `curl VIP:PORT` prints it.
+// Answer is what a responder sends on every connection: an HTTP/1.1
+// response whose body is the node's name and a newline. The prober reads
+// the name from it (ParseAnswer); `curl VIP:PORT` prints it.
 func Answer(name string) []byte {
 	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
 		len(name)+1, name)
 }
+
+// probeRequest is what the prober sends before it reads: the smallest
+// HTTP/1.1 request, so that the responder answers at once.
+const probeRequest = "GET / HTTP/1.1\r\nHost: leasehold-lab\r\n\r\n"
+
+// requestWait is how long a responder waits for the first bytes of a
+// request before it answers a silent client (nc) anyway.
+const requestWait = 100 * time.Millisecond
 
 // ParseAnswer returns the node name in the first bytes of an answer, and
 // whether they hold all of it. A bare "name\n" (an older responder) is
@@ -83,9 +90,11 @@ func ParseAnswer(b []byte) (string, bool) {
 }
 
 // Serve answers every connection ln accepts with Answer(name) until ctx
-// ends or ln fails. The client's request, if any, is read and dropped
-// after the answer is sent, so that closing does not reset a connection
-// the client has not read yet.
+// ends or ln fails. The answer follows the client's request header (an
+// HTTP client that sees a response before it has sent its request drops
+// the connection as unsolicited), or requestWait of silence; the rest of
+// what the client sends is read and dropped after the answer, so that
+// closing does not reset a connection the client has not read yet.
 func Serve(ctx context.Context, ln net.Listener, name string) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
@@ -101,17 +110,34 @@ func Serve(ctx context.Context, ln net.Listener, name string) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		c.SetDeadline(time.Now().Add(time.Second))
-		c.Write(answer)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.CloseWrite()
-			go func() {
-				io.Copy(io.Discard, c)
-				c.Close()
-			}()
-			continue
+		go respond(c, answer)
+	}
+}
+
+// respond answers one connection after its request header (see Serve).
+// The whole exchange is bounded by a second.
+func respond(c net.Conn, answer []byte) {
+	defer c.Close()
+	deadline := time.Now().Add(time.Second)
+	c.SetDeadline(deadline)
+	c.SetReadDeadline(time.Now().Add(requestWait))
+	var buf [1024]byte
+	n := 0
+	for n < len(buf) && !strings.Contains(string(buf[:n]), "\r\n\r\n") {
+		m, err := c.Read(buf[n:])
+		n += m
+		if err != nil {
+			break
 		}
-		c.Close()
+		if n > 0 {
+			c.SetReadDeadline(deadline)
+		}
+	}
+	c.SetDeadline(deadline)
+	c.Write(answer)
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		io.Copy(io.Discard, c)
 	}
 }
 
@@ -244,7 +270,10 @@ func probeOnce(ctx context.Context, d *net.Dialer, target netip.AddrPort, deadli
 		return "", errKind(err)
 	}
 	defer c.Close()
-	c.SetReadDeadline(deadline)
+	c.SetDeadline(deadline)
+	if _, err := io.WriteString(c, probeRequest); err != nil {
+		return "", "write: " + errKind(err)
+	}
 	n := 0
 	for n < len(buf) {
 		m, err := c.Read(buf[n:])
