@@ -23,6 +23,7 @@ type Renewer struct {
 	mu       sync.Mutex
 	deadline time.Time
 	lastRTT  time.Duration
+	lastSent time.Time // send time of the attempt lastRTT was taken from
 	done     chan struct{}
 	err      error
 	onRenew  func(rtt time.Duration, deadline time.Time)
@@ -52,7 +53,8 @@ func (r *Renewer) Deadline() time.Time {
 	return r.deadline
 }
 
-// LastRTT is the round trip of the last acknowledged renewal.
+// LastRTT is the round trip of the newest acknowledged renewal (by send
+// time: an older attempt answered later does not count).
 func (r *Renewer) LastRTT() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -94,7 +96,13 @@ func (r *Renewer) ack(sent time.Time, serverTTL time.Duration) time.Time {
 	if d := r.opts.DeadlineAfter(sent, serverTTL); d.After(r.deadline) {
 		r.deadline = d
 	}
-	r.lastRTT = now.Sub(sent)
+	// A hedged attempt answered late (it waited out an outage in TCP's
+	// backoff) says nothing about the path now: the round trip is taken
+	// from the newest attempt answered so far.
+	if sent.After(r.lastSent) {
+		r.lastSent = sent
+		r.lastRTT = now.Sub(sent)
+	}
 	return r.deadline
 }
 
