@@ -174,3 +174,35 @@ func TestRenewerHedgesThroughALinkFlap(t *testing.T) {
 		}
 	})
 }
+
+// An attempt answered late, after a newer one, does not set the round trip
+// that paces hedging: the path is as fast as the newest answer says.
+func TestRenewerRTTFromNewestAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOpts()
+		var calls atomic.Int32
+		release := make(chan struct{})
+		renew := func(ctx context.Context) (time.Duration, error) {
+			if calls.Add(1) == 1 {
+				<-release // the first attempt waits out an outage
+				return 0, nil
+			}
+			time.Sleep(2 * time.Millisecond)
+			return 0, nil
+		}
+		r := NewRenewer(o, renew, time.Now(), 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go r.Run(ctx)
+		time.Sleep(o.RenewInterval + o.RenewInterval/4 + 10*time.Millisecond)
+		synctest.Wait()
+		if calls.Load() < 2 || r.LastRTT() != 2*time.Millisecond {
+			t.Fatalf("after the hedge: %d attempts, last RTT %v, want 2 and 2ms", calls.Load(), r.LastRTT())
+		}
+		close(release)
+		synctest.Wait()
+		if rtt := r.LastRTT(); rtt != 2*time.Millisecond {
+			t.Errorf("last RTT %v after the stale attempt's answer, want 2ms", rtt)
+		}
+	})
+}
