@@ -4,7 +4,7 @@ BIN      := bin/leasehold
 PKGS     := ./...
 # Debian packages the tests and the lab use (real peers, not mocks).
 DEB_PKGS := keepalived nftables iproute2 tcpdump chromium mariadb-server \
-            qemu-system-x86 drbd-utils busybox-static ipvsadm cpio xz-utils \
+            qemu-system-x86 drbd-utils busybox-static ipvsadm e2fsprogs cpio xz-utils \
             prometheus
 # The VM suites (qemu under TCG): run one package at a time, each VM wants a core.
 VM_PKGS  := ./lab/vm/... ./lab/vmlab/... ./storage/drbd ./lvs/lvsvm/...

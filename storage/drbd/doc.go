@@ -88,6 +88,10 @@
 //     read, leaves it reported and waiting. DecideSplitBrain is the rule.
 //   - DRBD 9 (its /proc/drbd and events2 formats are refused), several
 //     volumes per resource (one minor per resource), dual-Primary setups.
+//   - A consistent file system after a Primary is reset: the new Primary
+//     mounts what was on disk at the reset, which only a journaling file
+//     system (ext4 with its journal, xfs) replays to a consistent state.
+//     An ext2, or an ext4 made without a journal, is mounted as it is.
 //   - That the user's services stop: a unit whose stop fails is reported,
 //     and the unmount then usually fails busy unless kill_holders is set.
 package drbd

@@ -9,6 +9,7 @@
 // CacheDir/kroot/<deb name>/, collects the modules asked for with their
 // .modinfo dependencies, runs `busybox depmod` over them, and writes a
 // usr-merged tree with busybox, drbdadm, drbdsetup, drbdmeta, ipvsadm,
+// mke2fs (e2fsprogs': busybox's makes ext2 without a journal),
 // /usr/lib/drbd/drbd{adm,setup}-84, their shared libraries, /etc/drbd.conf
 // (including drbd.d/global_common.conf and drbd.d/*.res), Options.Files
 // and the /init script (init.sh) as a newc cpio archive, gzip-compressed.
@@ -40,9 +41,9 @@
 //
 // Not guaranteed:
 //   - The host must be x86_64 Debian (12 is what was measured) with
-//     dpkg-deb, xz, busybox-static (/bin/busybox), drbd-utils and ipvsadm
-//     installed; FetchKernel also needs apt-cache and apt-get with a
-//     bookworm source. The guest runs the host's binaries and glibc, so the
+//     dpkg-deb, xz, busybox-static (/bin/busybox), drbd-utils, ipvsadm
+//     and e2fsprogs installed; FetchKernel also needs apt-cache and
+//     apt-get with a bookworm source. The guest runs the host's binaries and glibc, so the
 //     guest userland is whatever the host has; libraries are found like
 //     ld.so does (RUNPATH, then the Debian multiarch and classic
 //     directories, not /usr/local or ld.so.conf extras).

@@ -204,10 +204,11 @@ func loadImage(dir string) (Image, error) {
 	return img, nil
 }
 
-// hostTools are copied to /usr/sbin (with their libraries). drbd-utils 9
-// runs the 8.4 flavours from /usr/lib/drbd when /proc/drbd says 8.4.
+// hostTools are copied to /usr/sbin (with their libraries); mke2fs is
+// e2fsprogs', as busybox's cannot make a journal. drbd-utils 9 runs the
+// 8.4 flavours from /usr/lib/drbd when /proc/drbd says 8.4.
 var (
-	hostTools  = []string{"drbdadm", "drbdsetup", "drbdmeta", "ipvsadm"}
+	hostTools  = []string{"drbdadm", "drbdsetup", "drbdmeta", "ipvsadm", "mke2fs"}
 	drbd84     = []string{"/usr/lib/drbd/drbdadm-84", "/usr/lib/drbd/drbdsetup-84"}
 	busyboxBin = "/bin/busybox"
 )
